@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: builds (cached), fetches and converts the pretrained weights (cached),
+# then the workspace's tests on the real data sets in $FACEMTL_DATA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+source scripts/tools.sh
+echo "cache: $FACEMTL_CACHE  data: $FACEMTL_DATA"
+cargo build --release -p facemtl-trainer
+"$FACEMTL_BIN" setup
+cargo test --release --workspace

@@ -1,0 +1,149 @@
+//! faceres: MobileNet-v1 (width 1.0, 224x224) trained on VGGFace2 for identity (HSE FaceRec,
+//! Savchenko), with its upstream age and gender heads, from `@vladmandic/human`.
+//!
+//! Batch norms are folded: the pointwise convs carry them in their kernels and biases, the
+//! depthwise convs as a per-channel multiplier that [`layers::depthwise`] folds in.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{sigmoid, softmax};
+
+use crate::layers;
+use crate::tfjs::{TfjsError, TfjsWeights};
+
+pub const INPUT_SIZE: usize = 224;
+pub const FEATURES: usize = 1024;
+/// The peer age head is a softmax over ages 1..=100.
+pub const AGE_BINS: usize = 100;
+
+/// Output channels and depthwise stride of the 13 depthwise-separable blocks.
+const BLOCKS: [(usize, usize); 13] = [
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+];
+
+#[derive(Module, Debug)]
+pub struct SeparableBlock {
+    depthwise: Conv2d,
+    pointwise: Conv2d,
+}
+
+#[derive(Module, Debug)]
+pub struct FaceRes {
+    stem: Conv2d,
+    blocks: Vec<SeparableBlock>,
+    feats: Linear,
+    gender: Linear,
+    age: Linear,
+}
+
+#[derive(Config, Debug)]
+pub struct FaceResConfig {}
+
+impl FaceResConfig {
+    pub fn init(&self, device: &Device) -> FaceRes {
+        let mut channels = 32;
+        let blocks = BLOCKS
+            .iter()
+            .map(|&(out, stride)| {
+                let block = SeparableBlock {
+                    depthwise: Conv2dConfig::new([channels, channels], [3, 3])
+                        .with_stride([stride, stride])
+                        .with_groups(channels)
+                        .with_padding(PaddingConfig2d::Same)
+                        .init(device),
+                    pointwise: Conv2dConfig::new([channels, out], [1, 1]).init(device),
+                };
+                channels = out;
+                block
+            })
+            .collect();
+        FaceRes {
+            stem: Conv2dConfig::new([3, 32], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Same).init(device),
+            blocks,
+            feats: LinearConfig::new(FEATURES, 256).init(device),
+            gender: LinearConfig::new(256, 1).init(device),
+            age: LinearConfig::new(256, AGE_BINS).init(device),
+        }
+    }
+}
+
+fn relu6(x: Tensor<4>) -> Tensor<4> {
+    x.clamp(0.0, 6.0)
+}
+
+impl FaceRes {
+    /// `[n, 3, 224, 224]` BGR on 0..255 minus the VGGFace means -> `[n, 1024]` features
+    /// (global average of the last feature map).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = relu6(self.stem.forward(x));
+        for block in &self.blocks {
+            x = relu6(block.pointwise.forward(relu6(block.depthwise.forward(x))));
+        }
+        let [n, c, _, _] = x.dims();
+        x.mean_dim(3).mean_dim(2).reshape([n, c])
+    }
+
+    /// The upstream heads on `[n, 1024]` features: (P(male) `[n]`, age distribution over
+    /// 1..=100 `[n, 100]`).
+    pub fn peer(&self, features: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        let hidden = burn::tensor::activation::relu(self.feats.forward(features));
+        let [n, _] = hidden.dims();
+        let male = sigmoid(self.gender.forward(hidden.clone())).reshape([n]);
+        (male, softmax(self.age.forward(hidden), 1))
+    }
+
+    /// Build from `models/faceres.json` of `@vladmandic/human`.
+    pub fn from_tfjs(weights: &TfjsWeights, device: &Device) -> Result<Self, TfjsError> {
+        let mut model = FaceResConfig::new().init(device);
+        // The graph applies ReLU6 as min(x, Cast) then max(_, Const_1): make sure they are
+        // the 6 and 0 this module hard-codes.
+        for name in ["conv1_relu", "conv_dw_1_relu", "conv_pw_13_relu"] {
+            let (hi, lo) = (weights.scalar(&format!("{name}/Cast"))?, weights.scalar(&format!("{name}/Const_1"))?);
+            if (hi, lo) != (6.0, 0.0) {
+                return Err(TfjsError::Value { name: format!("{name} clip bounds"), expected: "[0, 6]".into(), found: format!("[{lo}, {hi}]") });
+            }
+        }
+        model.stem = layers::conv(weights, "conv1/convolution/merged_input", Some("conv1_bn/batchnorm_1/sub"), [3, 3, 3, 32], 2, PaddingConfig2d::Same, device)?;
+        let mut channels = 32;
+        for (i, (&(out, stride), block)) in BLOCKS.iter().zip(model.blocks.iter_mut()).enumerate() {
+            let k = i + 1;
+            block.depthwise = layers::depthwise(
+                weights,
+                &format!("conv_dw_{k}/depthwise_kernel"),
+                Some(&format!("conv_dw_{k}_bn/batchnorm_1/mul")),
+                Some(&format!("conv_dw_{k}_bn/batchnorm_1/sub")),
+                3,
+                channels,
+                stride,
+                device,
+            )?;
+            block.pointwise = layers::conv(
+                weights,
+                &format!("conv_pw_{k}/convolution/merged_input"),
+                Some(&format!("conv_pw_{k}_bn/batchnorm_1/sub")),
+                [1, 1, channels, out],
+                1,
+                PaddingConfig2d::Same,
+                device,
+            )?;
+            channels = out;
+        }
+        model.feats = layers::linear(weights, "feats/kernel", Some("feats/bias"), FEATURES, 256, device)?;
+        model.gender = layers::linear(weights, "gender_pred/kernel", Some("gender_pred/bias"), 256, 1, device)?;
+        model.age = layers::linear(weights, "age_pred/kernel", Some("age_pred/bias"), 256, AGE_BINS, device)?;
+        Ok(model)
+    }
+}

@@ -1,0 +1,114 @@
+//! Pretrained face-recognition backbones: an aligned face crop in, a feature vector out.
+
+pub mod dlib;
+pub mod faceres;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::align::AlignConfig;
+pub use dlib::{DlibResNet, DlibResNetConfig};
+pub use faceres::{FaceRes, FaceResConfig};
+
+/// Which pretrained network turns a face into features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackboneKind {
+    /// MobileNet-v1 on VGGFace2 (224x224 -> 1024-D).
+    Faceres,
+    /// dlib ResNet-34 (150x150 -> 128-D).
+    Dlib,
+}
+
+impl BackboneKind {
+    pub const ALL: [BackboneKind; 2] = [BackboneKind::Faceres, BackboneKind::Dlib];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackboneKind::Faceres => "faceres",
+            BackboneKind::Dlib => "dlib",
+        }
+    }
+
+    pub fn input_size(&self) -> usize {
+        match self {
+            BackboneKind::Faceres => faceres::INPUT_SIZE,
+            BackboneKind::Dlib => dlib::INPUT_SIZE,
+        }
+    }
+
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            BackboneKind::Faceres => faceres::FEATURES,
+            BackboneKind::Dlib => dlib::FEATURES,
+        }
+    }
+
+    pub fn align_config(&self) -> AlignConfig {
+        AlignConfig::with_size(self.input_size())
+    }
+
+    /// Planar RGB on 0..=255 (`[3, s, s]`) -> this network's input, channel planes in the order it expects.
+    ///
+    /// faceres: BGR minus the VGGFace means (measured on labelled UTKFace faces, this input
+    /// is clearly better than the RGB 0..255 that Human's JS feeds it). dlib: RGB minus
+    /// face-api's means, over 255.
+    pub fn normalise(&self, planar_rgb: &[f32]) -> Vec<f32> {
+        let plane = planar_rgb.len() / 3;
+        let (r, g, b) = (&planar_rgb[..plane], &planar_rgb[plane..2 * plane], &planar_rgb[2 * plane..]);
+        let shift = |channel: &[f32], mean: f32, div: f32| channel.iter().map(move |v| (v - mean) / div);
+        match self {
+            BackboneKind::Faceres => shift(b, 93.594, 1.0).chain(shift(g, 104.762, 1.0)).chain(shift(r, 129.186, 1.0)).collect(),
+            BackboneKind::Dlib => {
+                let [mr, mg, mb] = dlib::MEAN_RGB;
+                shift(r, mr, 255.0).chain(shift(g, mg, 255.0)).chain(shift(b, mb, 255.0)).collect()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for BackboneKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackboneKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| format!("unknown backbone `{s}` (faceres or dlib)"))
+    }
+}
+
+/// A loaded backbone.
+#[derive(Module, Debug)]
+pub enum Backbone {
+    Faceres(FaceRes),
+    Dlib(DlibResNet),
+}
+
+impl Backbone {
+    pub fn kind(&self) -> BackboneKind {
+        match self {
+            Backbone::Faceres(_) => BackboneKind::Faceres,
+            Backbone::Dlib(_) => BackboneKind::Dlib,
+        }
+    }
+
+    /// An untrained backbone of `kind`, ready for [`Module::load_record`].
+    pub fn init(kind: BackboneKind, device: &Device) -> Self {
+        match kind {
+            BackboneKind::Faceres => Backbone::Faceres(FaceResConfig::new().init(device)),
+            BackboneKind::Dlib => Backbone::Dlib(DlibResNetConfig::new().init(device)),
+        }
+    }
+
+    /// `[n, 3, s, s]` normalised crops -> `[n, feature_dim]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Backbone::Faceres(m) => m.forward(x),
+            Backbone::Dlib(m) => m.forward(x),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Detection rate on the full data sets and pipeline speed: the figures of BENCHMARKS.md.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use clap::Subcommand;
+use facemtl::backbone::BackboneKind;
+use facemtl::detect::Detection;
+use facemtl::photo::{self, DecodeLimits};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::models;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Share of all UTKFace and CelebA-subset images with exactly one face found and aligned.
+    Detection {
+        #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
+        data_dir: PathBuf,
+        /// Where to write the JSON report (counts and every miss).
+        #[arg(long, default_value = "bench/detection.json")]
+        out: PathBuf,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+    },
+    /// Photos per second for decode + detect + align + backbone, per backbone.
+    Speed {
+        #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
+        data_dir: PathBuf,
+        /// How many UTKFace photos to time.
+        #[arg(long, default_value_t = 256)]
+        photos: usize,
+        #[arg(long, default_value = "bench/speed.json")]
+        out: PathBuf,
+    },
+}
+
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len).with_message(what.to_string());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+#[derive(Serialize)]
+struct FaceLine<'a> {
+    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    faces: Vec<Detection>,
+}
+
+pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf]) -> Result<()> {
+    let detector = models::detector(cache, device)?;
+    for path in images {
+        let file = path.display().to_string();
+        let line = match fs::read(path).map_err(|e| e.to_string()).and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string())) {
+            Ok(image) => FaceLine { file: &file, error: None, faces: detector.detect_batch(&[&image], device).remove(0) },
+            Err(error) => FaceLine { file: &file, error: Some(error), faces: Vec::new() },
+        };
+        println!("{}", serde_json::to_string(&line)?);
+    }
+    Ok(())
+}
+
+pub fn run(command: BenchCommand, cache: &Cache, device: &Device, backend: &str) -> Result<()> {
+    match command {
+        BenchCommand::Detection { data_dir, out, batch } => detection(cache, device, backend, &data_dir, &out, batch),
+        BenchCommand::Speed { data_dir, photos, out } => speed(cache, device, backend, &data_dir, photos, &out),
+    }
+}
+
+fn sorted_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[derive(Serialize)]
+struct Miss {
+    file: String,
+    faces: usize,
+    scores: Vec<f32>,
+    width: u32,
+    height: u32,
+}
+
+#[derive(Serialize)]
+struct DatasetRate {
+    dataset: String,
+    images: usize,
+    exactly_one: usize,
+    none: usize,
+    several: usize,
+    unreadable: usize,
+    rate: f64,
+    seconds: f64,
+    misses: Vec<Miss>,
+}
+
+#[derive(Serialize)]
+struct DetectionReport {
+    backend: String,
+    detector: &'static str,
+    min_score: f32,
+    iou_threshold: f32,
+    datasets: Vec<DatasetRate>,
+}
+
+fn detection(cache: &Cache, device: &Device, backend: &str, data: &Path, out: &Path, batch: usize) -> Result<()> {
+    let detector = models::detector(cache, device)?;
+    let mut datasets = Vec::new();
+    for (name, dir) in [("UTKFace", data.join("utkface/UTKFace")), ("CelebA subset", data.join("celeba/img_align_celeba_89x109"))] {
+        let files = sorted_images(&dir)?;
+        let started = Instant::now();
+        let bar = progress(files.len() as u64, name);
+        let mut rate = DatasetRate { dataset: name.into(), images: files.len(), exactly_one: 0, none: 0, several: 0, unreadable: 0, rate: 0.0, seconds: 0.0, misses: Vec::new() };
+        for chunk in files.chunks(batch.max(1)) {
+            let mut decoded = Vec::new();
+            for path in chunk {
+                match fs::read(path).map_err(|e| e.to_string()).and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string())) {
+                    Ok(image) => decoded.push((path, image)),
+                    Err(_) => rate.unreadable += 1,
+                }
+            }
+            let images: Vec<_> = decoded.iter().map(|(_, i)| i).collect();
+            for ((path, image), faces) in decoded.iter().zip(detector.detect_batch(&images, device)) {
+                match faces.len() {
+                    1 => rate.exactly_one += 1,
+                    0 => rate.none += 1,
+                    _ => rate.several += 1,
+                }
+                if faces.len() != 1 {
+                    rate.misses.push(Miss {
+                        file: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                        faces: faces.len(),
+                        scores: faces.iter().map(|f| f.score).collect(),
+                        width: image.width(),
+                        height: image.height(),
+                    });
+                }
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish();
+        rate.seconds = started.elapsed().as_secs_f64();
+        rate.rate = rate.exactly_one as f64 / rate.images.max(1) as f64;
+        eprintln!(
+            "{name}: {}/{} exactly one face ({:.2} %), {} none, {} several, {} unreadable, {:.0} s",
+            rate.exactly_one, rate.images, 100.0 * rate.rate, rate.none, rate.several, rate.unreadable, rate.seconds
+        );
+        datasets.push(rate);
+    }
+    let config = &detector.config;
+    let report = DetectionReport { backend: backend.into(), detector: "BlazeFace full-range 256x256", min_score: config.min_score, iou_threshold: config.iou_threshold, datasets };
+    write_json(out, &report)
+}
+
+pub fn write_json<T: Serialize>(out: &Path, value: &T) -> Result<()> {
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    crate::setup::write_atomic(out, serde_json::to_string_pretty(value)?.as_bytes())?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct SpeedRow {
+    backbone: BackboneKind,
+    batch: usize,
+    photos: usize,
+    faces: usize,
+    seconds: f64,
+    photos_per_second: f64,
+}
+
+#[derive(Serialize)]
+struct SpeedReport {
+    backend: String,
+    method: &'static str,
+    rows: Vec<SpeedRow>,
+}
+
+fn speed(cache: &Cache, device: &Device, backend: &str, data: &Path, count: usize, out: &Path) -> Result<()> {
+    let files: Vec<_> = sorted_images(&data.join("utkface/UTKFace"))?.into_iter().take(count).collect();
+    let bytes: Vec<Vec<u8>> = files.iter().map(fs::read).collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for kind in BackboneKind::ALL {
+        let pipeline = models::pipeline(cache, kind, device)?;
+        for batch in [1usize, 16] {
+            // One untimed batch warms caches and lazily initialised kernels.
+            run_pipeline(&pipeline, &bytes[..batch.min(bytes.len())], batch)?;
+            let started = Instant::now();
+            let faces = run_pipeline(&pipeline, &bytes, batch)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let row = SpeedRow { backbone: kind, batch, photos: bytes.len(), faces, seconds, photos_per_second: bytes.len() as f64 / seconds };
+            eprintln!("{kind} batch {batch}: {:.1} photos/s ({} faces)", row.photos_per_second, faces);
+            rows.push(row);
+        }
+    }
+    let method = "release build; decode JPEG + detect (BlazeFace 256) + align + backbone forward, \
+                  photos in memory, one untimed warm-up batch, wall time over all photos";
+    write_json(out, &SpeedReport { backend: backend.into(), method, rows })
+}
+
+/// Decode, detect, align and embed `photos` in batches; returns the number of faces.
+fn run_pipeline(pipeline: &facemtl::pipeline::FacePipeline, photos: &[Vec<u8>], batch: usize) -> Result<usize> {
+    let mut faces = 0;
+    for chunk in photos.chunks(batch) {
+        let images: Vec<_> = chunk.iter().map(|b| photo::decode(b, DecodeLimits::default())).collect::<Result<_, _>>()?;
+        let refs: Vec<_> = images.iter().collect();
+        let detections = pipeline.detector.detect_batch(&refs, &pipeline.device);
+        let mut crops = Vec::new();
+        let mut count = 0;
+        for (image, found) in images.iter().zip(&detections) {
+            crops.extend(pipeline.crops(image, found));
+            count += found.len();
+        }
+        faces += pipeline.features(crops, count).len();
+    }
+    Ok(faces)
+}

