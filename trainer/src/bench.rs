@@ -44,8 +44,10 @@ pub enum BenchCommand {
 pub fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len).with_message(what.to_string());
     bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}",
+        )
+        .expect("valid template"),
     );
     bar
 }
@@ -62,9 +64,20 @@ pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf]) -> Resul
     let detector = models::detector(cache, device)?;
     for path in images {
         let file = path.display().to_string();
-        let line = match fs::read(path).map_err(|e| e.to_string()).and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string())) {
-            Ok(image) => FaceLine { file: &file, error: None, faces: detector.detect_batch(&[&image], device).remove(0) },
-            Err(error) => FaceLine { file: &file, error: Some(error), faces: Vec::new() },
+        let line = match fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string()))
+        {
+            Ok(image) => FaceLine {
+                file: &file,
+                error: None,
+                faces: detector.detect_batch(&[&image], device).remove(0),
+            },
+            Err(error) => FaceLine {
+                file: &file,
+                error: Some(error),
+                faces: Vec::new(),
+            },
         };
         println!("{}", serde_json::to_string(&line)?);
     }
@@ -73,8 +86,16 @@ pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf]) -> Resul
 
 pub fn run(command: BenchCommand, cache: &Cache, device: &Device, backend: &str) -> Result<()> {
     match command {
-        BenchCommand::Detection { data_dir, out, batch } => detection(cache, device, backend, &data_dir, &out, batch),
-        BenchCommand::Speed { data_dir, photos, out } => speed(cache, device, backend, &data_dir, photos, &out),
+        BenchCommand::Detection {
+            data_dir,
+            out,
+            batch,
+        } => detection(cache, device, backend, &data_dir, &out, batch),
+        BenchCommand::Speed {
+            data_dir,
+            photos,
+            out,
+        } => speed(cache, device, backend, &data_dir, photos, &out),
     }
 }
 
@@ -119,24 +140,47 @@ struct DetectionReport {
     datasets: Vec<DatasetRate>,
 }
 
-fn detection(cache: &Cache, device: &Device, backend: &str, data: &Path, out: &Path, batch: usize) -> Result<()> {
+fn detection(
+    cache: &Cache,
+    device: &Device,
+    backend: &str,
+    data: &Path,
+    out: &Path,
+    batch: usize,
+) -> Result<()> {
     let detector = models::detector(cache, device)?;
     let mut datasets = Vec::new();
-    for (name, dir) in [("UTKFace", data.join("utkface/UTKFace")), ("CelebA subset", data.join("celeba/img_align_celeba_89x109"))] {
+    for (name, dir) in [
+        ("UTKFace", data.join("utkface/UTKFace")),
+        ("CelebA subset", data.join("celeba/img_align_celeba_89x109")),
+    ] {
         let files = sorted_images(&dir)?;
         let started = Instant::now();
         let bar = progress(files.len() as u64, name);
-        let mut rate = DatasetRate { dataset: name.into(), images: files.len(), exactly_one: 0, none: 0, several: 0, unreadable: 0, rate: 0.0, seconds: 0.0, misses: Vec::new() };
+        let mut rate = DatasetRate {
+            dataset: name.into(),
+            images: files.len(),
+            exactly_one: 0,
+            none: 0,
+            several: 0,
+            unreadable: 0,
+            rate: 0.0,
+            seconds: 0.0,
+            misses: Vec::new(),
+        };
         for chunk in files.chunks(batch.max(1)) {
             let mut decoded = Vec::new();
             for path in chunk {
-                match fs::read(path).map_err(|e| e.to_string()).and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string())) {
+                match fs::read(path).map_err(|e| e.to_string()).and_then(|b| {
+                    photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string())
+                }) {
                     Ok(image) => decoded.push((path, image)),
                     Err(_) => rate.unreadable += 1,
                 }
             }
             let images: Vec<_> = decoded.iter().map(|(_, i)| i).collect();
-            for ((path, image), faces) in decoded.iter().zip(detector.detect_batch(&images, device)) {
+            for ((path, image), faces) in decoded.iter().zip(detector.detect_batch(&images, device))
+            {
                 match faces.len() {
                     1 => rate.exactly_one += 1,
                     0 => rate.none += 1,
@@ -144,7 +188,11 @@ fn detection(cache: &Cache, device: &Device, backend: &str, data: &Path, out: &P
                 }
                 if faces.len() != 1 {
                     rate.misses.push(Miss {
-                        file: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                        file: path
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned(),
                         faces: faces.len(),
                         scores: faces.iter().map(|f| f.score).collect(),
                         width: image.width(),
@@ -159,12 +207,24 @@ fn detection(cache: &Cache, device: &Device, backend: &str, data: &Path, out: &P
         rate.rate = rate.exactly_one as f64 / rate.images.max(1) as f64;
         eprintln!(
             "{name}: {}/{} exactly one face ({:.2} %), {} none, {} several, {} unreadable, {:.0} s",
-            rate.exactly_one, rate.images, 100.0 * rate.rate, rate.none, rate.several, rate.unreadable, rate.seconds
+            rate.exactly_one,
+            rate.images,
+            100.0 * rate.rate,
+            rate.none,
+            rate.several,
+            rate.unreadable,
+            rate.seconds
         );
         datasets.push(rate);
     }
     let config = &detector.config;
-    let report = DetectionReport { backend: backend.into(), detector: "BlazeFace full-range 256x256", min_score: config.min_score, iou_threshold: config.iou_threshold, datasets };
+    let report = DetectionReport {
+        backend: backend.into(),
+        detector: "BlazeFace full-range 256x256",
+        min_score: config.min_score,
+        iou_threshold: config.iou_threshold,
+        datasets,
+    };
     write_json(out, &report)
 }
 
@@ -194,8 +254,18 @@ struct SpeedReport {
     rows: Vec<SpeedRow>,
 }
 
-fn speed(cache: &Cache, device: &Device, backend: &str, data: &Path, count: usize, out: &Path) -> Result<()> {
-    let files: Vec<_> = sorted_images(&data.join("utkface/UTKFace"))?.into_iter().take(count).collect();
+fn speed(
+    cache: &Cache,
+    device: &Device,
+    backend: &str,
+    data: &Path,
+    count: usize,
+    out: &Path,
+) -> Result<()> {
+    let files: Vec<_> = sorted_images(&data.join("utkface/UTKFace"))?
+        .into_iter()
+        .take(count)
+        .collect();
     let bytes: Vec<Vec<u8>> = files.iter().map(fs::read).collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     for kind in BackboneKind::ALL {
@@ -206,21 +276,45 @@ fn speed(cache: &Cache, device: &Device, backend: &str, data: &Path, count: usiz
             let started = Instant::now();
             let faces = run_pipeline(&pipeline, &bytes, batch)?;
             let seconds = started.elapsed().as_secs_f64();
-            let row = SpeedRow { backbone: kind, batch, photos: bytes.len(), faces, seconds, photos_per_second: bytes.len() as f64 / seconds };
-            eprintln!("{kind} batch {batch}: {:.1} photos/s ({} faces)", row.photos_per_second, faces);
+            let row = SpeedRow {
+                backbone: kind,
+                batch,
+                photos: bytes.len(),
+                faces,
+                seconds,
+                photos_per_second: bytes.len() as f64 / seconds,
+            };
+            eprintln!(
+                "{kind} batch {batch}: {:.1} photos/s ({} faces)",
+                row.photos_per_second, faces
+            );
             rows.push(row);
         }
     }
     let method = "release build; decode JPEG + detect (BlazeFace 256) + align + backbone forward, \
                   photos in memory, one untimed warm-up batch, wall time over all photos";
-    write_json(out, &SpeedReport { backend: backend.into(), method, rows })
+    write_json(
+        out,
+        &SpeedReport {
+            backend: backend.into(),
+            method,
+            rows,
+        },
+    )
 }
 
 /// Decode, detect, align and embed `photos` in batches; returns the number of faces.
-fn run_pipeline(pipeline: &facemtl::pipeline::FacePipeline, photos: &[Vec<u8>], batch: usize) -> Result<usize> {
+fn run_pipeline(
+    pipeline: &facemtl::pipeline::FacePipeline,
+    photos: &[Vec<u8>],
+    batch: usize,
+) -> Result<usize> {
     let mut faces = 0;
     for chunk in photos.chunks(batch) {
-        let images: Vec<_> = chunk.iter().map(|b| photo::decode(b, DecodeLimits::default())).collect::<Result<_, _>>()?;
+        let images: Vec<_> = chunk
+            .iter()
+            .map(|b| photo::decode(b, DecodeLimits::default()))
+            .collect::<Result<_, _>>()?;
         let refs: Vec<_> = images.iter().collect();
         let detections = pipeline.detector.detect_batch(&refs, &pipeline.device);
         let mut crops = Vec::new();

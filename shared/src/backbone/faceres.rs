@@ -71,7 +71,10 @@ impl FaceResConfig {
             })
             .collect();
         FaceRes {
-            stem: Conv2dConfig::new([3, 32], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Same).init(device),
+            stem: Conv2dConfig::new([3, 32], [3, 3])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device),
             blocks,
             feats: LinearConfig::new(FEATURES, 256).init(device),
             gender: LinearConfig::new(256, 1).init(device),
@@ -111,12 +114,27 @@ impl FaceRes {
         // The graph applies ReLU6 as min(x, Cast) then max(_, Const_1): make sure they are
         // the 6 and 0 this module hard-codes.
         for name in ["conv1_relu", "conv_dw_1_relu", "conv_pw_13_relu"] {
-            let (hi, lo) = (weights.scalar(&format!("{name}/Cast"))?, weights.scalar(&format!("{name}/Const_1"))?);
+            let (hi, lo) = (
+                weights.scalar(&format!("{name}/Cast"))?,
+                weights.scalar(&format!("{name}/Const_1"))?,
+            );
             if (hi, lo) != (6.0, 0.0) {
-                return Err(TfjsError::Value { name: format!("{name} clip bounds"), expected: "[0, 6]".into(), found: format!("[{lo}, {hi}]") });
+                return Err(TfjsError::Value {
+                    name: format!("{name} clip bounds"),
+                    expected: "[0, 6]".into(),
+                    found: format!("[{lo}, {hi}]"),
+                });
             }
         }
-        model.stem = layers::conv(weights, "conv1/convolution/merged_input", Some("conv1_bn/batchnorm_1/sub"), [3, 3, 3, 32], 2, PaddingConfig2d::Same, device)?;
+        model.stem = layers::conv(
+            weights,
+            "conv1/convolution/merged_input",
+            Some("conv1_bn/batchnorm_1/sub"),
+            [3, 3, 3, 32],
+            2,
+            PaddingConfig2d::Same,
+            device,
+        )?;
         let mut channels = 32;
         for (i, (&(out, stride), block)) in BLOCKS.iter().zip(model.blocks.iter_mut()).enumerate() {
             let k = i + 1;
@@ -141,9 +159,30 @@ impl FaceRes {
             )?;
             channels = out;
         }
-        model.feats = layers::linear(weights, "feats/kernel", Some("feats/bias"), FEATURES, 256, device)?;
-        model.gender = layers::linear(weights, "gender_pred/kernel", Some("gender_pred/bias"), 256, 1, device)?;
-        model.age = layers::linear(weights, "age_pred/kernel", Some("age_pred/bias"), 256, AGE_BINS, device)?;
+        model.feats = layers::linear(
+            weights,
+            "feats/kernel",
+            Some("feats/bias"),
+            FEATURES,
+            256,
+            device,
+        )?;
+        model.gender = layers::linear(
+            weights,
+            "gender_pred/kernel",
+            Some("gender_pred/bias"),
+            256,
+            1,
+            device,
+        )?;
+        model.age = layers::linear(
+            weights,
+            "age_pred/kernel",
+            Some("age_pred/bias"),
+            256,
+            AGE_BINS,
+            device,
+        )?;
         Ok(model)
     }
 }

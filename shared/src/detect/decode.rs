@@ -41,7 +41,11 @@ impl BBox {
             x_max: self.x_max.min(other.x_max),
             y_max: self.y_max.min(other.y_max),
         };
-        let inter = if inter.width() > 0.0 && inter.height() > 0.0 { inter.area() } else { 0.0 };
+        let inter = if inter.width() > 0.0 && inter.height() > 0.0 {
+            inter.area()
+        } else {
+            0.0
+        };
         let union = self.area() + other.area() - inter;
         if union > 0.0 { inter / union } else { 0.0 }
     }
@@ -77,13 +81,21 @@ pub struct DecodeConfig {
     pub iou_threshold: f32,
     /// Most faces returned per image (highest scores first).
     pub max_faces: usize,
+    /// Merge overlapping candidates by score-weighted averaging (MediaPipe) rather than keep
+    /// only the best one (classic NMS, what TF's `nonMaxSuppression` does).
+    pub weighted: bool,
 }
 
 impl Default for DecodeConfig {
     /// MediaPipe's thresholds for this model (score 0.5, suppression 0.3); 100 faces is more
     /// than a 256x256 detector input can resolve.
     fn default() -> Self {
-        Self { min_score: 0.5, iou_threshold: 0.3, max_faces: 100 }
+        Self {
+            min_score: 0.5,
+            iou_threshold: 0.3,
+            max_faces: 100,
+            weighted: true,
+        }
     }
 }
 
@@ -109,7 +121,10 @@ impl Letterbox {
     }
 
     fn to_original(&self, x: f32, y: f32) -> Point {
-        Point { x: x * self.scale - self.pad_x, y: y * self.scale - self.pad_y }
+        Point {
+            x: x * self.scale - self.pad_x,
+            y: y * self.scale - self.pad_y,
+        }
     }
 }
 
@@ -121,7 +136,10 @@ pub fn anchors() -> Vec<Point> {
         let cells = INPUT_SIZE / stride;
         for gy in 0..cells {
             for gx in 0..cells {
-                let centre = Point { x: stride as f32 * (gx as f32 + 0.5), y: stride as f32 * (gy as f32 + 0.5) };
+                let centre = Point {
+                    x: stride as f32 * (gx as f32 + 0.5),
+                    y: stride as f32 * (gy as f32 + 0.5),
+                };
                 out.extend(std::iter::repeat_n(centre, per_cell));
             }
         }
@@ -143,14 +161,28 @@ struct Candidate {
 
 impl Candidate {
     fn bbox(&self) -> BBox {
-        BBox { x_min: self.coords[0], y_min: self.coords[1], x_max: self.coords[2], y_max: self.coords[3] }
+        BBox {
+            x_min: self.coords[0],
+            y_min: self.coords[1],
+            x_max: self.coords[2],
+            y_max: self.coords[3],
+        }
     }
 }
 
 /// Decode one image's `[896 * 17]` raw output (score logit then 16 regressors per anchor).
-pub fn decode(raw: &[f32], anchors: &[Point], letterbox: &Letterbox, config: &DecodeConfig) -> Vec<Detection> {
+pub fn decode(
+    raw: &[f32],
+    anchors: &[Point],
+    letterbox: &Letterbox,
+    config: &DecodeConfig,
+) -> Vec<Detection> {
     let stride = 1 + NUM_REGRESSORS;
-    assert_eq!(raw.len(), anchors.len() * stride, "raw output does not match the anchors");
+    assert_eq!(
+        raw.len(),
+        anchors.len() * stride,
+        "raw output does not match the anchors"
+    );
     let mut candidates: Vec<Candidate> = raw
         .chunks_exact(stride)
         .zip(anchors)
@@ -176,7 +208,7 @@ pub fn decode(raw: &[f32], anchors: &[Point], letterbox: &Letterbox, config: &De
         .collect()
 }
 
-/// MediaPipe's weighted NMS: the best remaining candidate absorbs every candidate that overlaps
+/// Non-maximum suppression, by default MediaPipe's weighted variant: the best remaining candidate absorbs every candidate that overlaps
 /// it by more than the threshold, and the merged face is their score-weighted average (keeping
 /// the best score). Averaging many anchors gives steadier boxes and keypoints than hard NMS.
 fn weighted_nms(mut remaining: Vec<Candidate>, config: &DecodeConfig) -> Vec<Candidate> {
@@ -186,10 +218,19 @@ fn weighted_nms(mut remaining: Vec<Candidate>, config: &DecodeConfig) -> Vec<Can
             break;
         }
         let best_box = best.bbox();
-        let (overlapping, rest): (Vec<_>, Vec<_>) =
-            remaining.into_iter().partition(|c| c.bbox().iou(&best_box) > config.iou_threshold);
+        let (overlapping, rest): (Vec<_>, Vec<_>) = remaining
+            .into_iter()
+            .partition(|c| c.bbox().iou(&best_box) > config.iou_threshold);
+        if !config.weighted {
+            kept.push(best);
+            remaining = rest;
+            continue;
+        }
         let total: f32 = overlapping.iter().map(|c| c.score).sum();
-        let mut merged = Candidate { score: best.score, coords: [0.0; 16] };
+        let mut merged = Candidate {
+            score: best.score,
+            coords: [0.0; 16],
+        };
         for c in &overlapping {
             for (m, v) in merged.coords.iter_mut().zip(c.coords) {
                 *m += v * c.score / total;
@@ -206,8 +247,20 @@ fn to_detection(c: &Candidate, letterbox: &Letterbox) -> Detection {
     let (min, max) = (p(0), p(2));
     Detection {
         score: c.score,
-        bbox: BBox { x_min: min.x, y_min: min.y, x_max: max.x, y_max: max.y },
-        keypoints: Keypoints { right_eye: p(4), left_eye: p(6), nose: p(8), mouth: p(10), right_ear: p(12), left_ear: p(14) },
+        bbox: BBox {
+            x_min: min.x,
+            y_min: min.y,
+            x_max: max.x,
+            y_max: max.y,
+        },
+        keypoints: Keypoints {
+            right_eye: p(4),
+            left_eye: p(6),
+            nose: p(8),
+            mouth: p(10),
+            right_ear: p(12),
+            left_ear: p(14),
+        },
     }
 }
 
@@ -247,7 +300,10 @@ mod tests {
         raw[800 * 17..801 * 17].copy_from_slice(&third[800 * 17..801 * 17]);
 
         let letterbox = Letterbox::for_size(512, 256);
-        assert_eq!((letterbox.scale, letterbox.pad_x, letterbox.pad_y), (2.0, 0.0, 128.0));
+        assert_eq!(
+            (letterbox.scale, letterbox.pad_x, letterbox.pad_y),
+            (2.0, 0.0, 128.0)
+        );
         let faces = decode(&raw, &a, &letterbox, &DecodeConfig::default());
         assert_eq!(faces.len(), 2);
         let (s1, s2) = (sigmoid(3.0), sigmoid(1.0));
@@ -263,23 +319,55 @@ mod tests {
     #[test]
     fn nothing_above_threshold_gives_no_face_and_max_faces_caps() {
         let a = anchors();
-        assert!(decode(&vec![-10.0; a.len() * 17], &a, &Letterbox::for_size(10, 10), &DecodeConfig::default()).is_empty());
+        assert!(
+            decode(
+                &vec![-10.0; a.len() * 17],
+                &a,
+                &Letterbox::for_size(10, 10),
+                &DecodeConfig::default()
+            )
+            .is_empty()
+        );
         let mut raw = vec![-50.0; a.len() * 17];
         for cell in 0..64 {
             raw[(512 + cell * 6) * 17] = 5.0;
             raw[(512 + cell * 6) * 17 + 3] = 8.0;
             raw[(512 + cell * 6) * 17 + 4] = 8.0;
         }
-        let config = DecodeConfig { max_faces: 30, ..DecodeConfig::default() };
-        assert_eq!(decode(&raw, &a, &Letterbox::for_size(256, 256), &config).len(), 30);
+        let config = DecodeConfig {
+            max_faces: 30,
+            ..DecodeConfig::default()
+        };
+        assert_eq!(
+            decode(&raw, &a, &Letterbox::for_size(256, 256), &config).len(),
+            30
+        );
     }
 
     #[test]
     fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
-        let b = BBox { x_min: 0.0, y_min: 0.0, x_max: 2.0, y_max: 2.0 };
+        let b = BBox {
+            x_min: 0.0,
+            y_min: 0.0,
+            x_max: 2.0,
+            y_max: 2.0,
+        };
         assert_eq!(b.iou(&b), 1.0);
-        assert_eq!(b.iou(&BBox { x_min: 3.0, y_min: 0.0, x_max: 4.0, y_max: 1.0 }), 0.0);
-        let half = BBox { x_min: 1.0, y_min: 0.0, x_max: 3.0, y_max: 2.0 };
+        assert_eq!(
+            b.iou(&BBox {
+                x_min: 3.0,
+                y_min: 0.0,
+                x_max: 4.0,
+                y_max: 1.0
+            }),
+            0.0
+        );
+        let half = BBox {
+            x_min: 1.0,
+            y_min: 0.0,
+            x_max: 3.0,
+            y_max: 2.0,
+        };
         assert!((b.iou(&half) - 1.0 / 3.0).abs() < 1e-6);
     }
 }

@@ -1,0 +1,8 @@
+//! The native side of facemtl: fetching and converting pretrained weights, data sets,
+//! training, evaluation and benchmarks. `main.rs` is the command line over these modules.
+
+pub mod bench;
+pub mod cache;
+pub mod device;
+pub mod models;
+pub mod setup;

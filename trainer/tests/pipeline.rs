@@ -1,0 +1,170 @@
+//! The face pipeline on real photos: orientation, many faces, no face, and alignment.
+
+mod common;
+
+use std::fs;
+
+use burn::prelude::*;
+use facemtl::align::align;
+use facemtl::backbone::BackboneKind;
+use facemtl::photo::{self, DecodeLimits};
+use image::{GenericImage, RgbImage};
+
+fn load(path: &std::path::Path) -> RgbImage {
+    photo::decode(&fs::read(path).unwrap(), DecodeLimits::default()).unwrap()
+}
+
+const FACE: &str = "30_1_0_20170103180631960.jpg.chip.jpg";
+
+#[test]
+fn an_upright_face_has_its_right_eye_on_the_image_left() {
+    let Some(detector) = common::detector() else {
+        return;
+    };
+    let path = common::utk(FACE);
+    if !common::present(&path, "UTKFace") {
+        return;
+    }
+    let faces = detector
+        .detect_batch(&[&load(&path)], &Device::flex())
+        .remove(0);
+    assert_eq!(faces.len(), 1);
+    let k = faces[0].keypoints;
+    assert!(k.right_eye.x < k.nose.x && k.nose.x < k.left_eye.x, "{k:?}");
+    assert!(k.right_eye.y < k.mouth.y && k.left_eye.y < k.mouth.y);
+}
+
+#[test]
+fn exif_rotated_phone_photo_is_detected_upright() {
+    let Some(detector) = common::detector() else {
+        return;
+    };
+    let image = load(&common::fixture("exif_rotated.jpg"));
+    let faces = detector.detect_batch(&[&image], &Device::flex()).remove(0);
+    assert_eq!(faces.len(), 1, "one face in the rotated photo");
+    let k = faces[0].keypoints;
+    let (dx, dy) = (k.left_eye.x - k.right_eye.x, k.left_eye.y - k.right_eye.y);
+    assert!(
+        dx > 0.0 && dy.abs() < 0.25 * dx,
+        "eyes level after EXIF rotation: dx {dx}, dy {dy}"
+    );
+}
+
+#[test]
+fn a_photo_without_a_face_gives_no_detection() {
+    let Some(detector) = common::detector() else {
+        return;
+    };
+    // A sky-to-grass landscape with a low sun: structure, but nothing face-like.
+    let landscape = RgbImage::from_fn(640, 480, |x, y| {
+        let sun = ((x as f32 - 480.0).powi(2) + (y as f32 - 150.0).powi(2)).sqrt() < 40.0;
+        if sun {
+            image::Rgb([250, 220, 120])
+        } else if y < 300 {
+            image::Rgb([90 + (y / 6) as u8, 140 + (y / 5) as u8, 230])
+        } else {
+            image::Rgb([40 + (x % 17) as u8, 120 + (y % 23) as u8, 40])
+        }
+    });
+    assert!(
+        detector
+            .detect_batch(&[&landscape], &Device::flex())
+            .remove(0)
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_group_of_thirty_faces_gives_thirty_detections() {
+    let Some(detector) = common::detector() else {
+        return;
+    };
+    let dir = common::data_dir().join("utkface/UTKFace");
+    if !common::present(&dir, "UTKFace") {
+        return;
+    }
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    // Adults of every race, spread over the alphabetical listing.
+    let faces: Vec<RgbImage> = names
+        .iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("3"))
+        .step_by(97)
+        .take(30)
+        .map(|p| load(p))
+        .collect();
+    assert_eq!(faces.len(), 30);
+    let mut group = RgbImage::new(6 * 200, 5 * 200);
+    for (i, face) in faces.iter().enumerate() {
+        group
+            .copy_from(face, (i % 6) as u32 * 200, (i / 6) as u32 * 200)
+            .unwrap();
+    }
+    let found = detector.detect_batch(&[&group], &Device::flex()).remove(0);
+    assert_eq!(found.len(), 30, "every tile holds one face");
+    for d in &found {
+        let (cx, cy) = (
+            (d.bbox.x_min + d.bbox.x_max) / 2.0,
+            (d.bbox.y_min + d.bbox.y_max) / 2.0,
+        );
+        let (tx, ty) = ((cx / 200.0).floor(), (cy / 200.0).floor());
+        assert!(
+            (cx - (tx * 200.0 + 100.0)).abs() < 40.0 && (cy - (ty * 200.0 + 100.0)).abs() < 50.0,
+            "box centred in its tile: {cx},{cy}"
+        );
+    }
+}
+
+#[test]
+fn alignment_puts_the_eyes_where_the_config_says() {
+    let Some(pipeline) = common::pipeline(BackboneKind::Faceres) else {
+        return;
+    };
+    let path = common::utk(FACE);
+    if !common::present(&path, "UTKFace") {
+        return;
+    }
+    let image = load(&path);
+    let device = Device::flex();
+    let detection = pipeline.detector.detect_batch(&[&image], &device).remove(0)[0];
+    let config = BackboneKind::Faceres.align_config();
+    let crop = align(&image, &detection.keypoints, &config);
+    // Back to an image, and detect again: the eyes must sit at the canonical places.
+    let size = config.size as u32;
+    let plane = (size * size) as usize;
+    let crop_image = RgbImage::from_fn(size, size, |x, y| {
+        let i = (y * size + x) as usize;
+        image::Rgb([
+            crop[i] as u8,
+            crop[plane + i] as u8,
+            crop[2 * plane + i] as u8,
+        ])
+    });
+    let again = pipeline
+        .detector
+        .detect_batch(&[&crop_image], &device)
+        .remove(0);
+    assert_eq!(again.len(), 1);
+    let k = again[0].keypoints;
+    let side = config.size as f32;
+    let expect_right = (
+        (0.5 - config.eye_distance / 2.0) * side,
+        config.eye_line * side,
+    );
+    let expect_left = (
+        (0.5 + config.eye_distance / 2.0) * side,
+        config.eye_line * side,
+    );
+    for ((x, y), (ex, ey)) in [
+        ((k.right_eye.x, k.right_eye.y), expect_right),
+        ((k.left_eye.x, k.left_eye.y), expect_left),
+    ] {
+        assert!(
+            (x - ex).abs() < 0.03 * side && (y - ey).abs() < 0.03 * side,
+            "eye at ({x}, {y}), expected ({ex}, {ey})"
+        );
+    }
+}
