@@ -26,50 +26,28 @@ pub struct AlignConfig {
 
 impl AlignConfig {
     pub fn with_size(size: usize) -> Self {
-        Self {
-            size,
-            eye_distance: 0.30,
-            eye_line: 0.42,
-        }
+        Self { size, eye_distance: 0.30, eye_line: 0.42 }
     }
 
     /// The map from crop pixels to image pixels that takes the canonical eye positions to the
     /// detected eyes (the subject's right eye is on the crop's left).
     pub fn transform(&self, keypoints: &Keypoints) -> Affine {
         let side = self.size as f32;
-        let dst_right = Point {
-            x: (0.5 - self.eye_distance / 2.0) * side,
-            y: self.eye_line * side,
-        };
+        let dst_right = Point { x: (0.5 - self.eye_distance / 2.0) * side, y: self.eye_line * side };
         let span = self.eye_distance * side;
-        let (vx, vy) = (
-            keypoints.left_eye.x - keypoints.right_eye.x,
-            keypoints.left_eye.y - keypoints.right_eye.y,
-        );
+        let (vx, vy) = (keypoints.left_eye.x - keypoints.right_eye.x, keypoints.left_eye.y - keypoints.right_eye.y);
         // The canonical eye vector is (span, 0): the similarity [a -b; b a] is v / span.
         let (a, b) = (vx / span, vy / span);
         let c = keypoints.right_eye.x - (a * dst_right.x - b * dst_right.y);
         let f = keypoints.right_eye.y - (b * dst_right.x + a * dst_right.y);
-        Affine {
-            a,
-            b: -b,
-            c,
-            d: b,
-            e: a,
-            f,
-        }
+        Affine { a, b: -b, c, d: b, e: a, f }
     }
 }
 
 /// The aligned crop of one face as planar RGB `[3, size, size]` on 0..=255; outside the image
 /// is black.
 pub fn align(image: &RgbImage, keypoints: &Keypoints, config: &AlignConfig) -> Vec<f32> {
-    sample_planar(
-        image,
-        &config.transform(keypoints),
-        (config.size, config.size),
-        None,
-    )
+    sample_planar(image, &config.transform(keypoints), (config.size, config.size), None)
 }
 
 #[cfg(test)]
@@ -79,14 +57,7 @@ mod tests {
     fn eyes(right: (f32, f32), left: (f32, f32)) -> Keypoints {
         let p = |(x, y): (f32, f32)| Point { x, y };
         let o = p((0.0, 0.0));
-        Keypoints {
-            right_eye: p(right),
-            left_eye: p(left),
-            nose: o,
-            mouth: o,
-            right_ear: o,
-            left_ear: o,
-        }
+        Keypoints { right_eye: p(right), left_eye: p(left), nose: o, mouth: o, right_ear: o, left_ear: o }
     }
 
     #[test]

@@ -18,8 +18,7 @@ fn hwio_to_oihw(t: &TfTensor) -> (Vec<f32>, [usize; 4]) {
         for ww in 0..w {
             for ii in 0..i {
                 for oo in 0..o {
-                    out[((oo * i + ii) * h + hh) * w + ww] =
-                        t.values[((hh * w + ww) * i + ii) * o + oo];
+                    out[((oo * i + ii) * h + hh) * w + ww] = t.values[((hh * w + ww) * i + ii) * o + oo];
                 }
             }
         }
@@ -50,11 +49,7 @@ pub fn conv(
     let (values, oihw) = hwio_to_oihw(weights.get(kernel, &shape)?);
     layer.weight = param(values, oihw, device);
     if let Some(bias) = bias {
-        layer.bias = Some(param(
-            weights.get(bias, &[cout])?.values.clone(),
-            [cout],
-            device,
-        ));
+        layer.bias = Some(param(weights.get(bias, &[cout])?.values.clone(), [cout], device));
     }
     Ok(layer)
 }
@@ -94,11 +89,7 @@ pub fn depthwise(
         .init(device);
     layer.weight = param(values, [channels, 1, kernel_size, kernel_size], device);
     if let Some(bias) = bias {
-        layer.bias = Some(param(
-            weights.get(bias, &[channels])?.values.clone(),
-            [channels],
-            device,
-        ));
+        layer.bias = Some(param(weights.get(bias, &[channels])?.values.clone(), [channels], device));
     }
     Ok(layer)
 }
@@ -112,20 +103,10 @@ pub fn linear(
     d_out: usize,
     device: &Device,
 ) -> Result<Linear, TfjsError> {
-    let mut layer = LinearConfig::new(d_in, d_out)
-        .with_bias(bias.is_some())
-        .init(device);
-    layer.weight = param(
-        weights.get(kernel, &[d_in, d_out])?.values.clone(),
-        [d_in, d_out],
-        device,
-    );
+    let mut layer = LinearConfig::new(d_in, d_out).with_bias(bias.is_some()).init(device);
+    layer.weight = param(weights.get(kernel, &[d_in, d_out])?.values.clone(), [d_in, d_out], device);
     if let Some(bias) = bias {
-        layer.bias = Some(param(
-            weights.get(bias, &[d_out])?.values.clone(),
-            [d_out],
-            device,
-        ));
+        layer.bias = Some(param(weights.get(bias, &[d_out])?.values.clone(), [d_out], device));
     }
     Ok(layer)
 }
@@ -148,13 +129,9 @@ mod tests {
                 }
             }
         }
-        let (out, shape) = hwio_to_oihw(&TfTensor {
-            shape: vec![h, w, i, o],
-            values,
-        });
+        let (out, shape) = hwio_to_oihw(&TfTensor { shape: vec![h, w, i, o], values });
         assert_eq!(shape, [4, 2, 2, 3]);
-        let at =
-            |oo: usize, ii: usize, hh: usize, ww: usize| out[((oo * i + ii) * h + hh) * w + ww];
+        let at = |oo: usize, ii: usize, hh: usize, ww: usize| out[((oo * i + ii) * h + hh) * w + ww];
         assert_eq!(at(3, 1, 1, 2), 1213.0);
         assert_eq!(at(0, 0, 0, 1), 100.0);
     }

@@ -23,11 +23,7 @@ pub struct DecodeLimits {
 impl Default for DecodeLimits {
     /// Room for any phone or DSLR photo (a 48-megapixel sensor is 8000 x 6000).
     fn default() -> Self {
-        Self {
-            max_side: 12_000,
-            max_pixels: 50_000_000,
-            max_alloc: 512 * 1024 * 1024,
-        }
+        Self { max_side: 12_000, max_pixels: 50_000_000, max_alloc: 512 * 1024 * 1024 }
     }
 }
 
@@ -40,12 +36,7 @@ pub enum PhotoError {
     #[error(
         "the image is {width}x{height} pixels, over the limit of {max_side} px a side or {max_pixels} pixels; scale it down first"
     )]
-    TooLarge {
-        width: u32,
-        height: u32,
-        max_side: u32,
-        max_pixels: u64,
-    },
+    TooLarge { width: u32, height: u32, max_side: u32, max_pixels: u64 },
     #[error("the image is corrupt or truncated: {0}")]
     Corrupt(String),
     #[error("the image has no pixels")]
@@ -57,52 +48,53 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, PhotoError
     if bytes.is_empty() {
         return Err(PhotoError::Empty);
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| PhotoError::Corrupt(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(PhotoError::NotAnImage);
+    let reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| PhotoError::Corrupt(e.to_string()))?;
+    match reader.format() {
+        None => return Err(PhotoError::NotAnImage),
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            return Err(PhotoError::Corrupt("the JPEG ends before its image data does (truncated file)".into()));
+        }
+        Some(_) => {}
     }
     let mut decoder = reader.into_decoder().map_err(|e| classify(e, &limits))?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
         return Err(PhotoError::NoPixels);
     }
-    if width.max(height) > limits.max_side
-        || u64::from(width) * u64::from(height) > limits.max_pixels
-    {
-        return Err(PhotoError::TooLarge {
-            width,
-            height,
-            max_side: limits.max_side,
-            max_pixels: limits.max_pixels,
-        });
+    if width.max(height) > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(PhotoError::TooLarge { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
     }
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_side);
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(limits.max_alloc);
-    decoder
-        .set_limits(image_limits)
-        .map_err(|e| classify(e, &limits))?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    decoder.set_limits(image_limits).map_err(|e| classify(e, &limits))?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut picture = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, &limits))?;
     picture.apply_orientation(orientation);
     Ok(picture.into_rgb8())
+}
+
+/// The JPEG decoder fills a truncated file's missing rows with grey instead of failing, so
+/// check for the end-of-image marker after the last start-of-scan. Inside scan data every 0xFF
+/// byte is escaped, so the marker cannot appear there by chance; an EXIF thumbnail's own
+/// markers come before the main image's scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let marker = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
+    match (marker(0xDA), marker(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        _ => false,
+    }
 }
 
 fn classify(error: image::ImageError, limits: &DecodeLimits) -> PhotoError {
     match error {
         image::ImageError::Unsupported(_) => PhotoError::NotAnImage,
         // Reached when a frame inside the file is larger than its header said.
-        image::ImageError::Limits(_) => PhotoError::TooLarge {
-            width: 0,
-            height: 0,
-            max_side: limits.max_side,
-            max_pixels: limits.max_pixels,
-        },
+        image::ImageError::Limits(_) => {
+            PhotoError::TooLarge { width: 0, height: 0, max_side: limits.max_side, max_pixels: limits.max_pixels }
+        }
         other => PhotoError::Corrupt(other.to_string()),
     }
 }
@@ -110,69 +102,46 @@ fn classify(error: image::ImageError, limits: &DecodeLimits) -> PhotoError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{ImageEncoder, Rgb, Rgb16, codecs::png::PngEncoder};
+    use image::{ImageEncoder, Rgb, codecs::png::PngEncoder};
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/fixtures")
-                .join(name),
-        )
-        .unwrap()
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)).unwrap()
     }
 
     fn jpeg(width: u32, height: u32) -> Vec<u8> {
-        let image = RgbImage::from_fn(width, height, |x, y| {
-            Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
-        });
+        let image = RgbImage::from_fn(width, height, |x, y| Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8]));
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-            .encode_image(&image)
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&image).unwrap();
         out
     }
 
     fn png_rgb(width: u32, height: u32) -> Vec<u8> {
         let image = RgbImage::from_fn(width, height, |x, y| Rgb([x as u8, y as u8, 9]));
         let mut out = Vec::new();
-        PngEncoder::new(&mut out)
-            .write_image(
-                image.as_raw(),
-                width,
-                height,
-                image::ExtendedColorType::Rgb8,
-            )
-            .unwrap();
+        PngEncoder::new(&mut out).write_image(image.as_raw(), width, height, image::ExtendedColorType::Rgb8).unwrap();
         out
     }
 
     #[test]
     fn empty_and_non_image_bytes_are_refused() {
-        assert!(matches!(
-            decode(&[], DecodeLimits::default()),
-            Err(PhotoError::Empty)
-        ));
+        assert!(matches!(decode(&[], DecodeLimits::default()), Err(PhotoError::Empty)));
         let text = b"name,age\nalice,30\n".repeat(20);
-        assert!(matches!(
-            decode(&text, DecodeLimits::default()),
-            Err(PhotoError::NotAnImage)
-        ));
+        assert!(matches!(decode(&text, DecodeLimits::default()), Err(PhotoError::NotAnImage)));
     }
 
     #[test]
     fn truncated_jpeg_and_corrupt_png_are_reported_as_corrupt() {
         let whole = jpeg(64, 64);
         let truncated = &whole[..whole.len() / 3];
-        let err = decode(truncated, DecodeLimits::default()).unwrap_err();
-        assert!(matches!(err, PhotoError::Corrupt(_)), "{err}");
+        assert!(matches!(decode(truncated, DecodeLimits::default()), Err(PhotoError::Corrupt(_))));
+        assert!(decode(&whole, DecodeLimits::default()).is_ok());
 
         let mut png = png_rgb(32, 32);
         let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
         for b in &mut png[idat + 8..idat + 24] {
             *b ^= 0x5a;
         }
-        let err = decode(&png, DecodeLimits::default()).unwrap_err();
-        assert!(matches!(err, PhotoError::Corrupt(_)), "{err}");
+        assert!(matches!(decode(&png, DecodeLimits::default()), Err(PhotoError::Corrupt(_))));
     }
 
     #[test]
@@ -184,25 +153,11 @@ mod tests {
         let crc = crc32(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
         match decode(&png, DecodeLimits::default()) {
-            Err(PhotoError::TooLarge {
-                width: 20_000,
-                height: 20_000,
-                ..
-            }) => {}
+            Err(PhotoError::TooLarge { width: 20_000, height: 20_000, .. }) => {}
             other => panic!("expected TooLarge, got {other:?}"),
         }
-        let small = DecodeLimits {
-            max_side: 32,
-            ..DecodeLimits::default()
-        };
-        assert!(matches!(
-            decode(&jpeg(64, 16), small),
-            Err(PhotoError::TooLarge {
-                width: 64,
-                height: 16,
-                ..
-            })
-        ));
+        let small = DecodeLimits { max_side: 32, ..DecodeLimits::default() };
+        assert!(matches!(decode(&jpeg(64, 16), small), Err(PhotoError::TooLarge { width: 64, height: 16, .. })));
     }
 
     fn crc32(bytes: &[u8]) -> u32 {
@@ -210,11 +165,7 @@ mod tests {
         for &b in bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xedb8_8320
-                } else {
-                    crc >> 1
-                };
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
             }
         }
         !crc
@@ -229,25 +180,15 @@ mod tests {
         let cmyk = decode(&fixture("cmyk.jpg"), DecodeLimits::default()).unwrap();
         let centre = (80..120).flat_map(|y| (80..120).map(move |x| (x, y)));
         let (r, b) = centre.fold((0u32, 0u32), |(r, b), (x, y)| {
-            (
-                r + u32::from(cmyk.get_pixel(x, y)[0]),
-                b + u32::from(cmyk.get_pixel(x, y)[2]),
-            )
+            (r + u32::from(cmyk.get_pixel(x, y)[0]), b + u32::from(cmyk.get_pixel(x, y)[2]))
         });
-        assert!(
-            r > b + 1600 * 20,
-            "skin should be redder than blue: R {r} B {b}"
-        );
+        assert!(r > b + 1600 * 20, "skin should be redder than blue: R {r} B {b}");
 
-        let deep = image::ImageBuffer::<Rgb16, Vec<u16>>::from_fn(8, 4, |x, _| {
-            Rgb16::from([65_535, 257 * x as u16, 0])
-        });
+        let deep = image::ImageBuffer::<Rgb<u16>, Vec<u16>>::from_fn(8, 4, |x, _| Rgb([65_535, 257 * x as u16, 0]));
         let mut png = Vec::new();
         // The encoder takes 16-bit samples as native-endian bytes.
         let samples: Vec<u8> = deep.as_raw().iter().flat_map(|v| v.to_ne_bytes()).collect();
-        PngEncoder::new(&mut png)
-            .write_image(&samples, 8, 4, image::ExtendedColorType::Rgb16)
-            .unwrap();
+        PngEncoder::new(&mut png).write_image(&samples, 8, 4, image::ExtendedColorType::Rgb16).unwrap();
         let decoded = decode(&png, DecodeLimits::default()).unwrap();
         assert_eq!(decoded.get_pixel(5, 2).0, [255, 5, 0]);
     }

@@ -32,10 +32,7 @@ impl FacePipeline {
     pub fn crops(&self, image: &RgbImage, detections: &[Detection]) -> Vec<f32> {
         let kind = self.kind();
         let config = kind.align_config();
-        detections
-            .iter()
-            .flat_map(|d| kind.normalise(&align(image, &d.keypoints, &config)))
-            .collect()
+        detections.iter().flat_map(|d| kind.normalise(&align(image, &d.keypoints, &config))).collect()
     }
 
     /// Features of `count` crops laid out back to back as [`Self::crops`] returns them.
@@ -45,28 +42,14 @@ impl FacePipeline {
         }
         let size = self.kind().input_size();
         let input = Tensor::from_data(TensorData::new(crops, [count, 3, size, size]), &self.device);
-        let out = self
-            .backbone
-            .forward(input)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("the backbone outputs floats");
-        out.chunks_exact(self.kind().feature_dim())
-            .map(<[f32]>::to_vec)
-            .collect()
+        let out = self.backbone.forward(input).into_data().try_to_vec::<f32>().expect("the backbone outputs floats");
+        out.chunks_exact(self.kind().feature_dim()).map(<[f32]>::to_vec).collect()
     }
 
     /// Every face of `image`, best score first.
     pub fn faces(&self, image: &RgbImage) -> Vec<Face> {
         let detections = self.detector.detect_batch(&[image], &self.device).remove(0);
         let features = self.features(self.crops(image, &detections), detections.len());
-        detections
-            .into_iter()
-            .zip(features)
-            .map(|(detection, features)| Face {
-                detection,
-                features,
-            })
-            .collect()
+        detections.into_iter().zip(features).map(|(detection, features)| Face { detection, features }).collect()
     }
 }

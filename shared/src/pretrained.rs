@@ -14,9 +14,7 @@ use crate::tfjs::{TfjsError, TfjsWeights};
 pub enum PretrainedError {
     #[error("cannot read the TF.js weights: {0}")]
     Tfjs(#[from] TfjsError),
-    #[error(
-        "the weight record does not fit this network (a file from another model or version?): {0}"
-    )]
+    #[error("the weight record does not fit this network (a file from another model or version?): {0}")]
     Record(String),
 }
 
@@ -27,11 +25,8 @@ pub struct TfjsSource {
     pub shards: &'static [&'static str],
 }
 
-pub const BLAZEFACE_SOURCE: TfjsSource = TfjsSource {
-    package: "@vladmandic/human",
-    manifest: "models/blazeface.json",
-    shards: &["models/blazeface.bin"],
-};
+pub const BLAZEFACE_SOURCE: TfjsSource =
+    TfjsSource { package: "@vladmandic/human", manifest: "models/blazeface.json", shards: &["models/blazeface.bin"] };
 
 pub fn backbone_source(kind: BackboneKind) -> TfjsSource {
     match kind {
@@ -49,29 +44,14 @@ pub fn backbone_source(kind: BackboneKind) -> TfjsSource {
 }
 
 /// Read a manifest whose shards are given in the order of `source.shards`.
-fn tfjs_weights(
-    manifest: &str,
-    shards: &[&[u8]],
-    source: &TfjsSource,
-) -> Result<TfjsWeights, TfjsError> {
+fn tfjs_weights(manifest: &str, shards: &[&[u8]], source: &TfjsSource) -> Result<TfjsWeights, TfjsError> {
     TfjsWeights::parse(manifest, |path| {
-        source
-            .shards
-            .iter()
-            .position(|s| s.rsplit('/').next() == Some(path))
-            .and_then(|i| shards.get(i).copied())
+        source.shards.iter().position(|s| s.rsplit('/').next() == Some(path)).and_then(|i| shards.get(i).copied())
     })
 }
 
-pub fn convert_detector(
-    manifest: &str,
-    shards: &[&[u8]],
-    device: &Device,
-) -> Result<BlazeFace, PretrainedError> {
-    Ok(BlazeFace::from_tfjs(
-        &tfjs_weights(manifest, shards, &BLAZEFACE_SOURCE)?,
-        device,
-    )?)
+pub fn convert_detector(manifest: &str, shards: &[&[u8]], device: &Device) -> Result<BlazeFace, PretrainedError> {
+    Ok(BlazeFace::from_tfjs(&tfjs_weights(manifest, shards, &BLAZEFACE_SOURCE)?, device)?)
 }
 
 pub fn convert_backbone(
@@ -89,29 +69,20 @@ pub fn convert_backbone(
 
 /// Serialise any module's parameters as burnpack bytes.
 pub fn to_bytes<M: Module>(module: M) -> Result<Vec<u8>, PretrainedError> {
-    let bytes = module
-        .into_record()
-        .into_bytes()
-        .map_err(|e| PretrainedError::Record(e.to_string()))?;
+    let bytes = module.into_record().into_bytes().map_err(|e| PretrainedError::Record(e.to_string()))?;
     Ok(bytes.to_vec())
 }
 
 fn load<M: Module>(module: M, bytes: &[u8]) -> Result<M, PretrainedError> {
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| PretrainedError::Record(e.to_string()))?;
-    module
-        .try_load_record(record)
-        .map_err(|e| PretrainedError::Record(e.to_string()))
+    module.try_load_record(record).map_err(|e| PretrainedError::Record(e.to_string()))
 }
 
 pub fn load_detector(bytes: &[u8], device: &Device) -> Result<BlazeFace, PretrainedError> {
     load(BlazeFaceConfig::new().init(device), bytes)
 }
 
-pub fn load_backbone(
-    kind: BackboneKind,
-    bytes: &[u8],
-    device: &Device,
-) -> Result<Backbone, PretrainedError> {
+pub fn load_backbone(kind: BackboneKind, bytes: &[u8], device: &Device) -> Result<Backbone, PretrainedError> {
     load(Backbone::init(kind, device), bytes)
 }

@@ -38,18 +38,9 @@ pub enum TfjsError {
     Manifest(#[from] serde_json::Error),
     #[error("shard file `{0}` named by the manifest was not provided")]
     MissingShard(String),
-    #[error(
-        "tensor `{name}` needs {needed} bytes at offset {offset}, but the shards hold only {total}"
-    )]
-    Truncated {
-        name: String,
-        offset: usize,
-        needed: usize,
-        total: usize,
-    },
-    #[error(
-        "the shards hold {total} bytes but the manifest accounts for {used}: weights and manifest do not match"
-    )]
+    #[error("tensor `{name}` needs {needed} bytes at offset {offset}, but the shards hold only {total}")]
+    Truncated { name: String, offset: usize, needed: usize, total: usize },
+    #[error("the shards hold {total} bytes but the manifest accounts for {used}: weights and manifest do not match")]
     TrailingBytes { used: usize, total: usize },
     #[error("tensor `{name}` has unsupported dtype `{dtype}`")]
     UnsupportedDtype { name: String, dtype: String },
@@ -58,17 +49,9 @@ pub enum TfjsError {
     #[error("tensor `{0}` is not in the weights")]
     MissingTensor(String),
     #[error("tensor `{name}` holds {found}, where the model expects {expected}")]
-    Value {
-        name: String,
-        expected: String,
-        found: String,
-    },
+    Value { name: String, expected: String, found: String },
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
-    Shape {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
 }
 
 /// A tensor read from TF.js weights, always as f32, in TF's layout.
@@ -88,10 +71,7 @@ pub struct TfjsWeights {
 impl TfjsWeights {
     /// Parse a manifest, given either a bare list of groups (face-api) or a graph
     /// `model.json` holding `weightsManifest` (human), with a lookup for the shard bytes.
-    pub fn parse<'a>(
-        manifest_json: &str,
-        shard: impl Fn(&str) -> Option<&'a [u8]>,
-    ) -> Result<Self, TfjsError> {
+    pub fn parse<'a>(manifest_json: &str, shard: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Self, TfjsError> {
         let groups = parse_groups(manifest_json)?;
         let mut tensors = HashMap::new();
         for group in groups {
@@ -102,28 +82,14 @@ impl TfjsWeights {
             }
             let mut offset = 0;
             for entry in &group.weights {
-                let (values, used) = decode_entry(
-                    entry,
-                    &bytes[offset.min(bytes.len())..],
-                    offset,
-                    bytes.len(),
-                )?;
+                let (values, used) = decode_entry(entry, &bytes[offset.min(bytes.len())..], offset, bytes.len())?;
                 offset += used;
                 if let Some(values) = values {
-                    tensors.insert(
-                        entry.name.clone(),
-                        TfTensor {
-                            shape: entry.shape.clone(),
-                            values,
-                        },
-                    );
+                    tensors.insert(entry.name.clone(), TfTensor { shape: entry.shape.clone(), values });
                 }
             }
             if offset != bytes.len() {
-                return Err(TfjsError::TrailingBytes {
-                    used: offset,
-                    total: bytes.len(),
-                });
+                return Err(TfjsError::TrailingBytes { used: offset, total: bytes.len() });
             }
         }
         Ok(Self { tensors })
@@ -131,16 +97,9 @@ impl TfjsWeights {
 
     /// The tensor `name`, checked against the expected TF shape.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&TfTensor, TfjsError> {
-        let t = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| TfjsError::MissingTensor(name.to_string()))?;
+        let t = self.tensors.get(name).ok_or_else(|| TfjsError::MissingTensor(name.to_string()))?;
         if t.shape != shape {
-            return Err(TfjsError::Shape {
-                name: name.to_string(),
-                expected: shape.to_vec(),
-                found: t.shape.clone(),
-            });
+            return Err(TfjsError::Shape { name: name.to_string(), expected: shape.to_vec(), found: t.shape.clone() });
         }
         Ok(t)
     }
@@ -184,29 +143,18 @@ fn decode_entry(
     total: usize,
 ) -> Result<(Option<Vec<f32>>, usize), TfjsError> {
     let count: usize = entry.shape.iter().product();
-    let stored = entry
-        .quantization
-        .as_ref()
-        .map_or(entry.dtype.as_str(), |q| q.dtype.as_str());
+    let stored = entry.quantization.as_ref().map_or(entry.dtype.as_str(), |q| q.dtype.as_str());
     let width = match stored {
         "float32" | "int32" => 4,
         "float16" | "uint16" => 2,
         "uint8" => 1,
         other => {
-            return Err(TfjsError::UnsupportedDtype {
-                name: entry.name.clone(),
-                dtype: other.to_string(),
-            });
+            return Err(TfjsError::UnsupportedDtype { name: entry.name.clone(), dtype: other.to_string() });
         }
     };
     let needed = count * width;
     if rest.len() < needed {
-        return Err(TfjsError::Truncated {
-            name: entry.name.clone(),
-            offset,
-            needed,
-            total,
-        });
+        return Err(TfjsError::Truncated { name: entry.name.clone(), offset, needed, total });
     }
     let raw = &rest[..needed];
     let affine = |q: &Quantization| -> Result<(f32, f32), TfjsError> {
@@ -217,27 +165,15 @@ fn decode_entry(
     };
     let values = match (stored, entry.dtype.as_str()) {
         ("int32", _) | (_, "int32") => None,
-        ("float32", _) => Some(
-            raw.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ),
-        ("float16", _) => Some(
-            raw.chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-        ),
+        ("float32", _) => Some(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+        ("float16", _) => Some(raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
         ("uint8", _) => {
             let (scale, min) = affine(entry.quantization.as_ref().expect("quantised dtype"))?;
             Some(raw.iter().map(|&q| q as f32 * scale + min).collect())
         }
         ("uint16", _) => {
             let (scale, min) = affine(entry.quantization.as_ref().expect("quantised dtype"))?;
-            Some(
-                raw.chunks_exact(2)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]]) as f32 * scale + min)
-                    .collect(),
-            )
+            Some(raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as f32 * scale + min).collect())
         }
         _ => unreachable!("width match above covers every stored dtype"),
     };
@@ -281,22 +217,10 @@ mod tests {
     fn refuses_short_long_and_missing_shards() {
         let json = manifest(r#"{"name": "f", "shape": [2], "dtype": "float32"}"#);
         let short = [0u8; 7];
-        assert!(matches!(
-            TfjsWeights::parse(&json, |_| Some(&short[..])),
-            Err(TfjsError::Truncated { .. })
-        ));
+        assert!(matches!(TfjsWeights::parse(&json, |_| Some(&short[..])), Err(TfjsError::Truncated { .. })));
         let long = [0u8; 9];
-        assert!(matches!(
-            TfjsWeights::parse(&json, |_| Some(&long[..])),
-            Err(TfjsError::TrailingBytes { .. })
-        ));
-        assert!(matches!(
-            TfjsWeights::parse(&json, |_| None),
-            Err(TfjsError::MissingShard(_))
-        ));
-        assert!(matches!(
-            TfjsWeights::parse("{", |_| None),
-            Err(TfjsError::Manifest(_))
-        ));
+        assert!(matches!(TfjsWeights::parse(&json, |_| Some(&long[..])), Err(TfjsError::TrailingBytes { .. })));
+        assert!(matches!(TfjsWeights::parse(&json, |_| None), Err(TfjsError::MissingShard(_))));
+        assert!(matches!(TfjsWeights::parse("{", |_| None), Err(TfjsError::Manifest(_))));
     }
 }

@@ -23,21 +23,11 @@ pub struct Affine {
 impl Affine {
     /// Output pixel -> source: scale then shift.
     pub fn scale_shift(scale: f32, shift_x: f32, shift_y: f32) -> Self {
-        Self {
-            a: scale,
-            b: 0.0,
-            c: shift_x,
-            d: 0.0,
-            e: scale,
-            f: shift_y,
-        }
+        Self { a: scale, b: 0.0, c: shift_x, d: 0.0, e: scale, f: shift_y }
     }
 
     pub fn apply(&self, x: f32, y: f32) -> (f32, f32) {
-        (
-            self.a * x + self.b * y + self.c,
-            self.d * x + self.e * y + self.f,
-        )
+        (self.a * x + self.b * y + self.c, self.d * x + self.e * y + self.f)
     }
 }
 
@@ -53,23 +43,13 @@ pub struct Canvas {
 
 impl Canvas {
     pub fn of(image: &RgbImage) -> Self {
-        Self {
-            x0: 0,
-            y0: 0,
-            x1: image.width() as i64,
-            y1: image.height() as i64,
-        }
+        Self { x0: 0, y0: 0, x1: image.width() as i64, y1: image.height() as i64 }
     }
 }
 
 /// Sample `size.0 x size.1` pixels of `image` through `map`, as planar RGB `[3, h, w]`
 /// floats on 0..=255. Without a canvas, everything outside the image is black.
-pub fn sample_planar(
-    image: &RgbImage,
-    map: &Affine,
-    size: (usize, usize),
-    canvas: Option<Canvas>,
-) -> Vec<f32> {
+pub fn sample_planar(image: &RgbImage, map: &Affine, size: (usize, usize), canvas: Option<Canvas>) -> Vec<f32> {
     let (out_w, out_h) = size;
     let (w, h) = (image.width() as i64, image.height() as i64);
     let raw = image.as_raw();
@@ -81,11 +61,7 @@ pub fn sample_planar(
     };
     let pixel = |x: i64, y: i64, c: usize| -> f32 {
         let (x, y) = clamp(x, y);
-        if x < 0 || y < 0 || x >= w || y >= h {
-            0.0
-        } else {
-            raw[((y * w + x) * 3) as usize + c] as f32
-        }
+        if x < 0 || y < 0 || x >= w || y >= h { 0.0 } else { raw[((y * w + x) * 3) as usize + c] as f32 }
     };
     for oy in 0..out_h {
         for ox in 0..out_w {
@@ -95,8 +71,7 @@ pub fn sample_planar(
             let (x0, y0) = (x0 as i64, y0 as i64);
             for c in 0..3 {
                 let top = pixel(x0, y0, c) + (pixel(x0 + 1, y0, c) - pixel(x0, y0, c)) * fx;
-                let bottom =
-                    pixel(x0, y0 + 1, c) + (pixel(x0 + 1, y0 + 1, c) - pixel(x0, y0 + 1, c)) * fx;
+                let bottom = pixel(x0, y0 + 1, c) + (pixel(x0 + 1, y0 + 1, c) - pixel(x0, y0 + 1, c)) * fx;
                 out[c * plane + oy * out_w + ox] = top + (bottom - top) * fy;
             }
         }
@@ -127,9 +102,6 @@ mod tests {
         let out = sample_planar(&image, &map, (4, 1), Some(Canvas::of(&image)));
         assert_eq!(&out[..4], &[0.0, 50.0, 100.0, 100.0]);
         let unclamped = sample_planar(&image, &map, (4, 1), None);
-        assert_eq!(
-            unclamped[3], 50.0,
-            "without a canvas the pixel past the edge is black"
-        );
+        assert_eq!(unclamped[3], 50.0, "without a canvas the pixel past the edge is black");
     }
 }

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cache::Cache;
-use crate::models;
+use crate::models::{self, DetectorArgs};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -26,8 +26,13 @@ pub enum BenchCommand {
         #[arg(long, default_value = "bench/detection.json")]
         out: PathBuf,
         /// Images per forward pass.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Use only the first N images of each data set (all by default).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        detector: DetectorArgs,
     },
     /// Photos per second for decode + detect + align + backbone, per backbone.
     Speed {
@@ -44,10 +49,8 @@ pub enum BenchCommand {
 pub fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len).with_message(what.to_string());
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}")
+            .expect("valid template"),
     );
     bar
 }
@@ -60,24 +63,18 @@ struct FaceLine<'a> {
     faces: Vec<Detection>,
 }
 
-pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf]) -> Result<()> {
-    let detector = models::detector(cache, device)?;
+pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf], args: &DetectorArgs) -> Result<()> {
+    let detector = models::detector(cache, device, args.config())?;
     for path in images {
         let file = path.display().to_string();
         let line = match fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string()))
         {
-            Ok(image) => FaceLine {
-                file: &file,
-                error: None,
-                faces: detector.detect_batch(&[&image], device).remove(0),
-            },
-            Err(error) => FaceLine {
-                file: &file,
-                error: Some(error),
-                faces: Vec::new(),
-            },
+            Ok(image) => {
+                FaceLine { file: &file, error: None, faces: detector.detect_batch(&[&image], device).remove(0) }
+            }
+            Err(error) => FaceLine { file: &file, error: Some(error), faces: Vec::new() },
         };
         println!("{}", serde_json::to_string(&line)?);
     }
@@ -86,16 +83,10 @@ pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf]) -> Resul
 
 pub fn run(command: BenchCommand, cache: &Cache, device: &Device, backend: &str) -> Result<()> {
     match command {
-        BenchCommand::Detection {
-            data_dir,
-            out,
-            batch,
-        } => detection(cache, device, backend, &data_dir, &out, batch),
-        BenchCommand::Speed {
-            data_dir,
-            photos,
-            out,
-        } => speed(cache, device, backend, &data_dir, photos, &out),
+        BenchCommand::Detection { data_dir, out, batch, limit, detector } => {
+            detection(cache, device, backend, &data_dir, &out, batch, limit, &detector)
+        }
+        BenchCommand::Speed { data_dir, photos, out } => speed(cache, device, backend, &data_dir, photos, &out),
     }
 }
 
@@ -135,11 +126,11 @@ struct DatasetRate {
 struct DetectionReport {
     backend: String,
     detector: &'static str,
-    min_score: f32,
-    iou_threshold: f32,
+    config: facemtl::detect::DetectorConfig,
     datasets: Vec<DatasetRate>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn detection(
     cache: &Cache,
     device: &Device,
@@ -147,14 +138,16 @@ fn detection(
     data: &Path,
     out: &Path,
     batch: usize,
+    limit: Option<usize>,
+    args: &DetectorArgs,
 ) -> Result<()> {
-    let detector = models::detector(cache, device)?;
+    let detector = models::detector(cache, device, args.config())?;
     let mut datasets = Vec::new();
-    for (name, dir) in [
-        ("UTKFace", data.join("utkface/UTKFace")),
-        ("CelebA subset", data.join("celeba/img_align_celeba_89x109")),
-    ] {
-        let files = sorted_images(&dir)?;
+    for (name, dir) in
+        [("UTKFace", data.join("utkface/UTKFace")), ("CelebA subset", data.join("celeba/img_align_celeba_89x109"))]
+    {
+        let mut files = sorted_images(&dir)?;
+        files.truncate(limit.unwrap_or(usize::MAX));
         let started = Instant::now();
         let bar = progress(files.len() as u64, name);
         let mut rate = DatasetRate {
@@ -171,16 +164,16 @@ fn detection(
         for chunk in files.chunks(batch.max(1)) {
             let mut decoded = Vec::new();
             for path in chunk {
-                match fs::read(path).map_err(|e| e.to_string()).and_then(|b| {
-                    photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string())
-                }) {
+                match fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string()))
+                {
                     Ok(image) => decoded.push((path, image)),
                     Err(_) => rate.unreadable += 1,
                 }
             }
             let images: Vec<_> = decoded.iter().map(|(_, i)| i).collect();
-            for ((path, image), faces) in decoded.iter().zip(detector.detect_batch(&images, device))
-            {
+            for ((path, image), faces) in decoded.iter().zip(detector.detect_batch(&images, device)) {
                 match faces.len() {
                     1 => rate.exactly_one += 1,
                     0 => rate.none += 1,
@@ -188,11 +181,7 @@ fn detection(
                 }
                 if faces.len() != 1 {
                     rate.misses.push(Miss {
-                        file: path
-                            .file_name()
-                            .unwrap_or_default()
-                            .to_string_lossy()
-                            .into_owned(),
+                        file: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
                         faces: faces.len(),
                         scores: faces.iter().map(|f| f.score).collect(),
                         width: image.width(),
@@ -217,12 +206,10 @@ fn detection(
         );
         datasets.push(rate);
     }
-    let config = &detector.config;
     let report = DetectionReport {
         backend: backend.into(),
         detector: "BlazeFace full-range 256x256",
-        min_score: config.min_score,
-        iou_threshold: config.iou_threshold,
+        config: detector.config.clone(),
         datasets,
     };
     write_json(out, &report)
@@ -254,18 +241,8 @@ struct SpeedReport {
     rows: Vec<SpeedRow>,
 }
 
-fn speed(
-    cache: &Cache,
-    device: &Device,
-    backend: &str,
-    data: &Path,
-    count: usize,
-    out: &Path,
-) -> Result<()> {
-    let files: Vec<_> = sorted_images(&data.join("utkface/UTKFace"))?
-        .into_iter()
-        .take(count)
-        .collect();
+fn speed(cache: &Cache, device: &Device, backend: &str, data: &Path, count: usize, out: &Path) -> Result<()> {
+    let files: Vec<_> = sorted_images(&data.join("utkface/UTKFace"))?.into_iter().take(count).collect();
     let bytes: Vec<Vec<u8>> = files.iter().map(fs::read).collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     for kind in BackboneKind::ALL {
@@ -284,37 +261,21 @@ fn speed(
                 seconds,
                 photos_per_second: bytes.len() as f64 / seconds,
             };
-            eprintln!(
-                "{kind} batch {batch}: {:.1} photos/s ({} faces)",
-                row.photos_per_second, faces
-            );
+            eprintln!("{kind} batch {batch}: {:.1} photos/s ({} faces)", row.photos_per_second, faces);
             rows.push(row);
         }
     }
     let method = "release build; decode JPEG + detect (BlazeFace 256) + align + backbone forward, \
                   photos in memory, one untimed warm-up batch, wall time over all photos";
-    write_json(
-        out,
-        &SpeedReport {
-            backend: backend.into(),
-            method,
-            rows,
-        },
-    )
+    write_json(out, &SpeedReport { backend: backend.into(), method, rows })
 }
 
 /// Decode, detect, align and embed `photos` in batches; returns the number of faces.
-fn run_pipeline(
-    pipeline: &facemtl::pipeline::FacePipeline,
-    photos: &[Vec<u8>],
-    batch: usize,
-) -> Result<usize> {
+fn run_pipeline(pipeline: &facemtl::pipeline::FacePipeline, photos: &[Vec<u8>], batch: usize) -> Result<usize> {
     let mut faces = 0;
     for chunk in photos.chunks(batch) {
-        let images: Vec<_> = chunk
-            .iter()
-            .map(|b| photo::decode(b, DecodeLimits::default()))
-            .collect::<Result<_, _>>()?;
+        let images: Vec<_> =
+            chunk.iter().map(|b| photo::decode(b, DecodeLimits::default())).collect::<Result<_, _>>()?;
         let refs: Vec<_> = images.iter().collect();
         let detections = pipeline.detector.detect_batch(&refs, &pipeline.device);
         let mut crops = Vec::new();

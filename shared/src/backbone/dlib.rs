@@ -58,10 +58,7 @@ impl ResidualBlock {
         let [n, _, h, w] = shortcut.dims();
         let [_, c, oh, ow] = out.dims();
         if oh < h || ow < w {
-            out = out.pad(
-                (0, w - ow, 0, h - oh),
-                burn::tensor::ops::PadMode::Constant(0.0),
-            );
+            out = out.pad((0, w - ow, 0, h - oh), burn::tensor::ops::PadMode::Constant(0.0));
         }
         if self.extra_channels > 0 {
             let zeros = Tensor::zeros([n, self.extra_channels, h, w], &shortcut.device());
@@ -86,15 +83,10 @@ pub struct DlibResNetConfig {}
 impl DlibResNetConfig {
     pub fn init(&self, device: &Device) -> DlibResNet {
         let conv = |cin: usize, cout: usize, stride: usize, padding: PaddingConfig2d| {
-            Conv2dConfig::new([cin, cout], [3, 3])
-                .with_stride([stride, stride])
-                .with_padding(padding)
-                .init(device)
+            Conv2dConfig::new([cin, cout], [3, 3]).with_stride([stride, stride]).with_padding(padding).init(device)
         };
         DlibResNet {
-            stem: Conv2dConfig::new([3, 32], [7, 7])
-                .with_stride([2, 2])
-                .init(device),
+            stem: Conv2dConfig::new([3, 32], [7, 7]).with_stride([2, 2]).init(device),
             pool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).init(),
             blocks: BLOCKS
                 .iter()
@@ -109,9 +101,7 @@ impl DlibResNetConfig {
                     extra_channels: cout - cin,
                 })
                 .collect(),
-            fc: LinearConfig::new(256, FEATURES)
-                .with_bias(false)
-                .init(device),
+            fc: LinearConfig::new(256, FEATURES).with_bias(false).init(device),
         }
     }
 }
@@ -130,36 +120,12 @@ impl DlibResNet {
     /// Build from `model/face_recognition_model-weights_manifest.json` of `@vladmandic/face-api`.
     pub fn from_tfjs(weights: &TfjsWeights, device: &Device) -> Result<Self, TfjsError> {
         let mut model = DlibResNetConfig::new().init(device);
-        model.stem = conv_scale(
-            weights,
-            "conv32_down",
-            [7, 7, 3, 32],
-            2,
-            PaddingConfig2d::Valid,
-            device,
-        )?;
+        model.stem = conv_scale(weights, "conv32_down", [7, 7, 3, 32], 2, PaddingConfig2d::Valid, device)?;
         for (&(prefix, cin, cout, down), block) in BLOCKS.iter().zip(model.blocks.iter_mut()) {
-            let (stride, padding) = if down {
-                (2, PaddingConfig2d::Valid)
-            } else {
-                (1, PaddingConfig2d::Same)
-            };
-            block.conv1 = conv_scale(
-                weights,
-                &format!("{prefix}/conv1"),
-                [3, 3, cin, cout],
-                stride,
-                padding,
-                device,
-            )?;
-            block.conv2 = conv_scale(
-                weights,
-                &format!("{prefix}/conv2"),
-                [3, 3, cout, cout],
-                1,
-                PaddingConfig2d::Same,
-                device,
-            )?;
+            let (stride, padding) = if down { (2, PaddingConfig2d::Valid) } else { (1, PaddingConfig2d::Same) };
+            block.conv1 = conv_scale(weights, &format!("{prefix}/conv1"), [3, 3, cin, cout], stride, padding, device)?;
+            block.conv2 =
+                conv_scale(weights, &format!("{prefix}/conv2"), [3, 3, cout, cout], 1, PaddingConfig2d::Same, device)?;
         }
         model.fc = layers::linear(weights, "fc", None, 256, FEATURES, device)?;
         Ok(model)
@@ -185,14 +151,8 @@ fn conv_scale(
         padding,
         device,
     )?;
-    let scale = weights
-        .get(&format!("{prefix}/scale/weights"), &[cout])?
-        .values
-        .clone();
-    let shift = weights
-        .get(&format!("{prefix}/scale/biases"), &[cout])?
-        .values
-        .clone();
+    let scale = weights.get(&format!("{prefix}/scale/weights"), &[cout])?.values.clone();
+    let shift = weights.get(&format!("{prefix}/scale/biases"), &[cout])?.values.clone();
     let scale = Tensor::<1>::from_data(TensorData::new(scale, [cout]), device);
     let shift = Tensor::<1>::from_data(TensorData::new(shift, [cout]), device);
     let weight = layer.weight.val() * scale.clone().reshape([cout, 1, 1, 1]);

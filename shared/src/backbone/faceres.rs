@@ -114,10 +114,7 @@ impl FaceRes {
         // The graph applies ReLU6 as min(x, Cast) then max(_, Const_1): make sure they are
         // the 6 and 0 this module hard-codes.
         for name in ["conv1_relu", "conv_dw_1_relu", "conv_pw_13_relu"] {
-            let (hi, lo) = (
-                weights.scalar(&format!("{name}/Cast"))?,
-                weights.scalar(&format!("{name}/Const_1"))?,
-            );
+            let (hi, lo) = (weights.scalar(&format!("{name}/Cast"))?, weights.scalar(&format!("{name}/Const_1"))?);
             if (hi, lo) != (6.0, 0.0) {
                 return Err(TfjsError::Value {
                     name: format!("{name} clip bounds"),
@@ -159,30 +156,9 @@ impl FaceRes {
             )?;
             channels = out;
         }
-        model.feats = layers::linear(
-            weights,
-            "feats/kernel",
-            Some("feats/bias"),
-            FEATURES,
-            256,
-            device,
-        )?;
-        model.gender = layers::linear(
-            weights,
-            "gender_pred/kernel",
-            Some("gender_pred/bias"),
-            256,
-            1,
-            device,
-        )?;
-        model.age = layers::linear(
-            weights,
-            "age_pred/kernel",
-            Some("age_pred/bias"),
-            256,
-            AGE_BINS,
-            device,
-        )?;
+        model.feats = layers::linear(weights, "feats/kernel", Some("feats/bias"), FEATURES, 256, device)?;
+        model.gender = layers::linear(weights, "gender_pred/kernel", Some("gender_pred/bias"), 256, 1, device)?;
+        model.age = layers::linear(weights, "age_pred/kernel", Some("age_pred/bias"), 256, AGE_BINS, device)?;
         Ok(model)
     }
 }

@@ -55,25 +55,17 @@ impl BackboneKind {
     /// face-api's means, over 255.
     pub fn normalise(&self, planar_rgb: &[f32]) -> Vec<f32> {
         let plane = planar_rgb.len() / 3;
-        let (r, g, b) = (
-            &planar_rgb[..plane],
-            &planar_rgb[plane..2 * plane],
-            &planar_rgb[2 * plane..],
-        );
+        let (r, g, b) = (&planar_rgb[..plane], &planar_rgb[plane..2 * plane], &planar_rgb[2 * plane..]);
         fn shift(channel: &[f32], mean: f32, div: f32) -> impl Iterator<Item = f32> + '_ {
             channel.iter().map(move |v| (v - mean) / div)
         }
         match self {
-            BackboneKind::Faceres => shift(b, 93.594, 1.0)
-                .chain(shift(g, 104.762, 1.0))
-                .chain(shift(r, 129.186, 1.0))
-                .collect(),
+            BackboneKind::Faceres => {
+                shift(b, 93.594, 1.0).chain(shift(g, 104.762, 1.0)).chain(shift(r, 129.186, 1.0)).collect()
+            }
             BackboneKind::Dlib => {
                 let [mr, mg, mb] = dlib::MEAN_RGB;
-                shift(r, mr, 255.0)
-                    .chain(shift(g, mg, 255.0))
-                    .chain(shift(b, mb, 255.0))
-                    .collect()
+                shift(r, mr, 255.0).chain(shift(g, mg, 255.0)).chain(shift(b, mb, 255.0)).collect()
             }
         }
     }
@@ -89,10 +81,7 @@ impl std::str::FromStr for BackboneKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown backbone `{s}` (faceres or dlib)"))
+        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| format!("unknown backbone `{s}` (faceres or dlib)"))
     }
 }
 

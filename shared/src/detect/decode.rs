@@ -35,19 +35,25 @@ impl BBox {
     }
 
     pub fn iou(&self, other: &BBox) -> f32 {
+        let inter = self.intersection(other);
+        let union = self.area() + other.area() - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+
+    /// The share of this box's area that lies inside `other`.
+    pub fn inside(&self, other: &BBox) -> f32 {
+        let area = self.area();
+        if area > 0.0 { self.intersection(other) / area } else { 0.0 }
+    }
+
+    fn intersection(&self, other: &BBox) -> f32 {
         let inter = BBox {
             x_min: self.x_min.max(other.x_min),
             y_min: self.y_min.max(other.y_min),
             x_max: self.x_max.min(other.x_max),
             y_max: self.y_max.min(other.y_max),
         };
-        let inter = if inter.width() > 0.0 && inter.height() > 0.0 {
-            inter.area()
-        } else {
-            0.0
-        };
-        let union = self.area() + other.area() - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
+        if inter.width() > 0.0 && inter.height() > 0.0 { inter.area() } else { 0.0 }
     }
 }
 
@@ -77,8 +83,12 @@ pub struct Detection {
 pub struct DecodeConfig {
     /// Minimum face probability.
     pub min_score: f32,
-    /// Boxes overlapping the best one by more than this are merged into it.
+    /// Boxes overlapping the best one by more than this IoU are merged into it.
     pub iou_threshold: f32,
+    /// Boxes lying inside the best one by more than this share of their own area are merged
+    /// into it too: a face that fills the frame also excites anchors on its halves, whose
+    /// boxes sit inside the whole face's box with a small IoU. 1 disables it.
+    pub containment: f32,
     /// Most faces returned per image (highest scores first).
     pub max_faces: usize,
     /// Merge overlapping candidates by score-weighted averaging (MediaPipe) rather than keep
@@ -90,41 +100,58 @@ impl Default for DecodeConfig {
     /// MediaPipe's thresholds for this model (score 0.5, suppression 0.3); 100 faces is more
     /// than a 256x256 detector input can resolve.
     fn default() -> Self {
-        Self {
-            min_score: 0.5,
-            iou_threshold: 0.3,
-            max_faces: 100,
-            weighted: true,
-        }
+        Self { min_score: 0.5, iou_threshold: 0.3, containment: 0.3, max_faces: 100, weighted: true }
     }
 }
 
-/// How the original image was placed in the square detector input: a detector pixel `p` is
-/// original pixel `p * scale - (pad_x, pad_y)`.
+/// A square window on the original image that the detector sees as its 256x256 input: a
+/// detector pixel `p` is original pixel `p * scale - (pad_x, pad_y)`. Either the whole image
+/// centred on a square (its longer side times a zoom-out factor), or a tile of a large image.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Letterbox {
     pub scale: f32,
     pub pad_x: f32,
     pub pad_y: f32,
+    /// A tile cuts faces at its edges: only faces lying inside it are trusted.
+    pub tile: bool,
 }
 
 impl Letterbox {
     /// Centre a `width x height` image on a square, as the reference does (padding rounded down
     /// on the top/left side).
     pub fn for_size(width: u32, height: u32) -> Self {
-        let side = width.max(height);
+        Self::zoomed_out(width, height, 1.0)
+    }
+
+    /// The same with a square `zoom` times larger than the image's longer side.
+    pub fn zoomed_out(width: u32, height: u32, zoom: f32) -> Self {
+        let side = (width.max(height) as f32 * zoom.max(1.0)).round() as u32;
         Self {
             scale: side as f32 / INPUT_SIZE as f32,
             pad_x: ((side - width) / 2) as f32,
             pad_y: ((side - height) / 2) as f32,
+            tile: false,
         }
     }
 
+    /// The square of side `side` whose top-left corner is original pixel `(x, y)`.
+    pub fn tile(x: f32, y: f32, side: f32) -> Self {
+        Self { scale: side / INPUT_SIZE as f32, pad_x: -x, pad_y: -y, tile: true }
+    }
+
+    /// The window in original pixels.
+    pub fn window(&self) -> BBox {
+        let side = self.side();
+        BBox { x_min: -self.pad_x, y_min: -self.pad_y, x_max: side - self.pad_x, y_max: side - self.pad_y }
+    }
+
+    /// Side of the square in original pixels.
+    pub fn side(&self) -> f32 {
+        self.scale * INPUT_SIZE as f32
+    }
+
     fn to_original(&self, x: f32, y: f32) -> Point {
-        Point {
-            x: x * self.scale - self.pad_x,
-            y: y * self.scale - self.pad_y,
-        }
+        Point { x: x * self.scale - self.pad_x, y: y * self.scale - self.pad_y }
     }
 }
 
@@ -136,10 +163,7 @@ pub fn anchors() -> Vec<Point> {
         let cells = INPUT_SIZE / stride;
         for gy in 0..cells {
             for gx in 0..cells {
-                let centre = Point {
-                    x: stride as f32 * (gx as f32 + 0.5),
-                    y: stride as f32 * (gy as f32 + 0.5),
-                };
+                let centre = Point { x: stride as f32 * (gx as f32 + 0.5), y: stride as f32 * (gy as f32 + 0.5) };
                 out.extend(std::iter::repeat_n(centre, per_cell));
             }
         }
@@ -147,12 +171,15 @@ pub fn anchors() -> Vec<Point> {
     out
 }
 
+/// Share of a box that must lie inside a tile for the tile's detection to count.
+const TRUSTED_INSIDE_TILE: f32 = 0.95;
+
 fn sigmoid(x: f32) -> f32 {
     // MediaPipe clips logits to +-100 before the sigmoid.
     1.0 / (1.0 + (-x.clamp(-100.0, 100.0)).exp())
 }
 
-/// A candidate in detector pixels: box corners then the six keypoints.
+/// A candidate in original-image pixels: box corners then the six keypoints.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     score: f32,
@@ -161,32 +188,19 @@ struct Candidate {
 
 impl Candidate {
     fn bbox(&self) -> BBox {
-        BBox {
-            x_min: self.coords[0],
-            y_min: self.coords[1],
-            x_max: self.coords[2],
-            y_max: self.coords[3],
-        }
+        BBox { x_min: self.coords[0], y_min: self.coords[1], x_max: self.coords[2], y_max: self.coords[3] }
     }
 }
 
-/// Decode one image's `[896 * 17]` raw output (score logit then 16 regressors per anchor).
-pub fn decode(
-    raw: &[f32],
-    anchors: &[Point],
-    letterbox: &Letterbox,
-    config: &DecodeConfig,
-) -> Vec<Detection> {
+/// Decode one image's raw outputs, one `[896 * 17]` slice (score logit then 16 regressors per
+/// anchor) per zoom level with its letterbox, into faces in original-image pixels. Candidates of
+/// every zoom level go through one suppression, so a face seen at two zooms is reported once.
+pub fn decode(raws: &[&[f32]], letterboxes: &[Letterbox], anchors: &[Point], config: &DecodeConfig) -> Vec<Detection> {
     let stride = 1 + NUM_REGRESSORS;
-    assert_eq!(
-        raw.len(),
-        anchors.len() * stride,
-        "raw output does not match the anchors"
-    );
-    let mut candidates: Vec<Candidate> = raw
-        .chunks_exact(stride)
-        .zip(anchors)
-        .filter_map(|(r, a)| {
+    let mut candidates = Vec::new();
+    for (raw, letterbox) in raws.iter().zip(letterboxes) {
+        assert_eq!(raw.len(), anchors.len() * stride, "raw output does not match the anchors");
+        candidates.extend(raw.chunks_exact(stride).zip(anchors).filter_map(|(r, a)| {
             let score = sigmoid(r[0]);
             if score < config.min_score || !score.is_finite() {
                 return None;
@@ -198,14 +212,19 @@ pub fn decode(
                 coords[4 + 2 * k] = a.x + r[5 + 2 * k];
                 coords[5 + 2 * k] = a.y + r[6 + 2 * k];
             }
-            Some(Candidate { score, coords })
-        })
-        .collect();
+            for point in coords.chunks_exact_mut(2) {
+                let p = letterbox.to_original(point[0], point[1]);
+                (point[0], point[1]) = (p.x, p.y);
+            }
+            let candidate = Candidate { score, coords };
+            if letterbox.tile && candidate.bbox().inside(&letterbox.window()) < TRUSTED_INSIDE_TILE {
+                return None;
+            }
+            Some(candidate)
+        }));
+    }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
-    weighted_nms(candidates, config)
-        .into_iter()
-        .map(|c| to_detection(&c, letterbox))
-        .collect()
+    weighted_nms(candidates, config).iter().map(to_detection).collect()
 }
 
 /// Non-maximum suppression, by default MediaPipe's weighted variant: the best remaining candidate absorbs every candidate that overlaps
@@ -218,41 +237,31 @@ fn weighted_nms(mut remaining: Vec<Candidate>, config: &DecodeConfig) -> Vec<Can
             break;
         }
         let best_box = best.bbox();
-        let (overlapping, rest): (Vec<_>, Vec<_>) = remaining
-            .into_iter()
-            .partition(|c| c.bbox().iou(&best_box) > config.iou_threshold);
+        let (overlapping, rest): (Vec<_>, Vec<_>) =
+            remaining.into_iter().partition(|c| c.bbox().iou(&best_box) > config.iou_threshold);
+        remaining = rest.into_iter().filter(|c| c.bbox().inside(&best_box) <= config.containment).collect();
         if !config.weighted {
             kept.push(best);
-            remaining = rest;
             continue;
         }
         let total: f32 = overlapping.iter().map(|c| c.score).sum();
-        let mut merged = Candidate {
-            score: best.score,
-            coords: [0.0; 16],
-        };
+        let mut merged = Candidate { score: best.score, coords: [0.0; 16] };
         for c in &overlapping {
             for (m, v) in merged.coords.iter_mut().zip(c.coords) {
                 *m += v * c.score / total;
             }
         }
         kept.push(merged);
-        remaining = rest;
     }
     kept
 }
 
-fn to_detection(c: &Candidate, letterbox: &Letterbox) -> Detection {
-    let p = |i: usize| letterbox.to_original(c.coords[i], c.coords[i + 1]);
+fn to_detection(c: &Candidate) -> Detection {
+    let p = |i: usize| Point { x: c.coords[i], y: c.coords[i + 1] };
     let (min, max) = (p(0), p(2));
     Detection {
         score: c.score,
-        bbox: BBox {
-            x_min: min.x,
-            y_min: min.y,
-            x_max: max.x,
-            y_max: max.y,
-        },
+        bbox: BBox { x_min: min.x, y_min: min.y, x_max: max.x, y_max: max.y },
         keypoints: Keypoints {
             right_eye: p(4),
             left_eye: p(6),
@@ -279,8 +288,10 @@ mod tests {
         assert_eq!((a[895].x, a[895].y), (240.0, 240.0));
     }
 
+    /// Raw output with no face but one at anchor `at`: every logit very negative, regressors 0.
     fn raw_face(anchors: &[Point], at: usize, logit: f32, size: f32, shift: f32) -> Vec<f32> {
-        let mut raw = vec![-50.0; anchors.len() * 17];
+        let mut raw = vec![0.0; anchors.len() * 17];
+        raw.iter_mut().step_by(17).for_each(|l| *l = -50.0);
         raw[at * 17] = logit;
         raw[at * 17 + 1] = shift;
         raw[at * 17 + 3] = size;
@@ -300,11 +311,8 @@ mod tests {
         raw[800 * 17..801 * 17].copy_from_slice(&third[800 * 17..801 * 17]);
 
         let letterbox = Letterbox::for_size(512, 256);
-        assert_eq!(
-            (letterbox.scale, letterbox.pad_x, letterbox.pad_y),
-            (2.0, 0.0, 128.0)
-        );
-        let faces = decode(&raw, &a, &letterbox, &DecodeConfig::default());
+        assert_eq!((letterbox.scale, letterbox.pad_x, letterbox.pad_y), (2.0, 0.0, 128.0));
+        let faces = decode(&[&raw], &[letterbox], &a, &DecodeConfig::default());
         assert_eq!(faces.len(), 2);
         let (s1, s2) = (sigmoid(3.0), sigmoid(1.0));
         let merged_cx = a[100].x + 4.0 * s2 / (s1 + s2);
@@ -319,55 +327,42 @@ mod tests {
     #[test]
     fn nothing_above_threshold_gives_no_face_and_max_faces_caps() {
         let a = anchors();
-        assert!(
-            decode(
-                &vec![-10.0; a.len() * 17],
-                &a,
-                &Letterbox::for_size(10, 10),
-                &DecodeConfig::default()
-            )
-            .is_empty()
-        );
+        let none = vec![-10.0; a.len() * 17];
+        assert!(decode(&[&none], &[Letterbox::for_size(10, 10)], &a, &DecodeConfig::default()).is_empty());
         let mut raw = vec![-50.0; a.len() * 17];
         for cell in 0..64 {
             raw[(512 + cell * 6) * 17] = 5.0;
             raw[(512 + cell * 6) * 17 + 3] = 8.0;
             raw[(512 + cell * 6) * 17 + 4] = 8.0;
         }
-        let config = DecodeConfig {
-            max_faces: 30,
-            ..DecodeConfig::default()
-        };
-        assert_eq!(
-            decode(&raw, &a, &Letterbox::for_size(256, 256), &config).len(),
-            30
-        );
+        let config = DecodeConfig { max_faces: 30, ..DecodeConfig::default() };
+        assert_eq!(decode(&[&raw], &[Letterbox::for_size(256, 256)], &a, &config).len(), 30);
+    }
+
+    #[test]
+    fn a_face_seen_at_two_zoom_levels_is_reported_once() {
+        let a = anchors();
+        // The same face: 40 px at anchor 100 with the image filling the square, and 20 px on the
+        // matching spot of a square twice as large.
+        let near = raw_face(&a, 100, 2.0, 40.0, 0.0);
+        let letterboxes = [Letterbox::for_size(256, 256), Letterbox::zoomed_out(256, 256, 2.0)];
+        assert_eq!(letterboxes[1].pad_x, 128.0);
+        let (x, y) = ((a[100].x + 128.0) / 2.0, (a[100].y + 128.0) / 2.0);
+        let far_anchor = a[..512].iter().position(|p| (p.x - x).abs() < 8.0 && (p.y - y).abs() < 8.0).unwrap();
+        let mut far = raw_face(&a, far_anchor, 1.0, 20.0, 0.0);
+        far[far_anchor * 17 + 1] = x - a[far_anchor].x;
+        far[far_anchor * 17 + 2] = y - a[far_anchor].y;
+        let faces = decode(&[&near, &far], &letterboxes, &a, &DecodeConfig::default());
+        assert_eq!(faces.len(), 1);
+        assert!((faces[0].bbox.width() - 40.0).abs() < 1e-3);
     }
 
     #[test]
     fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
-        let b = BBox {
-            x_min: 0.0,
-            y_min: 0.0,
-            x_max: 2.0,
-            y_max: 2.0,
-        };
+        let b = BBox { x_min: 0.0, y_min: 0.0, x_max: 2.0, y_max: 2.0 };
         assert_eq!(b.iou(&b), 1.0);
-        assert_eq!(
-            b.iou(&BBox {
-                x_min: 3.0,
-                y_min: 0.0,
-                x_max: 4.0,
-                y_max: 1.0
-            }),
-            0.0
-        );
-        let half = BBox {
-            x_min: 1.0,
-            y_min: 0.0,
-            x_max: 3.0,
-            y_max: 2.0,
-        };
+        assert_eq!(b.iou(&BBox { x_min: 3.0, y_min: 0.0, x_max: 4.0, y_max: 1.0 }), 0.0);
+        let half = BBox { x_min: 1.0, y_min: 0.0, x_max: 3.0, y_max: 2.0 };
         assert!((b.iou(&half) - 1.0 / 3.0).abs() < 1e-6);
     }
 }

@@ -11,60 +11,111 @@ use image::RgbImage;
 
 use crate::warp::{Affine, Canvas, sample_planar};
 
-/// The detector's input for one image: the image centred on a black square, resized to
-/// 256x256, as planar RGB on [-1, 1]; and how to map results back.
-pub fn detector_input(image: &RgbImage) -> (Vec<f32>, Letterbox) {
-    let letterbox = Letterbox::for_size(image.width(), image.height());
-    let side = image.width().max(image.height()) as i64;
+/// The detector's input for one view of an image: the window resized to 256x256 (black
+/// outside the image), as planar RGB on [-1, 1].
+pub fn detector_input(image: &RgbImage, view: &Letterbox) -> Vec<f32> {
+    let window = view.window();
     let canvas = Canvas {
-        x0: -(letterbox.pad_x as i64),
-        y0: -(letterbox.pad_y as i64),
-        x1: side - letterbox.pad_x as i64,
-        y1: side - letterbox.pad_y as i64,
+        x0: window.x_min.round() as i64,
+        y0: window.y_min.round() as i64,
+        x1: window.x_max.round() as i64,
+        y1: window.y_max.round() as i64,
     };
-    let map = Affine::scale_shift(letterbox.scale, -letterbox.pad_x, -letterbox.pad_y);
+    let map = Affine::scale_shift(view.scale, -view.pad_x, -view.pad_y);
     let mut pixels = sample_planar(image, &map, (INPUT_SIZE, INPUT_SIZE), Some(canvas));
     for v in &mut pixels {
         *v = *v / 127.5 - 1.0;
     }
-    (pixels, letterbox)
+    pixels
 }
 
-/// BlazeFace with its anchors and thresholds.
+/// Detector settings: decoding thresholds and the zoom-out levels each image is seen at.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DetectorConfig {
+    pub decode: DecodeConfig,
+    /// Each image is searched centred on a square this many times its longer side.
+    /// BlazeFace full-range misses faces that fill the frame (close-ups, selfies, the
+    /// pre-cropped faces of UTKFace and CelebA); seen zoomed out, they are ordinary faces.
+    pub zooms: Vec<f32>,
+    /// Images whose longer side is at least twice the detector's input are also searched in
+    /// up to four overlapping tiles, each 0.6 of the longer side: small faces of group photos
+    /// come out larger there.
+    pub tiles: bool,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self { decode: DecodeConfig::default(), zooms: vec![1.0, 2.0], tiles: true }
+    }
+}
+
+impl DetectorConfig {
+    /// Every view the detector takes of a `width x height` image.
+    pub fn views(&self, width: u32, height: u32) -> Vec<Letterbox> {
+        let mut views: Vec<Letterbox> = self.zooms.iter().map(|&z| Letterbox::zoomed_out(width, height, z)).collect();
+        let long = width.max(height) as f32;
+        if self.tiles && long >= 2.0 * INPUT_SIZE as f32 {
+            let side = (TILE_SHARE * long).round();
+            // Along each axis: both ends when the image is longer than a tile, else centred.
+            let starts = |n: f32| if n > side { vec![0.0, n - side] } else { vec![((n - side) / 2.0).floor()] };
+            for y in starts(height as f32) {
+                for x in starts(width as f32) {
+                    views.push(Letterbox::tile(x, y, side));
+                }
+            }
+        }
+        views
+    }
+}
+
+const TILE_SHARE: f32 = 0.6;
+
+/// BlazeFace with its anchors and settings.
 #[derive(Debug)]
 pub struct Detector {
     pub model: BlazeFace,
-    pub config: DecodeConfig,
+    pub config: DetectorConfig,
     anchors: Vec<Point>,
 }
 
+/// The detector inputs of a batch of images (every view of each), ready for
+/// [`BlazeFace::forward`], and what [`Detector::decode`] needs afterwards.
+pub struct DetectorBatch {
+    pub input: Tensor<4>,
+    /// The views of each image, in input order.
+    pub views: Vec<Vec<Letterbox>>,
+}
+
 impl Detector {
-    pub fn new(model: BlazeFace, config: DecodeConfig) -> Self {
-        Self {
-            model,
-            config,
-            anchors: anchors(),
+    pub fn new(model: BlazeFace, config: DetectorConfig) -> Self {
+        Self { model, config, anchors: anchors() }
+    }
+
+    /// `[total views, 3, 256, 256]` for `images`, the views of an image adjacent.
+    pub fn inputs(&self, images: &[&RgbImage], device: &Device) -> DetectorBatch {
+        let views: Vec<Vec<Letterbox>> = images.iter().map(|i| self.config.views(i.width(), i.height())).collect();
+        let count: usize = views.iter().map(Vec::len).sum();
+        let mut flat = Vec::with_capacity(count * 3 * INPUT_SIZE * INPUT_SIZE);
+        for (image, views) in images.iter().zip(&views) {
+            for view in views {
+                flat.extend(detector_input(image, view));
+            }
         }
+        let input = Tensor::from_data(TensorData::new(flat, [count, 3, INPUT_SIZE, INPUT_SIZE]), device);
+        DetectorBatch { input, views }
     }
 
-    /// Batch the detector inputs of several images: `[n, 3, 256, 256]`.
-    pub fn batch(inputs: &[Vec<f32>], device: &Device) -> Tensor<4> {
-        let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
-        Tensor::from_data(
-            TensorData::new(flat, [inputs.len(), 3, INPUT_SIZE, INPUT_SIZE]),
-            device,
-        )
-    }
-
-    /// Decode the raw `[n * 896 * 17]` output of [`BlazeFace::forward`] for image `index`.
-    pub fn decode(&self, raw: &[f32], index: usize, letterbox: &Letterbox) -> Vec<Detection> {
-        let per_image = NUM_ANCHORS * (1 + NUM_REGRESSORS);
-        decode(
-            &raw[index * per_image..(index + 1) * per_image],
-            &self.anchors,
-            letterbox,
-            &self.config,
-        )
+    /// Faces of every image of the batch from the raw `[views * 896 * 17]` output.
+    pub fn decode(&self, raw: &[f32], views: &[Vec<Letterbox>]) -> Vec<Vec<Detection>> {
+        let per_input = NUM_ANCHORS * (1 + NUM_REGRESSORS);
+        let mut slices = raw.chunks_exact(per_input);
+        views
+            .iter()
+            .map(|image_views| {
+                let raws: Vec<&[f32]> = slices.by_ref().take(image_views.len()).collect();
+                decode(&raws, image_views, &self.anchors, &self.config.decode)
+            })
+            .collect()
     }
 
     /// Detect every face of each image (a native, blocking read of the device).
@@ -72,13 +123,8 @@ impl Detector {
         if images.is_empty() {
             return Vec::new();
         }
-        let (inputs, boxes): (Vec<_>, Vec<_>) = images.iter().map(|i| detector_input(i)).unzip();
-        let raw = self.model.forward(Self::batch(&inputs, device)).into_data();
-        let raw = raw.as_slice::<f32>().expect("the detector outputs f32");
-        boxes
-            .iter()
-            .enumerate()
-            .map(|(i, b)| self.decode(raw, i, b))
-            .collect()
+        let batch = self.inputs(images, device);
+        let raw = self.model.forward(batch.input).into_data().try_to_vec::<f32>().expect("the detector outputs floats");
+        self.decode(&raw, &batch.views)
     }
 }

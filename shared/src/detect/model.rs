@@ -102,10 +102,7 @@ impl BlazeFaceConfig {
                 .with_stride([2, 2])
                 .with_padding(PaddingConfig2d::Same)
                 .init(device),
-            blocks: block_plan()
-                .into_iter()
-                .map(|(i, o, s)| BlazeBlock::new(i, o, s, device))
-                .collect(),
+            blocks: block_plan().into_iter().map(|(i, o, s)| BlazeBlock::new(i, o, s, device)).collect(),
             scores_16: head(2),
             boxes_16: head(2 * NUM_REGRESSORS),
             tail: BlazeBlockNoSkip {
@@ -131,10 +128,7 @@ impl BlazeFace {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let grid_16 = per_anchor(
-            self.scores_16.forward(x.clone()),
-            self.boxes_16.forward(x.clone()),
-        );
+        let grid_16 = per_anchor(self.scores_16.forward(x.clone()), self.boxes_16.forward(x.clone()));
         let x = relu(self.tail.pointwise.forward(self.tail.depthwise.forward(x)));
         let grid_8 = per_anchor(self.scores_8.forward(x.clone()), self.boxes_8.forward(x));
         Tensor::cat(vec![grid_16, grid_8], 1)
@@ -145,31 +139,15 @@ impl BlazeFace {
     pub fn from_tfjs(weights: &TfjsWeights, device: &Device) -> Result<Self, TfjsError> {
         let mut model = BlazeFaceConfig::new().init(device);
         let name = |i: usize| {
-            if i == 0 {
-                "unknown".to_string()
-            } else {
-                format!("unknown_{i}")
-            }
+            if i == 0 { "unknown".to_string() } else { format!("unknown_{i}") }
         };
-        model.stem = layers::conv(
-            weights,
-            "unknown",
-            Some("unknown_0"),
-            [5, 5, 3, 24],
-            2,
-            PaddingConfig2d::Same,
-            device,
-        )?;
+        model.stem =
+            layers::conv(weights, "unknown", Some("unknown_0"), [5, 5, 3, 24], 2, PaddingConfig2d::Same, device)?;
         // Each block owns four consecutive numbers: depthwise kernel, one not in the file,
         // pointwise kernel and bias. The depthwise convs have no bias in the graph.
-        for (index, ((cin, cout, stride), block)) in block_plan()
-            .into_iter()
-            .zip(model.blocks.iter_mut())
-            .enumerate()
-        {
+        for (index, ((cin, cout, stride), block)) in block_plan().into_iter().zip(model.blocks.iter_mut()).enumerate() {
             let base = 1 + 4 * index;
-            block.depthwise =
-                layers::depthwise(weights, &name(base), None, None, 3, cin, stride, device)?;
+            block.depthwise = layers::depthwise(weights, &name(base), None, None, 3, cin, stride, device)?;
             block.pointwise = layers::conv(
                 weights,
                 &name(base + 2),
@@ -180,27 +158,11 @@ impl BlazeFace {
                 device,
             )?;
         }
-        model.tail.depthwise =
-            layers::depthwise(weights, &name(125), None, None, 3, 96, 2, device)?;
-        model.tail.pointwise = layers::conv(
-            weights,
-            &name(127),
-            Some(&name(128)),
-            [1, 1, 96, 96],
-            1,
-            PaddingConfig2d::Valid,
-            device,
-        )?;
+        model.tail.depthwise = layers::depthwise(weights, &name(125), None, None, 3, 96, 2, device)?;
+        model.tail.pointwise =
+            layers::conv(weights, &name(127), Some(&name(128)), [1, 1, 96, 96], 1, PaddingConfig2d::Valid, device)?;
         let head = |k: usize, out: usize| {
-            layers::conv(
-                weights,
-                &name(k),
-                Some(&name(k + 1)),
-                [1, 1, 96, out],
-                1,
-                PaddingConfig2d::Valid,
-                device,
-            )
+            layers::conv(weights, &name(k), Some(&name(k + 1)), [1, 1, 96, out], 1, PaddingConfig2d::Valid, device)
         };
         model.boxes_8 = head(129, 6 * NUM_REGRESSORS)?;
         model.boxes_16 = head(131, 2 * NUM_REGRESSORS)?;
@@ -215,8 +177,6 @@ impl BlazeFace {
 fn per_anchor(scores: Tensor<4>, boxes: Tensor<4>) -> Tensor<3> {
     let [n, a, h, w] = scores.dims();
     let scores = scores.permute([0, 2, 3, 1]).reshape([n, h * w * a, 1]);
-    let boxes = boxes
-        .permute([0, 2, 3, 1])
-        .reshape([n, h * w * a, NUM_REGRESSORS]);
+    let boxes = boxes.permute([0, 2, 3, 1]).reshape([n, h * w * a, NUM_REGRESSORS]);
     Tensor::cat(vec![scores, boxes], 2)
 }

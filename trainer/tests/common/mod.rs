@@ -18,9 +18,7 @@ pub fn repo_root() -> PathBuf {
 
 /// `$FACEMTL_DATA`, default `../shared/data` beside the repository.
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("FACEMTL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/data"))
+    std::env::var_os("FACEMTL_DATA").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/data"))
 }
 
 pub fn cache() -> Cache {
@@ -36,17 +34,14 @@ pub fn present(path: &std::path::Path, what: &str) -> bool {
     if path.exists() {
         return true;
     }
-    eprintln!(
-        "SKIP: {what} not found at {} (run scripts/test.sh, which sets up weights and data)",
-        path.display()
-    );
+    eprintln!("SKIP: {what} not found at {} (run scripts/test.sh, which sets up weights and data)", path.display());
     false
 }
 
 pub fn detector() -> Option<Detector> {
     let cache = cache();
     present(&cache.detector_weights(), "detector weights")
-        .then(|| models::detector(&cache, &Device::flex()).expect("detector loads"))
+        .then(|| models::detector(&cache, &Device::flex(), Default::default()).expect("detector loads"))
 }
 
 pub fn pipeline(kind: BackboneKind) -> Option<FacePipeline> {
