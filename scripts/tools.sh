@@ -13,3 +13,6 @@ if ! need npm; then
     exit 1
   fi
 fi
+if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown >&2
+fi

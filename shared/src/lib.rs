@@ -5,6 +5,7 @@
 pub mod align;
 pub mod backbone;
 pub mod detect;
+pub mod early_freeze;
 mod layers;
 pub mod photo;
 pub mod pipeline;
