@@ -6,6 +6,7 @@ pub mod align;
 pub mod backbone;
 pub mod detect;
 pub mod early_freeze;
+pub mod mtl;
 mod layers;
 pub mod photo;
 pub mod pipeline;

@@ -1,0 +1,226 @@
+//! Per-task losses as in the thesis, and the ways of combining them into one.
+//!
+//! Cross-entropy for the classification tasks, `0.5 (y - p)^2` for age on the normalised scale.
+//! Combination, selectable by name:
+//! - `average`: every task weighs 1/T (the thesis's baseline);
+//! - `learned`: the thesis's Loss Weight Layer, weights `w = softmax(v)` (positive, summing to
+//!   1) learned with the network, total `sum w_i L_i + lambda ||w||^2`. Note for the reader:
+//!   minimising this over `w` moves weight towards the task whose loss is smallest (the
+//!   gradient for `w_i` is `L_i + 2 lambda w_i`), which lambda only tempers; the run logs show
+//!   what it does on real data;
+//! - `uncertainty`: Kendall, Gal and Cipolla (2018), `sum exp(-s_i) L_i + s_i` with learned
+//!   log-variances `s_i`;
+//! - `dwa`: Dynamic Weight Average (Liu, Johns and Davison 2019): weights from how fast each
+//!   task's training loss fell over the last two epochs (temperature 2), normalised here to
+//!   sum to 1 like the others.
+
+use burn::module::Param;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use serde::{Deserialize, Serialize};
+
+use super::tasks::Task;
+
+/// One task's target for a batch.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Class indices `[n]`.
+    Class(Tensor<1, Int>),
+    /// Normalised values `[n]`.
+    Value(Tensor<1>),
+}
+
+/// The thesis's loss for `task`: `[n, outputs]` predictions against the targets -> `[1]`.
+pub fn task_loss(task: Task, output: Tensor<2>, target: &Target) -> Tensor<1> {
+    match (task.is_regression(), target) {
+        (true, Target::Value(y)) => {
+            let [n, _] = output.dims();
+            (output.reshape([n]) - y.clone()).powf_scalar(2.0).mean().mul_scalar(0.5)
+        }
+        (false, Target::Class(classes)) => {
+            CrossEntropyLossConfig::new().init(&output.device()).forward(output, classes.clone())
+        }
+        _ => panic!("task {} got a target of the wrong kind", task.name()),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightingKind {
+    Average,
+    Learned,
+    Uncertainty,
+    Dwa,
+}
+
+impl std::str::FromStr for WeightingKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "average" => Ok(Self::Average),
+            "learned" => Ok(Self::Learned),
+            "uncertainty" => Ok(Self::Uncertainty),
+            "dwa" => Ok(Self::Dwa),
+            other => Err(format!("unknown loss weighting `{other}` (average, learned, uncertainty, dwa)")),
+        }
+    }
+}
+
+/// Weights fixed within an epoch (average, DWA).
+#[derive(Module, Debug)]
+pub struct FixedWeights {
+    weights: Vec<f64>,
+}
+
+/// The thesis's Loss Weight Layer.
+#[derive(Module, Debug)]
+pub struct LearnedWeights {
+    logits: Param<Tensor<1>>,
+    lambda: f64,
+}
+
+/// Kendall et al.'s homoscedastic uncertainty weighting.
+#[derive(Module, Debug)]
+pub struct UncertaintyWeights {
+    log_vars: Param<Tensor<1>>,
+}
+
+#[derive(Module, Debug)]
+pub enum LossWeighting {
+    Average(FixedWeights),
+    Learned(LearnedWeights),
+    Uncertainty(UncertaintyWeights),
+    Dwa(FixedWeights),
+}
+
+/// DWA's temperature (Liu et al.).
+const DWA_TEMPERATURE: f64 = 2.0;
+
+impl LossWeighting {
+    pub fn new(kind: WeightingKind, tasks: usize, lambda: f64, device: &Device) -> Self {
+        let even = vec![1.0 / tasks as f64; tasks];
+        match kind {
+            WeightingKind::Average => Self::Average(FixedWeights { weights: even }),
+            WeightingKind::Dwa => Self::Dwa(FixedWeights { weights: even }),
+            WeightingKind::Learned => {
+                Self::Learned(LearnedWeights { logits: Param::from_tensor(Tensor::zeros([tasks], device)), lambda })
+            }
+            WeightingKind::Uncertainty => {
+                Self::Uncertainty(UncertaintyWeights { log_vars: Param::from_tensor(Tensor::zeros([tasks], device)) })
+            }
+        }
+    }
+
+    pub fn kind(&self) -> WeightingKind {
+        match self {
+            Self::Average(_) => WeightingKind::Average,
+            Self::Learned(_) => WeightingKind::Learned,
+            Self::Uncertainty(_) => WeightingKind::Uncertainty,
+            Self::Dwa(_) => WeightingKind::Dwa,
+        }
+    }
+
+    /// The total loss `[1]` from each task's loss `[1]`; tasks not `active` (converged under
+    /// Early Freeze) do not contribute.
+    pub fn combine(&self, losses: &[Tensor<1>], active: &[bool]) -> Tensor<1> {
+        assert_eq!(losses.len(), active.len());
+        let device = losses[0].device();
+        let stacked = Tensor::cat(losses.to_vec(), 0);
+        let mask = Tensor::<1>::from_data(
+            TensorData::new(active.iter().map(|&a| if a { 1.0f32 } else { 0.0 }).collect(), [active.len()]),
+            &device,
+        );
+        match self {
+            Self::Average(fixed) | Self::Dwa(fixed) => {
+                let w = Tensor::<1>::from_data(
+                    TensorData::new(fixed.weights.iter().map(|&w| w as f32).collect(), [fixed.weights.len()]),
+                    &device,
+                );
+                (stacked * w * mask).sum()
+            }
+            Self::Learned(learned) => {
+                let w = softmax(learned.logits.val(), 0);
+                let penalty = w.clone().powf_scalar(2.0).sum().mul_scalar(learned.lambda);
+                (stacked * w * mask).sum() + penalty
+            }
+            Self::Uncertainty(u) => {
+                let s = u.log_vars.val();
+                ((stacked * s.clone().neg().exp() + s) * mask).sum()
+            }
+        }
+    }
+
+    /// The weight each task's loss gets now (for the logs).
+    pub fn weights(&self) -> Vec<f64> {
+        let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect();
+        match self {
+            Self::Average(fixed) | Self::Dwa(fixed) => fixed.weights.clone(),
+            Self::Learned(learned) => read(softmax(learned.logits.val(), 0)),
+            Self::Uncertainty(u) => read(u.log_vars.val().neg().exp()),
+        }
+    }
+
+    /// DWA: set this epoch's weights from the mean training losses of the two previous epochs.
+    /// Other kinds ignore it.
+    pub fn update_dwa(&mut self, previous: &[f64], before_previous: &[f64]) {
+        if let Self::Dwa(fixed) = self {
+            let rates: Vec<f64> =
+                previous.iter().zip(before_previous).map(|(a, b)| (a / b.max(f64::MIN_POSITIVE)) / DWA_TEMPERATURE).collect();
+            let max = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let exp: Vec<f64> = rates.iter().map(|r| (r - max).exp()).collect();
+            let sum: f64 = exp.iter().sum();
+            fixed.weights = exp.iter().map(|e| e / sum).collect();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(v: f32, device: &Device) -> Tensor<1> {
+        Tensor::from_data(TensorData::new(vec![v], [1]), device)
+    }
+
+    fn value(t: Tensor<1>) -> f32 {
+        t.into_data().try_to_vec::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn every_weighting_combines_as_documented() {
+        let device = Device::flex();
+        let losses = [scalar(1.0, &device), scalar(3.0, &device)];
+        let all = [true, true];
+        let average = LossWeighting::new(WeightingKind::Average, 2, 0.1, &device);
+        assert!((value(average.combine(&losses, &all)) - 2.0).abs() < 1e-6);
+        assert!((value(average.combine(&losses, &[true, false])) - 0.5).abs() < 1e-6);
+        // Learned starts even: 0.5 * 1 + 0.5 * 3 + 0.1 * (0.25 + 0.25).
+        let learned = LossWeighting::new(WeightingKind::Learned, 2, 0.1, &device);
+        assert!((value(learned.combine(&losses, &all)) - 2.05).abs() < 1e-6);
+        assert_eq!(learned.weights(), vec![0.5, 0.5]);
+        // Uncertainty starts at s = 0: plain sum.
+        let uncertainty = LossWeighting::new(WeightingKind::Uncertainty, 2, 0.1, &device);
+        assert!((value(uncertainty.combine(&losses, &all)) - 4.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn dwa_favours_the_task_whose_loss_fell_least() {
+        let mut dwa = LossWeighting::new(WeightingKind::Dwa, 2, 0.1, &Device::flex());
+        dwa.update_dwa(&[0.5, 0.9], &[1.0, 1.0]);
+        let w = dwa.weights();
+        assert!(w[1] > w[0] && (w[0] + w[1] - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn task_losses_match_their_formulas() {
+        let device = Device::flex();
+        let age = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, 1.0], [2, 1]), &device);
+        let target = Target::Value(Tensor::from_data(TensorData::new(vec![0.0f32, 1.0], [2]), &device));
+        assert!((value(task_loss(Task::Age, age, &target)) - 0.0625).abs() < 1e-6);
+        let logits = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0], [1, 2]), &device);
+        let class = Target::Class(Tensor::from_data(TensorData::new(vec![1i64], [1]), &device));
+        assert!((value(task_loss(Task::Gender, logits, &class)) - std::f32::consts::LN_2).abs() < 1e-6);
+    }
+}

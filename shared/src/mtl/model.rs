@@ -1,0 +1,91 @@
+//! The multi-task network on top of backbone features, as in the thesis: shared fully
+//! connected layers (Linear, LeakyReLU, then BatchNorm), then one head per task (Linear,
+//! Dropout, LeakyReLU, and a bare Linear output).
+
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use super::tasks::Task;
+
+#[derive(Config, Debug)]
+pub struct MtlConfig {
+    /// Width of the backbone's feature vector.
+    pub features: usize,
+    pub tasks: Vec<Task>,
+    /// Widths of the shared layers.
+    #[config(default = "vec![512]")]
+    pub shared: Vec<usize>,
+    /// Width of each head's hidden layer (the thesis's penultimate width).
+    #[config(default = 128)]
+    pub head_hidden: usize,
+    #[config(default = 0.5)]
+    pub dropout: f64,
+    #[config(default = 0.01)]
+    pub negative_slope: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct SharedLayer {
+    linear: Linear,
+    activation: LeakyRelu,
+    norm: BatchNorm,
+}
+
+#[derive(Module, Debug)]
+pub struct TaskHead {
+    hidden: Linear,
+    dropout: Dropout,
+    activation: LeakyRelu,
+    output: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct MtlHead {
+    pub shared: Vec<SharedLayer>,
+    pub heads: Vec<TaskHead>,
+}
+
+impl MtlConfig {
+    pub fn init(&self, device: &Device) -> MtlHead {
+        let activation = LeakyReluConfig::new().with_negative_slope(self.negative_slope);
+        let mut width = self.features;
+        let shared = self
+            .shared
+            .iter()
+            .map(|&out| {
+                let layer = SharedLayer {
+                    linear: LinearConfig::new(width, out).init(device),
+                    activation: activation.init(),
+                    norm: BatchNormConfig::new(out).init(device),
+                };
+                width = out;
+                layer
+            })
+            .collect();
+        let heads = self
+            .tasks
+            .iter()
+            .map(|task| TaskHead {
+                hidden: LinearConfig::new(width, self.head_hidden).init(device),
+                dropout: DropoutConfig::new(self.dropout).init(),
+                activation: activation.init(),
+                output: LinearConfig::new(self.head_hidden, task.outputs()).init(device),
+            })
+            .collect();
+        MtlHead { shared, heads }
+    }
+}
+
+impl MtlHead {
+    /// `[n, features]` -> one `[n, outputs]` tensor per task, in task order.
+    pub fn forward(&self, features: Tensor<2>) -> Vec<Tensor<2>> {
+        let mut x = features;
+        for layer in &self.shared {
+            x = layer.norm.forward(layer.activation.forward(layer.linear.forward(x)));
+        }
+        self.heads
+            .iter()
+            .map(|head| head.output.forward(head.activation.forward(head.dropout.forward(head.hidden.forward(x.clone())))))
+            .collect()
+    }
+}
