@@ -18,6 +18,18 @@ pub enum FreezeMode {
     EarlyStop,
 }
 
+impl std::str::FromStr for FreezeMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "early-freeze" => Ok(Self::EarlyFreeze),
+            "early-stop" => Ok(Self::EarlyStop),
+            other => Err(format!("unknown freeze mode `{other}` (early-freeze, early-stop)")),
+        }
+    }
+}
+
 /// What the trainer must do after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FreezeEvent {
@@ -53,7 +65,8 @@ pub struct EarlyFreeze {
 
 impl EarlyFreeze {
     pub fn new(tasks: usize, patience: usize, mode: FreezeMode) -> Self {
-        let fresh = TaskProgress { best_loss: f64::INFINITY, best_epoch: 0, epochs_without_improvement: 0, converged_at: None };
+        let fresh =
+            TaskProgress { best_loss: f64::INFINITY, best_epoch: 0, epochs_without_improvement: 0, converged_at: None };
         Self { mode, patience: patience.max(1), min_delta: 0.0, tasks: vec![fresh; tasks], shared_frozen: false }
     }
 

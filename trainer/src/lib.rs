@@ -3,6 +3,9 @@
 
 pub mod bench;
 pub mod cache;
+pub mod data;
 pub mod device;
+pub mod features;
 pub mod models;
 pub mod setup;
+pub mod train;

@@ -32,6 +32,19 @@ enum Command {
         #[command(flatten)]
         detector: facemtl_trainer::models::DetectorArgs,
     },
+    /// Train the multi-task network (resumable with --resume).
+    Train {
+        #[command(flatten)]
+        config: facemtl_trainer::train::TrainConfig,
+        #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
+        data_dir: PathBuf,
+        /// The run's directory: config, metrics, checkpoints, weights.
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// Continue the run in --run-dir from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -46,6 +59,17 @@ fn main() -> Result<()> {
             let (device, name) = device::select(cli.backend)?;
             eprintln!("backend: {name}");
             bench::detect_files(&cache, &device, &images, &detector)
+        }
+        Command::Train { config, data_dir, run_dir, resume } => {
+            let (device, name) = device::select(cli.backend)?;
+            eprintln!("backend: {name}");
+            let result = facemtl_trainer::train::run(&cache, &device, &config, &data_dir, &run_dir, resume)?;
+            for (task, (metric, loss)) in config.tasks().iter().zip(result.test.metrics.iter().zip(&result.test.losses))
+            {
+                let what = if task.is_regression() { "MAE (years)" } else { "accuracy" };
+                println!("test {}: {what} {metric:.4}, loss {loss:.4}", task.name());
+            }
+            Ok(())
         }
         Command::Bench(command) => {
             let (device, name) = device::select(cli.backend)?;

@@ -154,7 +154,8 @@ impl LossWeighting {
 
     /// The weight each task's loss gets now (for the logs).
     pub fn weights(&self) -> Vec<f64> {
-        let read = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect();
+        let read =
+            |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect();
         match self {
             Self::Average(fixed) | Self::Dwa(fixed) => fixed.weights.clone(),
             Self::Learned(learned) => read(softmax(learned.logits.val(), 0)),
@@ -166,8 +167,11 @@ impl LossWeighting {
     /// Other kinds ignore it.
     pub fn update_dwa(&mut self, previous: &[f64], before_previous: &[f64]) {
         if let Self::Dwa(fixed) = self {
-            let rates: Vec<f64> =
-                previous.iter().zip(before_previous).map(|(a, b)| (a / b.max(f64::MIN_POSITIVE)) / DWA_TEMPERATURE).collect();
+            let rates: Vec<f64> = previous
+                .iter()
+                .zip(before_previous)
+                .map(|(a, b)| (a / b.max(f64::MIN_POSITIVE)) / DWA_TEMPERATURE)
+                .collect();
             let max = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let exp: Vec<f64> = rates.iter().map(|r| (r - max).exp()).collect();
             let sum: f64 = exp.iter().sum();

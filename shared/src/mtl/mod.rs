@@ -6,5 +6,5 @@ pub mod model;
 pub mod tasks;
 
 pub use loss::{LossWeighting, Target, WeightingKind, task_loss};
-pub use model::{MtlConfig, MtlHead};
+pub use model::{MtlConfig, MtlHead, MtlModel};
 pub use tasks::{RACES, Task, TaskSet};

@@ -5,6 +5,7 @@
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
+use super::loss::LossWeighting;
 use super::tasks::Task;
 
 #[derive(Config, Debug)]
@@ -85,7 +86,17 @@ impl MtlHead {
         }
         self.heads
             .iter()
-            .map(|head| head.output.forward(head.activation.forward(head.dropout.forward(head.hidden.forward(x.clone())))))
+            .map(|head| {
+                head.output.forward(head.activation.forward(head.dropout.forward(head.hidden.forward(x.clone()))))
+            })
             .collect()
     }
+}
+
+/// What training optimises: the head and the loss weighting (whose learned weights, when it
+/// has any, train with the network).
+#[derive(Module, Debug)]
+pub struct MtlModel {
+    pub head: MtlHead,
+    pub weighting: LossWeighting,
 }

@@ -1,0 +1,72 @@
+//! CelebA: `list_attr_celeba.txt` (count line, attribute names, then `file +1/-1 ...` rows with
+//! CRLF ends) and `list_eval_partition.txt`. The subset here lies wholly in the official train
+//! partition, so a seeded 80/10/10 split of the images present is used, and every figure on it
+//! says it is not the official test.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::{Sample, Skipped, Splits, split3};
+
+pub const CAVEAT: &str = "CelebA subset: 10,000 images at 89x109 (half resolution), all from the official train \
+                          partition; split 80/10/10 with a fixed seed. Not comparable with the official test set.";
+
+pub fn load(data_dir: &Path, seed: u64) -> Result<Splits> {
+    let root = data_dir.join("celeba");
+    let images = root.join("img_align_celeba_89x109");
+    let path = root.join("list_attr_celeba.txt");
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    lines.next();
+    let names: Vec<&str> = lines.next().map(|l| l.split_whitespace().collect()).unwrap_or_default();
+    let column = |attr: &str| names.iter().position(|n| *n == attr);
+    let (Some(male), Some(young)) = (column("Male"), column("Young")) else {
+        bail!("{} lacks the Male or Young attribute", path.display());
+    };
+    let partition = read_partition(&root.join("list_eval_partition.txt"))?;
+    let mut splits = Splits { caveat: Some(CAVEAT.into()), ..Splits::default() };
+    let mut present = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(file) = fields.first() else { continue };
+        let value = |i: usize| fields.get(i + 1).and_then(|v| v.parse::<i8>().ok()).filter(|v| *v == 1 || *v == -1);
+        let (Some(is_male), Some(is_young)) = (value(male), value(young)) else {
+            splits.skipped.push(Skipped { entry: file.to_string(), reason: "malformed attribute row".into() });
+            continue;
+        };
+        if !images.join(file).is_file() {
+            // The attribute file covers 20,000 images; only those present here are used.
+            continue;
+        }
+        if partition.get(*file).is_some_and(|p| *p != 0) {
+            splits
+                .skipped
+                .push(Skipped { entry: file.to_string(), reason: "not in the official train partition".into() });
+            continue;
+        }
+        present.push(Sample {
+            file: images.join(file),
+            gender: if is_male == 1 { 0 } else { 1 },
+            age_years: None,
+            age_target: None,
+            race: None,
+            young: Some(u8::from(is_young == 1)),
+        });
+    }
+    (splits.train, splits.val, splits.test) = split3(present, seed, 0.8, 0.1);
+    Ok(splits)
+}
+
+fn read_partition(path: &Path) -> Result<HashMap<String, u8>> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.parse().ok()?))
+        })
+        .collect())
+}

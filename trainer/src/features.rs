@@ -1,0 +1,155 @@
+//! Backbone features of every face image, extracted once and cached on disk. The cache key
+//! covers everything that changes a feature: the backbone and its weights, the detector's
+//! weights and settings, the alignment, and this file's format version. Extraction is
+//! incremental and checkpointed, so a killed run keeps what it had computed.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use facemtl::photo::{self, DecodeLimits};
+use facemtl::pipeline::FacePipeline;
+use sha2::{Digest, Sha256};
+
+use crate::bench::progress;
+use crate::cache::Cache;
+use crate::data::Sample;
+use crate::setup::{read, write_atomic};
+
+const FORMAT: &str = "facemtl-features-v1";
+/// Images per forward pass during extraction.
+const BATCH: usize = 16;
+/// Save progress every so many images.
+const CHECKPOINT_EVERY: usize = 1024;
+
+/// Features by image file name; `None` where no face was found or the image is unreadable.
+#[derive(Debug, Default)]
+pub struct FeatureStore {
+    pub dim: usize,
+    pub rows: HashMap<String, Option<Vec<f32>>>,
+}
+
+/// A key naming the preprocessing of a pipeline, for cache file names.
+pub fn cache_key(cache: &Cache, pipeline: &FacePipeline) -> Result<String> {
+    let kind = pipeline.kind();
+    let mut hash = Sha256::new();
+    hash.update(FORMAT);
+    hash.update(read(&cache.backbone_weights(kind))?);
+    hash.update(read(&cache.detector_weights())?);
+    hash.update(serde_json::to_vec(&pipeline.detector.config)?);
+    hash.update(serde_json::to_vec(&kind.align_config())?);
+    let digest: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{}-{digest}", kind.name()))
+}
+
+fn file_key(path: &Path) -> String {
+    path.file_name().unwrap_or_default().to_string_lossy().into_owned()
+}
+
+impl FeatureStore {
+    fn load(path: &Path, dim: usize) -> Result<Self> {
+        let mut store = FeatureStore { dim, rows: HashMap::new() };
+        if !path.exists() {
+            return Ok(store);
+        }
+        let mut reader = BufReader::new(fs::File::open(path)?);
+        let mut header = [0u8; 8];
+        reader.read_exact(&mut header)?;
+        if u32::from_le_bytes(header[..4].try_into()?) as usize != dim {
+            bail!("{} holds features of another width", path.display());
+        }
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes)?;
+        let mut at = 0;
+        let mut take = |n: usize| -> Result<&[u8]> {
+            let slice = bytes.get(at..at + n).context("feature cache truncated")?;
+            at += n;
+            Ok(slice)
+        };
+        for _ in 0..u32::from_le_bytes(header[4..].try_into()?) {
+            let len = u16::from_le_bytes(take(2)?.try_into()?) as usize;
+            let name = String::from_utf8(take(len)?.to_vec())?;
+            let row = match take(1)?[0] {
+                0 => None,
+                _ => Some(take(4 * dim)?.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()),
+            };
+            store.rows.insert(name, row);
+        }
+        Ok(store)
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        let mut out = Vec::with_capacity(self.rows.len() * (4 * self.dim + 40));
+        out.extend((self.dim as u32).to_le_bytes());
+        out.extend((self.rows.len() as u32).to_le_bytes());
+        let mut names: Vec<_> = self.rows.keys().collect();
+        names.sort();
+        for name in names {
+            out.extend((name.len() as u16).to_le_bytes());
+            out.extend(name.as_bytes());
+            match &self.rows[name] {
+                None => out.push(0),
+                Some(row) => {
+                    out.push(1);
+                    row.iter().for_each(|v| out.extend(v.to_le_bytes()));
+                }
+            }
+        }
+        write_atomic(path, &out)
+    }
+
+    /// The features of `sample`, if a face was found in it.
+    pub fn get(&self, sample: &Sample) -> Option<&[f32]> {
+        self.rows.get(&file_key(&sample.file)).and_then(|r| r.as_deref())
+    }
+}
+
+/// The features of every sample, computing only those not cached yet.
+pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> Result<FeatureStore> {
+    let dir = cache.root.join("features");
+    fs::create_dir_all(&dir)?;
+    let path: PathBuf = dir.join(format!("{}.bin", cache_key(cache, pipeline)?));
+    let mut store = FeatureStore::load(&path, pipeline.kind().feature_dim())
+        .with_context(|| format!("reading the feature cache {}; delete it to rebuild", path.display()))?;
+    let todo: Vec<&Sample> = samples.iter().copied().filter(|s| !store.rows.contains_key(&file_key(&s.file))).collect();
+    if todo.is_empty() {
+        return Ok(store);
+    }
+    let bar = progress(todo.len() as u64, &format!("{} features", pipeline.kind()));
+    let mut since_save = 0;
+    for chunk in todo.chunks(BATCH) {
+        let decoded: Vec<Option<image::RgbImage>> = chunk
+            .iter()
+            .map(|s| fs::read(&s.file).ok().and_then(|b| photo::decode(&b, DecodeLimits::default()).ok()))
+            .collect();
+        let images: Vec<&image::RgbImage> = decoded.iter().flatten().collect();
+        let detections = pipeline.detector.detect_batch(&images, &pipeline.device);
+        // The best-scoring face of each image that has one.
+        let mut crops = Vec::new();
+        let mut found = Vec::new();
+        let mut next = detections.iter().zip(&images);
+        for image in &decoded {
+            let best =
+                image.as_ref().and_then(|_| next.next()).and_then(|(faces, img)| faces.first().map(|f| (f, img)));
+            found.push(best.is_some());
+            if let Some((face, img)) = best {
+                crops.extend(pipeline.crops(img, std::slice::from_ref(face)));
+            }
+        }
+        let mut features = pipeline.features(crops, found.iter().filter(|f| **f).count()).into_iter();
+        for (sample, has) in chunk.iter().zip(found) {
+            store.rows.insert(file_key(&sample.file), if has { features.next() } else { None });
+        }
+        bar.inc(chunk.len() as u64);
+        since_save += chunk.len();
+        if since_save >= CHECKPOINT_EVERY {
+            store.save(&path)?;
+            since_save = 0;
+        }
+    }
+    bar.finish();
+    store.save(&path)?;
+    Ok(store)
+}

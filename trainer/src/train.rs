@@ -1,0 +1,531 @@
+//! Training the multi-task head on cached backbone features: Adam, learning rate divided by 10
+//! when the total validation loss plateaus, Early Freeze (or the early-stop ablation), one of
+//! four loss weightings. Every epoch ends with an atomic checkpoint, so a killed run resumes
+//! where it was and, on the CPU, ends with the same figures as an uninterrupted one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord, decay::WeightDecayConfig};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use facemtl::backbone::BackboneKind;
+use facemtl::early_freeze::{EarlyFreeze, FreezeEvent, FreezeMode};
+use facemtl::mtl::{LossWeighting, MtlConfig, MtlModel, Target, Task, TaskSet, WeightingKind, task_loss};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Cache;
+use crate::data::{self, Sample, Splits, utkface::Protocol};
+use crate::features::{self, FeatureStore};
+use crate::models;
+use crate::setup::write_atomic;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Utkface,
+    Celeba,
+}
+
+/// Everything that defines a run; saved as `config.json` in its directory.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct TrainConfig {
+    #[arg(long, value_enum, default_value_t = DatasetName::Utkface)]
+    pub dataset: DatasetName,
+    /// UTKFace protocol.
+    #[arg(long, value_enum, default_value_t = Protocol::Coral)]
+    pub protocol: Protocol,
+    /// faceres (1024-D) or dlib (128-D).
+    #[arg(long, default_value = "faceres")]
+    pub backbone: BackboneKind,
+    /// average, learned, uncertainty or dwa.
+    #[arg(long, default_value = "learned")]
+    pub weighting: WeightingKind,
+    /// Weight of the Loss Weight Layer's penalty lambda ||w||^2.
+    #[arg(long, default_value_t = 0.1)]
+    pub lambda: f64,
+    /// early-freeze (the thesis) or early-stop (ablation).
+    #[arg(long, default_value = "early-freeze")]
+    pub freeze_mode: FreezeMode,
+    /// Epochs without validation improvement before a task converges.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 3e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-5)]
+    pub weight_decay: f64,
+    /// Epochs without total validation improvement before the learning rate is divided by 10.
+    #[arg(long, default_value_t = 3)]
+    pub lr_patience: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 100)]
+    pub max_epochs: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Use only the first N samples of each split (quick runs and tests).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Widths of the shared layers (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "512")]
+    pub shared: Vec<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub head_hidden: usize,
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f64,
+}
+
+impl TrainConfig {
+    pub fn tasks(&self) -> &'static [Task] {
+        match self.dataset {
+            DatasetName::Utkface => TaskSet::Utkface.tasks(),
+            DatasetName::Celeba => TaskSet::Celeba.tasks(),
+        }
+    }
+
+    pub fn load_splits(&self, data_dir: &Path) -> Result<Splits> {
+        let mut splits = match self.dataset {
+            DatasetName::Utkface => data::utkface::load(data_dir, self.protocol, self.seed)?,
+            DatasetName::Celeba => data::celeba::load(data_dir, self.seed)?,
+        };
+        if let Some(limit) = self.limit {
+            for split in [&mut splits.train, &mut splits.val, &mut splits.test] {
+                split.truncate(limit);
+            }
+        }
+        Ok(splits)
+    }
+
+    fn model(&self, device: &Device) -> MtlModel {
+        let head = MtlConfig::new(self.backbone.feature_dim(), self.tasks().to_vec())
+            .with_shared(self.shared.clone())
+            .with_head_hidden(self.head_hidden)
+            .with_dropout(self.dropout)
+            .init(device);
+        MtlModel { head, weighting: LossWeighting::new(self.weighting, self.tasks().len(), self.lambda, device) }
+    }
+}
+
+/// Features and targets of one split, on a device.
+pub struct Batch {
+    pub x: Tensor<2>,
+    pub targets: Vec<Target>,
+    pub samples: Vec<Sample>,
+}
+
+/// The split's samples that have features (a face was found), as tensors.
+pub fn batch(samples: &[Sample], store: &FeatureStore, tasks: &[Task], device: &Device) -> Batch {
+    let kept: Vec<(&Sample, &[f32])> = samples.iter().filter_map(|s| store.get(s).map(|f| (s, f))).collect();
+    let n = kept.len();
+    let x: Vec<f32> = kept.iter().flat_map(|(_, f)| f.iter().copied()).collect();
+    let targets = tasks
+        .iter()
+        .map(|&task| match task {
+            Task::Age => Target::Value(Tensor::from_data(
+                TensorData::new(kept.iter().map(|(s, _)| s.age_target.unwrap_or(0.0)).collect(), [n]),
+                device,
+            )),
+            _ => Target::Class(Tensor::from_data(
+                TensorData::new(kept.iter().map(|(s, _)| i64::from(s.class(task).unwrap_or(0))).collect(), [n]),
+                device,
+            )),
+        })
+        .collect();
+    Batch {
+        x: Tensor::from_data(TensorData::new(x, [n, store.dim]), device),
+        targets,
+        samples: kept.into_iter().map(|(s, _)| s.clone()).collect(),
+    }
+}
+
+fn select(batch: &Batch, indices: &[i64], device: &Device) -> (Tensor<2>, Vec<Target>) {
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(indices.to_vec(), [indices.len()]), device);
+    let targets = batch
+        .targets
+        .iter()
+        .map(|t| match t {
+            Target::Class(c) => Target::Class(c.clone().select(0, idx.clone())),
+            Target::Value(v) => Target::Value(v.clone().select(0, idx.clone())),
+        })
+        .collect();
+    (batch.x.clone().select(0, idx), targets)
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data().try_to_vec::<f32>().map(|v| f64::from(v[0])).unwrap_or(f64::NAN)
+}
+
+/// Per-task loss and metric (accuracy for classes, MAE in years for age) on one split.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub losses: Vec<f64>,
+    pub metrics: Vec<f64>,
+    /// Per task and sample: the predicted class, or the predicted age in years.
+    pub predictions: Vec<Vec<f64>>,
+}
+
+pub fn evaluate(model: &MtlModel, batch: &Batch, tasks: &[Task]) -> Evaluation {
+    let head = model.head.valid();
+    let outputs = head.forward(batch.x.clone());
+    let mut evaluation = Evaluation::default();
+    for ((&task, output), target) in tasks.iter().zip(outputs).zip(&batch.targets) {
+        evaluation.losses.push(scalar(task_loss(task, output.clone(), target)));
+        let (predicted, truth): (Vec<f64>, Vec<f64>) = match target {
+            Target::Value(y) => (
+                output
+                    .reshape([batch.samples.len()])
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|p| f64::from(*p) * 40.0)
+                    .collect(),
+                y.clone().into_data().try_to_vec::<f32>().unwrap().iter().map(|v| f64::from(*v) * 40.0).collect(),
+            ),
+            Target::Class(c) => (
+                output
+                    .argmax(1)
+                    .into_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| *v as f64)
+                    .collect(),
+                c.clone().into_data().convert::<i64>().try_to_vec::<i64>().unwrap().iter().map(|v| *v as f64).collect(),
+            ),
+        };
+        let n = truth.len().max(1) as f64;
+        evaluation.metrics.push(if task.is_regression() {
+            predicted.iter().zip(&truth).map(|(p, t)| (p - t).abs()).sum::<f64>() / n
+        } else {
+            predicted.iter().zip(&truth).filter(|(p, t)| p == t).count() as f64 / n
+        });
+        evaluation.predictions.push(predicted);
+    }
+    evaluation
+}
+
+/// One line of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub epoch: usize,
+    pub task: String,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    /// Accuracy, or MAE in years for age.
+    pub val_metric: f64,
+    pub loss_weight: f64,
+    pub lr: f64,
+    /// `converged` in the epoch the task converged, `frozen` after.
+    pub event: String,
+}
+
+/// What a checkpoint holds besides the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainState {
+    /// The next epoch to run.
+    epoch: usize,
+    lr: f64,
+    best_total: f64,
+    epochs_since_best_total: usize,
+    early: EarlyFreeze,
+    rows: Vec<MetricRow>,
+    /// Per-epoch mean training loss per task (DWA reads the last two).
+    train_history: Vec<Vec<f64>>,
+}
+
+/// Where a run keeps its files.
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    fn latest(&self) -> PathBuf {
+        self.root.join("checkpoint-latest")
+    }
+
+    fn checkpoint(&self, epoch: usize) -> PathBuf {
+        self.root.join(format!("checkpoint-{epoch:04}"))
+    }
+
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+}
+
+fn record_bytes<M: Module>(module: M) -> Result<Vec<u8>> {
+    Ok(module.into_record().into_bytes().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec())
+}
+
+fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
+    let record = ModuleRecord::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    module.try_load_record(record).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Write a complete checkpoint in its own directory, then point `checkpoint-latest` at it:
+/// a kill at any moment leaves the previous checkpoint intact.
+fn save_checkpoint(
+    run: &RunDir,
+    state: &TrainState,
+    model: &MtlModel,
+    optim: &ModuleOptimizer,
+    snapshots: &[Option<Vec<u8>>],
+) -> Result<()> {
+    let dir = run.checkpoint(state.epoch);
+    fs::create_dir_all(&dir)?;
+    write_atomic(&dir.join("model.bpk"), &record_bytes(model.clone())?)?;
+    write_atomic(&dir.join("optim.bpk"), &optim.to_record().into_bytes().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    for (task, snapshot) in snapshots.iter().enumerate() {
+        if let Some(bytes) = snapshot {
+            write_atomic(&dir.join(format!("best-task{task}.bpk")), bytes)?;
+        }
+    }
+    write_atomic(&dir.join("state.json"), serde_json::to_string(state)?.as_bytes())?;
+    let previous = fs::read_to_string(run.latest()).ok();
+    write_atomic(&run.latest(), dir.file_name().unwrap().to_string_lossy().as_bytes())?;
+    if let Some(previous) = previous.filter(|p| *p != dir.file_name().unwrap().to_string_lossy()) {
+        let _ = fs::remove_dir_all(run.root.join(previous.trim()));
+    }
+    Ok(())
+}
+
+fn write_metrics(run: &RunDir, rows: &[MetricRow]) -> Result<()> {
+    let mut csv = String::from("epoch,task,train_loss,val_loss,val_metric,loss_weight,lr,event\n");
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{:.6},{:.6},{:.6},{:.6},{:e},{}\n",
+            r.epoch, r.task, r.train_loss, r.val_loss, r.val_metric, r.loss_weight, r.lr, r.event
+        ));
+    }
+    write_atomic(&run.metrics(), csv.as_bytes())
+}
+
+/// Re-apply what Early Freeze froze (a resumed model comes back unfrozen).
+fn apply_freezes(mut model: MtlModel, early: &EarlyFreeze) -> MtlModel {
+    if early.shared_frozen {
+        model.head.shared = model.head.shared.into_iter().map(Module::freeze).collect();
+    }
+    model.head.heads = model
+        .head
+        .heads
+        .into_iter()
+        .enumerate()
+        .map(|(task, head)| if early.is_converged(task) { head.freeze() } else { head })
+        .collect();
+    model
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub epochs: usize,
+    pub val: Evaluation,
+    pub test: Evaluation,
+    pub seconds: f64,
+}
+
+/// Train (or resume) the run in `run_dir` on features already extracted.
+pub fn train(
+    config: &TrainConfig,
+    run_dir: &Path,
+    train: &Batch,
+    val: &Batch,
+    test: &Batch,
+    device: &Device,
+    resume: bool,
+) -> Result<RunResult> {
+    let started = std::time::Instant::now();
+    let run = RunDir { root: run_dir.to_path_buf() };
+    fs::create_dir_all(&run.root)?;
+    let config_path = run.root.join("config.json");
+    if resume {
+        let saved: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&config_path).context("no run to resume")?)?;
+        if saved != serde_json::to_value(config)? {
+            bail!("--resume with another configuration than {}", config_path.display());
+        }
+    } else {
+        write_atomic(&config_path, serde_json::to_string_pretty(config)?.as_bytes())?;
+    }
+    let tasks = config.tasks();
+    let autodiff = device.clone().autodiff();
+    autodiff.seed(config.seed);
+    let mut model = config.model(&autodiff);
+    let adam = AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)));
+    let mut optim = adam.init();
+    let mut snapshots: Vec<Option<Vec<u8>>> = vec![None; tasks.len()];
+    let mut state = TrainState {
+        epoch: 0,
+        lr: config.lr,
+        best_total: f64::INFINITY,
+        epochs_since_best_total: 0,
+        early: EarlyFreeze::new(tasks.len(), config.patience, config.freeze_mode),
+        rows: Vec::new(),
+        train_history: Vec::new(),
+    };
+    if resume && let Ok(name) = fs::read_to_string(run.latest()) {
+        let dir = run.root.join(name.trim());
+        state = serde_json::from_str(&fs::read_to_string(dir.join("state.json"))?)?;
+        model = apply_freezes(load_module(model, &dir.join("model.bpk"))?, &state.early);
+        optim = optim.load_record(OptimizerRecord::load(dir.join("optim.bpk")).map_err(|e| anyhow::anyhow!("{e}"))?);
+        for (task, snapshot) in snapshots.iter_mut().enumerate() {
+            *snapshot = fs::read(dir.join(format!("best-task{task}.bpk"))).ok();
+        }
+        eprintln!("resuming at epoch {}", state.epoch);
+    }
+    let train_ad = Batch {
+        x: train.x.clone().to_device(&autodiff),
+        targets: retarget(&train.targets, &autodiff),
+        samples: Vec::new(),
+    };
+    let n = train.x.dims()[0];
+    let bar = crate::bench::progress(config.max_epochs as u64, "epochs");
+    bar.set_position(state.epoch as u64);
+    while state.epoch < config.max_epochs && !state.early.is_finished() {
+        let epoch = state.epoch;
+        autodiff.seed(config.seed.wrapping_add(epoch as u64 + 1));
+        if state.train_history.len() >= 2 {
+            let h = &state.train_history;
+            model.weighting.update_dwa(&h[h.len() - 1], &h[h.len() - 2]);
+        }
+        let active: Vec<bool> = (0..tasks.len()).map(|t| !state.early.is_converged(t)).collect();
+        let mut order: Vec<i64> = (0..n as i64).collect();
+        data::shuffle(&mut order, config.seed.wrapping_mul(1000).wrapping_add(epoch as u64));
+        let mut sums = vec![0.0; tasks.len()];
+        let mut batches = 0;
+        for chunk in order.chunks(config.batch_size) {
+            if chunk.len() < 2 {
+                continue; // batch norm needs two samples
+            }
+            let (x, targets) = select(&train_ad, chunk, &autodiff);
+            let outputs = model.head.forward(x);
+            let losses: Vec<Tensor<1>> =
+                tasks.iter().zip(outputs).zip(&targets).map(|((&t, o), y)| task_loss(t, o, y)).collect();
+            for (sum, loss) in sums.iter_mut().zip(&losses) {
+                *sum += scalar(loss.clone().inner());
+            }
+            let total = model.weighting.combine(&losses, &active);
+            let grads = GradientsParams::from_grads(total.backward(), &model);
+            model = optim.step(state.lr, model, grads);
+            batches += 1;
+        }
+        let train_losses: Vec<f64> = sums.iter().map(|s| s / batches.max(1) as f64).collect();
+        state.train_history.push(train_losses.clone());
+        let evaluation = evaluate(&model, val, tasks);
+        let weights = model.weighting.weights();
+        let events = state.early.observe(epoch, &evaluation.losses);
+        for event in &events {
+            match *event {
+                FreezeEvent::Improved { task, .. } => snapshots[task] = Some(record_bytes(model.clone())?),
+                FreezeEvent::Converged { task, freeze_shared, .. } => {
+                    let best =
+                        load_snapshot(config, &autodiff, snapshots[task].as_deref())?.unwrap_or_else(|| model.clone());
+                    model.head.heads[task] = best.head.heads[task].clone().freeze();
+                    if freeze_shared {
+                        model.head.shared = best.head.shared.into_iter().map(Module::freeze).collect();
+                    }
+                }
+                FreezeEvent::Finished => {}
+            }
+        }
+        for (t, task) in tasks.iter().enumerate() {
+            let converged_now = events.iter().any(|e| matches!(e, FreezeEvent::Converged { task: c, .. } if *c == t));
+            state.rows.push(MetricRow {
+                epoch,
+                task: task.name().into(),
+                train_loss: train_losses[t],
+                val_loss: evaluation.losses[t],
+                val_metric: evaluation.metrics[t],
+                loss_weight: weights.get(t).copied().unwrap_or(f64::NAN),
+                lr: state.lr,
+                event: if converged_now {
+                    "converged".into()
+                } else if !active[t] {
+                    "frozen".into()
+                } else {
+                    String::new()
+                },
+            });
+        }
+        let total: f64 = evaluation.losses.iter().zip(&active).filter(|(_, a)| **a).map(|(l, _)| l).sum();
+        if total < state.best_total {
+            state.best_total = total;
+            state.epochs_since_best_total = 0;
+            write_atomic(&run.root.join("best.bpk"), &record_bytes(model.clone())?)?;
+        } else {
+            state.epochs_since_best_total += 1;
+            if state.epochs_since_best_total >= config.lr_patience {
+                state.lr /= 10.0;
+                state.epochs_since_best_total = 0;
+            }
+        }
+        state.epoch += 1;
+        save_checkpoint(&run, &state, &model, &optim, &snapshots)?;
+        write_metrics(&run, &state.rows)?;
+        bar.set_position(state.epoch as u64);
+    }
+    bar.finish();
+    write_atomic(&run.root.join("last.bpk"), &record_bytes(model.clone())?)?;
+    let result = RunResult {
+        epochs: state.epoch,
+        val: evaluate(&model, val, tasks),
+        test: evaluate(&model, test, tasks),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    write_atomic(&run.root.join("result.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
+    Ok(result)
+}
+
+fn retarget(targets: &[Target], device: &Device) -> Vec<Target> {
+    targets
+        .iter()
+        .map(|t| match t {
+            Target::Class(c) => Target::Class(c.clone().to_device(device)),
+            Target::Value(v) => Target::Value(v.clone().to_device(device)),
+        })
+        .collect()
+}
+
+fn load_snapshot(config: &TrainConfig, device: &Device, bytes: Option<&[u8]>) -> Result<Option<MtlModel>> {
+    let Some(bytes) = bytes else { return Ok(None) };
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(config.model(device).try_load_record(record).map_err(|e| anyhow::anyhow!("{e}"))?))
+}
+
+/// `facemtl train`: load data, extract (or read cached) features, train.
+pub fn run(
+    cache: &Cache,
+    device: &Device,
+    config: &TrainConfig,
+    data_dir: &Path,
+    run_dir: &Path,
+    resume: bool,
+) -> Result<RunResult> {
+    let splits = config.load_splits(data_dir)?;
+    let name = format!("{:?}", config.dataset).to_lowercase();
+    splits.warn_skipped(&name);
+    let pipeline = models::pipeline(cache, config.backbone, device)?;
+    let all: Vec<&Sample> = splits.train.iter().chain(&splits.val).chain(&splits.test).collect();
+    let store = features::extract(cache, &pipeline, &all)?;
+    let missing = all.iter().filter(|s| store.get(s).is_none()).count();
+    if missing > 0 {
+        eprintln!("warning: {missing} of {} images had no face or could not be read; they are left out", all.len());
+    }
+    let tasks = config.tasks();
+    let (train_b, val_b, test_b) = (
+        batch(&splits.train, &store, tasks, device),
+        batch(&splits.val, &store, tasks, device),
+        batch(&splits.test, &store, tasks, device),
+    );
+    eprintln!(
+        "{name}: {} train, {} validation, {} test faces",
+        train_b.samples.len(),
+        val_b.samples.len(),
+        test_b.samples.len()
+    );
+    train(config, run_dir, &train_b, &val_b, &test_b, device, resume)
+}
