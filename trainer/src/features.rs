@@ -19,8 +19,11 @@ use crate::data::Sample;
 use crate::setup::{read, write_atomic};
 
 const FORMAT: &str = "facemtl-features-v1";
-/// Images per forward pass during extraction.
-const BATCH: usize = 16;
+/// Images per forward pass: the CPU backend is fastest one image at a time (BENCHMARKS.md),
+/// GPUs want batches.
+fn batch_size(device: &burn::prelude::Device) -> usize {
+    if *device == burn::prelude::Device::flex() { 1 } else { 32 }
+}
 /// Save progress every so many images.
 const CHECKPOINT_EVERY: usize = 1024;
 
@@ -119,7 +122,7 @@ pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> R
     }
     let bar = progress(todo.len() as u64, &format!("{} features", pipeline.kind()));
     let mut since_save = 0;
-    for chunk in todo.chunks(BATCH) {
+    for chunk in todo.chunks(batch_size(&pipeline.device)) {
         let decoded: Vec<Option<image::RgbImage>> = chunk
             .iter()
             .map(|s| fs::read(&s.file).ok().and_then(|b| photo::decode(&b, DecodeLimits::default()).ok()))

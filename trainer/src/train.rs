@@ -529,3 +529,115 @@ pub fn run(
     );
     train(config, run_dir, &train_b, &val_b, &test_b, device, resume)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use sha2::{Digest, Sha256};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: TrainConfig,
+    }
+
+    fn config(args: &[&str]) -> TrainConfig {
+        Cli::parse_from(std::iter::once("train").chain(args.iter().copied())).config
+    }
+
+    /// Features where gender is easy (one feature) and age is noisy (learns slowly), so that
+    /// the tasks converge at different epochs.
+    fn synthetic(n: usize, dim: usize, seed: u64, device: &Device) -> Batch {
+        let mut state = seed;
+        let mut rand = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as f32 / (1u64 << 31) as f32
+        };
+        let samples: Vec<Sample> = (0..n)
+            .map(|i| Sample {
+                file: format!("{i}.jpg").into(),
+                gender: (i % 2) as u8,
+                age_years: Some(20.0 + 40.0 * rand()),
+                age_target: None,
+                race: Some((i % 5) as u8),
+                young: None,
+            })
+            .collect();
+        let mut store = FeatureStore { dim, rows: Default::default() };
+        for s in &samples {
+            let mut row: Vec<f32> = (0..dim).map(|_| rand() - 0.5).collect();
+            row[0] = s.gender as f32 * 2.0 - 1.0;
+            row[1] = (s.age_years.unwrap() - 40.0) / 20.0 + rand() - 0.5;
+            row[2] = f32::from(s.race.unwrap()) / 4.0;
+            store.rows.insert(s.file.to_string_lossy().into_owned(), Some(row));
+        }
+        let samples: Vec<Sample> = samples
+            .into_iter()
+            .map(|s| Sample { age_target: Some((s.age_years.unwrap() - 21.0) / 40.0), ..s })
+            .collect();
+        batch(&samples, &store, TaskSet::Utkface.tasks(), device)
+    }
+
+    /// A hash of every parameter and running statistic's values, in module order (a record's
+    /// bytes would also hold parameter ids and training flags, which loading and freezing change).
+    fn digest<M: Module>(module: M) -> String {
+        struct Hasher(Sha256);
+        impl burn::module::ModuleVisitor for Hasher {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                for v in param.val().into_data().try_to_vec::<f32>().unwrap() {
+                    self.0.update(v.to_le_bytes());
+                }
+            }
+        }
+        let mut hasher = Hasher(Sha256::new());
+        module.visit(&mut hasher);
+        hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn frozen_parameters_never_change_after_early_freeze() {
+        let device = Device::flex();
+        let config = config(&[
+            "--backbone",
+            "dlib",
+            "--lr",
+            "3e-3",
+            "--patience",
+            "2",
+            "--max-epochs",
+            "40",
+            "--shared",
+            "32",
+            "--head-hidden",
+            "16",
+        ]);
+        let (train_b, val_b) = (synthetic(256, 128, 1, &device), synthetic(128, 128, 2, &device));
+        let dir = std::env::temp_dir().join(format!("facemtl-freeze-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        train(&config, &dir, &train_b, &val_b, &val_b, &device, false).unwrap();
+
+        let run = RunDir { root: dir.clone() };
+        let checkpoint = dir.join(fs::read_to_string(run.latest()).unwrap().trim());
+        let state: TrainState =
+            serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
+        let first =
+            (0..3).filter(|&t| state.early.is_converged(t)).min_by_key(|&t| state.early.tasks[t].converged_at).unwrap();
+        assert!(state.early.shared_frozen);
+        let last = load_module(config.model(&device), &dir.join("last.bpk")).unwrap();
+        let snapshot = load_module(config.model(&device), &checkpoint.join(format!("best-task{first}.bpk"))).unwrap();
+        // Shared layers: restored to the first converged task's best epoch, then never moved.
+        assert_eq!(digest(last.head.shared.clone()), digest(snapshot.head.shared.clone()));
+        for (task, progress) in state.early.tasks.iter().enumerate() {
+            if progress.converged_at.is_some() {
+                let best =
+                    load_module(config.model(&device), &checkpoint.join(format!("best-task{task}.bpk"))).unwrap();
+                assert_eq!(digest(last.head.heads[task].clone()), digest(best.head.heads[task].clone()), "head {task}");
+            }
+        }
+        // And the run did train: the shared layers are not at their initial values.
+        device.clone().autodiff().seed(config.seed);
+        assert_ne!(digest(config.model(&device.clone().autodiff()).head.shared), digest(last.head.shared));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
