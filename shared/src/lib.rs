@@ -1,5 +1,6 @@
-//! facemtl's shared library: from photo bytes to aligned faces and pretrained features, and
-//! (later) the multi-task head. No file or network I/O: bytes in, structs out, on native
+//! facemtl's shared library: from photo bytes to aligned faces, pretrained features and the
+//! multi-task head's predictions, with the training-side logic (losses, loss weighting, Early
+//! Freeze) that does not need files. No file or network I/O: bytes in, structs out, on native
 //! targets and wasm32 alike.
 
 pub mod align;
@@ -10,6 +11,8 @@ mod layers;
 pub mod mtl;
 pub mod photo;
 pub mod pipeline;
+pub mod predict;
 pub mod pretrained;
 pub mod tfjs;
 pub mod warp;
+pub mod weights;

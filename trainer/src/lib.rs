@@ -6,6 +6,7 @@ pub mod cache;
 pub mod data;
 pub mod device;
 pub mod features;
+pub mod infer;
 pub mod models;
 pub mod setup;
 pub mod train;

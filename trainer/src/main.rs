@@ -45,6 +45,20 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Write a finished run's model as one versioned file for `predict` and the app.
+    Export {
+        #[arg(long)]
+        run_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Predict gender, age and race of every face in images or folders: JSON lines.
+    Predict {
+        /// A model file written by `export`.
+        #[arg(long)]
+        model: PathBuf,
+        inputs: Vec<PathBuf>,
+    },
     /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -70,6 +84,16 @@ fn main() -> Result<()> {
                 println!("test {}: {what} {metric:.4}, loss {loss:.4}", task.name());
             }
             Ok(())
+        }
+        Command::Export { run_dir, out } => {
+            let header = facemtl_trainer::infer::export(&run_dir, &out)?;
+            eprintln!("wrote {} ({} on {}, {:?})", out.display(), header.backbone, header.trained_on, header.metrics);
+            Ok(())
+        }
+        Command::Predict { model, inputs } => {
+            let (device, name) = device::select(cli.backend)?;
+            eprintln!("backend: {name}");
+            facemtl_trainer::infer::predict(&cache, &device, &model, &inputs)
         }
         Command::Bench(command) => {
             let (device, name) = device::select(cli.backend)?;

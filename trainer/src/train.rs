@@ -260,6 +260,11 @@ fn record_bytes<M: Module>(module: M) -> Result<Vec<u8>> {
     Ok(module.into_record().into_bytes().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec())
 }
 
+/// A run's model from one of its weight files (`best.bpk`, `last.bpk`).
+pub fn load_model(config: &TrainConfig, path: &Path, device: &Device) -> Result<MtlModel> {
+    load_module(config.model(device), path)
+}
+
 fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
     let record = ModuleRecord::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     module.try_load_record(record).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))

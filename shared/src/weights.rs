@@ -1,0 +1,194 @@
+//! The exported model file read by `predict` and the browser app.
+//!
+//! Layout: the magic `FMTL`, a little-endian u32 format version, a u32 header length, the header
+//! (JSON: backbone, tasks, network sizes, preprocessing constants, training data and protocol,
+//! metrics, and the sha256 and length of the payload), then the payload: the multi-task head's
+//! parameters as a burnpack record. Loading refuses a file that is truncated, has trailing
+//! bytes, was altered (checksum), is of another format version, or was trained on another
+//! backbone than the one it is loaded with.
+
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::align::AlignConfig;
+use crate::backbone::BackboneKind;
+use crate::detect::DetectorConfig;
+use crate::mtl::{MtlConfig, MtlHead, Task};
+
+pub const MAGIC: &[u8; 4] = b"FMTL";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything needed to use the head, and to know what it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format_version: u32,
+    pub backbone: BackboneKind,
+    pub tasks: Vec<Task>,
+    pub shared: Vec<usize>,
+    pub head_hidden: usize,
+    /// Age predictions are `output * age_scale + age_offset` years.
+    pub age_scale: f32,
+    pub age_offset: f32,
+    pub detector: DetectorConfig,
+    pub align: AlignConfig,
+    /// The training data and protocol, in words.
+    pub trained_on: String,
+    /// Test figures by name (e.g. `gender_accuracy`, `age_mae`).
+    pub metrics: Vec<(String, f64)>,
+    pub payload_sha256: String,
+    pub payload_len: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("not a facemtl model file (bad magic)")]
+    NotAModel,
+    #[error("the model file is truncated")]
+    Truncated,
+    #[error("the model file has {0} unexpected bytes after its payload")]
+    TrailingBytes(usize),
+    #[error("model format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version { found: u32 },
+    #[error("the model header is not valid: {0}")]
+    Header(String),
+    #[error("the model payload does not match its checksum: the file was altered or damaged")]
+    Checksum,
+    #[error("the model was trained on {found} features, but {expected} was asked for")]
+    Backbone { expected: BackboneKind, found: BackboneKind },
+    #[error("the model payload does not fit its header: {0}")]
+    Payload(String),
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Header {
+    pub fn mtl_config(&self) -> MtlConfig {
+        MtlConfig::new(self.backbone.feature_dim(), self.tasks.clone())
+            .with_shared(self.shared.clone())
+            .with_head_hidden(self.head_hidden)
+    }
+}
+
+/// Write `head` with `header` (whose checksum fields are filled in here).
+pub fn export(head: MtlHead, mut header: Header) -> Result<Vec<u8>, WeightsError> {
+    let payload = head.into_record().into_bytes().map_err(|e| WeightsError::Payload(e.to_string()))?.to_vec();
+    header.format_version = FORMAT_VERSION;
+    header.payload_sha256 = sha256_hex(&payload);
+    header.payload_len = payload.len();
+    let json = serde_json::to_vec(&header).map_err(|e| WeightsError::Header(e.to_string()))?;
+    let mut out = Vec::with_capacity(12 + json.len() + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Read and check the header alone (what the browser shows before loading).
+pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
+    if bytes.len() < 4 || &bytes[..4] != MAGIC {
+        return Err(WeightsError::NotAModel);
+    }
+    let word = |at: usize| -> Result<u32, WeightsError> {
+        bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).ok_or(WeightsError::Truncated)
+    };
+    let version = word(4)?;
+    if version != FORMAT_VERSION {
+        return Err(WeightsError::Version { found: version });
+    }
+    let len = word(8)? as usize;
+    let json = bytes.get(12..12 + len).ok_or(WeightsError::Truncated)?;
+    let header: Header = serde_json::from_slice(json).map_err(|e| WeightsError::Header(e.to_string()))?;
+    let rest = &bytes[12 + len..];
+    match rest.len().cmp(&header.payload_len) {
+        std::cmp::Ordering::Less => return Err(WeightsError::Truncated),
+        std::cmp::Ordering::Greater => return Err(WeightsError::TrailingBytes(rest.len() - header.payload_len)),
+        std::cmp::Ordering::Equal => {}
+    }
+    if sha256_hex(rest) != header.payload_sha256 {
+        return Err(WeightsError::Checksum);
+    }
+    Ok((header, rest))
+}
+
+/// Load a model file for use with `backbone`.
+pub fn load(bytes: &[u8], backbone: BackboneKind, device: &Device) -> Result<(Header, MtlHead), WeightsError> {
+    let (header, payload) = read_header(bytes)?;
+    if header.backbone != backbone {
+        return Err(WeightsError::Backbone { expected: backbone, found: header.backbone });
+    }
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(payload.to_vec()))
+        .map_err(|e| WeightsError::Payload(e.to_string()))?;
+    let head =
+        header.mtl_config().init(device).try_load_record(record).map_err(|e| WeightsError::Payload(e.to_string()))?;
+    Ok((header, head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (MtlHead, Header) {
+        let device = Device::flex();
+        let tasks = vec![Task::Gender, Task::Age];
+        let head = MtlConfig::new(BackboneKind::Dlib.feature_dim(), tasks.clone())
+            .with_shared(vec![16])
+            .with_head_hidden(8)
+            .init(&device);
+        let header = Header {
+            format_version: 0,
+            backbone: BackboneKind::Dlib,
+            tasks,
+            shared: vec![16],
+            head_hidden: 8,
+            age_scale: 40.0,
+            age_offset: 0.0,
+            detector: DetectorConfig::default(),
+            align: BackboneKind::Dlib.align_config(),
+            trained_on: "test".into(),
+            metrics: vec![("gender_accuracy".into(), 0.9)],
+            payload_sha256: String::new(),
+            payload_len: 0,
+        };
+        (head, header)
+    }
+
+    #[test]
+    fn a_model_round_trips_and_predicts_the_same() {
+        let (head, header) = sample();
+        let device = Device::flex();
+        let x = Tensor::<2>::ones([2, 128], &device);
+        let before = head.forward(x.clone())[1].clone().into_data();
+        let bytes = export(head, header.clone()).unwrap();
+        let (read, loaded) = load(&bytes, BackboneKind::Dlib, &device).unwrap();
+        assert_eq!(read.metrics, header.metrics);
+        assert_eq!(read.format_version, FORMAT_VERSION);
+        assert_eq!(loaded.forward(x)[1].clone().into_data(), before);
+    }
+
+    #[test]
+    fn truncated_tampered_and_mismatched_files_are_refused() {
+        let (head, header) = sample();
+        let device = Device::flex();
+        let bytes = export(head, header).unwrap();
+        assert!(matches!(load(&bytes[..bytes.len() - 10], BackboneKind::Dlib, &device), Err(WeightsError::Truncated)));
+        assert!(matches!(load(&bytes[..20], BackboneKind::Dlib, &device), Err(WeightsError::Truncated)));
+        let mut tampered = bytes.clone();
+        let last = tampered.len() - 100;
+        tampered[last] ^= 1;
+        assert!(matches!(load(&tampered, BackboneKind::Dlib, &device), Err(WeightsError::Checksum)));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(load(&longer, BackboneKind::Dlib, &device), Err(WeightsError::TrailingBytes(1))));
+        assert!(matches!(load(&bytes, BackboneKind::Faceres, &device), Err(WeightsError::Backbone { .. })));
+        let mut future = bytes.clone();
+        future[4] = 9;
+        assert!(matches!(load(&future, BackboneKind::Dlib, &device), Err(WeightsError::Version { found: 9 })));
+        assert!(matches!(load(b"GIF89a....", BackboneKind::Dlib, &device), Err(WeightsError::NotAModel)));
+    }
+}

@@ -1,0 +1,131 @@
+//! `export` (a run's final model as one versioned file) and `predict` (photos -> JSON lines).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use facemtl::detect::{BBox, DetectorConfig};
+use facemtl::photo::{self, DecodeLimits};
+use facemtl::predict::{Attributes, attributes, raw_outputs};
+use facemtl::weights::{self, Header};
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::data::utkface::Protocol;
+use crate::models;
+use crate::setup::write_atomic;
+use crate::train::{DatasetName, RunResult, TrainConfig};
+
+/// Write the final model of `run_dir` (after Early Freeze, each part at its best epoch).
+pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
+    let config: TrainConfig =
+        serde_json::from_str(&fs::read_to_string(run_dir.join("config.json")).context("not a run directory")?)?;
+    let result: RunResult =
+        serde_json::from_str(&fs::read_to_string(run_dir.join("result.json")).context("the run has not finished")?)?;
+    let device = Device::flex();
+    let model = crate::train::load_model(&config, &run_dir.join("last.bpk"), &device)?;
+    let metrics = config
+        .tasks()
+        .iter()
+        .zip(&result.test.metrics)
+        .map(|(t, m)| (if t.is_regression() { "age_mae".to_string() } else { format!("{}_accuracy", t.name()) }, *m))
+        .collect();
+    let (age_offset, trained_on) = match (config.dataset, config.protocol) {
+        (DatasetName::Utkface, Protocol::Coral) => (21.0, "UTKFace, CORAL protocol (ages 21-60)".to_string()),
+        (DatasetName::Utkface, Protocol::AllAges) => {
+            (0.0, "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split".into())
+        }
+        (DatasetName::Celeba, _) => (0.0, crate::data::celeba::CAVEAT.to_string()),
+    };
+    let header = Header {
+        format_version: weights::FORMAT_VERSION,
+        backbone: config.backbone,
+        tasks: config.tasks().to_vec(),
+        shared: config.shared.clone(),
+        head_hidden: config.head_hidden,
+        age_scale: 40.0,
+        age_offset,
+        detector: DetectorConfig::default(),
+        align: config.backbone.align_config(),
+        trained_on,
+        metrics,
+        payload_sha256: String::new(),
+        payload_len: 0,
+    };
+    let bytes = weights::export(model.head, header)?;
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    write_atomic(out, &bytes)?;
+    Ok(weights::read_header(&bytes)?.0)
+}
+
+#[derive(Serialize)]
+struct FaceLine<'a> {
+    file: &'a str,
+    face: usize,
+    score: f32,
+    bbox: BBox,
+    #[serde(flatten)]
+    attributes: Attributes,
+}
+
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    file: &'a str,
+    error: String,
+}
+
+/// Files named, and the images inside folders named.
+fn expand(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut files: Vec<PathBuf> = fs::read_dir(input)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
+                .unwrap_or_default();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(input.clone());
+        }
+    }
+    out
+}
+
+/// Print one JSON line per face (or per unreadable file / file without a face).
+pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
+    let (header, _) = weights::read_header(&bytes)?;
+    let (header, head) = weights::load(&bytes, header.backbone, device)?;
+    let pipeline = models::pipeline(cache, header.backbone, device)?;
+    for path in expand(inputs) {
+        let file = path.display().to_string();
+        let image = match fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string()))
+        {
+            Ok(image) => image,
+            Err(error) => {
+                println!("{}", serde_json::to_string(&ErrorLine { file: &file, error })?);
+                continue;
+            }
+        };
+        let faces = pipeline.faces(&image);
+        if faces.is_empty() {
+            println!("{}", serde_json::to_string(&ErrorLine { file: &file, error: "no face found".into() })?);
+            continue;
+        }
+        let dim = header.backbone.feature_dim();
+        let flat: Vec<f32> = faces.iter().flat_map(|f| f.features.iter().copied()).collect();
+        let features = Tensor::from_data(TensorData::new(flat, [faces.len(), dim]), device);
+        let predicted = attributes(&header, &raw_outputs(&head, features), faces.len());
+        for (i, (face, attributes)) in faces.iter().zip(predicted).enumerate() {
+            let line =
+                FaceLine { file: &file, face: i, score: face.detection.score, bbox: face.detection.bbox, attributes };
+            println!("{}", serde_json::to_string(&line)?);
+        }
+    }
+    Ok(())
+}
