@@ -61,6 +61,46 @@ pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
     Ok(weights::read_header(&bytes)?.0)
 }
 
+/// Evaluate a model file on the test split of the data set its tasks belong to, as configured
+/// by `config` (data set, protocol, seed): per-task loss and metric, printed as JSON.
+pub fn evaluate(
+    cache: &Cache,
+    device: &Device,
+    model_file: &Path,
+    config: &TrainConfig,
+    data_dir: &Path,
+) -> Result<()> {
+    let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
+    let (header, _) = weights::read_header(&bytes)?;
+    let (header, head) = weights::load(&bytes, header.backbone, device)?;
+    if header.tasks != config.tasks() {
+        anyhow::bail!("the model predicts {:?}, the data set {:?}", header.tasks, config.tasks());
+    }
+    let splits = config.load_splits(data_dir)?;
+    let pipeline = models::pipeline(cache, header.backbone, device)?;
+    let test: Vec<&crate::data::Sample> = splits.test.iter().collect();
+    let store = crate::features::extract(cache, &pipeline, &test)?;
+    let batch = crate::train::batch(&splits.test, &store, &header.tasks, device);
+    let model = facemtl::mtl::MtlModel {
+        head,
+        weighting: facemtl::mtl::LossWeighting::new(
+            facemtl::mtl::WeightingKind::Average,
+            header.tasks.len(),
+            0.0,
+            device,
+        ),
+    };
+    let evaluation = crate::train::evaluate(&model, &batch, &header.tasks);
+    let report: Vec<_> = header
+        .tasks
+        .iter()
+        .zip(evaluation.losses.iter().zip(&evaluation.metrics))
+        .map(|(t, (loss, metric))| serde_json::json!({ "task": t.name(), "loss": loss, "metric": metric, "faces": batch.samples.len() }))
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct FaceLine<'a> {
     file: &'a str,

@@ -52,6 +52,15 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Evaluate a model file on a data set's test split (same flags as `train` pick it).
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        config: facemtl_trainer::train::TrainConfig,
+        #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
+        data_dir: PathBuf,
+    },
     /// Predict gender, age and race of every face in images or folders: JSON lines.
     Predict {
         /// A model file written by `export`.
@@ -89,6 +98,11 @@ fn main() -> Result<()> {
             let header = facemtl_trainer::infer::export(&run_dir, &out)?;
             eprintln!("wrote {} ({} on {}, {:?})", out.display(), header.backbone, header.trained_on, header.metrics);
             Ok(())
+        }
+        Command::Eval { model, config, data_dir } => {
+            let (device, name) = device::select(cli.backend)?;
+            eprintln!("backend: {name}");
+            facemtl_trainer::infer::evaluate(&cache, &device, &model, &config, &data_dir)
         }
         Command::Predict { model, inputs } => {
             let (device, name) = device::select(cli.backend)?;

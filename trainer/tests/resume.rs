@@ -56,5 +56,36 @@ fn a_killed_run_resumes_to_the_same_result() {
     let test =
         |dir: &Path| serde_json::from_str::<serde_json::Value>(&read(dir, "result.json")).unwrap()["test"].clone();
     assert_eq!(test(&whole), test(&killed));
+
+    // The finished run exports to a model file that `predict` uses on real photos.
+    let model = scratch.join("celeba.fmtl");
+    let cli = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_facemtl"))
+            .args(args)
+            .env("FACEMTL_CACHE", common::cache().root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["export".as_ref(), "--run-dir".as_ref(), whole.as_os_str(), "--out".as_ref(), model.as_os_str()]);
+    let face = common::data_dir().join("celeba/img_align_celeba_89x109/000003.jpg");
+    let not_an_image = common::repo_root().join("Cargo.toml");
+    let lines = cli(&[
+        "predict".as_ref(),
+        "--backend".as_ref(),
+        "cpu".as_ref(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        face.as_os_str(),
+        not_an_image.as_os_str(),
+    ]);
+    let lines: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "one face, one error: {lines:?}");
+    for key in ["female_probability", "young_probability"] {
+        let p = lines[0][key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{key} {p}");
+    }
+    assert!(lines[1]["error"].as_str().unwrap().contains("not an image"));
     let _ = fs::remove_dir_all(&scratch);
 }
