@@ -8,7 +8,7 @@ source scripts/tools.sh
 echo "cache: $FACEMTL_CACHE  data: $FACEMTL_DATA"
 cargo build --release -p facemtl-trainer
 "$FACEMTL_BIN" setup
-cargo test --release --workspace
+cargo test --release
 # The shared library must build for the browser, with WebGPU (wgpu) and the CPU backend.
-CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" cargo build --release --target wasm32-unknown-unknown -p facemtl --features gpu
-echo "wasm32 build of the shared library: ok"
+CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" cargo build --release --target wasm32-unknown-unknown -p facemtl-web
+echo "wasm32 build of the shared library and the web crate (WebGPU + CPU backends): ok"
