@@ -58,6 +58,7 @@ fn fetch(cache: &Cache, package: &Package) -> Result<PathBuf> {
         let status = Command::new("npm")
             .args(["pack", &spec, "--silent", "--pack-destination"])
             .arg(&scratch)
+            .stdout(std::process::Stdio::null())
             .status()
             .context("could not run `npm`: install Node.js and npm (Debian: apt-get install nodejs npm), then run setup again")?;
         if !status.success() {
