@@ -67,10 +67,7 @@ pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf], args: &D
     let detector = models::detector(cache, device, args.config())?;
     for path in images {
         let file = path.display().to_string();
-        let line = match fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string()))
-        {
+        let line = match models::read_photo(path) {
             Ok(image) => {
                 FaceLine { file: &file, error: None, faces: detector.detect_batch(&[&image], device).remove(0) }
             }
@@ -164,10 +161,7 @@ fn detection(
         for chunk in files.chunks(batch.max(1)) {
             let mut decoded = Vec::new();
             for path in chunk {
-                match fs::read(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string()))
-                {
+                match models::read_photo(path) {
                     Ok(image) => decoded.push((path, image)),
                     Err(_) => rate.unreadable += 1,
                 }

@@ -9,7 +9,6 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use facemtl::photo::{self, DecodeLimits};
 use facemtl::pipeline::FacePipeline;
 use sha2::{Digest, Sha256};
 
@@ -123,10 +122,8 @@ pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> R
     let bar = progress(todo.len() as u64, &format!("{} features", pipeline.kind()));
     let mut since_save = 0;
     for chunk in todo.chunks(batch_size(&pipeline.device)) {
-        let decoded: Vec<Option<image::RgbImage>> = chunk
-            .iter()
-            .map(|s| fs::read(&s.file).ok().and_then(|b| photo::decode(&b, DecodeLimits::default()).ok()))
-            .collect();
+        let decoded: Vec<Option<image::RgbImage>> =
+            chunk.iter().map(|s| crate::models::read_photo(&s.file).ok()).collect();
         let images: Vec<&image::RgbImage> = decoded.iter().flatten().collect();
         let detections = pipeline.detector.detect_batch(&images, &pipeline.device);
         // The best-scoring face of each image that has one.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::detect::{BBox, DetectorConfig};
-use facemtl::photo::{self, DecodeLimits};
 use facemtl::predict::{Attributes, attributes, raw_outputs};
 use facemtl::weights::{self, Header};
 use serde::Serialize;
@@ -142,10 +141,7 @@ pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[Path
     let pipeline = models::pipeline(cache, header.backbone, device)?;
     for path in expand(inputs) {
         let file = path.display().to_string();
-        let image = match fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| photo::decode(&b, DecodeLimits::default()).map_err(|e| e.to_string()))
-        {
+        let image = match models::read_photo(&path) {
             Ok(image) => image,
             Err(error) => {
                 println!("{}", serde_json::to_string(&ErrorLine { file: &file, error })?);

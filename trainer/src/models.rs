@@ -44,6 +44,12 @@ impl DetectorArgs {
     }
 }
 
+/// Read and decode a photo file with the default limits; the error says what went wrong.
+pub fn read_photo(path: &std::path::Path) -> Result<image::RgbImage, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    facemtl::photo::decode(&bytes, facemtl::photo::DecodeLimits::default()).map_err(|e| e.to_string())
+}
+
 pub fn detector(cache: &Cache, device: &Device, config: DetectorConfig) -> Result<Detector> {
     let bytes = read(&cache.detector_weights())?;
     let model = pretrained::load_detector(&bytes, device).context("loading the detector weights")?;
