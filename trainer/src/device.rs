@@ -9,6 +9,8 @@ use burn::prelude::*;
 pub enum Backend {
     Auto,
     Wgpu,
+    /// CUDA (builds with the `cuda` feature only).
+    Cuda,
     Cpu,
 }
 
@@ -17,24 +19,45 @@ pub fn select(backend: Backend) -> Result<(Device, String)> {
     match backend {
         Backend::Cpu => Ok((Device::flex(), "cpu (flex)".into())),
         Backend::Wgpu => match gpu() {
-            Ok(found) => Ok(found),
+            Ok((device, name, _)) => Ok((device, name)),
             Err(why) => bail!("no GPU through wgpu: {why}"),
         },
-        Backend::Auto => Ok(gpu().unwrap_or_else(|why| {
-            eprintln!("no GPU available ({why}); using the CPU");
-            (Device::flex(), "cpu (flex)".into())
-        })),
+        Backend::Cuda => cuda(),
+        Backend::Auto => match gpu() {
+            Ok((device, name, false)) => Ok((device, name)),
+            Ok((_, name, true)) => {
+                eprintln!("only a software GPU answers ({name}), slower than the CPU backend; using the CPU");
+                Ok((Device::flex(), "cpu (flex)".into()))
+            }
+            Err(why) => {
+                eprintln!("no GPU available ({why}); using the CPU");
+                Ok((Device::flex(), "cpu (flex)".into()))
+            }
+        },
     }
 }
 
+/// The wgpu device, its description, and whether it is a software rasteriser (lavapipe,
+/// llvmpipe, SwiftShader: correct but far slower than the CPU backend).
 #[cfg(feature = "gpu")]
-fn gpu() -> Result<(Device, String), String> {
-    // A software rasteriser (lavapipe, SwiftShader) is slower than flex: not worth taking.
-    let device = Device::wgpu_options().init().map_err(|e| e.to_string())?;
-    Ok((device, "gpu (wgpu)".into()))
+fn gpu() -> Result<(Device, String, bool), String> {
+    let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| e.to_string())?;
+    let info = setup.adapter.get_info();
+    let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+    Ok((device, format!("gpu (wgpu: {} on {:?})", info.name, info.backend), software))
 }
 
 #[cfg(not(feature = "gpu"))]
-fn gpu() -> Result<(Device, String), String> {
+fn gpu() -> Result<(Device, String, bool), String> {
     Err("this build has no GPU support (built without the `gpu` feature)".into())
+}
+
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<(Device, String)> {
+    Ok((Device::cuda(0), "gpu (cuda:0)".into()))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda() -> Result<(Device, String)> {
+    bail!("this build has no CUDA support: rebuild with `--features cuda` on a machine that can build it, or use --backend wgpu")
 }
