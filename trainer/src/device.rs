@@ -59,5 +59,7 @@ fn cuda() -> Result<(Device, String)> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda() -> Result<(Device, String)> {
-    bail!("this build has no CUDA support: rebuild with `--features cuda` on a machine that can build it, or use --backend wgpu")
+    bail!(
+        "this build has no CUDA support: rebuild with `--features cuda` on a machine that can build it, or use --backend wgpu"
+    )
 }
