@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh machine and runs the main job: build, fetch and convert the
-# pretrained weights, then find and describe every face in the sample photos.
+# pretrained weights, then predict gender, age and race of every face in the sample group
+# photos with the shipped model (models/utkface-allages-faceres.fmtl), as JSON lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 source scripts/tools.sh
 cargo build --release -p facemtl-trainer
 "$FACEMTL_BIN" setup
-"$FACEMTL_BIN" detect "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample*.jpg
+"$FACEMTL_BIN" predict --model models/utkface-allages-faceres.fmtl \
+  "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample*.jpg
