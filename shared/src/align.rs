@@ -12,8 +12,8 @@ use crate::warp::{Affine, sample_planar};
 ///
 /// The margin is what the crop shows around the eyes: with the defaults the eyes are 0.30 of
 /// the side apart, centred horizontally, 0.42 of the side from the top, so the crop spans about
-/// 3.3 inter-eye distances, forehead to chin, like the loosely cropped faces (UTKFace, VGGFace2)
-/// the backbones were trained on.
+/// 3.3 inter-eye distances: the whole head, hair and chin included. (UTKFace's own crops are
+/// tighter, eyes about 0.40 of the side apart and 0.27 from the top.)
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AlignConfig {
     /// Crop side in pixels (the backbone's input size).

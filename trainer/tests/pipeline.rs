@@ -136,3 +136,37 @@ fn alignment_puts_the_eyes_where_the_config_says() {
         assert!((x - ex).abs() < tolerance && (y - ey).abs() < tolerance, "eye at ({x}, {y}), expected ({ex}, {ey})");
     }
 }
+
+#[test]
+fn faceres_peer_heads_read_gender_and_age_from_the_features() {
+    let Some(pipeline) = common::pipeline(BackboneKind::Faceres) else { return };
+    let facemtl::backbone::Backbone::Faceres(faceres) = &pipeline.backbone else { unreachable!() };
+    let dir = common::data_dir().join("utkface/UTKFace");
+    if !common::present(&dir, "UTKFace") {
+        return;
+    }
+    // Every 500th face of UTKFace (all ages): gender and age from the names.
+    let mut names: Vec<String> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    let mut right = 0;
+    let mut age_error = 0.0;
+    let mut count = 0;
+    for name in names.iter().step_by(500) {
+        let Ok((age, gender, _)) = facemtl_trainer::data::utkface::parse_name(name) else { continue };
+        let faces = pipeline.faces(&load(&dir.join(name)));
+        let Some(face) = faces.first() else { continue };
+        let features = Tensor::<2>::from_data(TensorData::new(face.features.clone(), [1, 1024]), &pipeline.device);
+        let (male, ages) = faceres.peer(features);
+        let male = male.into_data().try_to_vec::<f32>().unwrap()[0];
+        let ages = ages.into_data().try_to_vec::<f32>().unwrap();
+        let expected: f32 = ages.iter().enumerate().map(|(i, p)| (i + 1) as f32 * p).sum();
+        right += usize::from((male > 0.5) == (gender == 0));
+        age_error += (expected - age as f32).abs();
+        count += 1;
+    }
+    let (accuracy, mae) = (right as f32 / count as f32, age_error / count as f32);
+    eprintln!("faceres peer on {count} UTKFace faces: gender {accuracy:.3}, age MAE {mae:.1}");
+    assert!(count >= 40);
+    assert!(accuracy > 0.8 && mae < 12.0, "the peer heads must read the features: gender {accuracy}, MAE {mae}");
+}
