@@ -27,7 +27,7 @@ pub fn load(data_dir: &Path, seed: u64) -> Result<Splits> {
         bail!("{} lacks the Male or Young attribute", path.display());
     };
     let partition = read_partition(&root.join("list_eval_partition.txt"))?;
-    let mut splits = Splits { caveat: Some(CAVEAT.into()), ..Splits::default() };
+    let mut splits = Splits::default();
     let mut present = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();

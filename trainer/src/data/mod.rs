@@ -44,8 +44,6 @@ pub struct Splits {
     pub val: Vec<Sample>,
     pub test: Vec<Sample>,
     pub skipped: Vec<Skipped>,
-    /// What a reader of the figures must know about this protocol.
-    pub caveat: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
