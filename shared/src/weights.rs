@@ -116,11 +116,11 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
     Ok((header, rest))
 }
 
-/// Load a model file for use with `backbone`.
-pub fn load(bytes: &[u8], backbone: BackboneKind, device: &Device) -> Result<(Header, MtlHead), WeightsError> {
+/// Load a model file; with `backbone`, refuse one trained on another backbone's features.
+pub fn load(bytes: &[u8], backbone: Option<BackboneKind>, device: &Device) -> Result<(Header, MtlHead), WeightsError> {
     let (header, payload) = read_header(bytes)?;
-    if header.backbone != backbone {
-        return Err(WeightsError::Backbone { expected: backbone, found: header.backbone });
+    if let Some(expected) = backbone.filter(|b| *b != header.backbone) {
+        return Err(WeightsError::Backbone { expected, found: header.backbone });
     }
     let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(payload.to_vec()))
         .map_err(|e| WeightsError::Payload(e.to_string()))?;
@@ -165,7 +165,7 @@ mod tests {
         let x = Tensor::<2>::ones([2, 128], &device);
         let before = head.forward(x.clone())[1].clone().into_data();
         let bytes = export(head, header.clone()).unwrap();
-        let (read, loaded) = load(&bytes, BackboneKind::Dlib, &device).unwrap();
+        let (read, loaded) = load(&bytes, Some(BackboneKind::Dlib), &device).unwrap();
         assert_eq!(read.metrics, header.metrics);
         assert_eq!(read.format_version, FORMAT_VERSION);
         assert_eq!(loaded.forward(x)[1].clone().into_data(), before);
@@ -176,19 +176,22 @@ mod tests {
         let (head, header) = sample();
         let device = Device::flex();
         let bytes = export(head, header).unwrap();
-        assert!(matches!(load(&bytes[..bytes.len() - 10], BackboneKind::Dlib, &device), Err(WeightsError::Truncated)));
-        assert!(matches!(load(&bytes[..20], BackboneKind::Dlib, &device), Err(WeightsError::Truncated)));
+        assert!(matches!(
+            load(&bytes[..bytes.len() - 10], Some(BackboneKind::Dlib), &device),
+            Err(WeightsError::Truncated)
+        ));
+        assert!(matches!(load(&bytes[..20], Some(BackboneKind::Dlib), &device), Err(WeightsError::Truncated)));
         let mut tampered = bytes.clone();
         let last = tampered.len() - 100;
         tampered[last] ^= 1;
-        assert!(matches!(load(&tampered, BackboneKind::Dlib, &device), Err(WeightsError::Checksum)));
+        assert!(matches!(load(&tampered, Some(BackboneKind::Dlib), &device), Err(WeightsError::Checksum)));
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(load(&longer, BackboneKind::Dlib, &device), Err(WeightsError::TrailingBytes(1))));
-        assert!(matches!(load(&bytes, BackboneKind::Faceres, &device), Err(WeightsError::Backbone { .. })));
+        assert!(matches!(load(&longer, Some(BackboneKind::Dlib), &device), Err(WeightsError::TrailingBytes(1))));
+        assert!(matches!(load(&bytes, Some(BackboneKind::Faceres), &device), Err(WeightsError::Backbone { .. })));
         let mut future = bytes.clone();
         future[4] = 9;
-        assert!(matches!(load(&future, BackboneKind::Dlib, &device), Err(WeightsError::Version { found: 9 })));
-        assert!(matches!(load(b"GIF89a....", BackboneKind::Dlib, &device), Err(WeightsError::NotAModel)));
+        assert!(matches!(load(&future, Some(BackboneKind::Dlib), &device), Err(WeightsError::Version { found: 9 })));
+        assert!(matches!(load(b"GIF89a....", Some(BackboneKind::Dlib), &device), Err(WeightsError::NotAModel)));
     }
 }

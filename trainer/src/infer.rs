@@ -70,8 +70,7 @@ pub fn evaluate(
     data_dir: &Path,
 ) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let (header, _) = weights::read_header(&bytes)?;
-    let (header, head) = weights::load(&bytes, header.backbone, device)?;
+    let (header, head) = weights::load(&bytes, None, device)?;
     if header.tasks != config.tasks() {
         anyhow::bail!("the model predicts {:?}, the data set {:?}", header.tasks, config.tasks());
     }
@@ -136,8 +135,7 @@ fn expand(inputs: &[PathBuf]) -> Vec<PathBuf> {
 /// Print one JSON line per face (or per unreadable file / file without a face).
 pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[PathBuf]) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let (header, _) = weights::read_header(&bytes)?;
-    let (header, head) = weights::load(&bytes, header.backbone, device)?;
+    let (header, head) = weights::load(&bytes, None, device)?;
     let pipeline = models::pipeline(cache, header.backbone, device)?;
     for path in expand(inputs) {
         let file = path.display().to_string();
