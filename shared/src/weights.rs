@@ -3,7 +3,8 @@
 //! Layout: the magic `FMTL`, a little-endian u32 format version, a u32 header length, the header
 //! (JSON: backbone, tasks, network sizes, preprocessing constants, training data and protocol,
 //! metrics, and the sha256 and length of the payload), then the payload: the multi-task head's
-//! parameters as a burnpack record. Loading refuses a file that is truncated, has trailing
+//! parameters as a burnpack record, followed, for a model whose backbone was fine-tuned, by the
+//! backbone's own record (its length in the header). Loading refuses a file that is truncated, has trailing
 //! bytes, was altered (checksum), is of another format version, or was trained on another
 //! backbone than the one it is loaded with.
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::align::AlignConfig;
-use crate::backbone::BackboneKind;
+use crate::backbone::{Backbone, BackboneKind};
 use crate::detect::DetectorConfig;
 use crate::mtl::{MtlConfig, MtlHead, Task};
 
@@ -39,6 +40,10 @@ pub struct Header {
     pub metrics: Vec<(String, f64)>,
     pub payload_sha256: String,
     pub payload_len: usize,
+    /// Length of the fine-tuned backbone's record at the payload's end; absent when the
+    /// pretrained backbone is used as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_len: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +78,32 @@ impl Header {
     }
 }
 
-/// Write `head` with `header` (whose checksum fields are filled in here).
-pub fn export(head: MtlHead, mut header: Header) -> Result<Vec<u8>, WeightsError> {
-    let payload = head.into_record().into_bytes().map_err(|e| WeightsError::Payload(e.to_string()))?.to_vec();
+/// A loaded model file.
+#[derive(Debug)]
+pub struct Model {
+    pub header: Header,
+    pub head: MtlHead,
+    /// The fine-tuned backbone, when the file has one.
+    pub backbone: Option<Backbone>,
+}
+
+fn record_bytes<M: Module>(module: M) -> Result<Vec<u8>, WeightsError> {
+    Ok(module.into_record().into_bytes().map_err(|e| WeightsError::Payload(e.to_string()))?.to_vec())
+}
+
+/// Write `head` (and a fine-tuned `backbone`) with `header`, whose checksum and length fields
+/// are filled in here.
+pub fn export(head: MtlHead, backbone: Option<Backbone>, mut header: Header) -> Result<Vec<u8>, WeightsError> {
+    let mut payload = record_bytes(head)?;
+    header.backbone_len = None;
+    if let Some(backbone) = backbone {
+        if backbone.kind() != header.backbone {
+            return Err(WeightsError::Backbone { expected: header.backbone, found: backbone.kind() });
+        }
+        let bytes = record_bytes(backbone)?;
+        header.backbone_len = Some(bytes.len());
+        payload.extend(bytes);
+    }
     header.format_version = FORMAT_VERSION;
     header.payload_sha256 = sha256_hex(&payload);
     header.payload_len = payload.len();
@@ -116,17 +144,28 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
     Ok((header, rest))
 }
 
+fn load_record<M: Module>(module: M, bytes: &[u8]) -> Result<M, WeightsError> {
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| WeightsError::Payload(e.to_string()))?;
+    module.try_load_record(record).map_err(|e| WeightsError::Payload(e.to_string()))
+}
+
 /// Load a model file; with `backbone`, refuse one trained on another backbone's features.
-pub fn load(bytes: &[u8], backbone: Option<BackboneKind>, device: &Device) -> Result<(Header, MtlHead), WeightsError> {
+pub fn load(bytes: &[u8], backbone: Option<BackboneKind>, device: &Device) -> Result<Model, WeightsError> {
     let (header, payload) = read_header(bytes)?;
     if let Some(expected) = backbone.filter(|b| *b != header.backbone) {
         return Err(WeightsError::Backbone { expected, found: header.backbone });
     }
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(payload.to_vec()))
-        .map_err(|e| WeightsError::Payload(e.to_string()))?;
-    let head =
-        header.mtl_config().init(device).try_load_record(record).map_err(|e| WeightsError::Payload(e.to_string()))?;
-    Ok((header, head))
+    let split = payload
+        .len()
+        .checked_sub(header.backbone_len.unwrap_or(0))
+        .ok_or_else(|| WeightsError::Payload("the backbone is longer than the payload".into()))?;
+    let head = load_record(header.mtl_config().init(device), &payload[..split])?;
+    let backbone = match header.backbone_len {
+        Some(_) => Some(load_record(Backbone::init(header.backbone, device), &payload[split..])?),
+        None => None,
+    };
+    Ok(Model { header, head, backbone })
 }
 
 #[cfg(test)]
@@ -154,6 +193,7 @@ mod tests {
             metrics: vec![("gender_accuracy".into(), 0.9)],
             payload_sha256: String::new(),
             payload_len: 0,
+            backbone_len: None,
         };
         (head, header)
     }
@@ -164,18 +204,33 @@ mod tests {
         let device = Device::flex();
         let x = Tensor::<2>::ones([2, 128], &device);
         let before = head.forward(x.clone())[1].clone().into_data();
-        let bytes = export(head, header.clone()).unwrap();
-        let (read, loaded) = load(&bytes, Some(BackboneKind::Dlib), &device).unwrap();
-        assert_eq!(read.metrics, header.metrics);
-        assert_eq!(read.format_version, FORMAT_VERSION);
-        assert_eq!(loaded.forward(x)[1].clone().into_data(), before);
+        let bytes = export(head, None, header.clone()).unwrap();
+        let loaded = load(&bytes, Some(BackboneKind::Dlib), &device).unwrap();
+        assert_eq!(loaded.header.metrics, header.metrics);
+        assert_eq!(loaded.header.format_version, FORMAT_VERSION);
+        assert!(loaded.backbone.is_none());
+        assert_eq!(loaded.head.forward(x)[1].clone().into_data(), before);
+    }
+
+    #[test]
+    fn a_fine_tuned_backbone_travels_with_its_head() {
+        let (head, header) = sample();
+        let device = Device::flex();
+        let backbone = Backbone::init(BackboneKind::Dlib, &device);
+        let crop = Tensor::<4>::ones([1, 3, 150, 150], &device);
+        let before = backbone.forward(crop.clone()).into_data();
+        let bytes = export(head.clone(), Some(backbone), header.clone()).unwrap();
+        let loaded = load(&bytes, None, &device).unwrap();
+        assert_eq!(loaded.backbone.expect("a backbone").forward(crop).into_data(), before);
+        let wrong = Backbone::init(BackboneKind::Faceres, &device);
+        assert!(matches!(export(head, Some(wrong), header), Err(WeightsError::Backbone { .. })));
     }
 
     #[test]
     fn truncated_tampered_and_mismatched_files_are_refused() {
         let (head, header) = sample();
         let device = Device::flex();
-        let bytes = export(head, header).unwrap();
+        let bytes = export(head, None, header).unwrap();
         assert!(matches!(
             load(&bytes[..bytes.len() - 10], Some(BackboneKind::Dlib), &device),
             Err(WeightsError::Truncated)

@@ -20,7 +20,7 @@ use crate::setup::{read, write_atomic};
 const FORMAT: &str = "facemtl-features-v1";
 /// Images per forward pass: the CPU backend is fastest one image at a time (BENCHMARKS.md),
 /// GPUs want batches.
-fn batch_size(device: &burn::prelude::Device) -> usize {
+pub fn batch_size(device: &burn::prelude::Device) -> usize {
     if *device == burn::prelude::Device::flex() { 1 } else { 32 }
 }
 /// Save progress every so many images.
@@ -46,7 +46,7 @@ pub fn cache_key(cache: &Cache, pipeline: &FacePipeline) -> Result<String> {
     Ok(format!("{}-{digest}", kind.name()))
 }
 
-fn file_key(path: &Path) -> String {
+pub fn file_key(path: &Path) -> String {
     path.file_name().unwrap_or_default().to_string_lossy().into_owned()
 }
 
@@ -119,28 +119,15 @@ pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> R
     if todo.is_empty() {
         return Ok(store);
     }
-    let bar = progress(todo.len() as u64, &format!("{} features", pipeline.kind()));
+    let kind = pipeline.kind();
+    let bar = progress(todo.len() as u64, &format!("{kind} features"));
     let mut since_save = 0;
     for chunk in todo.chunks(batch_size(&pipeline.device)) {
-        let decoded: Vec<Option<image::RgbImage>> =
-            chunk.iter().map(|s| crate::models::read_photo(&s.file).ok()).collect();
-        let images: Vec<&image::RgbImage> = decoded.iter().flatten().collect();
-        let detections = pipeline.detector.detect_batch(&images, &pipeline.device);
-        // The best-scoring face of each image that has one.
-        let mut crops = Vec::new();
-        let mut found = Vec::new();
-        let mut next = detections.iter().zip(&images);
-        for image in &decoded {
-            let best =
-                image.as_ref().and_then(|_| next.next()).and_then(|(faces, img)| faces.first().map(|f| (f, img)));
-            found.push(best.is_some());
-            if let Some((face, img)) = best {
-                crops.extend(pipeline.crops(img, std::slice::from_ref(face)));
-            }
-        }
-        let mut features = pipeline.features(crops, found.iter().filter(|f| **f).count()).into_iter();
-        for (sample, has) in chunk.iter().zip(found) {
-            store.rows.insert(file_key(&sample.file), if has { features.next() } else { None });
+        let crops = best_face_crops(pipeline, chunk);
+        let found: Vec<f32> = crops.iter().flatten().flat_map(|c| kind.normalise(c)).collect();
+        let mut features = pipeline.features(found, crops.iter().flatten().count()).into_iter();
+        for (sample, crop) in chunk.iter().zip(&crops) {
+            store.rows.insert(file_key(&sample.file), crop.as_ref().and_then(|_| features.next()));
         }
         bar.inc(chunk.len() as u64);
         since_save += chunk.len();
@@ -152,4 +139,22 @@ pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> R
     bar.finish();
     store.save(&path)?;
     Ok(store)
+}
+
+/// The aligned crop (planar RGB on 0..=255 at the backbone's input size) of the best-scoring
+/// face of each sample; `None` where the image is unreadable or has no face.
+pub fn best_face_crops(pipeline: &FacePipeline, samples: &[&Sample]) -> Vec<Option<Vec<f32>>> {
+    let decoded: Vec<Option<image::RgbImage>> =
+        samples.iter().map(|s| crate::models::read_photo(&s.file).ok()).collect();
+    let images: Vec<&image::RgbImage> = decoded.iter().flatten().collect();
+    let mut detections = pipeline.detector.detect_batch(&images, &pipeline.device).into_iter().zip(&images);
+    let config = pipeline.kind().align_config();
+    decoded
+        .iter()
+        .map(|image| {
+            image.as_ref()?;
+            let (faces, img) = detections.next()?;
+            faces.first().map(|face| facemtl::align::align(img, &face.keypoints, &config))
+        })
+        .collect()
 }

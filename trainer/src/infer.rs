@@ -51,8 +51,9 @@ pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
         metrics,
         payload_sha256: String::new(),
         payload_len: 0,
+        backbone_len: None,
     };
-    let bytes = weights::export(model.head, header)?;
+    let bytes = weights::export(model.head, model.backbone, header)?;
     if let Some(parent) = out.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -70,15 +71,19 @@ pub fn evaluate(
     data_dir: &Path,
 ) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let (header, head) = weights::load(&bytes, None, device)?;
+    let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
     if header.tasks != config.tasks() {
         anyhow::bail!("the model predicts {:?}, the data set {:?}", header.tasks, config.tasks());
     }
     let splits = config.load_splits(data_dir)?;
     let pipeline = models::pipeline(cache, header.backbone, device)?;
     let test: Vec<&crate::data::Sample> = splits.test.iter().collect();
-    let store = crate::features::extract(cache, &pipeline, &test)?;
-    let batch = crate::train::batch(&splits.test, &store, &header.tasks, device);
+    // Cached features belong to the pretrained backbone; a fine-tuned one reads crops.
+    let batch = if backbone.is_some() {
+        crate::train::crop_batch(&splits.test, &crate::crops::collect(&pipeline, &test), &header.tasks, device)
+    } else {
+        crate::train::batch(&splits.test, &crate::features::extract(cache, &pipeline, &test)?, &header.tasks, device)
+    };
     let model = facemtl::mtl::MtlModel {
         head,
         weighting: facemtl::mtl::LossWeighting::new(
@@ -87,13 +92,14 @@ pub fn evaluate(
             0.0,
             device,
         ),
+        backbone,
     };
     let evaluation = crate::train::evaluate(&model, &batch, &header.tasks);
     let report: Vec<_> = header
         .tasks
         .iter()
         .zip(evaluation.losses.iter().zip(&evaluation.metrics))
-        .map(|(t, (loss, metric))| serde_json::json!({ "task": t.name(), "loss": loss, "metric": metric, "faces": batch.samples.len() }))
+        .map(|(t, (loss, metric))| serde_json::json!({ "task": t.name(), "loss": loss, "metric": metric, "faces": batch.len() }))
         .collect();
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -135,8 +141,11 @@ fn expand(inputs: &[PathBuf]) -> Vec<PathBuf> {
 /// Print one JSON line per face (or per unreadable file / file without a face).
 pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[PathBuf]) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let (header, head) = weights::load(&bytes, None, device)?;
-    let pipeline = models::pipeline(cache, header.backbone, device)?;
+    let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
+    let mut pipeline = models::pipeline(cache, header.backbone, device)?;
+    if let Some(backbone) = backbone {
+        pipeline.backbone = backbone;
+    }
     for path in expand(inputs) {
         let file = path.display().to_string();
         let image = match models::read_photo(&path) {

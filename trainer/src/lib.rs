@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cache;
+pub mod crops;
 pub mod data;
 pub mod device;
 pub mod features;

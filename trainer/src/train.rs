@@ -1,5 +1,6 @@
-//! Training the multi-task head on cached backbone features: Adam, learning rate divided by 10
-//! when the total validation loss plateaus, Early Freeze (or the early-stop ablation), one of
+//! Training the multi-task network, either on cached features of the frozen backbone (the
+//! head trains in seconds per epoch on a CPU) or fine-tuning the backbone too (a GPU job): Adam,
+//! learning rate divided by 10 when the total validation loss plateaus, Early Freeze (or the early-stop ablation), one of
 //! four loss weightings. Every epoch ends with an atomic checkpoint, so a killed run resumes
 //! where it was and, on the CPU, ends with the same figures as an uninterrupted one.
 
@@ -11,12 +12,13 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, OptimizerRecord, decay::WeightDecayConfig};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use facemtl::backbone::BackboneKind;
+use facemtl::backbone::{Backbone, BackboneKind};
 use facemtl::early_freeze::{EarlyFreeze, FreezeEvent, FreezeMode};
 use facemtl::mtl::{LossWeighting, MtlConfig, MtlModel, Target, Task, TaskSet, WeightingKind, task_loss};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Cache;
+use crate::crops::{self, CropStore};
 use crate::data::{self, Sample, Splits, utkface::Protocol};
 use crate::features::{self, FeatureStore};
 use crate::models;
@@ -40,6 +42,15 @@ pub struct TrainConfig {
     /// faceres (1024-D) or dlib (128-D).
     #[arg(long, default_value = "faceres")]
     pub backbone: BackboneKind,
+    /// Train the backbone with the head (a GPU job) instead of the head on cached features of
+    /// the frozen backbone (`--freeze-backbone`, the default).
+    #[arg(long, conflicts_with = "freeze_backbone")]
+    #[serde(default)]
+    pub fine_tune: bool,
+    /// The default: extract features once, cache them, train the head on them.
+    #[arg(long)]
+    #[serde(skip)]
+    pub freeze_backbone: bool,
     /// average, learned, uncertainty or dwa.
     #[arg(long, default_value = "learned")]
     pub weighting: WeightingKind,
@@ -104,53 +115,129 @@ impl TrainConfig {
             .with_head_hidden(self.head_hidden)
             .with_dropout(self.dropout)
             .init(device);
-        MtlModel { head, weighting: LossWeighting::new(self.weighting, self.tasks().len(), self.lambda, device) }
+        // A fine-tuned model's backbone starts as the pretrained one (`train` puts it in) or is
+        // read from a record.
+        let backbone = self.fine_tune.then(|| Backbone::init(self.backbone, device));
+        let weighting = LossWeighting::new(self.weighting, self.tasks().len(), self.lambda, device);
+        MtlModel { head, weighting, backbone }
     }
 }
 
-/// Features and targets of one split, on a device.
+/// What the network reads for each face of a split.
+pub enum Inputs {
+    /// `[n, features]` of the frozen backbone.
+    Features(Tensor<2>),
+    /// Aligned crops, planar RGB bytes back to back, kept on the host.
+    Crops { pixels: Vec<u8>, kind: BackboneKind },
+}
+
+/// Faces at a time when evaluating crops (features go in one pass).
+const CROP_CHUNK: usize = 32;
+
+impl Inputs {
+    /// Rows `indices` as the network's input on `device` (see [`MtlModel::forward`]); crops
+    /// whose `mirror` flag is set are flipped left to right first.
+    fn rows(&self, indices: &[i64], mirror: &[bool], device: &Device) -> Tensor<2> {
+        match self {
+            Inputs::Features(x) => {
+                let idx = Tensor::<1, Int>::from_data(TensorData::new(indices.to_vec(), [indices.len()]), &x.device());
+                x.clone().select(0, idx).to_device(device)
+            }
+            Inputs::Crops { pixels, kind } => {
+                let (side, width) = (kind.input_size(), 3 * kind.input_size() * kind.input_size());
+                let rows: Vec<f32> = indices
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, &i)| {
+                        let crop = &pixels[i as usize * width..(i as usize + 1) * width];
+                        let crop = if mirror.get(k).copied().unwrap_or(false) {
+                            crops::mirror(crop, side)
+                        } else {
+                            crop.to_vec()
+                        };
+                        kind.normalise(&crop.into_iter().map(f32::from).collect::<Vec<_>>())
+                    })
+                    .collect();
+                Tensor::from_data(TensorData::new(rows, [indices.len(), width]), device)
+            }
+        }
+    }
+
+    fn chunk(&self, n: usize) -> usize {
+        match self {
+            Inputs::Features(_) => n.max(1),
+            Inputs::Crops { .. } => CROP_CHUNK,
+        }
+    }
+}
+
+/// Inputs and targets of one split.
 pub struct Batch {
-    pub x: Tensor<2>,
+    pub inputs: Inputs,
     pub targets: Vec<Target>,
     pub samples: Vec<Sample>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+fn targets(kept: &[&Sample], tasks: &[Task], device: &Device) -> Vec<Target> {
+    let n = kept.len();
+    tasks
+        .iter()
+        .map(|&task| match task {
+            Task::Age => Target::Value(Tensor::from_data(
+                TensorData::new(kept.iter().map(|s| s.age_target.unwrap_or(0.0)).collect(), [n]),
+                device,
+            )),
+            _ => Target::Class(Tensor::from_data(
+                TensorData::new(kept.iter().map(|s| i64::from(s.class(task).unwrap_or(0))).collect(), [n]),
+                device,
+            )),
+        })
+        .collect()
 }
 
 /// The split's samples that have features (a face was found), as tensors.
 pub fn batch(samples: &[Sample], store: &FeatureStore, tasks: &[Task], device: &Device) -> Batch {
     let kept: Vec<(&Sample, &[f32])> = samples.iter().filter_map(|s| store.get(s).map(|f| (s, f))).collect();
-    let n = kept.len();
     let x: Vec<f32> = kept.iter().flat_map(|(_, f)| f.iter().copied()).collect();
-    let targets = tasks
-        .iter()
-        .map(|&task| match task {
-            Task::Age => Target::Value(Tensor::from_data(
-                TensorData::new(kept.iter().map(|(s, _)| s.age_target.unwrap_or(0.0)).collect(), [n]),
-                device,
-            )),
-            _ => Target::Class(Tensor::from_data(
-                TensorData::new(kept.iter().map(|(s, _)| i64::from(s.class(task).unwrap_or(0))).collect(), [n]),
-                device,
-            )),
-        })
-        .collect();
+    let kept: Vec<&Sample> = kept.into_iter().map(|(s, _)| s).collect();
     Batch {
-        x: Tensor::from_data(TensorData::new(x, [n, store.dim]), device),
-        targets,
-        samples: kept.into_iter().map(|(s, _)| s.clone()).collect(),
+        inputs: Inputs::Features(Tensor::from_data(TensorData::new(x, [kept.len(), store.dim]), device)),
+        targets: targets(&kept, tasks, device),
+        samples: kept.into_iter().cloned().collect(),
     }
 }
 
-fn select(batch: &Batch, indices: &[i64], device: &Device) -> (Tensor<2>, Vec<Target>) {
+/// The split's samples that have a face crop.
+pub fn crop_batch(samples: &[Sample], store: &CropStore, tasks: &[Task], device: &Device) -> Batch {
+    let kept: Vec<(&Sample, &[u8])> = samples.iter().filter_map(|s| store.get(s).map(|c| (s, c))).collect();
+    let pixels: Vec<u8> = kept.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    let kept: Vec<&Sample> = kept.into_iter().map(|(s, _)| s).collect();
+    Batch {
+        inputs: Inputs::Crops { pixels, kind: store.kind },
+        targets: targets(&kept, tasks, device),
+        samples: kept.into_iter().cloned().collect(),
+    }
+}
+
+fn select_targets(targets: &[Target], indices: &[i64], device: &Device) -> Vec<Target> {
     let idx = Tensor::<1, Int>::from_data(TensorData::new(indices.to_vec(), [indices.len()]), device);
-    let targets = batch
-        .targets
+    targets
         .iter()
         .map(|t| match t {
             Target::Class(c) => Target::Class(c.clone().select(0, idx.clone())),
             Target::Value(v) => Target::Value(v.clone().select(0, idx.clone())),
         })
-        .collect();
-    (batch.x.clone().select(0, idx), targets)
+        .collect()
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -167,8 +254,18 @@ pub struct Evaluation {
 }
 
 pub fn evaluate(model: &MtlModel, batch: &Batch, tasks: &[Task]) -> Evaluation {
-    let head = model.head.valid();
-    let outputs = head.forward(batch.x.clone());
+    let model = model.valid();
+    let device = match &batch.targets[0] {
+        Target::Class(c) => c.device(),
+        Target::Value(v) => v.device(),
+    };
+    let order: Vec<i64> = (0..batch.len() as i64).collect();
+    let chunks: Vec<Vec<Tensor<2>>> = order
+        .chunks(batch.inputs.chunk(batch.len()))
+        .map(|chunk| model.forward(batch.inputs.rows(chunk, &[], &device)))
+        .collect();
+    let outputs: Vec<Tensor<2>> =
+        (0..tasks.len()).map(|t| Tensor::cat(chunks.iter().map(|c| c[t].clone()).collect(), 0)).collect();
     let mut evaluation = Evaluation::default();
     for ((&task, output), target) in tasks.iter().zip(outputs).zip(&batch.targets) {
         evaluation.losses.push(scalar(task_loss(task, output.clone(), target)));
@@ -312,6 +409,7 @@ fn write_metrics(run: &RunDir, rows: &[MetricRow]) -> Result<()> {
 fn apply_freezes(mut model: MtlModel, early: &EarlyFreeze) -> MtlModel {
     if early.shared_frozen {
         model.head.shared = model.head.shared.into_iter().map(Module::freeze).collect();
+        model.backbone = model.backbone.map(Module::freeze);
     }
     model.head.heads = model
         .head
@@ -332,7 +430,8 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
-/// Train (or resume) the run in `run_dir` on features already extracted.
+/// Train (or resume) the run in `run_dir`; a fine-tuning run starts from `pretrained`.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     config: &TrainConfig,
     run_dir: &Path,
@@ -340,6 +439,7 @@ pub fn train(
     val: &Batch,
     test: &Batch,
     device: &Device,
+    pretrained: Option<Backbone>,
     resume: bool,
 ) -> Result<RunResult> {
     let started = std::time::Instant::now();
@@ -359,6 +459,9 @@ pub fn train(
     let autodiff = device.clone().autodiff();
     autodiff.seed(config.seed);
     let mut model = config.model(&autodiff);
+    if config.fine_tune {
+        model.backbone = Some(pretrained.context("fine-tuning needs the pretrained backbone")?.train());
+    }
     let adam = AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay as f32)));
     let mut optim = adam.init();
     let mut snapshots: Vec<Option<Vec<u8>>> = vec![None; tasks.len()];
@@ -381,12 +484,8 @@ pub fn train(
         }
         eprintln!("resuming at epoch {}", state.epoch);
     }
-    let train_ad = Batch {
-        x: train.x.clone().to_device(&autodiff),
-        targets: retarget(&train.targets, &autodiff),
-        samples: Vec::new(),
-    };
-    let n = train.x.dims()[0];
+    let train_targets = retarget(&train.targets, &autodiff);
+    let n = train.len();
     let bar = crate::bench::progress(config.max_epochs as u64, "epochs");
     bar.set_position(state.epoch as u64);
     while state.epoch < config.max_epochs && !state.early.is_finished() {
@@ -405,8 +504,11 @@ pub fn train(
             if chunk.len() < 2 {
                 continue; // batch norm needs two samples
             }
-            let (x, targets) = select(&train_ad, chunk, &autodiff);
-            let outputs = model.head.forward(x);
+            let mirror: Vec<bool> =
+                chunk.iter().map(|&i| mirror_flag(config.seed, epoch, i as u64) && config.fine_tune).collect();
+            let x = train.inputs.rows(chunk, &mirror, &autodiff);
+            let targets = select_targets(&train_targets, chunk, &autodiff);
+            let outputs = model.forward(x);
             let losses: Vec<Tensor<1>> =
                 tasks.iter().zip(outputs).zip(&targets).map(|((&t, o), y)| task_loss(t, o, y)).collect();
             for (sum, loss) in sums.iter_mut().zip(&losses) {
@@ -431,6 +533,7 @@ pub fn train(
                     model.head.heads[task] = best.head.heads[task].clone().freeze();
                     if freeze_shared {
                         model.head.shared = best.head.shared.into_iter().map(Module::freeze).collect();
+                        model.backbone = best.backbone.map(Module::freeze);
                     }
                 }
                 FreezeEvent::Finished => {}
@@ -484,6 +587,14 @@ pub fn train(
     Ok(result)
 }
 
+/// Whether training sample `index` is seen mirrored in `epoch` (fine-tuning's one augmentation).
+fn mirror_flag(seed: u64, epoch: usize, index: u64) -> bool {
+    let mut x = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x >> 40) & 1 == 1
+}
+
 fn retarget(targets: &[Target], device: &Device) -> Vec<Target> {
     targets
         .iter()
@@ -515,24 +626,27 @@ pub fn run(
     splits.warn_skipped(&name);
     let pipeline = models::pipeline(cache, config.backbone, device)?;
     let all: Vec<&Sample> = splits.train.iter().chain(&splits.val).chain(&splits.test).collect();
-    let store = features::extract(cache, &pipeline, &all)?;
-    let missing = all.iter().filter(|s| store.get(s).is_none()).count();
+    let tasks = config.tasks();
+    let split_batches = |make: &dyn Fn(&[Sample]) -> Batch| (make(&splits.train), make(&splits.val), make(&splits.test));
+    let (train_b, val_b, test_b) = if config.fine_tune {
+        let store = crops::collect(&pipeline, &all);
+        split_batches(&|s| crop_batch(s, &store, tasks, device))
+    } else {
+        let store = features::extract(cache, &pipeline, &all)?;
+        split_batches(&|s| batch(s, &store, tasks, device))
+    };
+    let missing = all.len() - train_b.len() - val_b.len() - test_b.len();
     if missing > 0 {
         eprintln!("warning: {missing} of {} images had no face or could not be read; they are left out", all.len());
     }
-    let tasks = config.tasks();
-    let (train_b, val_b, test_b) = (
-        batch(&splits.train, &store, tasks, device),
-        batch(&splits.val, &store, tasks, device),
-        batch(&splits.test, &store, tasks, device),
-    );
+    let pretrained = config.fine_tune.then(|| pipeline.backbone.clone());
     eprintln!(
         "{name}: {} train, {} validation, {} test faces",
         train_b.samples.len(),
         val_b.samples.len(),
         test_b.samples.len()
     );
-    train(config, run_dir, &train_b, &val_b, &test_b, device, resume)
+    train(config, run_dir, &train_b, &val_b, &test_b, device, pretrained, resume)
 }
 
 #[cfg(test)]
@@ -601,6 +715,33 @@ mod tests {
     }
 
     #[test]
+    fn fine_tuning_trains_the_backbone_and_exports_it() {
+        let device = Device::flex();
+        let config =
+            config(&["--backbone", "dlib", "--fine-tune", "--max-epochs", "1", "--batch-size", "4", "--lr", "1e-3"]);
+        let mut batch = synthetic(8, 128, 3, &device);
+        let width = 3 * 150 * 150;
+        batch.inputs = Inputs::Crops {
+            pixels: (0..8 * width).map(|i| (i * 7919 % 251) as u8).collect(),
+            kind: BackboneKind::Dlib,
+        };
+        let pretrained = Backbone::init(BackboneKind::Dlib, &device);
+        let before = digest(pretrained.clone());
+        let dir = std::env::temp_dir().join(format!("facemtl-finetune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let result = train(&config, &dir, &batch, &batch, &batch, &device, Some(pretrained), false).unwrap();
+        assert_eq!(result.epochs, 1);
+        let last = load_model(&config, &dir.join("last.bpk"), &device).unwrap();
+        let tuned = digest(last.backbone.expect("the fine-tuned backbone is saved"));
+        assert_ne!(tuned, before);
+        let file = dir.join("model.fmtl");
+        crate::infer::export(&dir, &file).unwrap();
+        let exported = facemtl::weights::load(&fs::read(&file).unwrap(), None, &device).unwrap();
+        assert_eq!(digest(exported.backbone.expect("the model file carries the backbone")), tuned);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn frozen_parameters_never_change_after_early_freeze() {
         let device = Device::flex();
         let config = config(&[
@@ -620,7 +761,7 @@ mod tests {
         let (train_b, val_b) = (synthetic(256, 128, 1, &device), synthetic(128, 128, 2, &device));
         let dir = std::env::temp_dir().join(format!("facemtl-freeze-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        train(&config, &dir, &train_b, &val_b, &val_b, &device, false).unwrap();
+        train(&config, &dir, &train_b, &val_b, &val_b, &device, None, false).unwrap();
 
         let run = RunDir { root: dir.clone() };
         let checkpoint = dir.join(fs::read_to_string(run.latest()).unwrap().trim());

@@ -7,6 +7,7 @@ use burn::prelude::*;
 
 use super::loss::LossWeighting;
 use super::tasks::Task;
+use crate::backbone::Backbone;
 
 #[derive(Config, Debug)]
 pub struct MtlConfig {
@@ -93,10 +94,26 @@ impl MtlHead {
     }
 }
 
-/// What training optimises: the head and the loss weighting (whose learned weights, when it
-/// has any, train with the network).
+/// What training optimises: the head, the loss weighting (whose learned weights, when it has
+/// any, train with the network) and, when fine-tuning, the backbone.
 #[derive(Module, Debug)]
 pub struct MtlModel {
     pub head: MtlHead,
     pub weighting: LossWeighting,
+    /// `None` when the head trains on cached features of a frozen backbone.
+    pub backbone: Option<Backbone>,
+}
+
+impl MtlModel {
+    /// `[n, features]` cached features, or with a backbone `[n, 3 * s * s]` normalised crops
+    /// (rows of [`Backbone::forward`]'s input) -> one `[n, outputs]` tensor per task.
+    pub fn forward(&self, x: Tensor<2>) -> Vec<Tensor<2>> {
+        self.head.forward(match &self.backbone {
+            Some(backbone) => {
+                let (n, side) = (x.dims()[0], backbone.kind().input_size());
+                backbone.forward(x.reshape([n, 3, side, side]))
+            }
+            None => x,
+        })
+    }
 }
