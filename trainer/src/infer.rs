@@ -30,12 +30,10 @@ pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
         .zip(&result.test.metrics)
         .map(|(t, m)| (if t.is_regression() { "age_mae".to_string() } else { format!("{}_accuracy", t.name()) }, *m))
         .collect();
-    let (age_offset, trained_on) = match (config.dataset, config.protocol) {
-        (DatasetName::Utkface, Protocol::Coral) => (21.0, "UTKFace, CORAL protocol (ages 21-60)".to_string()),
-        (DatasetName::Utkface, Protocol::AllAges) => {
-            (0.0, "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split".into())
-        }
-        (DatasetName::Celeba, _) => (0.0, crate::data::celeba::CAVEAT.to_string()),
+    let trained_on = match (config.dataset, config.protocol) {
+        (DatasetName::Utkface, Protocol::Coral) => "UTKFace, CORAL protocol (ages 21-60)".to_string(),
+        (DatasetName::Utkface, Protocol::AllAges) => "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split".into(),
+        (DatasetName::Celeba, _) => crate::data::celeba::CAVEAT.to_string(),
     };
     let header = Header {
         format_version: weights::FORMAT_VERSION,
@@ -44,7 +42,7 @@ pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
         shared: config.shared.clone(),
         head_hidden: config.head_hidden,
         age_scale: 40.0,
-        age_offset,
+        age_offset: config.age_offset() as f32,
         detector: DetectorConfig::default(),
         align: config.backbone.align_config(),
         trained_on,

@@ -21,6 +21,8 @@ use crate::cache::Cache;
 use crate::crops::{self, CropStore};
 use crate::data::{self, Sample, Splits, utkface::Protocol};
 use crate::features::{self, FeatureStore};
+use crate::groups::{self, GroupFigures};
+use crate::plots;
 use crate::models;
 use crate::setup::write_atomic;
 
@@ -74,6 +76,11 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[arg(long, default_value_t = 100)]
     pub max_epochs: usize,
+    /// Stop after the epoch that ends past this many seconds of training, with a checkpoint and
+    /// the results so far (a machine lent for a fixed time); `--resume` carries on.
+    #[arg(long)]
+    #[serde(skip)]
+    pub time_limit_s: Option<u64>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Use only the first N samples of each split (quick runs and tests).
@@ -93,6 +100,14 @@ impl TrainConfig {
         match self.dataset {
             DatasetName::Utkface => TaskSet::Utkface.tasks(),
             DatasetName::Celeba => TaskSet::Celeba.tasks(),
+        }
+    }
+
+    /// Years added to the age output times 40 (the CORAL labels start at 21).
+    pub fn age_offset(&self) -> f64 {
+        match (self.dataset, self.protocol) {
+            (DatasetName::Utkface, Protocol::Coral) => 21.0,
+            _ => 0.0,
         }
     }
 
@@ -427,7 +442,32 @@ pub struct RunResult {
     pub epochs: usize,
     pub val: Evaluation,
     pub test: Evaluation,
+    /// Per-group figures on the test split.
+    #[serde(default)]
+    pub test_groups: GroupFigures,
     pub seconds: f64,
+}
+
+/// `plots/` of a run: loss curves with freeze points, loss weights, confusion matrices and
+/// group tables.
+pub fn write_plots(run_dir: &Path, rows: &[MetricRow], groups: &GroupFigures) -> Result<()> {
+    let dir = run_dir.join("plots");
+    plots::loss_curves(rows, &dir.join("loss.png"))?;
+    plots::loss_weights(rows, &dir.join("loss-weights.png"))?;
+    for matrix in &groups.confusions {
+        plots::confusion(matrix, &dir.join(format!("confusion-{}.png", matrix.task)))?;
+    }
+    for table in &groups.tables {
+        let slug: String = table
+            .title
+            .to_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        plots::group_bars(table, &dir.join(format!("{slug}.png")))?;
+    }
+    Ok(())
 }
 
 /// Train (or resume) the run in `run_dir`; a fine-tuning run starts from `pretrained`.
@@ -490,6 +530,7 @@ pub fn train(
     bar.set_position(state.epoch as u64);
     while state.epoch < config.max_epochs && !state.early.is_finished() {
         let epoch = state.epoch;
+        let epoch_started = std::time::Instant::now();
         autodiff.seed(config.seed.wrapping_add(epoch as u64 + 1));
         if state.train_history.len() >= 2 {
             let h = &state.train_history;
@@ -558,6 +599,17 @@ pub fn train(
                 },
             });
         }
+        let summary: Vec<String> = tasks
+            .iter()
+            .zip(evaluation.losses.iter().zip(&evaluation.metrics))
+            .map(|(t, (loss, metric))| format!("{} {loss:.4}/{metric:.4}", t.name()))
+            .collect();
+        let line = format!(
+            "epoch {epoch} ({:.1} s): val loss/metric {}",
+            epoch_started.elapsed().as_secs_f64(),
+            summary.join(", ")
+        );
+        if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
         let total: f64 = evaluation.losses.iter().zip(&active).filter(|(_, a)| **a).map(|(l, _)| l).sum();
         if total < state.best_total {
             state.best_total = total;
@@ -574,15 +626,22 @@ pub fn train(
         save_checkpoint(&run, &state, &model, &optim, &snapshots)?;
         write_metrics(&run, &state.rows)?;
         bar.set_position(state.epoch as u64);
+        if config.time_limit_s.is_some_and(|limit| started.elapsed().as_secs() >= limit) {
+            eprintln!("time limit reached after epoch {epoch}; resume with --resume");
+            break;
+        }
     }
     bar.finish();
     write_atomic(&run.root.join("last.bpk"), &record_bytes(model.clone())?)?;
+    let test_evaluation = evaluate(&model, test, tasks);
     let result = RunResult {
         epochs: state.epoch,
         val: evaluate(&model, val, tasks),
-        test: evaluate(&model, test, tasks),
+        test_groups: groups::compute(tasks, &test.samples, &test_evaluation.predictions, config.age_offset()),
+        test: test_evaluation,
         seconds: started.elapsed().as_secs_f64(),
     };
+    write_plots(&run.root, &state.rows, &result.test_groups)?;
     write_atomic(&run.root.join("result.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
     Ok(result)
 }
@@ -781,6 +840,10 @@ mod tests {
                 assert_eq!(digest(last.head.heads[task].clone()), digest(best.head.heads[task].clone()), "head {task}");
             }
         }
+        // One loss panel per task, and a confusion matrix per classification task.
+        let loss = image::open(dir.join("plots/loss.png")).unwrap();
+        assert_eq!((loss.width(), loss.height()), (3 * 420, 340));
+        assert!(dir.join("plots/confusion-race.png").is_file() && dir.join("plots/loss-weights.png").is_file());
         // And the run did train: the shared layers are not at their initial values.
         device.clone().autodiff().seed(config.seed);
         assert_ne!(digest(config.model(&device.clone().autodiff()).head.shared), digest(last.head.shared));

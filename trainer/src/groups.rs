@@ -1,0 +1,190 @@
+//! Figures per group of faces on a test split: confusion matrices, age error per age band,
+//! gender accuracy per race and per age band, Young/Old accuracy per class. A model that is
+//! good on average can still fail one group; each table names its worst.
+
+use facemtl::mtl::{RACES, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Sample;
+
+/// One group's size and figure (accuracy, or MAE in years).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub label: String,
+    pub count: usize,
+    pub value: f64,
+}
+
+/// A table of groups and what its figure is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupTable {
+    pub title: String,
+    /// `accuracy` (higher is better) or `mae` (lower is better).
+    pub figure: String,
+    pub groups: Vec<Group>,
+}
+
+impl GroupTable {
+    /// The group with the worst figure (empty groups aside).
+    pub fn worst(&self) -> Option<&Group> {
+        let groups = self.groups.iter().filter(|g| g.count > 0);
+        if self.figure == "mae" {
+            groups.max_by(|a, b| a.value.total_cmp(&b.value))
+        } else {
+            groups.min_by(|a, b| a.value.total_cmp(&b.value))
+        }
+    }
+}
+
+/// Counts of (true class, predicted class).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confusion {
+    pub task: String,
+    pub labels: Vec<String>,
+    /// `counts[truth][predicted]`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupFigures {
+    pub confusions: Vec<Confusion>,
+    pub tables: Vec<GroupTable>,
+}
+
+pub fn class_labels(task: Task) -> Vec<String> {
+    match task {
+        Task::Gender => vec!["Male".into(), "Female".into()],
+        Task::Race => RACES.iter().map(|r| r.to_string()).collect(),
+        Task::Young => vec!["Old".into(), "Young".into()],
+        Task::Age => Vec::new(),
+    }
+}
+
+/// Decades, with everyone from 70 on in one band (few faces are that old).
+pub fn age_band(years: f32) -> String {
+    match years as u32 {
+        y if y >= 70 => "70+".into(),
+        y => format!("{}-{}", y / 10 * 10, y / 10 * 10 + 9),
+    }
+}
+
+fn table<K: Ord>(
+    title: &str,
+    figure: &str,
+    items: impl Iterator<Item = (K, f64)>,
+    order: impl Fn(&K) -> String,
+) -> GroupTable {
+    let mut sums: std::collections::BTreeMap<K, (usize, f64)> = Default::default();
+    for (key, value) in items {
+        let entry = sums.entry(key).or_default();
+        entry.0 += 1;
+        entry.1 += value;
+    }
+    GroupTable {
+        title: title.into(),
+        figure: figure.into(),
+        groups: sums
+            .into_iter()
+            .map(|(key, (count, sum))| Group { label: order(&key), count, value: sum / count as f64 })
+            .collect(),
+    }
+}
+
+/// Group figures of one model's `predictions` (per task, per sample: the class, or the age
+/// error's sign-free size comes from the predicted years) on `samples`.
+pub fn compute(tasks: &[Task], samples: &[Sample], predictions: &[Vec<f64>], age_offset: f64) -> GroupFigures {
+    let mut figures = GroupFigures::default();
+    let task_index = |t: Task| tasks.iter().position(|x| *x == t);
+    for (&task, predicted) in tasks.iter().zip(predictions) {
+        if task.is_regression() {
+            continue;
+        }
+        let labels = class_labels(task);
+        let mut counts = vec![vec![0; labels.len()]; labels.len()];
+        for (sample, p) in samples.iter().zip(predicted) {
+            if let Some(truth) = sample.class(task) {
+                counts[truth as usize][(*p as usize).min(labels.len() - 1)] += 1;
+            }
+        }
+        figures.confusions.push(Confusion { task: task.name().into(), labels, counts });
+    }
+    // Age bands sort by their first year, so "70+" after "60-69" and "0-9" before "10-19".
+    let band_key = |years: f32| ((years as u32).min(70) / 10, age_band(years));
+    if let Some(a) = task_index(Task::Age) {
+        figures.tables.push(table(
+            "Age MAE (years) per age band",
+            "mae",
+            samples.iter().zip(&predictions[a]).filter_map(|(s, p)| {
+                s.age_years.map(|y| (band_key(y), (p + age_offset - f64::from(y)).abs()))
+            }),
+            |k| k.1.clone(),
+        ));
+    }
+    if let Some(g) = task_index(Task::Gender) {
+        let correct = |s: &Sample, p: &f64| f64::from(u8::from(*p as u8 == s.gender));
+        if samples.iter().any(|s| s.race.is_some()) {
+            figures.tables.push(table(
+                "Gender accuracy per race",
+                "accuracy",
+                samples.iter().zip(&predictions[g]).filter_map(|(s, p)| s.race.map(|r| (r, correct(s, p)))),
+                |r| RACES[*r as usize].to_string(),
+            ));
+        }
+        if samples.iter().any(|s| s.age_years.is_some()) {
+            figures.tables.push(table(
+                "Gender accuracy per age band",
+                "accuracy",
+                samples.iter().zip(&predictions[g]).filter_map(|(s, p)| s.age_years.map(|y| (band_key(y), correct(s, p)))),
+                |k| k.1.clone(),
+            ));
+        }
+    }
+    if let Some(y) = task_index(Task::Young) {
+        figures.tables.push(table(
+            "Young/Old accuracy per class",
+            "accuracy",
+            samples
+                .iter()
+                .zip(&predictions[y])
+                .filter_map(|(s, p)| s.young.map(|c| (c, f64::from(u8::from(*p as u8 == c))))),
+            |c| class_labels(Task::Young)[*c as usize].clone(),
+        ));
+    }
+    figures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(gender: u8, age: f32, race: u8) -> Sample {
+        Sample {
+            file: "x.jpg".into(),
+            gender,
+            age_years: Some(age),
+            age_target: None,
+            race: Some(race),
+            young: None,
+        }
+    }
+
+    #[test]
+    fn groups_count_and_name_the_worst() {
+        let samples = vec![face(0, 5.0, 0), face(1, 35.0, 1), face(1, 38.0, 1), face(0, 75.0, 2)];
+        let tasks = [Task::Gender, Task::Age, Task::Race];
+        // Gender wrong on the 35-year-old only; ages off by 1, 2, 3, 10 years; race all right.
+        let predictions = vec![vec![0.0, 0.0, 1.0, 0.0], vec![6.0, 37.0, 41.0, 65.0], vec![0.0, 1.0, 1.0, 2.0]];
+        let figures = compute(&tasks, &samples, &predictions, 0.0);
+        let gender = &figures.confusions[0];
+        assert_eq!(gender.counts, vec![vec![2, 0], vec![1, 1]]);
+        let age = &figures.tables[0];
+        let labels: Vec<&str> = age.groups.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(labels, ["0-9", "30-39", "70+"]);
+        assert_eq!(age.groups[1].value, 2.5);
+        assert_eq!(age.worst().unwrap().label, "70+");
+        let by_race = &figures.tables[1];
+        assert_eq!(by_race.worst().unwrap().label, "Black");
+        assert_eq!(by_race.worst().unwrap().value, 0.5);
+        assert_eq!(figures.confusions[1].counts[1][1], 2);
+    }
+}
