@@ -11,5 +11,7 @@ pub mod groups;
 pub mod infer;
 pub mod models;
 pub mod plots;
+pub mod report;
+pub mod reproduce;
 pub mod setup;
 pub mod train;

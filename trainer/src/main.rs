@@ -68,6 +68,11 @@ enum Command {
         model: PathBuf,
         inputs: Vec<PathBuf>,
     },
+    /// Run the thesis's experiments (resumable) and write results/REPORT.md with its plots.
+    Reproduce {
+        #[command(flatten)]
+        args: facemtl_trainer::reproduce::ReproduceArgs,
+    },
     /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -108,6 +113,13 @@ fn main() -> Result<()> {
             let (device, name) = device::select(cli.backend)?;
             eprintln!("backend: {name}");
             facemtl_trainer::infer::predict(&cache, &device, &model, &inputs)
+        }
+        Command::Reproduce { args } => {
+            let (device, name) = device::select(cli.backend)?;
+            eprintln!("backend: {name}");
+            let sweep = facemtl_trainer::reproduce::run(&cache, &device, &name, &args)?;
+            eprintln!("wrote {} in {:.1} min", args.out.join("REPORT.md").display(), sweep.wall_seconds / 60.0);
+            Ok(())
         }
         Command::Bench(command) => {
             let (device, name) = device::select(cli.backend)?;

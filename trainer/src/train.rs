@@ -81,13 +81,25 @@ pub struct TrainConfig {
     #[arg(long)]
     #[serde(skip)]
     pub time_limit_s: Option<u64>,
+    /// Seeds initialisation, dropout and batch order.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Seeds the train/validation(/test) split, so that several seeds share one split.
+    #[arg(long, default_value_t = 42)]
+    pub split_seed: u64,
+    /// Train one task alone (the single-task network) instead of all the data set's tasks.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Task>,
+    /// No progress bar or epoch lines (runs trained side by side).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub quiet: bool,
     /// Use only the first N samples of each split (quick runs and tests).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Widths of the shared layers (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "512")]
+    /// Widths of the shared layers (comma-separated; none with a bare `--shared`).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "512")]
     pub shared: Vec<usize>,
     #[arg(long, default_value_t = 128)]
     pub head_hidden: usize,
@@ -96,10 +108,25 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// A configuration from `facemtl train`'s flags (defaults for the rest).
+    pub fn from_flags(flags: &[String]) -> Result<Self> {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: TrainConfig,
+        }
+        use clap::Parser;
+        Ok(Flags::try_parse_from(std::iter::once("train").chain(flags.iter().map(String::as_str)))?.config)
+    }
+
     pub fn tasks(&self) -> &'static [Task] {
-        match self.dataset {
+        let all = match self.dataset {
             DatasetName::Utkface => TaskSet::Utkface.tasks(),
             DatasetName::Celeba => TaskSet::Celeba.tasks(),
+        };
+        match self.only.and_then(|task| all.iter().position(|t| *t == task)) {
+            Some(i) => &all[i..=i],
+            None => all,
         }
     }
 
@@ -113,8 +140,8 @@ impl TrainConfig {
 
     pub fn load_splits(&self, data_dir: &Path) -> Result<Splits> {
         let mut splits = match self.dataset {
-            DatasetName::Utkface => data::utkface::load(data_dir, self.protocol, self.seed)?,
-            DatasetName::Celeba => data::celeba::load(data_dir, self.seed)?,
+            DatasetName::Utkface => data::utkface::load(data_dir, self.protocol, self.split_seed)?,
+            DatasetName::Celeba => data::celeba::load(data_dir, self.split_seed)?,
         };
         if let Some(limit) = self.limit {
             for split in [&mut splits.train, &mut splits.val, &mut splits.test] {
@@ -527,6 +554,9 @@ pub fn train(
     let train_targets = retarget(&train.targets, &autodiff);
     let n = train.len();
     let bar = crate::bench::progress(config.max_epochs as u64, "epochs");
+    if config.quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     bar.set_position(state.epoch as u64);
     while state.epoch < config.max_epochs && !state.early.is_finished() {
         let epoch = state.epoch;
@@ -609,7 +639,12 @@ pub fn train(
             epoch_started.elapsed().as_secs_f64(),
             summary.join(", ")
         );
-        if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
+        if config.quiet {
+        } else if bar.is_hidden() {
+            eprintln!("{line}")
+        } else {
+            bar.println(line)
+        }
         let total: f64 = evaluation.losses.iter().zip(&active).filter(|(_, a)| **a).map(|(l, _)| l).sum();
         if total < state.best_total {
             state.best_total = total;
@@ -680,6 +715,9 @@ pub fn run(
     run_dir: &Path,
     resume: bool,
 ) -> Result<RunResult> {
+    if let Some(task) = config.only.filter(|t| config.tasks() != [*t]) {
+        bail!("the {:?} data set has no {} task", config.dataset, task.name());
+    }
     let splits = config.load_splits(data_dir)?;
     let name = format!("{:?}", config.dataset).to_lowercase();
     splits.warn_skipped(&name);

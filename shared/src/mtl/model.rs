@@ -17,7 +17,8 @@ pub struct MtlConfig {
     /// Widths of the shared layers.
     #[config(default = "vec![512]")]
     pub shared: Vec<usize>,
-    /// Width of each head's hidden layer (the thesis's penultimate width).
+    /// Width of each head's hidden layer (the thesis's penultimate width); 0 for none, which
+    /// with no shared layers is the single-task baseline: one output layer on the features.
     #[config(default = 128)]
     pub head_hidden: usize,
     #[config(default = 0.5)]
@@ -35,7 +36,7 @@ pub struct SharedLayer {
 
 #[derive(Module, Debug)]
 pub struct TaskHead {
-    hidden: Linear,
+    hidden: Option<Linear>,
     dropout: Dropout,
     activation: LeakyRelu,
     output: Linear,
@@ -68,10 +69,11 @@ impl MtlConfig {
             .tasks
             .iter()
             .map(|task| TaskHead {
-                hidden: LinearConfig::new(width, self.head_hidden).init(device),
+                hidden: (self.head_hidden > 0).then(|| LinearConfig::new(width, self.head_hidden).init(device)),
                 dropout: DropoutConfig::new(self.dropout).init(),
                 activation: activation.init(),
-                output: LinearConfig::new(self.head_hidden, task.outputs()).init(device),
+                output: LinearConfig::new(if self.head_hidden > 0 { self.head_hidden } else { width }, task.outputs())
+                    .init(device),
             })
             .collect();
         MtlHead { shared, heads }
@@ -88,7 +90,11 @@ impl MtlHead {
         self.heads
             .iter()
             .map(|head| {
-                head.output.forward(head.activation.forward(head.dropout.forward(head.hidden.forward(x.clone()))))
+                let hidden = match &head.hidden {
+                    Some(hidden) => head.activation.forward(head.dropout.forward(hidden.forward(x.clone()))),
+                    None => x.clone(),
+                };
+                head.output.forward(hidden)
             })
             .collect()
     }

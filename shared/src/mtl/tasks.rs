@@ -41,6 +41,17 @@ impl Task {
     }
 }
 
+impl std::str::FromStr for Task {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Task::Gender, Task::Age, Task::Race, Task::Young]
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown task `{s}` (gender, age, race or young)"))
+    }
+}
+
 /// The task set of a data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,0 +1,305 @@
+//! `facemtl reproduce`: the thesis's experiments, each with several seeds, for each backbone,
+//! on cached features; then `results/REPORT.md`, `results/report.json` and the plots. Runs that
+//! finished are read back, runs that were killed resume from their checkpoint, so the command
+//! can be stopped and started again at any point.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use facemtl::backbone::BackboneKind;
+use facemtl::mtl::Task;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Cache;
+use crate::data::{Sample, Splits};
+use crate::features::{self, FeatureStore};
+use crate::groups::{GroupFigures, GroupTable};
+use crate::models;
+use crate::report;
+use crate::train::{self, RunResult, TrainConfig};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReproduceArgs {
+    #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
+    pub data_dir: PathBuf,
+    /// Where each run keeps its directory (resumable).
+    #[arg(long, default_value = "runs/reproduce")]
+    pub runs_dir: PathBuf,
+    /// Where the report, its JSON and its plots are written.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Seeds per configuration (initialisation, dropout, batch order; the split stays fixed).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    #[arg(long, value_delimiter = ',', default_value = "faceres,dlib")]
+    pub backbones: Vec<BackboneKind>,
+    /// Runs trained side by side.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+}
+
+/// One configuration of the sweep (its seeds are separate runs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Experiment {
+    /// `utkface-coral`, `utkface-all-ages` or `celeba`.
+    pub data: String,
+    pub backbone: BackboneKind,
+    /// Directory-safe name, e.g. `mtl-learned`, `single-net-gender`.
+    pub name: String,
+    /// What the thesis calls it.
+    pub label: String,
+    /// `facemtl train` flags without backbone, data and seed.
+    pub flags: Vec<String>,
+}
+
+impl Experiment {
+    fn data_flags(&self) -> Vec<String> {
+        let flags: &[&str] = match self.data.as_str() {
+            "utkface-coral" => &["--dataset", "utkface", "--protocol", "coral"],
+            "utkface-all-ages" => &["--dataset", "utkface", "--protocol", "all-ages"],
+            _ => &["--dataset", "celeba"],
+        };
+        flags.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The full `facemtl train` flags of seed `seed`.
+    pub fn train_flags(&self, seed: u64) -> Vec<String> {
+        let mut flags = self.data_flags();
+        flags.extend(["--backbone".into(), self.backbone.name().into(), "--seed".into(), seed.to_string()]);
+        flags.extend(self.flags.iter().cloned());
+        flags
+    }
+
+    pub fn run_dir(&self, runs: &Path, seed: u64) -> PathBuf {
+        runs.join(&self.data).join(self.backbone.name()).join(format!("{}-seed{seed}", self.name))
+    }
+}
+
+fn flags(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The sweep for one backbone: the analogues of the thesis's Tables 4.6-4.15 and 5.1-5.5.
+pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
+    let mut list = Vec::new();
+    let mut add = |data: &str, name: String, label: String, f: Vec<String>| {
+        list.push(Experiment { data: data.into(), backbone, name, label, flags: f })
+    };
+    for (data, tasks) in [("utkface-coral", &[Task::Gender, Task::Age, Task::Race][..]), ("celeba", &[Task::Gender, Task::Young][..])] {
+        for task in tasks {
+            let t = task.name();
+            add(
+                data,
+                format!("baseline-{t}"),
+                format!("single-task baseline ({t})"),
+                flags(&["--only", t, "--shared", "--head-hidden", "0"]),
+            );
+            add(data, format!("single-net-{t}"), format!("single-task network ({t})"), flags(&["--only", t]));
+        }
+        add(data, "mtl-learned".into(), "MTL, learned loss, Early Freeze (the thesis)".into(), Vec::new());
+        add(data, "mtl-average".into(), "MTL, average loss".into(), flags(&["--weighting", "average"]));
+        add(data, "mtl-early-stop".into(), "MTL, early stopping of converged tasks".into(), flags(&["--freeze-mode", "early-stop"]));
+        for lambda in ["0.001", "0.01", "1"] {
+            add(data, format!("mtl-lambda-{lambda}"), format!("MTL, learned loss, lambda {lambda}"), flags(&["--lambda", lambda]));
+        }
+        add(data, "mtl-uncertainty".into(), "MTL, uncertainty weighting".into(), flags(&["--weighting", "uncertainty"]));
+        add(data, "mtl-dwa".into(), "MTL, dynamic weight averaging".into(), flags(&["--weighting", "dwa"]));
+    }
+    // The shipped protocol: children and the old too (under-10s and over-70s in the groups); for
+    // the shipped backbone only, as dlib's features of the whole of UTKFace would take 20 minutes.
+    if backbone == BackboneKind::Faceres {
+        add("utkface-all-ages", "mtl-learned".into(), "MTL, learned loss, Early Freeze (the thesis)".into(), Vec::new());
+    }
+    list
+}
+
+/// A finished run as the report reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finished {
+    pub seed: u64,
+    pub tasks: Vec<Task>,
+    pub result: RunResult,
+}
+
+/// Counts of faces per split of one data set (after face detection).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SplitCounts {
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+    pub no_face: usize,
+}
+
+/// What `reproduce` measured, for the report and the app.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Sweep {
+    pub runs: Vec<(Experiment, Vec<Finished>)>,
+    pub counts: BTreeMap<String, SplitCounts>,
+    pub wall_seconds: f64,
+    pub hardware: String,
+    pub backend: String,
+    pub seeds: u64,
+}
+
+struct Job<'a> {
+    experiment: &'a Experiment,
+    seed: u64,
+}
+
+fn train_one(job: &Job, runs: &Path, splits: &Splits, store: &FeatureStore, device: &Device) -> Result<Finished> {
+    let mut config = TrainConfig::from_flags(&job.experiment.train_flags(job.seed))?;
+    config.quiet = true;
+    let dir = job.experiment.run_dir(runs, job.seed);
+    let result_path = dir.join("result.json");
+    let result: RunResult = match fs::read_to_string(&result_path) {
+        Ok(text) => serde_json::from_str(&text)?,
+        Err(_) => {
+            let tasks = config.tasks();
+            let make = |s: &[Sample]| train::batch(s, store, tasks, device);
+            let resume = dir.join("checkpoint-latest").exists();
+            train::train(
+                &config,
+                &dir,
+                &make(&splits.train),
+                &make(&splits.val),
+                &make(&splits.test),
+                device,
+                None,
+                resume,
+            )?
+        }
+    };
+    Ok(Finished { seed: job.seed, tasks: config.tasks().to_vec(), result })
+}
+
+/// Run (or read back) every run of the sweep, then write the report.
+pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) -> Result<Sweep> {
+    let started = Instant::now();
+    let experiments: Vec<Experiment> = args.backbones.iter().flat_map(|b| experiments(*b)).collect();
+    let mut sweep = Sweep { seeds: args.seeds, backend: backend.into(), hardware: hardware(), ..Sweep::default() };
+    let finished: Mutex<BTreeMap<(usize, u64), Finished>> = Mutex::default();
+    let total = experiments.len() as u64 * args.seeds;
+    let bar = crate::bench::progress(total, "runs");
+    // One data set and backbone at a time: its features are read once and shared by its runs.
+    let mut groups: Vec<((String, BackboneKind), Vec<usize>)> = Vec::new();
+    for (i, e) in experiments.iter().enumerate() {
+        let key = (e.data.clone(), e.backbone);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, indices)) => indices.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    for ((data, backbone), indices) in &groups {
+        let first = &experiments[indices[0]];
+        let config = TrainConfig::from_flags(&first.train_flags(0))?;
+        let splits = config.load_splits(&args.data_dir)?;
+        splits.warn_skipped(data);
+        let pipeline = models::pipeline(cache, *backbone, device)?;
+        let all: Vec<&Sample> = splits.train.iter().chain(&splits.val).chain(&splits.test).collect();
+        let store = features::extract(cache, &pipeline, &all)?;
+        let with_face = |s: &[Sample]| s.iter().filter(|x| store.get(x).is_some()).count();
+        sweep.counts.insert(
+            data.clone(),
+            SplitCounts {
+                train: with_face(&splits.train),
+                val: with_face(&splits.val),
+                test: with_face(&splits.test),
+                no_face: all.len() - with_face(&splits.train) - with_face(&splits.val) - with_face(&splits.test),
+            },
+        );
+        let jobs: Mutex<Vec<(usize, Job)>> = Mutex::new(
+            indices
+                .iter()
+                .flat_map(|&i| (0..args.seeds).map(move |seed| (i, seed)))
+                .map(|(i, seed)| (i, Job { experiment: &experiments[i], seed }))
+                .rev()
+                .collect(),
+        );
+        let errors: Mutex<Vec<anyhow::Error>> = Mutex::default();
+        std::thread::scope(|scope| {
+            for _ in 0..args.jobs.max(1) {
+                scope.spawn(|| {
+                    loop {
+                        let Some((i, job)) = jobs.lock().unwrap().pop() else { break };
+                        let what = format!("{}/{}/{} seed {}", data, backbone, job.experiment.name, job.seed);
+                        match train_one(&job, &args.runs_dir, &splits, &store, device) {
+                            Ok(done) => {
+                                finished.lock().unwrap().insert((i, job.seed), done);
+                            }
+                            Err(e) => errors.lock().unwrap().push(e.context(what)),
+                        }
+                        bar.inc(1);
+                    }
+                });
+            }
+        });
+        if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
+            return Err(e);
+        }
+    }
+    bar.finish();
+    let mut finished = finished.into_inner().unwrap();
+    for (i, experiment) in experiments.into_iter().enumerate() {
+        let runs = (0..args.seeds).filter_map(|seed| finished.remove(&(i, seed))).collect();
+        sweep.runs.push((experiment, runs));
+    }
+    sweep.wall_seconds = started.elapsed().as_secs_f64();
+    report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
+    Ok(sweep)
+}
+
+fn hardware() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{cpu}, {cores} cores available")
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+impl Finished {
+    /// The test metric of `task` (accuracy, or MAE in years), if this run has the task.
+    pub fn metric(&self, task: Task) -> Option<f64> {
+        self.tasks.iter().position(|t| *t == task).map(|i| self.result.test.metrics[i])
+    }
+
+    pub fn groups(&self) -> &GroupFigures {
+        &self.result.test_groups
+    }
+}
+
+/// The seeds' group tables averaged group by group (the split, hence the groups, is shared).
+pub fn mean_tables(runs: &[Finished]) -> Vec<GroupTable> {
+    let Some(first) = runs.first() else { return Vec::new() };
+    first
+        .groups()
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(t, table)| {
+            let mut table = table.clone();
+            for (g, group) in table.groups.iter_mut().enumerate() {
+                let values: Vec<f64> =
+                    runs.iter().filter_map(|r| r.groups().tables.get(t)?.groups.get(g).map(|x| x.value)).collect();
+                group.value = mean_std(&values).0;
+            }
+            table
+        })
+        .collect()
+}
