@@ -28,14 +28,16 @@ pub struct Attributes {
     pub young_probability: Option<f32>,
 }
 
-/// The head's outputs for `[n, features]`, read back as plain numbers per task.
+/// The head's outputs for `[n, features]`: class probabilities, or the bare regression output.
+pub fn output_tensors(head: &MtlHead, features: Tensor<2>) -> Vec<Tensor<2>> {
+    head.forward(features).into_iter().map(|out| if out.dims()[1] > 1 { softmax(out, 1) } else { out }).collect()
+}
+
+/// [`output_tensors`] read back as plain numbers per task (a native, blocking read).
 pub fn raw_outputs(head: &MtlHead, features: Tensor<2>) -> Vec<Vec<f32>> {
-    head.forward(features)
+    output_tensors(head, features)
         .into_iter()
-        .map(|out| {
-            let out = if out.dims()[1] > 1 { softmax(out, 1) } else { out };
-            out.into_data().try_to_vec::<f32>().expect("float outputs")
-        })
+        .map(|out| out.into_data().try_to_vec::<f32>().expect("float outputs"))
         .collect()
 }
 

@@ -16,7 +16,17 @@ use crate::models;
 use crate::setup::write_atomic;
 use crate::train::{DatasetName, RunResult, TrainConfig};
 
-/// Write the final model of `run_dir` (after Early Freeze, each part at its best epoch).
+/// What the app's educator panel shows of a model's training, written beside the model file as
+/// `<name>.report.json`: every epoch's metrics row and the test split's group figures.
+#[derive(Serialize)]
+struct TrainingReport<'a> {
+    rows: Vec<crate::train::MetricRow>,
+    groups: &'a crate::groups::GroupFigures,
+    epochs: usize,
+}
+
+/// Write the final model of `run_dir` (after Early Freeze, each part at its best epoch), and
+/// its training report beside it.
 pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
     let config: TrainConfig =
         serde_json::from_str(&fs::read_to_string(run_dir.join("config.json")).context("not a run directory")?)?;
@@ -56,6 +66,12 @@ pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
         fs::create_dir_all(parent)?;
     }
     write_atomic(out, &bytes)?;
+    let report = TrainingReport {
+        rows: crate::train::read_metrics(&run_dir.join("metrics.csv"))?,
+        groups: &result.test_groups,
+        epochs: result.epochs,
+    };
+    write_atomic(&out.with_extension("report.json"), serde_json::to_string(&report)?.as_bytes())?;
     Ok(weights::read_header(&bytes)?.0)
 }
 

@@ -293,14 +293,12 @@ struct ExperimentSummary<'a> {
 }
 
 fn loss_weights(runs_dir: &Path, e: &Experiment, seed: u64) -> Vec<(String, Vec<f64>)> {
-    let Ok(text) = fs::read_to_string(e.run_dir(runs_dir, seed).join("metrics.csv")) else { return Vec::new() };
+    let rows = crate::train::read_metrics(&e.run_dir(runs_dir, seed).join("metrics.csv")).unwrap_or_default();
     let mut by_task: Vec<(String, Vec<f64>)> = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(task), Some(weight)) = (f.get(1), f.get(5).and_then(|w| w.parse().ok())) else { continue };
-        match by_task.iter_mut().find(|(t, _)| t == task) {
-            Some((_, w)) => w.push(weight),
-            None => by_task.push((task.to_string(), vec![weight])),
+    for row in rows {
+        match by_task.iter_mut().find(|(t, _)| *t == row.task) {
+            Some((_, w)) => w.push(row.loss_weight),
+            None => by_task.push((row.task, vec![row.loss_weight])),
         }
     }
     by_task

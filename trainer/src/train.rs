@@ -362,6 +362,30 @@ pub struct MetricRow {
     pub event: String,
 }
 
+/// The rows of a run's `metrics.csv`.
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| -> Result<f64> {
+                f.get(i).context("short metrics row")?.parse().with_context(|| format!("bad number in `{line}`"))
+            };
+            Ok(MetricRow {
+                epoch: number(0)? as usize,
+                task: f.get(1).context("short metrics row")?.to_string(),
+                train_loss: number(2)?,
+                val_loss: number(3)?,
+                val_metric: number(4)?,
+                loss_weight: number(5)?,
+                lr: number(6)?,
+                event: f.get(7).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
 /// What a checkpoint holds besides the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TrainState {

@@ -1,49 +1,219 @@
 //! The JavaScript boundary of the browser app: pick a backend (WebGPU through wgpu, else the
-//! CPU backend in WebAssembly) and run the shared face pipeline on photo bytes.
+//! CPU backend in WebAssembly), load the detector, the backbone and an exported model, and
+//! predict every face of a photo or a video frame with the same code as the native `predict`.
+//! Tensors are read back asynchronously: a WebGPU device cannot block the page.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use burn::prelude::*;
+use facemtl::backbone::{Backbone, BackboneKind};
+use facemtl::detect::{Detection, Detector, DetectorConfig};
+use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
+use facemtl::predict::{Attributes, attributes, output_tensors};
+use facemtl::weights::{self, Header};
+use facemtl::{align, pretrained};
+use image::RgbImage;
+use js_sys::Promise;
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
-/// The device the app computes on, and its name for the page.
+/// Faces predicted per photo; more are reported but not analysed.
+const MAX_FACES: usize = 20;
+
+struct Model {
+    header: Header,
+    head: MtlHead,
+    /// A fine-tuned backbone shipped inside the model file.
+    backbone: Option<Backbone>,
+}
+
+#[derive(Default)]
+struct State {
+    detector: Option<Detector>,
+    backbone: Option<Backbone>,
+    model: Option<Model>,
+}
+
+/// The app's networks on one device.
 #[wasm_bindgen]
-pub struct Backend {
+pub struct App {
     device: Device,
-    name: String,
+    backend: String,
+    state: Rc<RefCell<State>>,
+}
+
+#[derive(Serialize)]
+struct Face {
+    score: f32,
+    #[serde(flatten)]
+    detection: Detection,
+    #[serde(flatten)]
+    attributes: Attributes,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    width: u32,
+    height: u32,
+    /// Faces found, best first; only the first `MAX_FACES` are analysed.
+    found: usize,
+    faces: Vec<Face>,
+    milliseconds: f64,
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, JsValue> {
+    let data = tensor.into_data_async().await.map_err(|e| js_error(format!("{e:?}")))?;
+    data.try_to_vec::<f32>().map_err(|e| js_error(format!("{e:?}")))
 }
 
 #[wasm_bindgen]
-impl Backend {
+impl App {
     /// WebGPU when the browser offers an adapter (unless `force` is "cpu"), else the CPU.
     /// `force = "webgpu"` fails instead of falling back, for tests and comparisons.
-    pub async fn create(force: Option<String>) -> Result<Backend, JsError> {
+    pub async fn create(force: Option<String>) -> Result<App, JsError> {
         let want = force.as_deref().unwrap_or("auto");
+        let state = Rc::new(RefCell::new(State::default()));
         if want != "cpu" {
             match Device::wgpu_options().init_async().await {
-                Ok(device) => return Ok(Backend { device, name: "webgpu".into() }),
+                Ok(device) => return Ok(App { device, backend: "webgpu".into(), state }),
                 Err(why) if want == "webgpu" => return Err(JsError::new(&format!("WebGPU is not available: {why}"))),
                 Err(_) => {}
             }
         }
-        Ok(Backend { device: Device::flex(), name: "cpu".into() })
+        Ok(App { device: Device::flex(), backend: "cpu".into(), state })
     }
 
+    /// `webgpu` or `cpu`.
     #[wasm_bindgen(getter)]
-    pub fn name(&self) -> String {
-        self.name.clone()
+    pub fn backend(&self) -> String {
+        self.backend.clone()
     }
 
-    /// Whether tensors run on the GPU.
-    #[wasm_bindgen(getter)]
-    pub fn is_gpu(&self) -> bool {
-        self.device != Device::flex()
+    /// The BlazeFace weights (`blazeface.bpk`).
+    pub fn load_detector(&self, bytes: &[u8]) -> Result<(), JsError> {
+        let model = pretrained::load_detector(bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+        self.state.borrow_mut().detector = Some(Detector::new(model, DetectorConfig::default()));
+        Ok(())
+    }
+
+    /// A pretrained backbone's weights (`faceres.bpk` or `dlib.bpk`).
+    pub fn load_backbone(&self, kind: &str, bytes: &[u8]) -> Result<(), JsError> {
+        let kind: BackboneKind = kind.parse().map_err(|e: String| JsError::new(&e))?;
+        let backbone = pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+        self.state.borrow_mut().backbone = Some(backbone);
+        Ok(())
+    }
+
+    /// Check a model file (format version, payload checksum) without loading it: its header
+    /// as JSON, or the reason it is refused.
+    pub fn check_model(bytes: &[u8]) -> Result<String, JsError> {
+        let (header, _) = weights::read_header(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+        serde_json::to_string(&header).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Load an exported model (after the checks of [`App::check_model`]); its header as JSON.
+    pub fn load_model(&self, bytes: &[u8]) -> Result<String, JsError> {
+        let loaded = weights::load(bytes, None, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+        let mut state = self.state.borrow_mut();
+        let pretrained = state.backbone.as_ref().map(Backbone::kind);
+        if loaded.backbone.is_none() && pretrained.is_some_and(|k| k != loaded.header.backbone) {
+            return Err(JsError::new(&format!(
+                "this model reads {} features, but the app's backbone is {}",
+                loaded.header.backbone,
+                pretrained.unwrap()
+            )));
+        }
+        let json = serde_json::to_string(&loaded.header).map_err(|e| JsError::new(&e.to_string()))?;
+        state.model = Some(Model { header: loaded.header, head: loaded.head, backbone: loaded.backbone });
+        Ok(json)
+    }
+
+    /// Predict every face of an encoded photo (JPEG, PNG, WebP, GIF, BMP; EXIF orientation
+    /// applied): a promise of the prediction as JSON.
+    pub fn predict_photo(&self, bytes: Vec<u8>) -> Promise {
+        let (state, device) = (self.state.clone(), self.device.clone());
+        future_to_promise(async move {
+            let image = photo::decode(&bytes, DecodeLimits::default()).map_err(js_error)?;
+            predict(&state, &device, image).await
+        })
+    }
+
+    /// Predict every face of a video frame (RGBA pixels, as a canvas gives them).
+    pub fn predict_rgba(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
+        let (state, device) = (self.state.clone(), self.device.clone());
+        future_to_promise(async move {
+            let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            let image = RgbImage::from_raw(width, height, rgb).ok_or_else(|| js_error("the frame's size does not match its pixels"))?;
+            predict(&state, &device, image).await
+        })
     }
 }
 
-/// Decode a photo as the native side does: `[width, height]`, or a clear error for a
-/// non-image, a corrupt or truncated file, or one too large to decode safely.
-#[wasm_bindgen]
-pub fn photo_size(bytes: &[u8]) -> Result<Vec<u32>, JsError> {
-    let image = photo::decode(bytes, DecodeLimits::default()).map_err(|e| JsError::new(&e.to_string()))?;
-    Ok(vec![image.width(), image.height()])
+async fn predict(state: &Rc<RefCell<State>>, device: &Device, image: RgbImage) -> Result<JsValue, JsValue> {
+    let started = now();
+    // Tensors are queued while the state is borrowed; every await happens after the borrow.
+    let (detector_out, views) = {
+        let state = state.borrow();
+        let detector = state.detector.as_ref().ok_or_else(|| js_error("the detector is not loaded yet"))?;
+        let batch = detector.inputs(&[&image], device);
+        (detector.model.forward(batch.input), batch.views)
+    };
+    let raw = read(detector_out).await?;
+    let detections = {
+        let state = state.borrow();
+        state.detector.as_ref().map(|d| d.decode(&raw, &views).remove(0)).unwrap_or_default()
+    };
+    let found = detections.len();
+    let kept: Vec<Detection> = detections.into_iter().take(MAX_FACES).collect();
+    let mut faces = Vec::new();
+    if !kept.is_empty() {
+        let features = {
+            let state = state.borrow();
+            let model = state.model.as_ref().ok_or_else(|| js_error("the model is not loaded yet"))?;
+            let backbone = model
+                .backbone
+                .as_ref()
+                .or(state.backbone.as_ref())
+                .ok_or_else(|| js_error("the backbone is not loaded yet"))?;
+            let kind = backbone.kind();
+            let config = kind.align_config();
+            let crops: Vec<f32> =
+                kept.iter().flat_map(|d| kind.normalise(&align::align(&image, &d.keypoints, &config))).collect();
+            let size = kind.input_size();
+            let input = Tensor::from_data(TensorData::new(crops, [kept.len(), 3, size, size]), device);
+            backbone.forward(input)
+        };
+        let outputs = {
+            let state = state.borrow();
+            let model = state.model.as_ref().ok_or_else(|| js_error("the model is not loaded yet"))?;
+            output_tensors(&model.head, features)
+        };
+        let mut raw = Vec::with_capacity(outputs.len());
+        for out in outputs {
+            raw.push(read(out).await?);
+        }
+        let state = state.borrow();
+        let header = &state.model.as_ref().ok_or_else(|| js_error("the model is not loaded yet"))?.header;
+        for (detection, attributes) in kept.into_iter().zip(attributes(header, &raw, raw_len(&raw, header))) {
+            faces.push(Face { score: detection.score, detection, attributes });
+        }
+    }
+    let prediction = Prediction { width: image.width(), height: image.height(), found, faces, milliseconds: now() - started };
+    Ok(JsValue::from_str(&serde_json::to_string(&prediction).map_err(js_error)?))
+}
+
+/// Faces in the raw outputs: the first task's values over its width.
+fn raw_len(raw: &[Vec<f32>], header: &Header) -> usize {
+    raw.first().zip(header.tasks.first()).map_or(0, |(values, task)| values.len() / task.outputs())
 }

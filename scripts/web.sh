@@ -1,0 +1,33 @@
+# Sourced after env.sh: the browser app's tools and build.
+#   web_tools   install trunk 0.21.14 and wasm-bindgen-cli 0.2.130 into $FACEMTL_CACHE/tools
+#   web_build   gather the assets (weights, model, report, samples) and `trunk build` into dist/
+export PATH="$FACEMTL_CACHE/tools/bin:$PATH"
+
+web_tools() {
+  local root="$FACEMTL_CACHE/tools" target="$FACEMTL_CACHE/target-tools"
+  if ! command -v trunk >/dev/null 2>&1; then
+    echo "installing trunk 0.21.14 (once, about 15 minutes)" >&2
+    CARGO_TARGET_DIR="$target" cargo install --locked --quiet trunk@0.21.14 --root "$root"
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q 0.2.130; then
+    echo "installing wasm-bindgen-cli 0.2.130 (once, about 10 minutes)" >&2
+    # Its lock file pins webpki-roots 1.0.11, which the registry no longer has: build it
+    # from its crate with 1.0.10 instead.
+    local src="$FACEMTL_CACHE/tools/src"
+    rm -rf "$src" && mkdir -p "$src"
+    (cd "$src" && cargo new --quiet --lib fetch && cd fetch &&
+      cargo add --quiet wasm-bindgen-cli@=0.2.130 && cargo fetch --quiet)
+    tar xzf "$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/wasm-bindgen-cli-0.2.130.crate | head -1)" -C "$src"
+    (cd "$src/wasm-bindgen-cli-0.2.130" && cargo update --quiet -p webpki-roots --precise 1.0.10 &&
+      CARGO_TARGET_DIR="$target" cargo install --locked --quiet --path . --root "$root")
+  fi
+}
+
+web_build() {
+  local assets=web/www/assets
+  rm -rf "$assets" && mkdir -p "$assets/weights" "$assets/samples"
+  cp "$FACEMTL_CACHE/weights/blazeface.bpk" "$FACEMTL_CACHE/weights/faceres.bpk" "$assets/weights/"
+  cp models/utkface-allages-faceres.fmtl models/utkface-allages-faceres.report.json "$assets/"
+  cp "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample[1-6].jpg "$assets/samples/"
+  CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" trunk build --release
+}

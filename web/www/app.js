@@ -1,0 +1,447 @@
+// The page around the WebAssembly module: downloads with progress, inputs (file, drop, paste,
+// gallery, webcam), drawing, the results table, and the educator panel. Every URL is relative,
+// so the app works from any static host under any path prefix, and nothing leaves the origin.
+
+const MODEL = "assets/utkface-allages-faceres.fmtl";
+const REPORT = "assets/utkface-allages-faceres.report.json";
+const WEIGHTS = { detector: "assets/weights/blazeface.bpk", faceres: "assets/weights/faceres.bpk", dlib: "assets/weights/dlib.bpk" };
+const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => `assets/samples/sample${i}.jpg`);
+const CACHE = "facemtl-v1";
+const MAX_BYTES = 40 * 1024 * 1024;
+
+const $ = (id) => document.getElementById(id);
+const state = { app: null, header: null, last: null, lastName: "", webcam: null };
+
+function showError(message) {
+  const el = $("error");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+function showNotice(message) {
+  const el = $("notice");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+// Fetch a same-origin file with a progress bar; kept in the Cache API (where the page is a
+// secure context) so that a second visit downloads nothing.
+async function download(url, label) {
+  const row = document.createElement("div");
+  row.className = "download";
+  row.innerHTML = `<span>${label}</span> <progress max="1" value="0"></progress> <span class="size"></span>`;
+  $("downloads").append(row);
+  const bar = row.querySelector("progress");
+  const size = row.querySelector(".size");
+  const cache = self.caches ? await caches.open(CACHE).catch(() => null) : null;
+  let response = cache ? await cache.match(url) : null;
+  const cached = !!response;
+  if (!response) {
+    response = await fetch(url);
+    if (!response.ok) throw new Error(`could not download ${label} (${url}: HTTP ${response.status})`);
+  }
+  const total = Number(response.headers.get("content-length")) || 0;
+  const reader = response.clone().body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    bar.value = total ? Math.min(received / total, 1) : 0.5;
+    size.textContent = `${(received / 1e6).toFixed(1)} MB`;
+  }
+  bar.value = 1;
+  size.textContent = `${(received / 1e6).toFixed(1)} MB${cached ? " (cached)" : ""}`;
+  if (cache && !cached) await cache.put(url, response).catch(() => {});
+  const bytes = new Uint8Array(received);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return bytes;
+}
+
+function describeModel(header) {
+  const metrics = header.metrics.map(([k, v]) => (k === "age_mae" ? `age MAE ${v.toFixed(2)} years` : `${k.replace("_accuracy", "")} ${(100 * v).toFixed(1)} %`));
+  $("model-info").textContent = `Model: ${header.backbone} backbone, tasks ${header.tasks.join(", ")}; trained on ${header.trained_on}; test: ${metrics.join(", ")}.`;
+}
+
+function useModel(bytes) {
+  // The header (format version, sha256 of the payload) is checked before anything is loaded.
+  state.header = JSON.parse(wasmBindings.App.check_model(bytes));
+  state.header = JSON.parse(state.app.load_model(bytes));
+  describeModel(state.header);
+  drawArchitecture(state.header);
+}
+
+async function start() {
+  const force = new URLSearchParams(location.search).get("backend");
+  const badge = $("backend");
+  try {
+    state.app = await wasmBindings.App.create(force === "webgpu" || force === "cpu" ? force : null);
+  } catch (e) {
+    badge.dataset.state = "error";
+    badge.textContent = `Could not start: ${e.message || e}`;
+    return;
+  }
+  badge.dataset.state = state.app.backend;
+  badge.textContent = state.app.backend === "webgpu" ? "Computing on: WebGPU" : "Computing on: CPU (WebAssembly)";
+  try {
+    const [detector, backbone, model] = await Promise.all([
+      download(WEIGHTS.detector, "face detector"),
+      download(WEIGHTS.faceres, "face backbone"),
+      download(MODEL, "multi-task model"),
+    ]);
+    state.app.load_detector(detector);
+    state.app.load_backbone("faceres", backbone);
+    useModel(model);
+    document.body.dataset.ready = "true";
+  } catch (e) {
+    showError(`The model could not be loaded: ${e.message || e}. Reload the page to try again.`);
+    return;
+  }
+  fetch(REPORT)
+    .then((r) => (r.ok ? r.json() : null))
+    .then((report) => report && drawReport(report))
+    .catch(() => {});
+}
+
+// ---- inputs ----
+
+async function predictFile(file) {
+  showError("");
+  showNotice("");
+  if (file.size > MAX_BYTES) {
+    showError(`${file.name} is ${(file.size / 1e6).toFixed(0)} MB; photos up to ${MAX_BYTES / 1e6} MB are accepted.`);
+    return;
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  await predictBytes(bytes, file.name);
+}
+
+async function predictBytes(bytes, name) {
+  if (!state.app || !state.header) {
+    showError("The model is still loading.");
+    return;
+  }
+  stopWebcam();
+  let result;
+  try {
+    result = JSON.parse(await state.app.predict_photo(bytes));
+  } catch (e) {
+    showError(`${name}: ${e.message || e}`);
+    return;
+  }
+  const url = URL.createObjectURL(new Blob([bytes]));
+  const img = new Image();
+  img.onload = () => {
+    // The browser applies EXIF orientation like the decoder does.
+    const canvas = $("canvas");
+    canvas.width = result.width;
+    canvas.height = result.height;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0, result.width, result.height);
+    URL.revokeObjectURL(url);
+    show(result, name, ctx);
+  };
+  img.onerror = () => {
+    URL.revokeObjectURL(url);
+    show(result, name, null);
+  };
+  img.src = url;
+}
+
+function genderText(f) {
+  if (f.female_probability === undefined) return "";
+  const female = f.female_probability >= 0.5;
+  const p = female ? f.female_probability : 1 - f.female_probability;
+  return `${female ? "female" : "male"} ${(100 * p).toFixed(0)} %`;
+}
+
+function ageText(f) {
+  if (f.age) return `${f.age.years.toFixed(0)} ± ${f.age.plus_minus.toFixed(0)}`;
+  if (f.young_probability !== undefined) return f.young_probability >= 0.5 ? "young" : "old";
+  return "";
+}
+
+function raceText(f) {
+  if (!f.race) return "";
+  return [...f.race].sort((a, b) => b[1] - a[1]).map(([r, p]) => `${r} ${(100 * p).toFixed(0)} %`).join(", ");
+}
+
+function drawFaces(ctx, result) {
+  const scale = Math.max(result.width, result.height) / 800;
+  ctx.lineWidth = Math.max(2, 2 * scale);
+  ctx.font = `${Math.max(12, 14 * scale)}px sans-serif`;
+  result.faces.forEach((f, i) => {
+    const b = f.bbox;
+    ctx.strokeStyle = "#ffcc00";
+    ctx.strokeRect(b.x_min, b.y_min, b.x_max - b.x_min, b.y_max - b.y_min);
+    const top = raceText(f).split(",")[0];
+    const label = `${i + 1}: ${genderText(f)}, ${ageText(f)}${top ? ", " + top : ""}`;
+    const w = ctx.measureText(label).width + 6;
+    const h = Math.max(16, 18 * scale);
+    ctx.fillStyle = "rgba(0,0,0,0.7)";
+    ctx.fillRect(b.x_min, Math.max(0, b.y_min - h), w, h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(label, b.x_min + 3, Math.max(h - 4, b.y_min - 4));
+  });
+}
+
+function show(result, name, ctx) {
+  state.last = result;
+  state.lastName = name;
+  $("output").hidden = false;
+  if (ctx) drawFaces(ctx, result);
+  const body = $("results").querySelector("tbody");
+  body.innerHTML = "";
+  result.faces.forEach((f, i) => {
+    const tr = document.createElement("tr");
+    for (const text of [i + 1, genderText(f), ageText(f), raceText(f), f.score.toFixed(2)]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    body.append(tr);
+  });
+  if (result.found === 0) showNotice(`No face found in ${name}.`);
+  else if (result.found > result.faces.length)
+    showNotice(`${result.found} faces found; the ${result.faces.length} most certain are analysed.`);
+  else showNotice(`${result.found} face${result.found > 1 ? "s" : ""} in ${name} (${result.milliseconds.toFixed(0)} ms).`);
+  document.body.dataset.predictions = String(Number(document.body.dataset.predictions || 0) + 1);
+}
+
+function downloadJson() {
+  if (!state.last) return;
+  const blob = new Blob([JSON.stringify({ file: state.lastName, ...state.last }, null, 2)], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `${state.lastName.replace(/\.[^.]*$/, "") || "faces"}.json`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+// ---- webcam ----
+
+async function startWebcam() {
+  showError("");
+  if (!navigator.mediaDevices?.getUserMedia) {
+    showError("This browser offers no camera.");
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  } catch (e) {
+    showError(`The camera could not be used (${e.name === "NotAllowedError" ? "permission denied" : e.message || e.name}).`);
+    return;
+  }
+  const video = $("video");
+  video.srcObject = stream;
+  await video.play();
+  $("output").hidden = false;
+  $("webcam").textContent = "Stop the webcam";
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const run = { stream, frames: 0, since: performance.now(), stopped: false };
+  state.webcam = run;
+  while (!run.stopped) {
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    ctx.drawImage(video, 0, 0);
+    const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    let result;
+    try {
+      result = JSON.parse(await state.app.predict_rgba(new Uint8Array(pixels.data.buffer), canvas.width, canvas.height));
+    } catch (e) {
+      showError(`webcam: ${e.message || e}`);
+      break;
+    }
+    if (run.stopped) break;
+    ctx.drawImage(video, 0, 0);
+    drawFaces(ctx, result);
+    show(result, "webcam frame", null);
+    run.frames += 1;
+    const seconds = (performance.now() - run.since) / 1000;
+    $("fps").textContent = `${(run.frames / seconds).toFixed(1)} frames/s`;
+    document.body.dataset.fps = (run.frames / seconds).toFixed(2);
+  }
+  stopWebcam();
+}
+
+function stopWebcam() {
+  const run = state.webcam;
+  if (!run) return;
+  run.stopped = true;
+  run.stream.getTracks().forEach((t) => t.stop());
+  state.webcam = null;
+  $("webcam").textContent = "Use the webcam";
+}
+
+// ---- educator panel ----
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(width, height) {
+  const el = document.createElementNS(SVG, "svg");
+  el.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  el.setAttribute("width", width);
+  el.setAttribute("height", height);
+  return el;
+}
+
+function add(parent, name, attrs, text) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  parent.append(el);
+  return el;
+}
+
+function drawArchitecture(header) {
+  const tasks = header ? header.tasks : ["gender", "age", "race"];
+  const width = 760;
+  const height = 70 + 60 * tasks.length;
+  const s = svg(width, height);
+  const box = (x, y, w, h, text, fill) => {
+    add(s, "rect", { x, y, width: w, height: h, rx: 6, fill, stroke: "#333" });
+    text.split("\n").forEach((line, i) => add(s, "text", { x: x + w / 2, y: y + 18 + 15 * i, "text-anchor": "middle", "font-size": 12 }, line));
+  };
+  const mid = height / 2;
+  box(10, mid - 25, 110, 50, "aligned face\n(detector)", "#eef");
+  box(140, mid - 25, 140, 50, `${header ? header.backbone : "faceres"} backbone\n(pretrained)`, "#dde");
+  box(300, mid - 25, 130, 50, `shared FC ${header ? header.shared.join("-") : 512}\nLeakyReLU, BatchNorm`, "#cfc");
+  tasks.forEach((t, i) => {
+    const y = 20 + i * 60;
+    box(470, y, 140, 44, `${t} head\nFC ${header ? header.head_hidden : 128}, Dropout, FC`, "#fec");
+    add(s, "line", { x1: 430, y1: mid, x2: 470, y2: y + 22, stroke: "#333" });
+    add(s, "line", { x1: 610, y1: y + 22, x2: 640, y2: mid, stroke: "#999", "stroke-dasharray": 4 });
+  });
+  box(640, mid - 25, 110, 50, "Loss Weight\nLayer Σ wᵢLᵢ", "#fcc");
+  add(s, "line", { x1: 120, y1: mid, x2: 140, y2: mid, stroke: "#333" });
+  add(s, "line", { x1: 280, y1: mid, x2: 300, y2: mid, stroke: "#333" });
+  $("architecture").replaceChildren(s);
+}
+
+function lineChart(title, series, marks, yLabel) {
+  const [w, h, l, b] = [360, 220, 46, 30];
+  const s = svg(w, h);
+  const xs = series.flatMap((p) => p.points.map((q) => q[0]));
+  const ys = series.flatMap((p) => p.points.map((q) => q[1])).filter(Number.isFinite);
+  const [x1, y0, y1] = [Math.max(1, ...xs), Math.min(0, ...ys), Math.max(...ys) * 1.05 || 1];
+  const X = (x) => l + ((w - l - 10) * x) / x1;
+  const Y = (y) => h - b - ((h - b - 24) * (y - y0)) / (y1 - y0);
+  add(s, "text", { x: w / 2, y: 14, "text-anchor": "middle", "font-size": 13 }, title);
+  add(s, "line", { x1: l, y1: h - b, x2: w - 10, y2: h - b, stroke: "#333" });
+  add(s, "line", { x1: l, y1: 24, x2: l, y2: h - b, stroke: "#333" });
+  add(s, "text", { x: w / 2, y: h - 4, "text-anchor": "middle", "font-size": 11 }, "epoch");
+  add(s, "text", { x: 4, y: 30, "font-size": 11 }, yLabel);
+  for (const v of [y0, (y0 + y1) / 2, y1]) add(s, "text", { x: l - 4, y: Y(v) + 4, "text-anchor": "end", "font-size": 10 }, v.toPrecision(2));
+  add(s, "text", { x: X(x1), y: h - b + 14, "text-anchor": "end", "font-size": 10 }, String(x1));
+  const colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
+  series.forEach((p, i) => {
+    add(s, "polyline", { points: p.points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), fill: "none", stroke: colours[i % 4], "stroke-width": 2 });
+    add(s, "text", { x: w - 12, y: 30 + 14 * i, "text-anchor": "end", "font-size": 11, fill: colours[i % 4] }, p.name);
+  });
+  for (const m of marks) {
+    add(s, "line", { x1: X(m.x), y1: 24, x2: X(m.x), y2: h - b, stroke: "red", "stroke-dasharray": 3 });
+    add(s, "text", { x: X(m.x) - 3, y: 36, "text-anchor": "end", "font-size": 10, fill: "red" }, m.label);
+  }
+  return s;
+}
+
+function drawReport(report) {
+  const curves = $("curves");
+  curves.replaceChildren();
+  const tasks = [...new Set(report.rows.map((r) => r.task))];
+  curves.append(
+    lineChart(
+      "Learned loss weights",
+      tasks.map((t) => ({ name: t, points: report.rows.filter((r) => r.task === t).map((r) => [r.epoch, r.loss_weight]) })),
+      [],
+      "weight",
+    ),
+  );
+  for (const t of tasks) {
+    const rows = report.rows.filter((r) => r.task === t && r.event !== "frozen");
+    const converged = rows.find((r) => r.event === "converged");
+    curves.append(
+      lineChart(
+        `${t}: validation loss`,
+        [{ name: "validation", points: rows.map((r) => [r.epoch, r.val_loss]) }],
+        converged ? [{ x: converged.epoch, label: `frozen at ${converged.epoch}` }] : [],
+        "loss",
+      ),
+    );
+  }
+  const groups = $("groups");
+  groups.replaceChildren();
+  for (const table of report.groups.tables) {
+    const el = document.createElement("table");
+    const worst = table.groups.reduce((w, g) => (w === null || (table.figure === "mae" ? g.value > w.value : g.value < w.value) ? g : w), null);
+    const fmt = (v) => (table.figure === "mae" ? `${v.toFixed(2)} years` : `${(100 * v).toFixed(1)} %`);
+    el.innerHTML = `<caption>${table.title}${worst ? ` (worst: ${worst.label})` : ""}</caption><tr><th>group</th><th>faces</th><th>${table.figure === "mae" ? "MAE" : "accuracy"}</th></tr>`;
+    for (const g of table.groups) {
+      const tr = document.createElement("tr");
+      if (g === worst) tr.className = "worst";
+      tr.innerHTML = `<td>${g.label}</td><td>${g.count}</td><td>${fmt(g.value)}</td>`;
+      el.append(tr);
+    }
+    groups.append(el);
+  }
+}
+
+// ---- wiring ----
+
+function wire() {
+  $("file").addEventListener("change", (e) => e.target.files[0] && predictFile(e.target.files[0]));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const file = e.dataTransfer.files[0];
+    if (file) predictFile(file);
+  });
+  document.addEventListener("paste", (e) => {
+    const item = [...(e.clipboardData?.items || [])].find((i) => i.kind === "file");
+    if (item) predictFile(item.getAsFile());
+  });
+  $("webcam").addEventListener("click", () => (state.webcam ? stopWebcam() : startWebcam()));
+  $("download").addEventListener("click", downloadJson);
+  $("model-file").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    try {
+      useModel(new Uint8Array(await file.arrayBuffer()));
+      showError("");
+      $("curves").innerHTML = "<p>No training report for this model.</p>";
+      $("groups").innerHTML = "<p>No training report for this model.</p>";
+    } catch (err) {
+      showError(`${file.name} was refused: ${err.message || err}. The previous model stays loaded.`);
+    }
+  });
+  SAMPLES.forEach((url, i) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = `${i + 1}`;
+    b.title = `sample photo ${i + 1}`;
+    b.addEventListener("click", async () => {
+      const r = await fetch(url);
+      predictBytes(new Uint8Array(await r.arrayBuffer()), `sample${i + 1}.jpg`);
+    });
+    $("gallery").append(b);
+  });
+  drawArchitecture(null);
+}
+
+wire();
+if (window.wasmBindings) start();
+else addEventListener("TrunkApplicationStarted", start, { once: true });
