@@ -193,6 +193,7 @@ function drawFaces(ctx, result) {
 
 function show(result, name, ctx) {
   state.last = result;
+  window.facemtlLast = result;
   state.lastName = name;
   $("output").hidden = false;
   if (ctx) drawFaces(ctx, result);
