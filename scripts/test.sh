@@ -9,6 +9,13 @@ echo "cache: $FACEMTL_CACHE  data: $FACEMTL_DATA"
 cargo build --release -p facemtl-trainer
 "$FACEMTL_BIN" setup
 cargo test --release
-# The shared library must build for the browser, with WebGPU (wgpu) and the CPU backend.
-CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" cargo build --release --target wasm32-unknown-unknown -p facemtl-web
-echo "wasm32 build of the shared library and the web crate (WebGPU + CPU backends): ok"
+# The browser app: trunk build (WebGPU + CPU backends in one wasm), then real-browser tests in
+# headless Chromium against it, compared with the native `predict`.
+source scripts/web.sh
+web_tools
+web_build
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Debian's chromium for the browser tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --silent && FACEMTL_BIN="$FACEMTL_BIN" npm test)

@@ -7,7 +7,7 @@ const REPORT = "assets/utkface-allages-faceres.report.json";
 const WEIGHTS = { detector: "assets/weights/blazeface.bpk", faceres: "assets/weights/faceres.bpk", dlib: "assets/weights/dlib.bpk" };
 const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => `assets/samples/sample${i}.jpg`);
 const CACHE = "facemtl-v1";
-const MAX_BYTES = 40 * 1024 * 1024;
+const MAX_BYTES = 40 * 1000 * 1000;
 
 const $ = (id) => document.getElementById(id);
 const state = { app: null, header: null, last: null, lastName: "", webcam: null };
@@ -250,6 +250,10 @@ async function startWebcam() {
   const run = { stream, frames: 0, since: performance.now(), stopped: false };
   state.webcam = run;
   while (!run.stopped) {
+    // On the CPU backend a prediction resolves without leaving the microtask queue: yield, so
+    // that the page stays responsive and the stop button works.
+    await new Promise((next) => setTimeout(next, 0));
+    if (!video.videoWidth) continue;
     canvas.width = video.videoWidth;
     canvas.height = video.videoHeight;
     ctx.drawImage(video, 0, 0);

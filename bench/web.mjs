@@ -1,0 +1,87 @@
+// Browser benchmark of the app (BENCHMARKS.md): per backend, in Debian's headless Chromium on
+// this machine, the download size as served (gzip) with its breakdown, the cold start (page
+// load to the first prediction), warm latency per photo with 1 and 10 faces, webcam frames/s.
+// Usage (after scripts/web.sh's web_build): node bench/web.mjs > bench/web.json
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";
+import { serve } from "../web/serve.mjs";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const ONE_FACE = join(ROOT, "tests/fixtures/exif_rotated.jpg");
+const site = await serve(join(ROOT, "dist"), 0, "/bench/");
+
+async function predictions(page) {
+  return Number((await page.getAttribute("body", "data-predictions")) || 0);
+}
+
+async function timed(page, file) {
+  const n = await predictions(page);
+  const t = performance.now();
+  await page.setInputFiles("#file", file);
+  await page.waitForSelector(`body[data-predictions='${n + 1}']`, { timeout: 600_000 });
+  return { ms: performance.now() - t, faces: (await page.evaluate(() => window.facemtlLast)).faces.length };
+}
+
+async function run(backend) {
+  const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
+  if (backend === "webgpu") args.push("--enable-unsafe-webgpu");
+  const context = await chromium.launchPersistentContext(join(tmpdir(), `facemtl-bench-${backend}-${Date.now()}`), { executablePath: "/usr/bin/chromium", headless: true, args });
+  const page = context.pages()[0] || (await context.newPage());
+  const served = site.log.length;
+  const t0 = performance.now();
+  await page.goto(`${site.url}?backend=${backend}`);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 600_000 });
+  const ready = performance.now() - t0;
+  const first = await timed(page, ONE_FACE);
+  const cold = performance.now() - t0;
+  const files = {};
+  for (const r of site.log.slice(served)) files[r.path.replace("/bench/", "")] = r.bytes;
+  // Ten faces: sample 5 (five faces) twice side by side, drawn in the page.
+  const collage = await page.evaluate(async () => {
+    const img = new Image();
+    img.src = "assets/samples/sample5.jpg";
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = img.width * 2;
+    c.height = img.height;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    g.drawImage(img, img.width, 0);
+    return c.toDataURL("image/jpeg", 0.92).split(",")[1];
+  });
+  const ten = { name: "ten.jpg", mimeType: "image/jpeg", buffer: Buffer.from(collage, "base64") };
+  const warm1 = [];
+  const warm10 = [];
+  for (let i = 0; i < 3; i++) warm1.push((await timed(page, ONE_FACE)).ms);
+  let tenFaces = 0;
+  for (let i = 0; i < 3; i++) {
+    const r = await timed(page, ten);
+    warm10.push(r.ms);
+    tenFaces = r.faces;
+  }
+  await page.click("#webcam");
+  await page.waitForTimeout(backend === "webgpu" ? 30_000 : 15_000);
+  const fps = Number(await page.getAttribute("body", "data-fps"));
+  await page.click("#webcam");
+  await context.close();
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return {
+    backend,
+    downloaded_bytes: Object.values(files).reduce((a, b) => a + b, 0),
+    files,
+    ready_ms: Math.round(ready),
+    cold_start_ms: Math.round(cold),
+    first_prediction_ms: Math.round(first.ms),
+    warm_one_face_ms: Math.round(median(warm1)),
+    warm_ten_faces_ms: Math.round(median(warm10)),
+    ten_faces_found: tenFaces,
+    webcam_fps: fps,
+  };
+}
+
+const results = { chromium: "Debian chromium, headless", cpu: await run("cpu"), webgpu: await run("webgpu") };
+console.log(JSON.stringify(results, null, 2));
+site.server.close();
