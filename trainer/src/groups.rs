@@ -114,9 +114,10 @@ pub fn compute(tasks: &[Task], samples: &[Sample], predictions: &[Vec<f64>], age
         figures.tables.push(table(
             "Age MAE (years) per age band",
             "mae",
-            samples.iter().zip(&predictions[a]).filter_map(|(s, p)| {
-                s.age_years.map(|y| (band_key(y), (p + age_offset - f64::from(y)).abs()))
-            }),
+            samples
+                .iter()
+                .zip(&predictions[a])
+                .filter_map(|(s, p)| s.age_years.map(|y| (band_key(y), (p + age_offset - f64::from(y)).abs()))),
             |k| k.1.clone(),
         ));
     }
@@ -134,7 +135,10 @@ pub fn compute(tasks: &[Task], samples: &[Sample], predictions: &[Vec<f64>], age
             figures.tables.push(table(
                 "Gender accuracy per age band",
                 "accuracy",
-                samples.iter().zip(&predictions[g]).filter_map(|(s, p)| s.age_years.map(|y| (band_key(y), correct(s, p)))),
+                samples
+                    .iter()
+                    .zip(&predictions[g])
+                    .filter_map(|(s, p)| s.age_years.map(|y| (band_key(y), correct(s, p)))),
                 |k| k.1.clone(),
             ));
         }
@@ -158,14 +162,7 @@ mod tests {
     use super::*;
 
     fn face(gender: u8, age: f32, race: u8) -> Sample {
-        Sample {
-            file: "x.jpg".into(),
-            gender,
-            age_years: Some(age),
-            age_target: None,
-            race: Some(race),
-            young: None,
-        }
+        Sample { file: "x.jpg".into(), gender, age_years: Some(age), age_target: None, race: Some(race), young: None }
     }
 
     #[test]

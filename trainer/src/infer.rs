@@ -42,7 +42,9 @@ pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
         .collect();
     let trained_on = match (config.dataset, config.protocol) {
         (DatasetName::Utkface, Protocol::Coral) => "UTKFace, CORAL protocol (ages 21-60)".to_string(),
-        (DatasetName::Utkface, Protocol::AllAges) => "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split".into(),
+        (DatasetName::Utkface, Protocol::AllAges) => {
+            "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split".into()
+        }
         (DatasetName::Celeba, _) => crate::data::celeba::CAVEAT.to_string(),
     };
     let header = Header {

@@ -15,8 +15,13 @@ use crate::groups::{Confusion, GroupTable};
 use crate::train::MetricRow;
 
 const FONT: &str = "sans-serif";
-const COLOURS: [RGBColor; 5] =
-    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75)];
+const COLOURS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
 
 fn font() {
     static REGISTER: Once = Once::new();
@@ -69,7 +74,8 @@ pub fn loss_curves(rows: &[MetricRow], path: &Path) -> Result<()> {
         for (area, task) in root.split_evenly((1, tasks.len().max(1))).iter().zip(&tasks) {
             let mine: Vec<&MetricRow> = rows.iter().filter(|r| &r.task == task).collect();
             let last = mine.iter().map(|r| r.epoch).max().unwrap_or(0) as f64;
-            let top = mine.iter().flat_map(|r| [r.val_loss, r.train_loss]).filter(|v| v.is_finite()).fold(0.0, f64::max);
+            let top =
+                mine.iter().flat_map(|r| [r.val_loss, r.train_loss]).filter(|v| v.is_finite()).fold(0.0, f64::max);
             let mut chart = ChartBuilder::on(area)
                 .caption(format!("{task}: loss per epoch"), (FONT, 18))
                 .margin(12)
@@ -100,13 +106,14 @@ pub fn loss_curves(rows: &[MetricRow], path: &Path) -> Result<()> {
                         format!(" frozen (epoch {}) ", converged.epoch),
                         (x, top * 1.02),
                         // Near the right edge the label goes left of the line.
-                        (FONT, 13).into_font().color(&RED).pos(Pos::new(
-                            if x > 0.6 * last { HPos::Right } else { HPos::Left },
-                            VPos::Top,
-                        )),
+                        (FONT, 13)
+                            .into_font()
+                            .color(&RED)
+                            .pos(Pos::new(if x > 0.6 * last { HPos::Right } else { HPos::Left }, VPos::Top)),
                     )))
                     .map_err(err)?;
-                let best = mine.iter().filter(|r| r.epoch <= converged.epoch).min_by(|a, b| a.val_loss.total_cmp(&b.val_loss));
+                let best =
+                    mine.iter().filter(|r| r.epoch <= converged.epoch).min_by(|a, b| a.val_loss.total_cmp(&b.val_loss));
                 if let Some(best) = best {
                     chart
                         .draw_series(std::iter::once(Circle::new((best.epoch as f64, best.val_loss), 5, RED.filled())))
@@ -155,7 +162,8 @@ pub fn confusion(matrix: &Confusion, path: &Path) -> Result<()> {
     let cell = 70u32;
     let size = (cell * k as u32 + 150, cell * k as u32 + 120);
     png(path, size, |root| {
-        let root = root.titled(&format!("{}: true (rows) vs predicted (columns)", matrix.task), (FONT, 16)).map_err(err)?;
+        let root =
+            root.titled(&format!("{}: true (rows) vs predicted (columns)", matrix.task), (FONT, 16)).map_err(err)?;
         for (t, row) in matrix.counts.iter().enumerate() {
             let total = row.iter().sum::<usize>().max(1) as f64;
             let y = 40 + t as i32 * cell as i32;
@@ -210,7 +218,11 @@ pub fn group_bars(table: &GroupTable, path: &Path) -> Result<()> {
             .x_labels(n * 2 + 1)
             .x_label_formatter(&|x| {
                 let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 0.01 { labels.get(i).cloned().unwrap_or_default() } else { String::new() }
+                if (x - i as f64 - 0.5).abs() < 0.01 {
+                    labels.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .y_desc(if table.figure == "mae" { "MAE (years)" } else { "accuracy" })
             .draw()

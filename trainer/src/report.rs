@@ -125,7 +125,7 @@ fn comparison(out: &mut String, index: &Index, data: &str, rows: &[(&str, &str)]
         }
     }
     if let Some(label) = thesis_row {
-        let _ = write!(out, "| thesis (VGG-Face, fine-tuned) | {label} |");
+        let _ = write!(out, "| thesis (fine-tuned backbone) | {label} |");
         for &t in tasks {
             let _ = write!(out, " {} |", thesis(data, t).map_or("—".into(), |v| format!("{v:.2}")));
         }
@@ -257,7 +257,11 @@ fn group_section(out: &mut String, index: &Index, data: &str, backbone: Backbone
         sum
     };
     if data != "celeba" {
-        let _ = writeln!(out, "**Race recall per class** ({}, {backbone}; %, from the confusion matrices)\n", data_title(data));
+        let _ = writeln!(
+            out,
+            "**Race recall per class** ({}, {backbone}; %, from the confusion matrices)\n",
+            data_title(data)
+        );
         let labels = crate::groups::class_labels(Task::Race);
         let _ = writeln!(out, "| model | {} | worst |\n|---|{}---|", labels.join(" | "), "---|".repeat(labels.len()));
         for (e, runs) in &experiments {
@@ -268,7 +272,11 @@ fn group_section(out: &mut String, index: &Index, data: &str, backbone: Backbone
                     .enumerate()
                     .map(|(i, row)| 100.0 * row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
                     .collect();
-                let worst = recalls.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, v)| format!("{} ({v:.1})", labels[i]));
+                let worst = recalls
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, v)| format!("{} ({v:.1})", labels[i]));
                 let cells: Vec<String> = recalls.iter().map(|v| format!("{v:.1}")).collect();
                 let _ = writeln!(out, "| {} | {} | {} |", e.label, cells.join(" | "), worst.unwrap_or_default());
             }
@@ -314,10 +322,13 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     let _ = writeln!(
         md,
         "Written by `facemtl reproduce` (`bash scripts/reproduce.sh`). {runs} runs: {} configurations x {} seeds. \
-         Wall time of this invocation: {:.1} min (runs already finished are read back, not retrained); the runs' own \
-         training time adds up to {:.1} min.\n",
+         Wall time of the sweep: {:.1} min in {} invocation(s) of the command (finished runs are read back, not \
+         retrained; the last invocation took {:.1} min); two runs train side by side, and the runs' own training \
+         time adds up to {:.1} min.\n",
         sweep.runs.len(),
         sweep.seeds,
+        sweep.invocations.iter().sum::<f64>() / 60.0,
+        sweep.invocations.len(),
         sweep.wall_seconds / 60.0,
         train_seconds / 60.0
     );
@@ -327,18 +338,21 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
         "- Method: backbone features extracted once per backbone and cached (the backbone frozen); the heads trained with \
          the thesis's settings: Adam, lr 3e-5 divided by 10 after 3 epochs without total validation improvement, weight \
          decay 1e-5, batch 64, Early Freeze patience 5, at most 100 epochs, shared layer 512, heads 128 with dropout 0.5, \
-         lambda 0.1 unless a row says otherwise.\n- Seeds: each configuration runs with seeds 0..{} (initialisation, \
+         lambda 0.1 unless a row says otherwise.\n- Seeds: each configuration runs with seeds 0 to {} (initialisation, \
          dropout, batch order); the data split is the same for all (split seed 42). Figures are mean ± standard \
          deviation over the seeds, on the test split.",
-        sweep.seeds
+        sweep.seeds - 1
     );
     let _ = writeln!(
         md,
-        "- Thesis figures: only the thesis's headline results (its fine-tuned VGG-Face MTL network) were available to \
+        "- Thesis figures: only the thesis's headline results (its fine-tuned MTL network) were available to \
          this project; its per-table numbers for baselines and ablations were not, and show as —. Its backbone was \
          fine-tuned; ours are frozen here, so the comparison is of methods on top of a backbone, not of backbones.\n"
     );
-    let _ = writeln!(md, "## Data\n\n| data set | train | validation | test | images without a face (left out) |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "## Data\n\n| data set | train | validation | test | images without a face (left out) |\n|---|---|---|---|---|"
+    );
     for (data, c) in &sweep.counts {
         let _ = writeln!(md, "| {} | {} | {} | {} | {} |", data_title(data), c.train, c.val, c.test, c.no_face);
     }
@@ -350,8 +364,11 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     );
 
     let _ = writeln!(md, "## 1. Single task vs multi-task, UTKFace CORAL (Tables 4.6-4.10)\n");
-    let st_rows =
-        [("single-task baseline (one output layer)", "baseline"), ("single-task network", "single-net"), ("MTL (learned loss, Early Freeze)", "mtl-learned")];
+    let st_rows = [
+        ("single-task baseline (one output layer)", "baseline"),
+        ("single-task network", "single-net"),
+        ("MTL (learned loss, Early Freeze)", "mtl-learned"),
+    ];
     comparison(&mut md, &index, "utkface-coral", &st_rows, Some("MTL"));
     let _ = writeln!(md, "## 2. Single task vs multi-task, CelebA subset (Tables 4.11-4.15)\n");
     comparison(&mut md, &index, "celeba", &st_rows, Some("MTL (official test set)"));
@@ -364,11 +381,21 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     let _ = writeln!(md, "## 4. Early stopping vs Early Freeze (Table 5.4)\n");
     for data in ["utkface-coral", "celeba"] {
         let _ = writeln!(md, "{}:\n", data_title(data));
-        comparison(&mut md, &index, data, &[("early stopping of converged tasks", "mtl-early-stop"), ("Early Freeze", "mtl-learned")], None);
+        comparison(
+            &mut md,
+            &index,
+            data,
+            &[("early stopping of converged tasks", "mtl-early-stop"), ("Early Freeze", "mtl-learned")],
+            None,
+        );
     }
     let _ = writeln!(md, "## 5. Lambda of the Loss Weight Layer (Table 5.5)\n");
-    let lambda_rows =
-        [("lambda 0.001", "mtl-lambda-0.001"), ("lambda 0.01", "mtl-lambda-0.01"), ("lambda 0.1", "mtl-learned"), ("lambda 1", "mtl-lambda-1")];
+    let lambda_rows = [
+        ("lambda 0.001", "mtl-lambda-0.001"),
+        ("lambda 0.01", "mtl-lambda-0.01"),
+        ("lambda 0.1", "mtl-learned"),
+        ("lambda 1", "mtl-lambda-1"),
+    ];
     for data in ["utkface-coral", "celeba"] {
         let _ = writeln!(md, "{}:\n", data_title(data));
         comparison(&mut md, &index, data, &lambda_rows, None);
@@ -385,7 +412,10 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
         comparison(&mut md, &index, data, &other_rows, None);
     }
 
-    let _ = writeln!(md, "## 7. The Young/Old bias (section 5.3)\n\nClass accuracy (%) on the CelebA test split; the gap is Young minus Old.\n");
+    let _ = writeln!(
+        md,
+        "## 7. The Young/Old bias (section 5.3)\n\nClass accuracy (%) on the CelebA test split; the gap is Young minus Old.\n"
+    );
     let _ = writeln!(md, "| backbone | model | Old | Young | gap |\n|---|---|---|---|---|");
     let mut gaps = Vec::new();
     for backbone in index.backbones() {
@@ -402,7 +432,7 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
             let (old, young) = (mean_std(&per_class("Old")), mean_std(&per_class("Young")));
             let gap: Vec<f64> = per_class("Young").iter().zip(per_class("Old")).map(|(y, o)| y - o).collect();
             let gap = mean_std(&gap);
-            gaps.push((backbone, name, gap.0));
+            gaps.push((backbone, name, gap));
             let _ = writeln!(
                 md,
                 "| {backbone} | {label} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |",
@@ -412,21 +442,28 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     }
     let _ = writeln!(md);
 
-    let _ = writeln!(md, "## 8. Per-group figures of every model\n\nMeans over the seeds; the worst group of each row is named.\n");
+    let _ = writeln!(
+        md,
+        "## 8. Per-group figures of every model\n\nMeans over the seeds; the worst group of each row is named.\n"
+    );
     for data in ["utkface-coral", "celeba", "utkface-all-ages"] {
         for backbone in index.backbones() {
             group_section(&mut md, &index, data, backbone);
         }
     }
 
-    let _ = writeln!(md, "## 9. Plots\n\nFirst seed of the thesis's configuration (learned loss, Early Freeze) per data set and backbone.\n");
+    let _ = writeln!(
+        md,
+        "## 9. Plots\n\nFirst seed of the thesis's configuration (learned loss, Early Freeze) per data set and backbone.\n"
+    );
     for (e, runs) in &sweep.runs {
         if e.name != "mtl-learned" || runs.is_empty() {
             continue;
         }
         let dir = e.run_dir(runs_dir, runs[0].seed).join("plots");
         let Ok(entries) = fs::read_dir(&dir) else { continue };
-        let mut files: Vec<_> = entries.filter_map(|f| f.ok()).map(|f| f.file_name().to_string_lossy().into_owned()).collect();
+        let mut files: Vec<_> =
+            entries.filter_map(|f| f.ok()).map(|f| f.file_name().to_string_lossy().into_owned()).collect();
         files.sort();
         let _ = writeln!(md, "### {}, {}\n", data_title(&e.data), e.backbone);
         for file in files.iter().filter(|f| f.starts_with("loss") || f.starts_with("confusion")) {
@@ -455,24 +492,34 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
             let _ = writeln!(md, "  - {line}");
         }
     }
-    let mut reduced = 0;
-    let mut tested = 0;
+    let (mut reduced, mut tested) = (0, 0);
     let mut detail = Vec::new();
     for backbone in index.backbones() {
         let gap = |name: &str| gaps.iter().find(|(b, n, _)| *b == backbone && *n == name).map(|g| g.2);
         if let (Some(single), Some(mtl)) = (gap("single-net-young"), gap("mtl-learned")) {
             tested += 1;
-            if mtl.abs() < single.abs() {
+            let word = if single.0.abs() - mtl.0.abs() > single.1.max(mtl.1) {
                 reduced += 1;
-            }
-            detail.push(format!("{backbone}: gap {single:.2} points with the single-task network, {mtl:.2} with MTL"));
+                "smaller"
+            } else if mtl.0.abs() - single.0.abs() > single.1.max(mtl.1) {
+                "larger"
+            } else {
+                "within noise"
+            };
+            detail.push(format!(
+                "{backbone}: gap {:.2} ± {:.2} points with the single-task network, {:.2} ± {:.2} with MTL ({word})",
+                single.0, single.1, mtl.0, mtl.1
+            ));
         }
     }
-    let word = match (tested, reduced) {
-        (0, _) => "not tested",
-        (t, r) if r == t => "confirmed",
-        (_, 0) => "not confirmed",
-        _ => "mixed",
+    let word = if tested == 0 {
+        "not tested"
+    } else if reduced == tested {
+        "confirmed"
+    } else if reduced == 0 {
+        "not confirmed"
+    } else {
+        "mixed"
     };
     let _ = writeln!(md, "- MTL reduces the Young/Old bias: **{word}** ({}).", detail.join("; "));
     let _ = writeln!(
@@ -482,13 +529,21 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
          lambda ||w||^2 under sum w_i = 1 does exactly that.\n"
     );
 
-    let _ = writeln!(md, "## Runs\n\n| data set | backbone | configuration | seed | epochs | training seconds |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "## Runs\n\n| data set | backbone | configuration | seed | epochs | training seconds |\n|---|---|---|---|---|---|"
+    );
     for (e, runs) in &sweep.runs {
         for r in runs {
-            let _ = writeln!(md, "| {} | {} | {} | {} | {} | {:.1} |", e.data, e.backbone, e.name, r.seed, r.result.epochs, r.result.seconds);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.1} |",
+                e.data, e.backbone, e.name, r.seed, r.result.epochs, r.result.seconds
+            );
         }
     }
-    let _ = writeln!(md, "\nEach configuration's exact `facemtl train` flags are in `report.json` (`experiment.flags`).");
+    let _ =
+        writeln!(md, "\nEach configuration's exact `facemtl train` flags are in `report.json` (`experiment.flags`).");
     write_atomic(&out.join("REPORT.md"), md.as_bytes())?;
 
     let summaries: Vec<ExperimentSummary> = sweep
@@ -500,7 +555,10 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
                 experiment: e,
                 seeds: runs.iter().map(|r| r.seed).collect(),
                 metrics: tasks_of(&e.data).iter().filter_map(|&t| Stat::of(runs, t).map(|s| (t, s))).collect(),
-                per_seed: runs.iter().map(|r| r.tasks.iter().filter_map(|&t| r.metric(t).map(|m| (t, m))).collect()).collect(),
+                per_seed: runs
+                    .iter()
+                    .map(|r| r.tasks.iter().filter_map(|&t| r.metric(t).map(|m| (t, m))).collect())
+                    .collect(),
                 epochs: runs.iter().map(|r| r.result.epochs).collect(),
                 seconds: runs.iter().map(|r| r.result.seconds).collect(),
                 groups: mean_tables(runs),

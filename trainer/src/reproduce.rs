@@ -90,7 +90,9 @@ pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
     let mut add = |data: &str, name: String, label: String, f: Vec<String>| {
         list.push(Experiment { data: data.into(), backbone, name, label, flags: f })
     };
-    for (data, tasks) in [("utkface-coral", &[Task::Gender, Task::Age, Task::Race][..]), ("celeba", &[Task::Gender, Task::Young][..])] {
+    for (data, tasks) in
+        [("utkface-coral", &[Task::Gender, Task::Age, Task::Race][..]), ("celeba", &[Task::Gender, Task::Young][..])]
+    {
         for task in tasks {
             let t = task.name();
             add(
@@ -103,17 +105,37 @@ pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
         }
         add(data, "mtl-learned".into(), "MTL, learned loss, Early Freeze (the thesis)".into(), Vec::new());
         add(data, "mtl-average".into(), "MTL, average loss".into(), flags(&["--weighting", "average"]));
-        add(data, "mtl-early-stop".into(), "MTL, early stopping of converged tasks".into(), flags(&["--freeze-mode", "early-stop"]));
+        add(
+            data,
+            "mtl-early-stop".into(),
+            "MTL, early stopping of converged tasks".into(),
+            flags(&["--freeze-mode", "early-stop"]),
+        );
         for lambda in ["0.001", "0.01", "1"] {
-            add(data, format!("mtl-lambda-{lambda}"), format!("MTL, learned loss, lambda {lambda}"), flags(&["--lambda", lambda]));
+            add(
+                data,
+                format!("mtl-lambda-{lambda}"),
+                format!("MTL, learned loss, lambda {lambda}"),
+                flags(&["--lambda", lambda]),
+            );
         }
-        add(data, "mtl-uncertainty".into(), "MTL, uncertainty weighting".into(), flags(&["--weighting", "uncertainty"]));
+        add(
+            data,
+            "mtl-uncertainty".into(),
+            "MTL, uncertainty weighting".into(),
+            flags(&["--weighting", "uncertainty"]),
+        );
         add(data, "mtl-dwa".into(), "MTL, dynamic weight averaging".into(), flags(&["--weighting", "dwa"]));
     }
     // The shipped protocol: children and the old too (under-10s and over-70s in the groups); for
     // the shipped backbone only, as dlib's features of the whole of UTKFace would take 20 minutes.
     if backbone == BackboneKind::Faceres {
-        add("utkface-all-ages", "mtl-learned".into(), "MTL, learned loss, Early Freeze (the thesis)".into(), Vec::new());
+        add(
+            "utkface-all-ages",
+            "mtl-learned".into(),
+            "MTL, learned loss, Early Freeze (the thesis)".into(),
+            Vec::new(),
+        );
     }
     list
 }
@@ -140,7 +162,11 @@ pub struct SplitCounts {
 pub struct Sweep {
     pub runs: Vec<(Experiment, Vec<Finished>)>,
     pub counts: BTreeMap<String, SplitCounts>,
+    /// Wall time of this invocation.
     pub wall_seconds: f64,
+    /// Wall time of every invocation so far, this one included (`invocations.json` in the runs
+    /// directory), so that a resumed sweep still reports what the whole took.
+    pub invocations: Vec<f64>,
     pub hardware: String,
     pub backend: String,
     pub seeds: u64,
@@ -249,6 +275,12 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
         sweep.runs.push((experiment, runs));
     }
     sweep.wall_seconds = started.elapsed().as_secs_f64();
+    let ledger = args.runs_dir.join("invocations.json");
+    let mut invocations: Vec<f64> =
+        fs::read_to_string(&ledger).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    invocations.push(sweep.wall_seconds);
+    crate::setup::write_atomic(&ledger, serde_json::to_string(&invocations)?.as_bytes())?;
+    sweep.invocations = invocations;
     report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
     Ok(sweep)
 }
@@ -256,7 +288,11 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
 fn hardware() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{cpu}, {cores} cores available")

@@ -22,8 +22,8 @@ use crate::crops::{self, CropStore};
 use crate::data::{self, Sample, Splits, utkface::Protocol};
 use crate::features::{self, FeatureStore};
 use crate::groups::{self, GroupFigures};
-use crate::plots;
 use crate::models;
+use crate::plots;
 use crate::setup::write_atomic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -748,7 +748,8 @@ pub fn run(
     let pipeline = models::pipeline(cache, config.backbone, device)?;
     let all: Vec<&Sample> = splits.train.iter().chain(&splits.val).chain(&splits.test).collect();
     let tasks = config.tasks();
-    let split_batches = |make: &dyn Fn(&[Sample]) -> Batch| (make(&splits.train), make(&splits.val), make(&splits.test));
+    let split_batches =
+        |make: &dyn Fn(&[Sample]) -> Batch| (make(&splits.train), make(&splits.val), make(&splits.test));
     let (train_b, val_b, test_b) = if config.fine_tune {
         let store = crops::collect(&pipeline, &all);
         split_batches(&|s| crop_batch(s, &store, tasks, device))

@@ -110,7 +110,8 @@ impl App {
     /// A pretrained backbone's weights (`faceres.bpk` or `dlib.bpk`).
     pub fn load_backbone(&self, kind: &str, bytes: &[u8]) -> Result<(), JsError> {
         let kind: BackboneKind = kind.parse().map_err(|e: String| JsError::new(&e))?;
-        let backbone = pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+        let backbone =
+            pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
         self.state.borrow_mut().backbone = Some(backbone);
         Ok(())
     }
@@ -154,7 +155,8 @@ impl App {
         let (state, device) = (self.state.clone(), self.device.clone());
         future_to_promise(async move {
             let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
-            let image = RgbImage::from_raw(width, height, rgb).ok_or_else(|| js_error("the frame's size does not match its pixels"))?;
+            let image = RgbImage::from_raw(width, height, rgb)
+                .ok_or_else(|| js_error("the frame's size does not match its pixels"))?;
             predict(&state, &device, image).await
         })
     }
@@ -209,7 +211,8 @@ async fn predict(state: &Rc<RefCell<State>>, device: &Device, image: RgbImage) -
             faces.push(Face { score: detection.score, detection, attributes });
         }
     }
-    let prediction = Prediction { width: image.width(), height: image.height(), found, faces, milliseconds: now() - started };
+    let prediction =
+        Prediction { width: image.width(), height: image.height(), found, faces, milliseconds: now() - started };
     Ok(JsValue::from_str(&serde_json::to_string(&prediction).map_err(js_error)?))
 }
 

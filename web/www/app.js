@@ -308,7 +308,7 @@ function add(parent, name, attrs, text) {
 
 function drawArchitecture(header) {
   const tasks = header ? header.tasks : ["gender", "age", "race"];
-  const width = 760;
+  const width = 800;
   const height = 70 + 60 * tasks.length;
   const s = svg(width, height);
   const box = (x, y, w, h, text, fill) => {
@@ -318,14 +318,14 @@ function drawArchitecture(header) {
   const mid = height / 2;
   box(10, mid - 25, 110, 50, "aligned face\n(detector)", "#eef");
   box(140, mid - 25, 140, 50, `${header ? header.backbone : "faceres"} backbone\n(pretrained)`, "#dde");
-  box(300, mid - 25, 130, 50, `shared FC ${header ? header.shared.join("-") : 512}\nLeakyReLU, BatchNorm`, "#cfc");
+  box(300, mid - 25, 150, 50, `shared FC ${header ? header.shared.join("-") : 512}\nLeakyReLU, BatchNorm`, "#cfc");
   tasks.forEach((t, i) => {
     const y = 20 + i * 60;
-    box(470, y, 140, 44, `${t} head\nFC ${header ? header.head_hidden : 128}, Dropout, FC`, "#fec");
-    add(s, "line", { x1: 430, y1: mid, x2: 470, y2: y + 22, stroke: "#333" });
-    add(s, "line", { x1: 610, y1: y + 22, x2: 640, y2: mid, stroke: "#999", "stroke-dasharray": 4 });
+    box(490, y, 150, 44, `${t} head\nFC ${header ? header.head_hidden : 128}, Dropout, FC`, "#fec");
+    add(s, "line", { x1: 450, y1: mid, x2: 490, y2: y + 22, stroke: "#333" });
+    add(s, "line", { x1: 640, y1: y + 22, x2: 670, y2: mid, stroke: "#999", "stroke-dasharray": 4 });
   });
-  box(640, mid - 25, 110, 50, "Loss Weight\nLayer Σ wᵢLᵢ", "#fcc");
+  box(670, mid - 25, 120, 50, "Loss Weight\nLayer Σ wᵢLᵢ", "#fcc");
   add(s, "line", { x1: 120, y1: mid, x2: 140, y2: mid, stroke: "#333" });
   add(s, "line", { x1: 280, y1: mid, x2: 300, y2: mid, stroke: "#333" });
   $("architecture").replaceChildren(s);
