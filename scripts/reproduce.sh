@@ -4,8 +4,5 @@
 # results/report.json and results/plots/. Extra arguments go to `facemtl reproduce`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
-source scripts/tools.sh
-cargo build --release -p facemtl-trainer
-"$FACEMTL_BIN" setup
+source scripts/prepare.sh
 "$FACEMTL_BIN" reproduce --runs-dir runs/reproduce --out results "$@"

@@ -5,10 +5,7 @@
 # browser app and serve it on 127.0.0.1 (PORT, default 8080) until stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
-source scripts/tools.sh
-cargo build --release -p facemtl-trainer
-"$FACEMTL_BIN" setup
+source scripts/prepare.sh
 "$FACEMTL_BIN" predict --model models/utkface-allages-faceres.fmtl \
   "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample*.jpg
 source scripts/web.sh

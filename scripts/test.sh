@@ -3,11 +3,7 @@
 # then the workspace's tests on the real data sets in $FACEMTL_DATA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
-source scripts/tools.sh
-echo "cache: $FACEMTL_CACHE  data: $FACEMTL_DATA"
-cargo build --release -p facemtl-trainer
-"$FACEMTL_BIN" setup
+source scripts/prepare.sh
 cargo test --release
 # The browser app: trunk build (WebGPU + CPU backends in one wasm), then real-browser tests in
 # headless Chromium against it, compared with the native `predict`.
