@@ -26,7 +26,7 @@ web_tools() {
 web_build() {
   local assets=web/www/assets
   rm -rf "$assets" && mkdir -p "$assets/weights" "$assets/samples"
-  cp "$FACEMTL_CACHE/weights/blazeface.bpk" "$FACEMTL_CACHE/weights/faceres.bpk" "$assets/weights/"
+  cp "$FACEMTL_CACHE/weights/blazeface.bpk" "$FACEMTL_CACHE/weights/faceres.fmh" "$assets/weights/"
   cp models/utkface-allages-faceres.fmtl models/utkface-allages-faceres.report.json "$assets/"
   cp "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample[1-6].jpg "$assets/samples/"
   CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" trunk build --release

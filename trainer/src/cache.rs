@@ -44,4 +44,9 @@ impl Cache {
     pub fn backbone_weights(&self, kind: BackboneKind) -> PathBuf {
         self.weights_dir().join(format!("{}.bpk", kind.name()))
     }
+
+    /// The same weights in the browser's smaller, lossless file (`facemtl::compact`).
+    pub fn compact_backbone_weights(&self, kind: BackboneKind) -> PathBuf {
+        self.weights_dir().join(format!("{}.fmh", kind.name()))
+    }
 }

@@ -152,14 +152,16 @@ pub fn run(cache: &Cache) -> Result<()> {
     eprintln!("detector weights: {}", detector.display());
     for kind in BackboneKind::ALL {
         let source = pretrained::backbone_source(kind);
-        let path = cache.backbone_weights(kind);
-        if !is_fresh(&path, &cache.package_dir(source.package)) {
+        let (path, compact) = (cache.backbone_weights(kind), cache.compact_backbone_weights(kind));
+        let package = cache.package_dir(source.package);
+        if !is_fresh(&path, &package) || !is_fresh(&compact, &package) {
             let (manifest, shards) = read_source(cache, &source)?;
             let shards: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
             let model = pretrained::convert_backbone(kind, &manifest, &shards, &device)?;
+            write_atomic(&compact, &facemtl::compact::pack(&model))?;
             write_atomic(&path, &pretrained::to_bytes(model)?)?;
         }
-        eprintln!("{kind} weights: {}", path.display());
+        eprintln!("{kind} weights: {} (for the browser: {})", path.display(), compact.display());
     }
     Ok(())
 }

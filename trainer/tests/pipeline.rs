@@ -170,3 +170,22 @@ fn faceres_peer_heads_read_gender_and_age_from_the_features() {
     assert!(count >= 40);
     assert!(accuracy > 0.8 && mae < 12.0, "the peer heads must read the features: gender {accuracy}, MAE {mae}");
 }
+
+#[test]
+fn the_browsers_compact_backbone_computes_exactly_as_the_f32_one() {
+    let cache = common::cache();
+    let kind = BackboneKind::Faceres;
+    if !common::present(&cache.compact_backbone_weights(kind), "compact backbone weights") {
+        return;
+    }
+    let device = Device::flex();
+    let f32_net =
+        facemtl::pretrained::load_backbone(kind, &std::fs::read(cache.backbone_weights(kind)).unwrap(), &device)
+            .unwrap();
+    let compact = std::fs::read(cache.compact_backbone_weights(kind)).unwrap();
+    let net = facemtl::compact::unpack(facemtl::backbone::Backbone::init(kind, &device), &compact).unwrap();
+    let x = Tensor::<4>::random([2, 3, 224, 224], burn::tensor::Distribution::Uniform(-120.0, 120.0), &device);
+    assert_eq!(net.forward(x.clone()).into_data(), f32_net.forward(x).into_data());
+    // Half the bytes: the pretrained weights came as float16.
+    assert!(compact.len() * 19 < std::fs::metadata(cache.backbone_weights(kind)).unwrap().len() as usize * 10);
+}

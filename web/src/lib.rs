@@ -13,7 +13,7 @@ use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::predict::{Attributes, attributes, output_tensors};
 use facemtl::weights::{self, Header};
-use facemtl::{align, pretrained};
+use facemtl::{align, compact, pretrained};
 use image::RgbImage;
 use js_sys::Promise;
 use serde::Serialize;
@@ -107,11 +107,15 @@ impl App {
         Ok(())
     }
 
-    /// A pretrained backbone's weights (`faceres.bpk` or `dlib.bpk`).
+    /// A pretrained backbone's weights: the compact file `facemtl setup` writes for the browser
+    /// (`faceres.fmh`), or a burnpack record (`faceres.bpk`).
     pub fn load_backbone(&self, kind: &str, bytes: &[u8]) -> Result<(), JsError> {
         let kind: BackboneKind = kind.parse().map_err(|e: String| JsError::new(&e))?;
-        let backbone =
-            pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+        let backbone = if compact::is_compact(bytes) {
+            compact::unpack(Backbone::init(kind, &self.device), bytes).map_err(|e| JsError::new(&e.to_string()))?
+        } else {
+            pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?
+        };
         self.state.borrow_mut().backbone = Some(backbone);
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 const MODEL = "assets/utkface-allages-faceres.fmtl";
 const REPORT = "assets/utkface-allages-faceres.report.json";
-const WEIGHTS = { detector: "assets/weights/blazeface.bpk", faceres: "assets/weights/faceres.bpk", dlib: "assets/weights/dlib.bpk" };
+const WEIGHTS = { detector: "assets/weights/blazeface.bpk", faceres: "assets/weights/faceres.fmh" };
 const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => `assets/samples/sample${i}.jpg`);
 const CACHE = "facemtl-v1";
 const MAX_BYTES = 40 * 1000 * 1000;
