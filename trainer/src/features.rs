@@ -9,13 +9,14 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use facemtl::compact;
 use facemtl::pipeline::FacePipeline;
 use sha2::{Digest, Sha256};
 
 use crate::bench::progress;
 use crate::cache::Cache;
 use crate::data::Sample;
-use crate::setup::{read, write_atomic};
+use crate::setup::write_atomic;
 
 const FORMAT: &str = "facemtl-features-v1";
 /// Images per forward pass: the CPU backend is fastest one image at a time (BENCHMARKS.md),
@@ -33,13 +34,15 @@ pub struct FeatureStore {
     pub rows: HashMap<String, Option<Vec<f32>>>,
 }
 
-/// A key naming the preprocessing of a pipeline, for cache file names.
-pub fn cache_key(cache: &Cache, pipeline: &FacePipeline) -> Result<String> {
+/// A key naming the preprocessing of a pipeline, for cache file names. The networks enter by
+/// their parameters' values (their compact files), not their weight files' bytes, which change
+/// with every conversion.
+pub fn cache_key(pipeline: &FacePipeline) -> Result<String> {
     let kind = pipeline.kind();
     let mut hash = Sha256::new();
     hash.update(FORMAT);
-    hash.update(read(&cache.backbone_weights(kind))?);
-    hash.update(read(&cache.detector_weights())?);
+    hash.update(compact::pack(&pipeline.backbone));
+    hash.update(compact::pack(&pipeline.detector.model));
     hash.update(serde_json::to_vec(&pipeline.detector.config)?);
     hash.update(serde_json::to_vec(&kind.align_config())?);
     let digest: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -112,7 +115,7 @@ impl FeatureStore {
 pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> Result<FeatureStore> {
     let dir = cache.root.join("features");
     fs::create_dir_all(&dir)?;
-    let path: PathBuf = dir.join(format!("{}.bin", cache_key(cache, pipeline)?));
+    let path: PathBuf = dir.join(format!("{}.bin", cache_key(pipeline)?));
     let mut store = FeatureStore::load(&path, pipeline.kind().feature_dim())
         .with_context(|| format!("reading the feature cache {}; delete it to rebuild", path.display()))?;
     let todo: Vec<&Sample> = samples.iter().copied().filter(|s| !store.rows.contains_key(&file_key(&s.file))).collect();
