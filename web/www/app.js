@@ -184,10 +184,12 @@ function drawFaces(ctx, result) {
     const label = `${i + 1}: ${genderText(f)}, ${ageText(f)}${top ? ", " + top : ""}`;
     const w = ctx.measureText(label).width + 6;
     const h = Math.max(16, 18 * scale);
+    // Keep the label inside the picture, also for faces at its right edge.
+    const x = Math.max(0, Math.min(b.x_min, result.width - w));
     ctx.fillStyle = "rgba(0,0,0,0.7)";
-    ctx.fillRect(b.x_min, Math.max(0, b.y_min - h), w, h);
+    ctx.fillRect(x, Math.max(0, b.y_min - h), w, h);
     ctx.fillStyle = "#fff";
-    ctx.fillText(label, b.x_min + 3, Math.max(h - 4, b.y_min - 4));
+    ctx.fillText(label, x + 3, Math.max(h - 4, b.y_min - 4));
   });
 }
 
