@@ -33,6 +33,8 @@ struct Model {
 #[derive(Default)]
 struct State {
     detector: Option<Detector>,
+    /// For video frames: no tiles (faces in front of a webcam are large), a third of the work.
+    video_detector: Option<Detector>,
     backbone: Option<Backbone>,
     model: Option<Model>,
 }
@@ -103,7 +105,10 @@ impl App {
     /// The BlazeFace weights (`blazeface.bpk`).
     pub fn load_detector(&self, bytes: &[u8]) -> Result<(), JsError> {
         let model = pretrained::load_detector(bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
-        self.state.borrow_mut().detector = Some(Detector::new(model, DetectorConfig::default()));
+        let video = DetectorConfig { tiles: false, ..DetectorConfig::default() };
+        let mut state = self.state.borrow_mut();
+        state.video_detector = Some(Detector::new(model.clone(), video));
+        state.detector = Some(Detector::new(model, DetectorConfig::default()));
         Ok(())
     }
 
@@ -150,7 +155,7 @@ impl App {
         let (state, device) = (self.state.clone(), self.device.clone());
         future_to_promise(async move {
             let image = photo::decode(&bytes, DecodeLimits::default()).map_err(js_error)?;
-            predict(&state, &device, image).await
+            predict(&state, &device, image, false).await
         })
     }
 
@@ -161,24 +166,31 @@ impl App {
             let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
             let image = RgbImage::from_raw(width, height, rgb)
                 .ok_or_else(|| js_error("the frame's size does not match its pixels"))?;
-            predict(&state, &device, image).await
+            predict(&state, &device, image, true).await
         })
     }
 }
 
-async fn predict(state: &Rc<RefCell<State>>, device: &Device, image: RgbImage) -> Result<JsValue, JsValue> {
+async fn predict(
+    state: &Rc<RefCell<State>>,
+    device: &Device,
+    image: RgbImage,
+    video: bool,
+) -> Result<JsValue, JsValue> {
     let started = now();
     // Tensors are queued while the state is borrowed; every await happens after the borrow.
     let (detector_out, views) = {
         let state = state.borrow();
-        let detector = state.detector.as_ref().ok_or_else(|| js_error("the detector is not loaded yet"))?;
+        let detector = if video { &state.video_detector } else { &state.detector };
+        let detector = detector.as_ref().ok_or_else(|| js_error("the detector is not loaded yet"))?;
         let batch = detector.inputs(&[&image], device);
         (detector.model.forward(batch.input), batch.views)
     };
     let raw = read(detector_out).await?;
     let detections = {
         let state = state.borrow();
-        state.detector.as_ref().map(|d| d.decode(&raw, &views).remove(0)).unwrap_or_default()
+        let detector = if video { &state.video_detector } else { &state.detector };
+        detector.as_ref().map(|d| d.decode(&raw, &views).remove(0)).unwrap_or_default()
     };
     let found = detections.len();
     let kept: Vec<Detection> = detections.into_iter().take(MAX_FACES).collect();
