@@ -90,6 +90,20 @@ fn table<K: Ord>(
     }
 }
 
+/// Accuracy of one classification task's `predicted` classes against `truth`, per group `key`.
+fn accuracy_table<K: Ord>(
+    title: &str,
+    samples: &[Sample],
+    predicted: &[f64],
+    truth: impl Fn(&Sample) -> Option<u8>,
+    key: impl Fn(&Sample) -> Option<K>,
+    label: impl Fn(&K) -> String,
+) -> GroupTable {
+    let items =
+        samples.iter().zip(predicted).filter_map(|(s, p)| Some((key(s)?, f64::from(u8::from(*p as u8 == truth(s)?)))));
+    table(title, "accuracy", items, label)
+}
+
 /// Group figures of one model's `predictions` (per task, per sample: the class, or the age
 /// error's sign-free size comes from the predicted years) on `samples`.
 pub fn compute(tasks: &[Task], samples: &[Sample], predictions: &[Vec<f64>], age_offset: f64) -> GroupFigures {
@@ -122,35 +136,35 @@ pub fn compute(tasks: &[Task], samples: &[Sample], predictions: &[Vec<f64>], age
         ));
     }
     if let Some(g) = task_index(Task::Gender) {
-        let correct = |s: &Sample, p: &f64| f64::from(u8::from(*p as u8 == s.gender));
+        let gender = |s: &Sample| Some(s.gender);
         if samples.iter().any(|s| s.race.is_some()) {
-            figures.tables.push(table(
+            figures.tables.push(accuracy_table(
                 "Gender accuracy per race",
-                "accuracy",
-                samples.iter().zip(&predictions[g]).filter_map(|(s, p)| s.race.map(|r| (r, correct(s, p)))),
+                samples,
+                &predictions[g],
+                gender,
+                |s| s.race,
                 |r| RACES[*r as usize].to_string(),
             ));
         }
         if samples.iter().any(|s| s.age_years.is_some()) {
-            figures.tables.push(table(
+            figures.tables.push(accuracy_table(
                 "Gender accuracy per age band",
-                "accuracy",
-                samples
-                    .iter()
-                    .zip(&predictions[g])
-                    .filter_map(|(s, p)| s.age_years.map(|y| (band_key(y), correct(s, p)))),
+                samples,
+                &predictions[g],
+                gender,
+                |s| s.age_years.map(band_key),
                 |k| k.1.clone(),
             ));
         }
     }
     if let Some(y) = task_index(Task::Young) {
-        figures.tables.push(table(
+        figures.tables.push(accuracy_table(
             "Young/Old accuracy per class",
-            "accuracy",
-            samples
-                .iter()
-                .zip(&predictions[y])
-                .filter_map(|(s, p)| s.young.map(|c| (c, f64::from(u8::from(*p as u8 == c))))),
+            samples,
+            &predictions[y],
+            |s| s.young,
+            |s| s.young,
             |c| class_labels(Task::Young)[*c as usize].clone(),
         ));
     }
