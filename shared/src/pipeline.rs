@@ -8,6 +8,13 @@ use crate::align::align;
 use crate::backbone::{Backbone, BackboneKind};
 use crate::detect::{Detection, Detector};
 
+/// The input of a `kind` backbone for every detection of `image`: `[k, 3, s, s]`, aligned and
+/// normalised (the browser, which holds its networks apart, calls this directly).
+pub fn backbone_input(kind: BackboneKind, image: &RgbImage, detections: &[Detection]) -> Vec<f32> {
+    let config = kind.align_config();
+    detections.iter().flat_map(|d| kind.normalise(&align(image, &d.keypoints, &config))).collect()
+}
+
 /// One face found in a photo, with its backbone features.
 #[derive(Debug, Clone)]
 pub struct Face {
@@ -30,9 +37,7 @@ impl FacePipeline {
 
     /// The backbone's input for every detection of `image`: `[k, 3, s, s]`, normalised.
     pub fn crops(&self, image: &RgbImage, detections: &[Detection]) -> Vec<f32> {
-        let kind = self.kind();
-        let config = kind.align_config();
-        detections.iter().flat_map(|d| kind.normalise(&align(image, &d.keypoints, &config))).collect()
+        backbone_input(self.kind(), image, detections)
     }
 
     /// Features of `count` crops laid out back to back as [`Self::crops`] returns them.

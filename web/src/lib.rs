@@ -11,9 +11,10 @@ use facemtl::backbone::{Backbone, BackboneKind};
 use facemtl::detect::{Detection, Detector, DetectorConfig};
 use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
+use facemtl::pipeline::backbone_input;
 use facemtl::predict::{Attributes, attributes, output_tensors};
 use facemtl::weights::{self, Header};
-use facemtl::{align, compact, pretrained};
+use facemtl::{compact, pretrained};
 use image::RgbImage;
 use js_sys::Promise;
 use serde::Serialize;
@@ -125,14 +126,8 @@ impl App {
         Ok(())
     }
 
-    /// Check a model file (format version, payload checksum) without loading it: its header
-    /// as JSON, or the reason it is refused.
-    pub fn check_model(bytes: &[u8]) -> Result<String, JsError> {
-        let (header, _) = weights::read_header(bytes).map_err(|e| JsError::new(&e.to_string()))?;
-        serde_json::to_string(&header).map_err(|e| JsError::new(&e.to_string()))
-    }
-
-    /// Load an exported model (after the checks of [`App::check_model`]); its header as JSON.
+    /// Load an exported model, refused unless its format version and payload checksum hold; its
+    /// header as JSON.
     pub fn load_model(&self, bytes: &[u8]) -> Result<String, JsError> {
         let loaded = weights::load(bytes, None, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
         let mut state = self.state.borrow_mut();
@@ -205,9 +200,7 @@ async fn predict(
                 .or(state.backbone.as_ref())
                 .ok_or_else(|| js_error("the backbone is not loaded yet"))?;
             let kind = backbone.kind();
-            let config = kind.align_config();
-            let crops: Vec<f32> =
-                kept.iter().flat_map(|d| kind.normalise(&align::align(&image, &d.keypoints, &config))).collect();
+            let crops = backbone_input(kind, &image, &kept);
             let size = kind.input_size();
             let input = Tensor::from_data(TensorData::new(crops, [kept.len(), 3, size, size]), device);
             backbone.forward(input)
@@ -223,16 +216,12 @@ async fn predict(
         }
         let state = state.borrow();
         let header = &state.model.as_ref().ok_or_else(|| js_error("the model is not loaded yet"))?.header;
-        for (detection, attributes) in kept.into_iter().zip(attributes(header, &raw, raw_len(&raw, header))) {
+        let n = kept.len();
+        for (detection, attributes) in kept.into_iter().zip(attributes(header, &raw, n)) {
             faces.push(Face { score: detection.score, detection, attributes });
         }
     }
     let prediction =
         Prediction { width: image.width(), height: image.height(), found, faces, milliseconds: now() - started };
     Ok(JsValue::from_str(&serde_json::to_string(&prediction).map_err(js_error)?))
-}
-
-/// Faces in the raw outputs: the first task's values over its width.
-fn raw_len(raw: &[Vec<f32>], header: &Header) -> usize {
-    raw.first().zip(header.tasks.first()).map_or(0, |(values, task)| values.len() / task.outputs())
 }

@@ -70,8 +70,7 @@ function describeModel(header) {
 }
 
 function useModel(bytes) {
-  // The header (format version, sha256 of the payload) is checked before anything is loaded.
-  state.header = JSON.parse(wasmBindings.App.check_model(bytes));
+  // Loading refuses a file whose format version or payload sha256 does not hold.
   state.header = JSON.parse(state.app.load_model(bytes));
   describeModel(state.header);
   drawArchitecture(state.header);
