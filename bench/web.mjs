@@ -1,12 +1,14 @@
 // Browser benchmark of the app (BENCHMARKS.md): per backend, in Debian's headless Chromium on
-// this machine, the download size as served (gzip) with its breakdown, the cold start (page
-// load to the first prediction), warm latency per photo with 1 and 10 faces, webcam frames/s.
+// this machine, the download size as served (brotli; and what a gzip-only host would send) with
+// its breakdown, the cold start (page load to the first prediction), warm latency per photo with
+// 1 and 10 faces, webcam frames/s.
 // Usage (after scripts/web.sh's web_build): node bench/web.mjs > bench/web.json
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
 import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";
-import { serve } from "../web/serve.mjs";
+import { INCOMPRESSIBLE, serve } from "../web/serve.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
@@ -43,7 +45,11 @@ async function run(backend) {
   const first = await timed(page, ONE_FACE);
   const cold = performance.now() - t0;
   const files = {};
-  for (const r of site.log.slice(served)) files[r.path.replace("/bench/", "")] = r.bytes;
+  for (const r of site.log.slice(served)) {
+    const name = r.path.replace("/bench/", "");
+    const body = readFileSync(join(ROOT, "dist", name || "index.html"));
+    files[name] = { served: r.bytes, encoding: r.encoding, gzip: INCOMPRESSIBLE.test(name) ? body.length : gzipSync(body, { level: 9 }).length };
+  }
   // Ten faces: sample 5 (five faces) twice side by side, drawn in the page.
   const collage = await page.evaluate(async () => {
     const img = new Image();
@@ -75,7 +81,8 @@ async function run(backend) {
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return {
     backend,
-    downloaded_bytes: Object.values(files).reduce((a, b) => a + b, 0),
+    downloaded_bytes: Object.values(files).reduce((a, f) => a + f.served, 0),
+    gzip_only_bytes: Object.values(files).reduce((a, f) => a + f.gzip, 0),
     files,
     ready_ms: Math.round(ready),
     cold_start_ms: Math.round(cold),

@@ -1,8 +1,8 @@
-// A static server for the built app (dist/) on 127.0.0.1, gzip-compressed as a static host
-// would serve it. Usage: node web/serve.mjs [DIR] [PORT] [PREFIX]; prints the address.
+// A static server for the built app (dist/) on 127.0.0.1, compressed as a static host would
+// serve it: the brotli file written by precompress.mjs when the browser accepts brotli, else gzip. Usage: node web/serve.mjs [DIR] [PORT] [PREFIX]; prints the address.
 // Imported by the browser tests, which also read the log of every request it answered.
 import { createServer } from "node:http";
-import { readFile, stat } from "node:fs/promises";
+import { access, readFile, stat } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 import { gzipSync } from "node:zlib";
 
@@ -15,6 +15,13 @@ const TYPES = {
   ".jpg": "image/jpeg",
   ".png": "image/png",
 };
+
+/// Files that gain nothing from compression.
+export const INCOMPRESSIBLE = /\.(jpg|png)$/;
+
+async function exists(file) {
+  return access(file).then(() => true, () => false);
+}
 
 /// Serve `dir` under `prefix` (e.g. "/some/path/"); resolves to { server, url, log }.
 export async function serve(dir, port = 0, prefix = "/") {
@@ -37,13 +44,20 @@ export async function serve(dir, port = 0, prefix = "/") {
       if ((await stat(file)).isDirectory()) file = join(file, "index.html");
       let body = await readFile(file);
       const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache" };
-      if ((req.headers["accept-encoding"] || "").includes("gzip") && !/\.(jpg|png)$/.test(file)) {
+      headers["x-decoded-length"] = body.length;
+      const accepts = (req.headers["accept-encoding"] || "").split(",").map((e) => e.trim().split(";")[0]);
+      const compressible = !INCOMPRESSIBLE.test(file);
+      if (compressible && accepts.includes("br") && (await exists(`${file}.br`))) {
+        body = await readFile(`${file}.br`);
+        headers["content-encoding"] = "br";
+      } else if (compressible && accepts.includes("gzip")) {
         if (!gzipped.has(file)) gzipped.set(file, gzipSync(body, { level: 9 }));
         body = gzipped.get(file);
         headers["content-encoding"] = "gzip";
       }
       headers["content-length"] = body.length;
       entry.bytes = body.length;
+      entry.encoding = headers["content-encoding"] || "identity";
       res.writeHead(200, headers).end(body);
     } catch {
       res.writeHead(404).end();

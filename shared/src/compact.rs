@@ -3,14 +3,17 @@
 //! as f32. The pretrained backbones come as float16 in their TF.js packages, so only the
 //! tensors changed by batch-norm folding stay f32; the network computes exactly as from f32.
 //!
-//! Layout: `FMH1`, u32 parameter count, then per float parameter in module order: u8 rank, u32
-//! dims, u8 kind (0 f32, 1 f16), the values. All little-endian.
+//! Layout: `FMH2`, u32 parameter count, then per float parameter in module order: u8 rank, u32
+//! dims, u8 kind (0 f32, 1 f16), the values' little-endian bytes in planes: the first byte of
+//! every value, then the second, and so on. Signs and exponents then sit together, apart from
+//! the noisy low mantissa bytes, which lets gzip or brotli shrink the file by a further 6-7 %.
+//! All little-endian.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use half::f16;
 
-const MAGIC: &[u8; 4] = b"FMH1";
+const MAGIC: &[u8; 4] = b"FMH2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompactError {
@@ -42,12 +45,22 @@ impl ModuleVisitor for Packer {
         dims.iter().for_each(|d| self.out.extend((*d as u32).to_le_bytes()));
         if values.iter().all(|v| f16::from_f32(*v).to_f32() == *v) {
             self.out.push(1);
-            values.iter().for_each(|v| self.out.extend(f16::from_f32(*v).to_le_bytes()));
+            push_planes(&mut self.out, values.iter().map(|v| f16::from_f32(*v).to_le_bytes()));
         } else {
             self.out.push(0);
-            values.iter().for_each(|v| self.out.extend(v.to_le_bytes()));
+            push_planes(&mut self.out, values.iter().map(|v| v.to_le_bytes()));
         }
     }
+}
+
+fn push_planes<const W: usize>(out: &mut Vec<u8>, values: impl Iterator<Item = [u8; W]>) {
+    let values: Vec<[u8; W]> = values.collect();
+    (0..W).for_each(|plane| out.extend(values.iter().map(|v| v[plane])));
+}
+
+/// The `len` values of `W` bytes each whose planes are `bytes`.
+fn from_planes<const W: usize>(bytes: &[u8], len: usize) -> impl Iterator<Item = [u8; W]> + '_ {
+    (0..len).map(move |i| std::array::from_fn(|plane| bytes[plane * len + i]))
 }
 
 /// The compact file of `module`'s parameters.
@@ -58,6 +71,29 @@ pub fn pack<M: Module>(module: &M) -> Vec<u8> {
     bytes.extend(packer.count.to_le_bytes());
     bytes.extend(packer.out);
     bytes
+}
+
+/// Rounds every parameter to half precision, so that [`pack`] stores it in half the bytes; a
+/// parameter with a value beyond f16's range stays as it is.
+struct Half;
+
+impl ModuleMapper for Half {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            let dims = t.dims();
+            let values = t.clone().into_data().convert::<f32>().try_to_vec::<f32>().expect("float parameters");
+            if values.iter().any(|v| f16::from_f32(*v).is_infinite() && v.is_finite()) {
+                return t;
+            }
+            let rounded: Vec<f32> = values.iter().map(|v| f16::from_f32(*v).to_f32()).collect();
+            Tensor::from_data(TensorData::new(rounded, dims), &t.device())
+        })
+    }
+}
+
+/// `module` with its parameters rounded to half precision (see [`Half`]).
+pub fn half<M: Module>(module: M) -> M {
+    module.map(&mut Half)
 }
 
 struct Unpacker<'a> {
@@ -85,12 +121,8 @@ impl Unpacker<'_> {
         }
         let len: usize = dims.iter().product();
         Ok(match self.take(1)?[0] {
-            0 => self.take(4 * len)?.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-            1 => self
-                .take(2 * len)?
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes(b.try_into().unwrap()).to_f32())
-                .collect(),
+            0 => from_planes(self.take(4 * len)?, len).map(f32::from_le_bytes).collect(),
+            1 => from_planes(self.take(2 * len)?, len).map(|b| f16::from_le_bytes(b).to_f32()).collect(),
             kind => return Err(CompactError::Mismatch(format!("unknown value kind {kind}"))),
         })
     }
@@ -150,31 +182,34 @@ mod tests {
     #[test]
     fn parameters_come_back_bit_for_bit_and_half_precision_ones_take_half_the_bytes() {
         let device = Device::flex();
-        // One parameter rounded to f16 (as the pretrained weights are), the others as initialised.
-        let rounded = Backbone::init(BackboneKind::Dlib, &device).map(&mut Round { done: false });
+        let fresh = || Backbone::init(BackboneKind::Dlib, &device);
+        let full = fresh();
+        let full_values = values(&full);
+        let f32_bytes = 4 * full_values.len();
+        let back = unpack(fresh(), &pack(&full)).unwrap();
+        assert_eq!(values(&back), values(&full));
+        assert!(pack(&full).len() > f32_bytes, "as initialised, values need f32");
+
+        let rounded = half(full);
         let bytes = pack(&rounded);
-        let back = unpack(Backbone::init(BackboneKind::Dlib, &device), &bytes).unwrap();
-        assert_eq!(values(&back), values(&rounded));
-        let f32_bytes = 4 * values(&rounded).len();
-        assert!(bytes.len() < f32_bytes, "{} vs {f32_bytes}", bytes.len());
+        assert_eq!(values(&unpack(fresh(), &bytes).unwrap()), values(&rounded));
+        assert!(bytes.len() < f32_bytes / 2 + 4096, "{} vs {f32_bytes}", bytes.len());
+        let changed = full_values.iter().zip(values(&rounded)).filter(|(a, b)| **a != *b).count();
+        assert!(changed > 0, "rounding changed nothing");
     }
 
-    /// Rounds the first parameter's values to half precision.
-    struct Round {
-        done: bool,
+    #[test]
+    fn values_beyond_half_precision_stay_single_precision() {
+        let device = Device::flex();
+        let huge = Backbone::init(BackboneKind::Dlib, &device).map(&mut Scale(1e9));
+        assert_eq!(values(&half(huge.clone())), values(&huge));
     }
 
-    impl ModuleMapper for Round {
+    struct Scale(f32);
+
+    impl ModuleMapper for Scale {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if std::mem::replace(&mut self.done, true) {
-                return param;
-            }
-            param.map(|t| {
-                let dims = t.dims();
-                let v: Vec<f32> = t.clone().into_data().try_to_vec::<f32>().unwrap();
-                let r: Vec<f32> = v.iter().map(|x| f16::from_f32(*x).to_f32()).collect();
-                Tensor::from_data(TensorData::new(r, dims), &t.device())
-            })
+            param.map(|t| t.mul_scalar(self.0))
         }
     }
 

@@ -3,23 +3,24 @@
 //! Layout: the magic `FMTL`, a little-endian u32 format version, a u32 header length, the header
 //! (JSON: backbone, tasks, network sizes, preprocessing constants, training data and protocol,
 //! metrics, and the sha256 and length of the payload), then the payload: the multi-task head's
-//! parameters as a burnpack record, followed, for a model whose backbone was fine-tuned, by the
-//! backbone's own record (its length in the header). Loading refuses a file that is truncated, has trailing
+//! parameters in the compact format (`compact.rs`: half precision where the values allow it,
+//! which the trainer's export ensures), followed, for a model whose backbone was fine-tuned, by
+//! the backbone's own (its length in the header). Loading refuses a file that is truncated, has trailing
 //! bytes, was altered (checksum), is of another format version, or was trained on another
 //! backbone than the one it is loaded with.
 
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::align::AlignConfig;
 use crate::backbone::{Backbone, BackboneKind};
+use crate::compact;
 use crate::detect::DetectorConfig;
 use crate::mtl::{MtlConfig, MtlHead, Task};
 
 pub const MAGIC: &[u8; 4] = b"FMTL";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything needed to use the head, and to know what it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,20 +88,16 @@ pub struct Model {
     pub backbone: Option<Backbone>,
 }
 
-fn record_bytes<M: Module>(module: M) -> Result<Vec<u8>, WeightsError> {
-    Ok(module.into_record().into_bytes().map_err(|e| WeightsError::Payload(e.to_string()))?.to_vec())
-}
-
 /// Write `head` (and a fine-tuned `backbone`) with `header`, whose checksum and length fields
 /// are filled in here.
 pub fn export(head: MtlHead, backbone: Option<Backbone>, mut header: Header) -> Result<Vec<u8>, WeightsError> {
-    let mut payload = record_bytes(head)?;
+    let mut payload = compact::pack(&head);
     header.backbone_len = None;
     if let Some(backbone) = backbone {
         if backbone.kind() != header.backbone {
             return Err(WeightsError::Backbone { expected: header.backbone, found: backbone.kind() });
         }
-        let bytes = record_bytes(backbone)?;
+        let bytes = compact::pack(&backbone);
         header.backbone_len = Some(bytes.len());
         payload.extend(bytes);
     }
@@ -144,10 +141,8 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
     Ok((header, rest))
 }
 
-fn load_record<M: Module>(module: M, bytes: &[u8]) -> Result<M, WeightsError> {
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| WeightsError::Payload(e.to_string()))?;
-    module.try_load_record(record).map_err(|e| WeightsError::Payload(e.to_string()))
+fn unpack<M: Module>(module: M, bytes: &[u8]) -> Result<M, WeightsError> {
+    compact::unpack(module, bytes).map_err(|e| WeightsError::Payload(e.to_string()))
 }
 
 /// Load a model file; with `backbone`, refuse one trained on another backbone's features.
@@ -160,9 +155,9 @@ pub fn load(bytes: &[u8], backbone: Option<BackboneKind>, device: &Device) -> Re
         .len()
         .checked_sub(header.backbone_len.unwrap_or(0))
         .ok_or_else(|| WeightsError::Payload("the backbone is longer than the payload".into()))?;
-    let head = load_record(header.mtl_config().init(device), &payload[..split])?;
+    let head = unpack(header.mtl_config().init(device), &payload[..split])?;
     let backbone = match header.backbone_len {
-        Some(_) => Some(load_record(Backbone::init(header.backbone, device), &payload[split..])?),
+        Some(_) => Some(unpack(Backbone::init(header.backbone, device), &payload[split..])?),
         None => None,
     };
     Ok(Model { header, head, backbone })

@@ -1,5 +1,5 @@
 // Real-browser tests of the app: Debian's headless Chromium, driven by playwright-core, against
-// the trunk build in dist/ served on 127.0.0.1 under a path prefix (gzip, as a static host).
+// the trunk build in dist/ served on 127.0.0.1 under a path prefix (compressed, as a static host).
 // The predictions must agree with the native `facemtl predict` on the same photos.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -114,9 +114,13 @@ function skipWithoutData(t) {
 
 test("without WebGPU the CPU fallback runs, and agrees with the native predict", async (t) => {
   if (skipWithoutData(t)) return;
+  const served = site.log.length;
   const { page, requests, errors, close } = await open();
   try {
     await ready(page);
+    // Everything a visitor downloads, compressed as served, fits in 10 MB.
+    const downloaded = site.log.slice(served).reduce((sum, r) => sum + r.bytes, 0);
+    assert.ok(downloaded > 1e6 && downloaded <= 10e6, `${downloaded} bytes downloaded`);
     assert.match(await page.textContent("#backend"), /CPU/);
     await checkAgainstNative(page, photos(), "cpu");
     await page.screenshot({ path: join(ARTIFACTS, "cpu-group-photo.png"), fullPage: true });

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
+use facemtl::backbone::BackboneKind;
+use facemtl::compact;
 use facemtl::detect::{BBox, DetectorConfig};
+use facemtl::mtl::{LossWeighting, MtlModel, WeightingKind};
 use facemtl::predict::{Attributes, attributes, raw_outputs};
 use facemtl::weights::{self, Header};
 use serde::Serialize;
@@ -14,7 +17,7 @@ use crate::cache::Cache;
 use crate::data::utkface::Protocol;
 use crate::models;
 use crate::setup::write_atomic;
-use crate::train::{DatasetName, RunResult, TrainConfig};
+use crate::train::{DatasetName, Evaluation, RunResult, TrainConfig};
 
 /// What the app's educator panel shows of a model's training, written beside the model file as
 /// `<name>.report.json`: every epoch's metrics row and the test split's group figures.
@@ -25,56 +28,106 @@ struct TrainingReport<'a> {
     epochs: usize,
 }
 
-/// Write the final model of `run_dir` (after Early Freeze, each part at its best epoch), and
-/// its training report beside it.
-pub fn export(run_dir: &Path, out: &Path) -> Result<Header> {
-    let config: TrainConfig =
-        serde_json::from_str(&fs::read_to_string(run_dir.join("config.json")).context("not a run directory")?)?;
-    let result: RunResult =
-        serde_json::from_str(&fs::read_to_string(run_dir.join("result.json")).context("the run has not finished")?)?;
-    let device = Device::flex();
-    let model = crate::train::load_model(&config, &run_dir.join("last.bpk"), &device)?;
-    let metrics = config
+/// A finished run's final model (after Early Freeze, each part at its best epoch), rounded to
+/// the half precision its model file holds: half the download, the same predictions to a few
+/// test faces (the figures are measured again, see [`export`]).
+pub struct FinishedRun {
+    dir: PathBuf,
+    config: TrainConfig,
+    result: RunResult,
+    pub model: MtlModel,
+}
+
+impl FinishedRun {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let config: TrainConfig =
+            serde_json::from_str(&fs::read_to_string(dir.join("config.json")).context("not a run directory")?)?;
+        let result: RunResult =
+            serde_json::from_str(&fs::read_to_string(dir.join("result.json")).context("the run has not finished")?)?;
+        let model = crate::train::load_model(&config, &dir.join("last.bpk"), &Device::flex())?;
+        let model = MtlModel { head: compact::half(model.head), backbone: model.backbone.map(compact::half), ..model };
+        Ok(FinishedRun { dir: dir.to_path_buf(), config, result, model })
+    }
+
+    /// Write the model file with its test `metrics`, and its training report beside it.
+    pub fn write(self, out: &Path, metrics: Vec<(String, f64)>) -> Result<Header> {
+        let config = &self.config;
+        let trained_on = match (config.dataset, config.protocol) {
+            (DatasetName::Utkface, Protocol::Coral) => "UTKFace, CORAL protocol (ages 21-60)".to_string(),
+            (DatasetName::Utkface, Protocol::AllAges) => {
+                "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split".into()
+            }
+            (DatasetName::Celeba, _) => crate::data::celeba::CAVEAT.to_string(),
+        };
+        let header = Header {
+            format_version: weights::FORMAT_VERSION,
+            backbone: config.backbone,
+            tasks: config.tasks().to_vec(),
+            shared: config.shared.clone(),
+            head_hidden: config.head_hidden,
+            age_scale: 40.0,
+            age_offset: config.age_offset() as f32,
+            detector: DetectorConfig::default(),
+            align: config.backbone.align_config(),
+            trained_on,
+            metrics,
+            payload_sha256: String::new(),
+            payload_len: 0,
+            backbone_len: None,
+        };
+        let bytes = weights::export(self.model.head, self.model.backbone, header)?;
+        if let Some(parent) = out.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        write_atomic(out, &bytes)?;
+        let report = TrainingReport {
+            rows: crate::train::read_metrics(&self.dir.join("metrics.csv"))?,
+            groups: &self.result.test_groups,
+            epochs: self.result.epochs,
+        };
+        write_atomic(&out.with_extension("report.json"), serde_json::to_string(&report)?.as_bytes())?;
+        Ok(weights::read_header(&bytes)?.0)
+    }
+}
+
+/// Write the final model of `run_dir` and its training report, with the test figures of the
+/// file's half-precision parameters on the run's test split in `data_dir`.
+pub fn export(cache: &Cache, run_dir: &Path, out: &Path, data_dir: &Path) -> Result<Header> {
+    let run = FinishedRun::read(run_dir)?;
+    let (evaluation, _) = evaluate_on_test(cache, &Device::flex(), &run.model, run.config.backbone, &run.config, data_dir)?;
+    let metrics: Vec<(String, f64)> = run
+        .config
         .tasks()
         .iter()
-        .zip(&result.test.metrics)
+        .zip(&evaluation.metrics)
         .map(|(t, m)| (if t.is_regression() { "age_mae".to_string() } else { format!("{}_accuracy", t.name()) }, *m))
         .collect();
-    let trained_on = match (config.dataset, config.protocol) {
-        (DatasetName::Utkface, Protocol::Coral) => "UTKFace, CORAL protocol (ages 21-60)".to_string(),
-        (DatasetName::Utkface, Protocol::AllAges) => {
-            "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split".into()
-        }
-        (DatasetName::Celeba, _) => crate::data::celeba::CAVEAT.to_string(),
-    };
-    let header = Header {
-        format_version: weights::FORMAT_VERSION,
-        backbone: config.backbone,
-        tasks: config.tasks().to_vec(),
-        shared: config.shared.clone(),
-        head_hidden: config.head_hidden,
-        age_scale: 40.0,
-        age_offset: config.age_offset() as f32,
-        detector: DetectorConfig::default(),
-        align: config.backbone.align_config(),
-        trained_on,
-        metrics,
-        payload_sha256: String::new(),
-        payload_len: 0,
-        backbone_len: None,
-    };
-    let bytes = weights::export(model.head, model.backbone, header)?;
-    if let Some(parent) = out.parent() {
-        fs::create_dir_all(parent)?;
+    for ((name, half), full) in metrics.iter().zip(&run.result.test.metrics) {
+        eprintln!("test {name}: {half:.4} in half precision ({full:.4} as trained)");
     }
-    write_atomic(out, &bytes)?;
-    let report = TrainingReport {
-        rows: crate::train::read_metrics(&run_dir.join("metrics.csv"))?,
-        groups: &result.test_groups,
-        epochs: result.epochs,
+    run.write(out, metrics)
+}
+
+/// `model`'s losses and metrics on the test split of `config`'s data set, and the faces counted.
+fn evaluate_on_test(
+    cache: &Cache,
+    device: &Device,
+    model: &MtlModel,
+    backbone: BackboneKind,
+    config: &TrainConfig,
+    data_dir: &Path,
+) -> Result<(Evaluation, usize)> {
+    let splits = config.load_splits(data_dir)?;
+    let pipeline = models::pipeline(cache, backbone, device)?;
+    let test: Vec<&crate::data::Sample> = splits.test.iter().collect();
+    let tasks = config.tasks();
+    // Cached features belong to the pretrained backbone; a fine-tuned one reads crops.
+    let batch = if model.backbone.is_some() {
+        crate::train::crop_batch(&splits.test, &crate::crops::collect(&pipeline, &test), tasks, device)
+    } else {
+        crate::train::batch(&splits.test, &crate::features::extract(cache, &pipeline, &test)?, tasks, device)
     };
-    write_atomic(&out.with_extension("report.json"), serde_json::to_string(&report)?.as_bytes())?;
-    Ok(weights::read_header(&bytes)?.0)
+    Ok((crate::train::evaluate(model, &batch, tasks), batch.len()))
 }
 
 /// Evaluate a model file on the test split of the data set its tasks belong to, as configured
@@ -91,31 +144,14 @@ pub fn evaluate(
     if header.tasks != config.tasks() {
         anyhow::bail!("the model predicts {:?}, the data set {:?}", header.tasks, config.tasks());
     }
-    let splits = config.load_splits(data_dir)?;
-    let pipeline = models::pipeline(cache, header.backbone, device)?;
-    let test: Vec<&crate::data::Sample> = splits.test.iter().collect();
-    // Cached features belong to the pretrained backbone; a fine-tuned one reads crops.
-    let batch = if backbone.is_some() {
-        crate::train::crop_batch(&splits.test, &crate::crops::collect(&pipeline, &test), &header.tasks, device)
-    } else {
-        crate::train::batch(&splits.test, &crate::features::extract(cache, &pipeline, &test)?, &header.tasks, device)
-    };
-    let model = facemtl::mtl::MtlModel {
-        head,
-        weighting: facemtl::mtl::LossWeighting::new(
-            facemtl::mtl::WeightingKind::Average,
-            header.tasks.len(),
-            0.0,
-            device,
-        ),
-        backbone,
-    };
-    let evaluation = crate::train::evaluate(&model, &batch, &header.tasks);
+    let weighting = LossWeighting::new(WeightingKind::Average, header.tasks.len(), 0.0, device);
+    let model = MtlModel { head, weighting, backbone };
+    let (evaluation, faces) = evaluate_on_test(cache, device, &model, header.backbone, config, data_dir)?;
     let report: Vec<_> = header
         .tasks
         .iter()
         .zip(evaluation.losses.iter().zip(&evaluation.metrics))
-        .map(|(t, (loss, metric))| serde_json::json!({ "task": t.name(), "loss": loss, "metric": metric, "faces": batch.len() }))
+        .map(|(t, (loss, metric))| serde_json::json!({ "task": t.name(), "loss": loss, "metric": metric, "faces": faces }))
         .collect();
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -134,6 +134,12 @@ fn is_fresh(record: &Path, package_dir: &Path) -> bool {
     matches!((modified(record), modified(package_dir)), (Some(r), Some(p)) if r >= p)
 }
 
+/// Whether a compact file was written in this version's layout (an older one is rewritten).
+fn in_current_layout(compact: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    fs::File::open(compact).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && facemtl::compact::is_compact(&magic)
+}
+
 /// Fetch every package and convert every network. Returns the cache it filled.
 pub fn run(cache: &Cache) -> Result<()> {
     for package in &PACKAGES {
@@ -154,7 +160,7 @@ pub fn run(cache: &Cache) -> Result<()> {
         let source = pretrained::backbone_source(kind);
         let (path, compact) = (cache.backbone_weights(kind), cache.compact_backbone_weights(kind));
         let package = cache.package_dir(source.package);
-        if !is_fresh(&path, &package) || !is_fresh(&compact, &package) {
+        if !is_fresh(&path, &package) || !is_fresh(&compact, &package) || !in_current_layout(&compact) {
             let (manifest, shards) = read_source(cache, &source)?;
             let shards: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
             let model = pretrained::convert_backbone(kind, &manifest, &shards, &device)?;

@@ -854,12 +854,16 @@ mod tests {
         let result = train(&config, &dir, &batch, &batch, &batch, &device, Some(pretrained), false).unwrap();
         assert_eq!(result.epochs, 1);
         let last = load_model(&config, &dir.join("last.bpk"), &device).unwrap();
-        let tuned = digest(last.backbone.expect("the fine-tuned backbone is saved"));
+        let tuned = digest(last.backbone.clone().expect("the fine-tuned backbone is saved"));
         assert_ne!(tuned, before);
         let file = dir.join("model.fmtl");
-        crate::infer::export(&dir, &file).unwrap();
+        let run = crate::infer::FinishedRun::read(&dir).unwrap();
+        let rounded = digest(run.model.backbone.clone().expect("the run's backbone"));
+        assert_ne!(rounded, tuned, "the file holds the parameters in half precision");
+        assert_eq!(rounded, digest(facemtl::compact::half(last.backbone.unwrap())));
+        run.write(&file, Vec::new()).unwrap();
         let exported = facemtl::weights::load(&fs::read(&file).unwrap(), None, &device).unwrap();
-        assert_eq!(digest(exported.backbone.expect("the model file carries the backbone")), tuned);
+        assert_eq!(digest(exported.backbone.expect("the model file carries the backbone")), rounded);
         let _ = fs::remove_dir_all(&dir);
     }
 

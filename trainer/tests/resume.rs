@@ -63,12 +63,20 @@ fn a_killed_run_resumes_to_the_same_result() {
         let out = Command::new(env!("CARGO_BIN_EXE_facemtl"))
             .args(args)
             .env("FACEMTL_CACHE", common::cache().root)
+            .env("FACEMTL_DATA", common::data_dir())
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
     cli(&["export".as_ref(), "--run-dir".as_ref(), whole.as_os_str(), "--out".as_ref(), model.as_os_str()]);
+    // Half precision in the file moves the test figures by a few faces at most.
+    let (header, _) = facemtl::weights::read_header(&fs::read(&model).unwrap()).unwrap();
+    let trained = test(&whole)["metrics"].as_array().unwrap().clone();
+    assert_eq!(header.metrics.len(), trained.len());
+    for ((name, half), full) in header.metrics.iter().zip(&trained) {
+        assert!((half - full.as_f64().unwrap()).abs() <= 0.005, "{name}: {half} in the file, {full} as trained");
+    }
     let face = common::data_dir().join("celeba/img_align_celeba_89x109/000003.jpg");
     let not_an_image = common::repo_root().join("Cargo.toml");
     let lines = cli(&[

@@ -40,7 +40,10 @@ async function download(url, label) {
     response = await fetch(url);
     if (!response.ok) throw new Error(`could not download ${label} (${url}: HTTP ${response.status})`);
   }
-  const total = Number(response.headers.get("content-length")) || 0;
+  // A compressed response's content-length counts compressed bytes, while the reader yields
+  // decoded ones: web/serve.mjs states the decoded length; elsewhere the bar is indeterminate.
+  const headers = response.headers;
+  const total = Number(headers.get("x-decoded-length") || (headers.get("content-encoding") ? 0 : headers.get("content-length")));
   const reader = response.clone().body.getReader();
   const chunks = [];
   let received = 0;
@@ -49,7 +52,8 @@ async function download(url, label) {
     if (done) break;
     chunks.push(value);
     received += value.length;
-    bar.value = total ? Math.min(received / total, 1) : 0.5;
+    if (total) bar.value = Math.min(received / total, 1);
+    else bar.removeAttribute("value");
     size.textContent = `${(received / 1e6).toFixed(1)} MB`;
   }
   bar.value = 1;
