@@ -348,7 +348,7 @@ function lineChart(title, series, marks, yLabel) {
   add(s, "line", { x1: l, y1: h - b, x2: w - 10, y2: h - b, stroke: "#333" });
   add(s, "line", { x1: l, y1: 24, x2: l, y2: h - b, stroke: "#333" });
   add(s, "text", { x: w / 2, y: h - 4, "text-anchor": "middle", "font-size": 11 }, "epoch");
-  add(s, "text", { x: 4, y: 30, "font-size": 11 }, yLabel);
+  add(s, "text", { x: 4, y: 16, "font-size": 11 }, yLabel);
   for (const v of [y0, (y0 + y1) / 2, y1]) add(s, "text", { x: l - 4, y: Y(v) + 4, "text-anchor": "end", "font-size": 10 }, v.toPrecision(2));
   add(s, "text", { x: X(x1), y: h - b + 14, "text-anchor": "end", "font-size": 10 }, String(x1));
   const colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
@@ -358,7 +358,8 @@ function lineChart(title, series, marks, yLabel) {
   });
   for (const m of marks) {
     add(s, "line", { x1: X(m.x), y1: 24, x2: X(m.x), y2: h - b, stroke: "red", "stroke-dasharray": 3 });
-    add(s, "text", { x: X(m.x) - 3, y: 36, "text-anchor": "end", "font-size": 10, fill: "red" }, m.label);
+    // Below the legend, which sits in the same top-right corner.
+    add(s, "text", { x: X(m.x) - 3, y: 32 + 14 * series.length, "text-anchor": "end", "font-size": 10, fill: "red" }, m.label);
   }
   return s;
 }
