@@ -94,7 +94,8 @@ impl FinishedRun {
 /// file's half-precision parameters on the run's test split in `data_dir`.
 pub fn export(cache: &Cache, run_dir: &Path, out: &Path, data_dir: &Path) -> Result<Header> {
     let run = FinishedRun::read(run_dir)?;
-    let (evaluation, _) = evaluate_on_test(cache, &Device::flex(), &run.model, run.config.backbone, &run.config, data_dir)?;
+    let (evaluation, _) =
+        evaluate_on_test(cache, &Device::flex(), &run.model, run.config.backbone, &run.config, data_dir)?;
     let metrics: Vec<(String, f64)> = run
         .config
         .tasks()
