@@ -41,19 +41,28 @@ export async function serve(dir, port = 0, prefix = "/") {
       return;
     }
     try {
-      if ((await stat(file)).isDirectory()) file = join(file, "index.html");
-      let body = await readFile(file);
-      const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache" };
-      headers["x-decoded-length"] = body.length;
+      let info = await stat(file);
+      if (info.isDirectory()) {
+        file = join(file, "index.html");
+        info = await stat(file);
+      }
+      const headers = {
+        "content-type": TYPES[extname(file)] || "application/octet-stream",
+        "cache-control": "no-cache",
+        "x-decoded-length": info.size,
+      };
       const accepts = (req.headers["accept-encoding"] || "").split(",").map((e) => e.trim().split(";")[0]);
       const compressible = !INCOMPRESSIBLE.test(file);
+      let body;
       if (compressible && accepts.includes("br") && (await exists(`${file}.br`))) {
         body = await readFile(`${file}.br`);
         headers["content-encoding"] = "br";
       } else if (compressible && accepts.includes("gzip")) {
-        if (!gzipped.has(file)) gzipped.set(file, gzipSync(body, { level: 9 }));
+        if (!gzipped.has(file)) gzipped.set(file, gzipSync(await readFile(file), { level: 9 }));
         body = gzipped.get(file);
         headers["content-encoding"] = "gzip";
+      } else {
+        body = await readFile(file);
       }
       headers["content-length"] = body.length;
       entry.bytes = body.length;

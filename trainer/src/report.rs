@@ -372,44 +372,40 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     comparison(&mut md, &index, "utkface-coral", &st_rows, Some("MTL"));
     let _ = writeln!(md, "## 2. Single task vs multi-task, CelebA subset (Tables 4.11-4.15)\n");
     comparison(&mut md, &index, "celeba", &st_rows, Some("MTL (official test set)"));
-    let weighting_rows = [("average loss", "mtl-average"), ("learned loss (Loss Weight Layer)", "mtl-learned")];
-    let _ = writeln!(md, "## 3. Average vs learned loss (Tables 5.1-5.3)\n");
-    for data in ["utkface-coral", "celeba"] {
-        let _ = writeln!(md, "{}:\n", data_title(data));
-        comparison(&mut md, &index, data, &weighting_rows, None);
-    }
-    let _ = writeln!(md, "## 4. Early stopping vs Early Freeze (Table 5.4)\n");
-    for data in ["utkface-coral", "celeba"] {
-        let _ = writeln!(md, "{}:\n", data_title(data));
-        comparison(
-            &mut md,
-            &index,
-            data,
+    let sections: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "## 3. Average vs learned loss (Tables 5.1-5.3)",
+            &[("average loss", "mtl-average"), ("learned loss (Loss Weight Layer)", "mtl-learned")],
+        ),
+        (
+            "## 4. Early stopping vs Early Freeze (Table 5.4)",
             &[("early stopping of converged tasks", "mtl-early-stop"), ("Early Freeze", "mtl-learned")],
-            None,
-        );
-    }
-    let _ = writeln!(md, "## 5. Lambda of the Loss Weight Layer (Table 5.5)\n");
-    let lambda_rows = [
-        ("lambda 0.001", "mtl-lambda-0.001"),
-        ("lambda 0.01", "mtl-lambda-0.01"),
-        ("lambda 0.1", "mtl-learned"),
-        ("lambda 1", "mtl-lambda-1"),
+        ),
+        (
+            "## 5. Lambda of the Loss Weight Layer (Table 5.5)",
+            &[
+                ("lambda 0.001", "mtl-lambda-0.001"),
+                ("lambda 0.01", "mtl-lambda-0.01"),
+                ("lambda 0.1", "mtl-learned"),
+                ("lambda 1", "mtl-lambda-1"),
+            ],
+        ),
+        (
+            "## 6. Other loss weightings",
+            &[
+                ("average", "mtl-average"),
+                ("learned (thesis)", "mtl-learned"),
+                ("uncertainty (Kendall et al. 2018)", "mtl-uncertainty"),
+                ("DWA (Liu et al. 2019)", "mtl-dwa"),
+            ],
+        ),
     ];
-    for data in ["utkface-coral", "celeba"] {
-        let _ = writeln!(md, "{}:\n", data_title(data));
-        comparison(&mut md, &index, data, &lambda_rows, None);
-    }
-    let _ = writeln!(md, "## 6. Other loss weightings\n");
-    let other_rows = [
-        ("average", "mtl-average"),
-        ("learned (thesis)", "mtl-learned"),
-        ("uncertainty (Kendall et al. 2018)", "mtl-uncertainty"),
-        ("DWA (Liu et al. 2019)", "mtl-dwa"),
-    ];
-    for data in ["utkface-coral", "celeba"] {
-        let _ = writeln!(md, "{}:\n", data_title(data));
-        comparison(&mut md, &index, data, &other_rows, None);
+    for (title, rows) in sections {
+        let _ = writeln!(md, "{title}\n");
+        for data in ["utkface-coral", "celeba"] {
+            let _ = writeln!(md, "{}:\n", data_title(data));
+            comparison(&mut md, &index, data, rows, None);
+        }
     }
 
     let _ = writeln!(
