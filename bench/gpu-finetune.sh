@@ -3,8 +3,8 @@
 # Vulkan): the one prepared GPU run behind RESULTS.md's fine-tuned row.
 #
 # Expects, in the repo root: .gl/*.deb (the Vulkan loader, from Debian), .gpu/facemtl.xz (a
-# stripped release build), .gpu/cache/weights/{blazeface.bpk,faceres.bpk.xz} (from `facemtl
-# setup`) and .gpu/data/celeba (the data set in its authors' layout). Writes logs, metrics,
+# stripped release build), .gpu/cache/weights/{blazeface.bpk,faceres.bpk.xz,converted.json}
+# (from `facemtl setup`; converted.json holds the checksums the binary checks them against) and .gpu/data/celeba (the data set in its authors' layout). Writes logs, metrics,
 # results and the exported model to $OUT.
 set -uo pipefail
 limit_s=${1:-300}
@@ -18,7 +18,7 @@ icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export XDG_RUNTIME_DIR=/tmp FACEMTL_CACHE=/tmp/facemtl-cache
 mkdir -p "$FACEMTL_CACHE/weights"
 xz -dc .gpu/facemtl.xz >/tmp/facemtl && chmod +x /tmp/facemtl
-cp .gpu/cache/weights/blazeface.bpk "$FACEMTL_CACHE/weights/"
+cp .gpu/cache/weights/blazeface.bpk .gpu/cache/weights/converted.json "$FACEMTL_CACHE/weights/"
 xz -dc .gpu/cache/weights/faceres.bpk.xz >"$FACEMTL_CACHE/weights/faceres.bpk"
 nvidia-smi -L 2>/dev/null
 nproc

@@ -1,7 +1,7 @@
 # Sourced after env.sh: the browser app's tools and build.
 #   web_tools   install trunk 0.21.14 and wasm-bindgen-cli 0.2.130 into $FACEMTL_CACHE/tools
 #   web_build   gather the assets (weights, model, report, samples), `trunk build` into dist/ and
-#               precompress it with brotli (web/precompress.mjs)
+#               finish it (web/postbuild.mjs: asset manifest, CSP, brotli)
 export PATH="$FACEMTL_CACHE/tools/bin:$PATH"
 
 web_tools() {
@@ -31,5 +31,5 @@ web_build() {
   cp models/utkface-allages-faceres.fmtl models/utkface-allages-faceres.report.json "$assets/"
   cp "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample[1-6].jpg "$assets/samples/"
   CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" trunk build --release
-  node web/precompress.mjs dist
+  node web/postbuild.mjs dist
 }

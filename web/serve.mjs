@@ -1,9 +1,15 @@
 // A static server for the built app (dist/) on 127.0.0.1, compressed as a static host would
-// serve it: the brotli file written by precompress.mjs when the browser accepts brotli, else gzip. Usage: node web/serve.mjs [DIR] [PORT] [PREFIX]; prints the address.
+// serve it: the brotli file written by postbuild.mjs when the browser accepts brotli, else gzip.
+// Usage: node web/serve.mjs [DIR] [PORT] [PREFIX]; prints the address.
 // Imported by the browser tests, which also read the log of every request it answered.
+//
+// It is written for hostile requests: only GET and HEAD, a malformed URL is a 400 (never a
+// crash), a path is served only when its real path (symlinks resolved) lies inside DIR, and
+// every answer carries nosniff, Vary and a strict Content-Security-Policy.
 import { createServer } from "node:http";
-import { access, readFile, stat } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
+import { createHash } from "node:crypto";
+import { readFile, realpath, stat } from "node:fs/promises";
+import { extname, isAbsolute, join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
 
 const TYPES = {
@@ -19,59 +25,116 @@ const TYPES = {
 /// Files that gain nothing from compression.
 export const INCOMPRESSIBLE = /\.(jpg|png)$/;
 
-async function exists(file) {
-  return access(file).then(() => true, () => false);
+/// The page's Content-Security-Policy: its own files only, WebAssembly compiled from them, and
+/// the inline scripts of `html` (trunk's loader) allowed by their hashes, not wholesale.
+/// `meta` leaves out what a <meta> element cannot carry.
+export function contentSecurityPolicy(html, { meta = false } = {}) {
+  const inline = [...html.matchAll(/<script\b[^>]*>([\s\S]*?)<\/script>/gi)].map((m) => m[1]).filter((s) => s.trim());
+  const hashes = inline.map((s) => `'sha256-${createHash("sha256").update(s).digest("base64")}'`);
+  return [
+    "default-src 'none'",
+    ["script-src 'self' 'wasm-unsafe-eval'", ...hashes].join(" "),
+    "style-src 'self'",
+    "img-src 'self' blob: data:",
+    "media-src 'self' blob: mediastream:",
+    "connect-src 'self'",
+    "worker-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "object-src 'none'",
+    ...(meta ? [] : ["frame-ancestors 'none'"]),
+  ].join("; ");
+}
+
+const SECURITY_HEADERS = {
+  "content-security-policy": contentSecurityPolicy(""),
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cross-origin-opener-policy": "same-origin",
+  "permissions-policy": "camera=(self), microphone=(), geolocation=()",
+  vary: "Accept-Encoding",
+};
+
+/// The request's path below `prefix`, decoded, or null when the request target is not a
+/// well-formed origin-form URL.
+function requestPath(target) {
+  if (typeof target !== "string" || !target.startsWith("/") || target.startsWith("//")) return null;
+  try {
+    const path = decodeURIComponent(new URL(target, "http://localhost").pathname);
+    return path.includes("\0") ? null : path;
+  } catch {
+    return null;
+  }
+}
+
+/// `file`'s real path when it lies inside `root` (a real path), else null.
+async function contained(root, file) {
+  const real = await realpath(file).catch(() => null);
+  if (real === null) return null;
+  const inside = relative(root, real);
+  return inside === "" || (!inside.startsWith("..") && !isAbsolute(inside)) ? real : null;
 }
 
 /// Serve `dir` under `prefix` (e.g. "/some/path/"); resolves to { server, url, log }.
 export async function serve(dir, port = 0, prefix = "/") {
+  const root = await realpath(dir);
   const log = [];
+  // Compressed bodies by file, kept while the file's size and modification time hold.
   const gzipped = new Map();
-  const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    const entry = { path, bytes: 0 };
+  const answer = (res, status, headers = {}) => res.writeHead(status, { ...SECURITY_HEADERS, ...headers }).end();
+
+  async function respond(req, res) {
+    const entry = { path: req.url, bytes: 0 };
     log.push(entry);
-    if (!path.startsWith(prefix)) {
-      res.writeHead(404).end();
-      return;
-    }
-    let file = normalize(join(dir, path.slice(prefix.length) || "index.html"));
-    if (!file.startsWith(normalize(dir))) {
-      res.writeHead(403).end();
-      return;
-    }
-    try {
-      let info = await stat(file);
-      if (info.isDirectory()) {
-        file = join(file, "index.html");
-        info = await stat(file);
+    if (req.method !== "GET" && req.method !== "HEAD") return answer(res, 405, { allow: "GET, HEAD" });
+    const path = requestPath(req.url);
+    if (path === null) return answer(res, 400);
+    entry.path = path;
+    if (!path.startsWith(prefix)) return answer(res, 404);
+    let file = await contained(root, join(root, path.slice(prefix.length)));
+    if (file && (await stat(file)).isDirectory()) file = await contained(root, join(file, "index.html"));
+    if (!file) return answer(res, 404);
+    const info = await stat(file);
+    if (!info.isFile()) return answer(res, 404);
+    const headers = {
+      ...SECURITY_HEADERS,
+      // A page's policy allows its own inline scripts, which change with each build.
+      "content-security-policy": contentSecurityPolicy(extname(file) === ".html" ? await readFile(file, "utf8") : ""),
+      "content-type": TYPES[extname(file)] || "application/octet-stream",
+      "cache-control": "no-cache",
+      "x-decoded-length": info.size,
+    };
+    const accepts = (req.headers["accept-encoding"] || "").split(",").map((e) => e.trim().split(";")[0]);
+    const compressible = !INCOMPRESSIBLE.test(file);
+    const brotli = compressible && accepts.includes("br") ? await stat(`${file}.br`).catch(() => null) : null;
+    let body;
+    if (brotli && brotli.mtimeMs >= info.mtimeMs) {
+      body = await readFile(`${file}.br`);
+      headers["content-encoding"] = "br";
+    } else if (compressible && accepts.includes("gzip")) {
+      const version = `${info.size}:${info.mtimeMs}`;
+      if (gzipped.get(file)?.version !== version) {
+        gzipped.set(file, { version, body: gzipSync(await readFile(file), { level: 9 }) });
       }
-      const headers = {
-        "content-type": TYPES[extname(file)] || "application/octet-stream",
-        "cache-control": "no-cache",
-        "x-decoded-length": info.size,
-      };
-      const accepts = (req.headers["accept-encoding"] || "").split(",").map((e) => e.trim().split(";")[0]);
-      const compressible = !INCOMPRESSIBLE.test(file);
-      let body;
-      if (compressible && accepts.includes("br") && (await exists(`${file}.br`))) {
-        body = await readFile(`${file}.br`);
-        headers["content-encoding"] = "br";
-      } else if (compressible && accepts.includes("gzip")) {
-        if (!gzipped.has(file)) gzipped.set(file, gzipSync(await readFile(file), { level: 9 }));
-        body = gzipped.get(file);
-        headers["content-encoding"] = "gzip";
-      } else {
-        body = await readFile(file);
-      }
-      headers["content-length"] = body.length;
-      entry.bytes = body.length;
-      entry.encoding = headers["content-encoding"] || "identity";
-      res.writeHead(200, headers).end(body);
-    } catch {
-      res.writeHead(404).end();
+      body = gzipped.get(file).body;
+      headers["content-encoding"] = "gzip";
+    } else {
+      body = await readFile(file);
     }
+    headers["content-length"] = body.length;
+    entry.bytes = req.method === "HEAD" ? 0 : body.length;
+    entry.encoding = headers["content-encoding"] || "identity";
+    res.writeHead(200, headers).end(req.method === "HEAD" ? undefined : body);
+  }
+
+  const server = createServer((req, res) => {
+    respond(req, res).catch(() => {
+      if (!res.headersSent) answer(res, 404);
+      else res.destroy();
+    });
   });
+  // A request line node cannot parse is answered, not left hanging.
+  server.on("clientError", (_, socket) => socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n"));
   await new Promise((ok) => server.listen(port, "127.0.0.1", ok));
   return { server, url: `http://127.0.0.1:${server.address().port}${prefix}`, log };
 }

@@ -23,6 +23,8 @@ pub enum CompactError {
     Truncated,
     #[error("the compact weight file does not fit the network: {0}")]
     Mismatch(String),
+    #[error("the weight file holds a value that is not a finite number")]
+    NonFinite,
 }
 
 /// Whether `bytes` starts like a file written by [`pack`].
@@ -120,11 +122,16 @@ impl Unpacker<'_> {
             )));
         }
         let len: usize = dims.iter().product();
-        Ok(match self.take(1)?[0] {
+        let values: Vec<f32> = match self.take(1)?[0] {
             0 => from_planes(self.take(4 * len)?, len).map(f32::from_le_bytes).collect(),
             1 => from_planes(self.take(2 * len)?, len).map(|b| f16::from_le_bytes(b).to_f32()).collect(),
             kind => return Err(CompactError::Mismatch(format!("unknown value kind {kind}"))),
-        })
+        };
+        // A NaN or infinite weight would surface as a NaN prediction far from its cause.
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(CompactError::NonFinite);
+        }
+        Ok(values)
     }
 }
 

@@ -77,14 +77,47 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, PhotoError
 }
 
 /// The JPEG decoder fills a truncated file's missing rows with grey instead of failing, so
-/// check for the end-of-image marker after the last start-of-scan. Inside scan data every 0xFF
-/// byte is escaped, so the marker cannot appear there by chance; an EXIF thumbnail's own
-/// markers come before the main image's scan.
+/// walk the file's segments from its start to its end-of-image marker: a file that ends first
+/// is truncated. What follows the end marker is not the image's (phones append the video of a
+/// "motion photo" there) and is not read, even when it holds bytes that look like markers.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let marker = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
-    match (marker(0xDA), marker(0xD9)) {
-        (Some(scan), Some(end)) => end > scan,
-        _ => false,
+    const SOS: u8 = 0xDA;
+    const EOI: u8 = 0xD9;
+    let standalone = |m: u8| (0xD0..=0xD8).contains(&m) || m == 0x01;
+    let mut at = 2; // after the start-of-image marker
+    loop {
+        // Bytes between segments are tolerated, as libjpeg does; markers may be padded by 0xFF.
+        let Some(skip) = bytes.get(at..).and_then(|rest| rest.iter().position(|b| *b == 0xFF)) else { return false };
+        at += skip;
+        while bytes.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let Some(&marker) = bytes.get(at) else { return false };
+        at += 1;
+        match marker {
+            EOI => return true,
+            m if standalone(m) => continue,
+            _ => {}
+        }
+        let Some(len) = bytes.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+            return false;
+        };
+        at += len;
+        if marker == SOS {
+            // Entropy-coded data: 0xFF is escaped as FF 00, and restart markers sit inside it;
+            // any other marker ends it.
+            loop {
+                let Some(next) = bytes.get(at..).and_then(|rest| rest.iter().position(|b| *b == 0xFF)) else {
+                    return false;
+                };
+                at += next;
+                match bytes.get(at + 1) {
+                    None => return false,
+                    Some(0x00) | Some(0xD0..=0xD7) => at += 2,
+                    Some(_) => break,
+                }
+            }
+        }
     }
 }
 
@@ -142,6 +175,40 @@ mod tests {
             *b ^= 0x5a;
         }
         assert!(matches!(decode(&png, DecodeLimits::default()), Err(PhotoError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_complete_jpeg_with_data_after_its_end_marker_is_accepted() {
+        // As phones write "motion photos": the video follows the picture's end marker, and its
+        // bytes may hold anything, marker-like pairs included.
+        let whole = jpeg(48, 40);
+        let mut state = 7u64;
+        let mut random = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        };
+        for trial in 0..200 {
+            let mut file = whole.clone();
+            let len = 1 + (trial * 37) % 3000;
+            file.extend((0..len).map(|i| match i % 97 {
+                0 => 0xFF,
+                1 => [0xDA, 0xD9, 0xD8, 0x00][trial % 4],
+                _ => random(),
+            }));
+            let decoded = decode(&file, DecodeLimits::default()).unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+            assert_eq!(decoded.dimensions(), (48, 40));
+        }
+        // Cut anywhere before its end marker, it is still refused.
+        for cut in (4..whole.len() - 1).step_by(13) {
+            assert!(
+                matches!(decode(&whole[..cut], DecodeLimits::default()), Err(PhotoError::Corrupt(_))),
+                "cut at {cut}"
+            );
+        }
+        let phone = fixture("exif_rotated.jpg");
+        let mut motion = phone.clone();
+        motion.extend_from_slice(&[0xFF, 0xDA, 0, 8, 1, 2, 3, 4, 5, 6, 0xFF]);
+        assert_eq!(decode(&motion, DecodeLimits::default()).unwrap().dimensions(), (200, 160));
     }
 
     #[test]

@@ -41,25 +41,89 @@ pub fn raw_outputs(head: &MtlHead, features: Tensor<2>) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// A prediction that is not a number: JSON would carry it as `null`, which reads as a
+/// confident answer ("male 100 %") or breaks the page, so it is an error instead.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the model's {task} output is not a finite number: this model file cannot be used")]
+pub struct NonFiniteOutput {
+    pub task: &'static str,
+}
+
 /// The attributes of `n` faces from [`raw_outputs`].
-pub fn attributes(header: &Header, raw: &[Vec<f32>], n: usize) -> Vec<Attributes> {
-    let mae = header.metrics.iter().find(|(k, _)| k == "age_mae").map_or(f32::NAN, |(_, v)| *v as f32);
+pub fn attributes(header: &Header, raw: &[Vec<f32>], n: usize) -> Result<Vec<Attributes>, NonFiniteOutput> {
+    // The header's figures are checked finite when the file is read.
+    let mae = header.metrics.iter().find(|(k, _)| k == "age_mae").map_or(0.0, |(_, v)| *v as f32);
     (0..n)
         .map(|i| {
             let mut a = Attributes::default();
             for (task, values) in header.tasks.iter().zip(raw) {
                 let width = task.outputs();
                 let row = &values[i * width..(i + 1) * width];
+                let non_finite = || NonFiniteOutput { task: task.name() };
+                if row.iter().any(|v| !v.is_finite()) {
+                    return Err(non_finite());
+                }
                 match task {
                     Task::Gender => a.female_probability = Some(row[1]),
                     Task::Young => a.young_probability = Some(row[1]),
                     Task::Age => {
-                        a.age = Some(Age { years: row[0] * header.age_scale + header.age_offset, plus_minus: mae })
+                        let years = row[0] * header.age_scale + header.age_offset;
+                        a.age = Some(Age {
+                            years: Some(years).filter(|y| y.is_finite()).ok_or_else(non_finite)?,
+                            plus_minus: mae,
+                        });
                     }
                     Task::Race => a.race = Some(RACES.iter().map(|r| r.to_string()).zip(row.iter().copied()).collect()),
                 }
             }
-            a
+            Ok(a)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::BackboneKind;
+    use crate::detect::DetectorConfig;
+
+    fn header() -> Header {
+        Header {
+            format_version: crate::weights::FORMAT_VERSION,
+            backbone: BackboneKind::Faceres,
+            tasks: vec![Task::Gender, Task::Age, Task::Race],
+            shared: vec![512],
+            head_hidden: 128,
+            age_scale: 40.0,
+            age_offset: 0.0,
+            detector: DetectorConfig::default(),
+            align: BackboneKind::Faceres.align_config(),
+            trained_on: "test".into(),
+            metrics: vec![("age_mae".into(), 5.0)],
+            backbone_len: None,
+        }
+    }
+
+    #[test]
+    fn outputs_become_probabilities_and_years() {
+        let raw = vec![vec![0.25, 0.75], vec![0.5], vec![0.1, 0.2, 0.3, 0.2, 0.2]];
+        let faces = attributes(&header(), &raw, 1).unwrap();
+        assert_eq!(faces[0].female_probability, Some(0.75));
+        assert_eq!(faces[0].age, Some(Age { years: 20.0, plus_minus: 5.0 }));
+        assert_eq!(faces[0].race.as_ref().unwrap()[2], ("Asian".to_string(), 0.3));
+    }
+
+    #[test]
+    fn a_non_finite_output_is_an_error_not_a_null() {
+        let ok = vec![vec![0.25, 0.75], vec![0.5], vec![0.2; 5]];
+        for (task, value) in [(0, f32::NAN), (1, f32::INFINITY), (2, f32::NEG_INFINITY)] {
+            let mut raw = ok.clone();
+            raw[task][0] = value;
+            assert_eq!(attributes(&header(), &raw, 1), Err(NonFiniteOutput { task: header().tasks[task].name() }));
+        }
+        // Finite output, infinite years.
+        let mut raw = ok.clone();
+        raw[1][0] = f32::MAX;
+        assert!(attributes(&header(), &raw, 1).is_err());
+    }
 }

@@ -52,7 +52,16 @@ pub enum TfjsError {
     Value { name: String, expected: String, found: String },
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
     Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("tensor `{name}` has shape {shape:?}, more values than any file can hold")]
+    ImpossibleShape { name: String, shape: Vec<usize> },
+    #[error("shard file `{0}` is named twice by the manifest")]
+    RepeatedShard(String),
+    #[error("the shards add up to more than {MAX_SHARD_BYTES} bytes")]
+    TooLarge,
 }
+
+/// The most shard bytes a manifest may name: the largest network we read is under 30 MB.
+pub const MAX_SHARD_BYTES: usize = 512 << 20;
 
 /// A tensor read from TF.js weights, always as f32, in TF's layout.
 #[derive(Debug, Clone)]
@@ -74,12 +83,24 @@ impl TfjsWeights {
     pub fn parse<'a>(manifest_json: &str, shard: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Self, TfjsError> {
         let groups = parse_groups(manifest_json)?;
         let mut tensors = HashMap::new();
+        let mut named = std::collections::HashSet::new();
+        let mut total = 0usize;
         for group in groups {
-            let mut bytes = Vec::new();
+            let mut shards = Vec::with_capacity(group.paths.len());
             for path in &group.paths {
+                // A shard named twice would be read twice: a few bytes of file could then
+                // stand for any amount of weights.
+                if !named.insert(path.clone()) {
+                    return Err(TfjsError::RepeatedShard(path.clone()));
+                }
                 let data = shard(path).ok_or_else(|| TfjsError::MissingShard(path.clone()))?;
-                bytes.extend_from_slice(data);
+                total = total.saturating_add(data.len());
+                if total > MAX_SHARD_BYTES {
+                    return Err(TfjsError::TooLarge);
+                }
+                shards.push(data);
             }
+            let bytes = shards.concat();
             let mut offset = 0;
             for entry in &group.weights {
                 let (values, used) = decode_entry(entry, &bytes[offset.min(bytes.len())..], offset, bytes.len())?;
@@ -142,7 +163,8 @@ fn decode_entry(
     offset: usize,
     total: usize,
 ) -> Result<(Option<Vec<f32>>, usize), TfjsError> {
-    let count: usize = entry.shape.iter().product();
+    let impossible = || TfjsError::ImpossibleShape { name: entry.name.clone(), shape: entry.shape.clone() };
+    let count = entry.shape.iter().try_fold(1usize, |n, d| n.checked_mul(*d)).ok_or_else(impossible)?;
     let stored = entry.quantization.as_ref().map_or(entry.dtype.as_str(), |q| q.dtype.as_str());
     let width = match stored {
         "float32" | "int32" => 4,
@@ -152,14 +174,15 @@ fn decode_entry(
             return Err(TfjsError::UnsupportedDtype { name: entry.name.clone(), dtype: other.to_string() });
         }
     };
-    let needed = count * width;
+    let needed = count.checked_mul(width).ok_or_else(impossible)?;
     if rest.len() < needed {
         return Err(TfjsError::Truncated { name: entry.name.clone(), offset, needed, total });
     }
     let raw = &rest[..needed];
-    let affine = |q: &Quantization| -> Result<(f32, f32), TfjsError> {
-        match (q.scale, q.min) {
-            (Some(s), Some(m)) => Ok((s as f32, m as f32)),
+    // Integer codes mean nothing without the affine map back to floats.
+    let affine = || -> Result<(f32, f32), TfjsError> {
+        match entry.quantization.as_ref().map(|q| (q.scale, q.min)) {
+            Some((Some(s), Some(m))) => Ok((s as f32, m as f32)),
             _ => Err(TfjsError::MissingQuantParams(entry.name.clone())),
         }
     };
@@ -168,11 +191,11 @@ fn decode_entry(
         ("float32", _) => Some(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
         ("float16", _) => Some(raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
         ("uint8", _) => {
-            let (scale, min) = affine(entry.quantization.as_ref().expect("quantised dtype"))?;
+            let (scale, min) = affine()?;
             Some(raw.iter().map(|&q| q as f32 * scale + min).collect())
         }
         ("uint16", _) => {
-            let (scale, min) = affine(entry.quantization.as_ref().expect("quantised dtype"))?;
+            let (scale, min) = affine()?;
             Some(raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as f32 * scale + min).collect())
         }
         _ => unreachable!("width match above covers every stored dtype"),
@@ -222,5 +245,27 @@ mod tests {
         assert!(matches!(TfjsWeights::parse(&json, |_| Some(&long[..])), Err(TfjsError::TrailingBytes { .. })));
         assert!(matches!(TfjsWeights::parse(&json, |_| None), Err(TfjsError::MissingShard(_))));
         assert!(matches!(TfjsWeights::parse("{", |_| None), Err(TfjsError::Manifest(_))));
+    }
+
+    #[test]
+    fn hostile_manifests_are_errors_not_panics_or_wrapped_sizes() {
+        let four = [0u8; 4];
+        let parse = |json: &str| TfjsWeights::parse(json, |_| Some(&four[..]));
+        // Integer codes without their quantisation: once a panic.
+        let bare = manifest(r#"{"name": "q", "shape": [4], "dtype": "uint8"}"#);
+        assert!(matches!(parse(&bare), Err(TfjsError::MissingQuantParams(_))));
+        // 2^62 x 4 values: once wrapped to 0 bytes and accepted.
+        let huge = manifest(r#"{"name": "h", "shape": [4611686018427387904, 4], "dtype": "float32"}"#);
+        assert!(matches!(parse(&huge), Err(TfjsError::ImpossibleShape { .. })));
+        let wraps = manifest(r#"{"name": "h", "shape": [4611686018427387904], "dtype": "float32"}"#);
+        assert!(matches!(parse(&wraps), Err(TfjsError::ImpossibleShape { .. })));
+        // One 4-byte shard named 200,000 times: once read into an 800 KB buffer.
+        let paths = vec!["\"a.bin\""; 200_000].join(",");
+        let repeated =
+            format!(r#"[{{"paths": [{paths}], "weights": [{{"name": "f", "shape": [200000], "dtype": "float32"}}]}}]"#);
+        assert!(matches!(parse(&repeated), Err(TfjsError::RepeatedShard(_))));
+        let across_groups = r#"[{"paths": ["a.bin"], "weights": [{"name": "f", "shape": [1], "dtype": "float32"}]},
+                                {"paths": ["a.bin"], "weights": [{"name": "g", "shape": [1], "dtype": "float32"}]}]"#;
+        assert!(matches!(parse(across_groups), Err(TfjsError::RepeatedShard(_))));
     }
 }

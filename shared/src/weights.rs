@@ -1,13 +1,19 @@
 //! The exported model file read by `predict` and the browser app.
 //!
-//! Layout: the magic `FMTL`, a little-endian u32 format version, a u32 header length, the header
-//! (JSON: backbone, tasks, network sizes, preprocessing constants, training data and protocol,
-//! metrics, and the sha256 and length of the payload), then the payload: the multi-task head's
-//! parameters in the compact format (`compact.rs`: half precision where the values allow it,
-//! which the trainer's export ensures), followed, for a model whose backbone was fine-tuned, by
-//! the backbone's own (its length in the header). Loading refuses a file that is truncated, has trailing
-//! bytes, was altered (checksum), is of another format version, or was trained on another
-//! backbone than the one it is loaded with.
+//! Layout (format 3): the magic `FMTL`, a little-endian u32 format version, a u32 header
+//! length, the header (JSON: backbone, tasks, network sizes, preprocessing constants, training
+//! data and protocol, metrics), the payload, and the sha256 of every byte before it. The
+//! payload is the multi-task head's parameters in the compact format (`compact.rs`: half
+//! precision where the values allow it, which the trainer's export ensures), followed, for a
+//! model whose backbone was fine-tuned, by the backbone's own (its length in the header).
+//!
+//! A model file is untrusted input (the app loads any file a visitor picks), so loading checks,
+//! in this order and before anything is allocated from the header's numbers: the file's size,
+//! the magic and version, the checksum (which covers the header too: an edited age offset or
+//! forged test figures are refused like a damaged payload), the header's sizes against fixed
+//! bounds and against the payload's length, and finally every parameter's shape and finiteness.
+//! The checksum detects damage and editing; it is not a signature (see the README's security
+//! section).
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -20,7 +26,15 @@ use crate::detect::DetectorConfig;
 use crate::mtl::{MtlConfig, MtlHead, Task};
 
 pub const MAGIC: &[u8; 4] = b"FMTL";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// The largest model file accepted: a head with a fine-tuned dlib backbone is about 45 MB in
+/// f16; anything larger is not ours.
+pub const MAX_MODEL_BYTES: usize = 64 << 20;
+const MAX_HEADER_BYTES: usize = 64 << 10;
+/// Widest layer a header may ask for, and most shared layers.
+const MAX_WIDTH: usize = 4096;
+const MAX_SHARED_LAYERS: usize = 4;
+const CHECKSUM_LEN: usize = 32;
 
 /// Everything needed to use the head, and to know what it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,8 +53,6 @@ pub struct Header {
     pub trained_on: String,
     /// Test figures by name (e.g. `gender_accuracy`, `age_mae`).
     pub metrics: Vec<(String, f64)>,
-    pub payload_sha256: String,
-    pub payload_len: usize,
     /// Length of the fine-tuned backbone's record at the payload's end; absent when the
     /// pretrained backbone is used as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,13 +65,18 @@ pub enum WeightsError {
     NotAModel,
     #[error("the model file is truncated")]
     Truncated,
-    #[error("the model file has {0} unexpected bytes after its payload")]
-    TrailingBytes(usize),
-    #[error("model format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error("the model file is {0} bytes; model files are at most {MAX_MODEL_BYTES} bytes")]
+    TooLarge(usize),
+    #[error(
+        "this model file is in format version {found} of an older facemtl, whose checksum did not cover its header; \
+         re-export it from its run directory with `facemtl export --run-dir RUN --out FILE`"
+    )]
+    Outdated { found: u32 },
+    #[error("model format version {found} is newer than this build reads (version {FORMAT_VERSION}): update facemtl")]
     Version { found: u32 },
     #[error("the model header is not valid: {0}")]
     Header(String),
-    #[error("the model payload does not match its checksum: the file was altered or damaged")]
+    #[error("the model file does not match its checksum: it is damaged, truncated or was edited")]
     Checksum,
     #[error("the model was trained on {found} features, but {expected} was asked for")]
     Backbone { expected: BackboneKind, found: BackboneKind },
@@ -67,8 +84,17 @@ pub enum WeightsError {
     Payload(String),
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+fn sha256(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
+    Sha256::digest(bytes).into()
+}
+
+/// `Err(Header(why))` unless `ok`.
+fn require(ok: bool, why: impl FnOnce() -> String) -> Result<(), WeightsError> {
+    if ok { Ok(()) } else { Err(WeightsError::Header(why())) }
+}
+
+fn within(value: f64, low: f64, high: f64) -> bool {
+    value.is_finite() && (low..=high).contains(&value)
 }
 
 impl Header {
@@ -76,6 +102,53 @@ impl Header {
         MtlConfig::new(self.backbone.feature_dim(), self.tasks.clone())
             .with_shared(self.shared.clone())
             .with_head_hidden(self.head_hidden)
+    }
+
+    /// Refuse a header whose numbers no model of ours has, before any of them sizes an
+    /// allocation: a crafted header could otherwise ask for a layer of 10^8 units.
+    fn check(&self, payload_len: usize) -> Result<(), WeightsError> {
+        let tasks = &self.tasks;
+        require(!tasks.is_empty() && tasks.len() <= 4, || format!("{} tasks", tasks.len()))?;
+        require(tasks.iter().enumerate().all(|(i, t)| !tasks[..i].contains(t)), || "a task is repeated".into())?;
+        require(self.shared.len() <= MAX_SHARED_LAYERS, || format!("{} shared layers", self.shared.len()))?;
+        require(self.shared.iter().all(|w| (1..=MAX_WIDTH).contains(w)), || {
+            format!("shared layer widths {:?} (1 to {MAX_WIDTH})", self.shared)
+        })?;
+        require(self.head_hidden <= MAX_WIDTH, || format!("head width {} (at most {MAX_WIDTH})", self.head_hidden))?;
+        require(within(self.age_scale.into(), 1e-3, 1e3) && within(self.age_offset.into(), -1e3, 1e3), || {
+            format!("age scale {} and offset {}", self.age_scale, self.age_offset)
+        })?;
+        require(self.metrics.iter().all(|(_, v)| v.is_finite()), || "a test figure is not a number".into())?;
+        let d = &self.detector;
+        require(
+            !d.zooms.is_empty() && d.zooms.len() <= 4 && d.zooms.iter().all(|z| within((*z).into(), 1.0, 8.0)),
+            || format!("detector zooms {:?}", d.zooms),
+        )?;
+        let fraction = |v: f32| within(v.into(), 0.0, 1.0);
+        require(
+            fraction(d.decode.min_score)
+                && fraction(d.decode.iou_threshold)
+                && fraction(d.decode.containment)
+                && (1..=1000).contains(&d.decode.max_faces),
+            || format!("detector thresholds {:?}", d.decode),
+        )?;
+        let a = &self.align;
+        require(a.size == self.backbone.input_size() && fraction(a.eye_distance) && fraction(a.eye_line), || {
+            format!("alignment {a:?} for a {} backbone", self.backbone)
+        })?;
+        let backbone_len = self.backbone_len.unwrap_or(0);
+        let head_len = payload_len.checked_sub(backbone_len).ok_or_else(|| {
+            WeightsError::Payload(format!("a backbone of {backbone_len} bytes in a payload of {payload_len}"))
+        })?;
+        // Every weight takes at least two bytes (half precision): a header whose network needs
+        // more than the file holds is refused without building it.
+        let needed = 2 * self.mtl_config().linear_parameters();
+        if needed > head_len {
+            return Err(WeightsError::Payload(format!(
+                "the header's network needs {needed} bytes, the file has {head_len}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -88,7 +161,7 @@ pub struct Model {
     pub backbone: Option<Backbone>,
 }
 
-/// Write `head` (and a fine-tuned `backbone`) with `header`, whose checksum and length fields
+/// Write `head` (and a fine-tuned `backbone`) with `header`, whose version and backbone length
 /// are filled in here.
 pub fn export(head: MtlHead, backbone: Option<Backbone>, mut header: Header) -> Result<Vec<u8>, WeightsError> {
     let mut payload = compact::pack(&head);
@@ -102,43 +175,66 @@ pub fn export(head: MtlHead, backbone: Option<Backbone>, mut header: Header) -> 
         payload.extend(bytes);
     }
     header.format_version = FORMAT_VERSION;
-    header.payload_sha256 = sha256_hex(&payload);
-    header.payload_len = payload.len();
+    header.check(payload.len())?;
     let json = serde_json::to_vec(&header).map_err(|e| WeightsError::Header(e.to_string()))?;
-    let mut out = Vec::with_capacity(12 + json.len() + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(&payload);
+    let out = seal(&json, &payload);
+    if out.len() > MAX_MODEL_BYTES {
+        return Err(WeightsError::TooLarge(out.len()));
+    }
     Ok(out)
 }
 
-/// Read and check the header alone (what the browser shows before loading).
+/// The file of a header's JSON and a payload, checksum appended.
+fn seal(json: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + json.len() + payload.len() + CHECKSUM_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(json);
+    out.extend_from_slice(payload);
+    let checksum = sha256(&out);
+    out.extend_from_slice(&checksum);
+    out
+}
+
+/// Read and check the header alone (what the browser shows before loading), and the payload.
 pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), WeightsError> {
+    if bytes.len() > MAX_MODEL_BYTES {
+        return Err(WeightsError::TooLarge(bytes.len()));
+    }
     if bytes.len() < 4 || &bytes[..4] != MAGIC {
         return Err(WeightsError::NotAModel);
     }
-    let word = |at: usize| -> Result<u32, WeightsError> {
-        bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).ok_or(WeightsError::Truncated)
+    let word = |at: usize| -> Result<usize, WeightsError> {
+        let b = bytes.get(at..at + 4).ok_or(WeightsError::Truncated)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     };
-    let version = word(4)?;
-    if version != FORMAT_VERSION {
-        return Err(WeightsError::Version { found: version });
+    match word(4)? as u32 {
+        FORMAT_VERSION => {}
+        found @ 0..FORMAT_VERSION => return Err(WeightsError::Outdated { found }),
+        found => return Err(WeightsError::Version { found }),
     }
-    let len = word(8)? as usize;
-    let json = bytes.get(12..12 + len).ok_or(WeightsError::Truncated)?;
-    let header: Header = serde_json::from_slice(json).map_err(|e| WeightsError::Header(e.to_string()))?;
-    let rest = &bytes[12 + len..];
-    match rest.len().cmp(&header.payload_len) {
-        std::cmp::Ordering::Less => return Err(WeightsError::Truncated),
-        std::cmp::Ordering::Greater => return Err(WeightsError::TrailingBytes(rest.len() - header.payload_len)),
-        std::cmp::Ordering::Equal => {}
+    let header_len = word(8)?;
+    if bytes.len() < 12 + CHECKSUM_LEN {
+        return Err(WeightsError::Truncated);
     }
-    if sha256_hex(rest) != header.payload_sha256 {
+    let (body, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    if sha256(body) != checksum {
         return Err(WeightsError::Checksum);
     }
-    Ok((header, rest))
+    if header_len > MAX_HEADER_BYTES || 12 + header_len > body.len() {
+        return Err(WeightsError::Header(format!("a header of {header_len} bytes")));
+    }
+    let (json, payload) = body[12..].split_at(header_len);
+    let header: Header = serde_json::from_slice(json).map_err(|e| WeightsError::Header(e.to_string()))?;
+    if header.format_version != FORMAT_VERSION {
+        return Err(WeightsError::Header(format!(
+            "version {} inside a version {FORMAT_VERSION} file",
+            header.format_version
+        )));
+    }
+    header.check(payload.len())?;
+    Ok((header, payload))
 }
 
 fn unpack<M: Module>(module: M, bytes: &[u8]) -> Result<M, WeightsError> {
@@ -151,10 +247,8 @@ pub fn load(bytes: &[u8], backbone: Option<BackboneKind>, device: &Device) -> Re
     if let Some(expected) = backbone.filter(|b| *b != header.backbone) {
         return Err(WeightsError::Backbone { expected, found: header.backbone });
     }
-    let split = payload
-        .len()
-        .checked_sub(header.backbone_len.unwrap_or(0))
-        .ok_or_else(|| WeightsError::Payload("the backbone is longer than the payload".into()))?;
+    // `check` has made sure the backbone fits in the payload.
+    let split = payload.len() - header.backbone_len.unwrap_or(0);
     let head = unpack(header.mtl_config().init(device), &payload[..split])?;
     let backbone = match header.backbone_len {
         Some(_) => Some(unpack(Backbone::init(header.backbone, device), &payload[split..])?),
@@ -186,11 +280,22 @@ mod tests {
             align: BackboneKind::Dlib.align_config(),
             trained_on: "test".into(),
             metrics: vec![("gender_accuracy".into(), 0.9)],
-            payload_sha256: String::new(),
-            payload_len: 0,
             backbone_len: None,
         };
         (head, header)
+    }
+
+    fn load_dlib(bytes: &[u8]) -> Result<Model, WeightsError> {
+        load(bytes, Some(BackboneKind::Dlib), &Device::flex())
+    }
+
+    /// A file of `bytes`'s payload under its header's JSON as edited by `edit`, with a valid
+    /// checksum: what someone who edits a model file and knows the format would write.
+    fn resealed(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes[12..12 + len]).unwrap();
+        edit(&mut json);
+        seal(&serde_json::to_vec(&json).unwrap(), &bytes[12 + len..bytes.len() - CHECKSUM_LEN])
     }
 
     #[test]
@@ -200,11 +305,12 @@ mod tests {
         let x = Tensor::<2>::ones([2, 128], &device);
         let before = head.forward(x.clone())[1].clone().into_data();
         let bytes = export(head, None, header.clone()).unwrap();
-        let loaded = load(&bytes, Some(BackboneKind::Dlib), &device).unwrap();
+        let loaded = load_dlib(&bytes).unwrap();
         assert_eq!(loaded.header.metrics, header.metrics);
         assert_eq!(loaded.header.format_version, FORMAT_VERSION);
         assert!(loaded.backbone.is_none());
         assert_eq!(loaded.head.forward(x)[1].clone().into_data(), before);
+        assert!(load_dlib(&resealed(&bytes, |_| {})).is_ok(), "resealing an unedited header changes nothing");
     }
 
     #[test]
@@ -224,24 +330,88 @@ mod tests {
     #[test]
     fn truncated_tampered_and_mismatched_files_are_refused() {
         let (head, header) = sample();
-        let device = Device::flex();
         let bytes = export(head, None, header).unwrap();
-        assert!(matches!(
-            load(&bytes[..bytes.len() - 10], Some(BackboneKind::Dlib), &device),
-            Err(WeightsError::Truncated)
-        ));
-        assert!(matches!(load(&bytes[..20], Some(BackboneKind::Dlib), &device), Err(WeightsError::Truncated)));
+        assert!(matches!(load_dlib(&bytes[..bytes.len() - 10]), Err(WeightsError::Checksum)));
+        assert!(matches!(load_dlib(&bytes[..20]), Err(WeightsError::Truncated)));
         let mut tampered = bytes.clone();
         let last = tampered.len() - 100;
         tampered[last] ^= 1;
-        assert!(matches!(load(&tampered, Some(BackboneKind::Dlib), &device), Err(WeightsError::Checksum)));
+        assert!(matches!(load_dlib(&tampered), Err(WeightsError::Checksum)));
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(load(&longer, Some(BackboneKind::Dlib), &device), Err(WeightsError::TrailingBytes(1))));
-        assert!(matches!(load(&bytes, Some(BackboneKind::Faceres), &device), Err(WeightsError::Backbone { .. })));
+        assert!(matches!(load_dlib(&longer), Err(WeightsError::Checksum)));
+        assert!(matches!(load_dlib(&bytes), Ok(_)));
+        assert!(matches!(
+            load(&bytes, Some(BackboneKind::Faceres), &Device::flex()),
+            Err(WeightsError::Backbone { .. })
+        ));
         let mut future = bytes.clone();
         future[4] = 9;
-        assert!(matches!(load(&future, Some(BackboneKind::Dlib), &device), Err(WeightsError::Version { found: 9 })));
-        assert!(matches!(load(b"GIF89a....", Some(BackboneKind::Dlib), &device), Err(WeightsError::NotAModel)));
+        assert!(matches!(load_dlib(&future), Err(WeightsError::Version { found: 9 })));
+        assert!(matches!(load_dlib(b"GIF89a...."), Err(WeightsError::NotAModel)));
+    }
+
+    #[test]
+    fn an_edited_header_is_refused_like_a_damaged_payload() {
+        let (head, header) = sample();
+        let bytes = export(head, None, header).unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        // The same length, so that only the checksum can tell: age offset 0 -> 9, and a forged
+        // test figure.
+        for (from, to) in [("\"age_offset\":0.0", "\"age_offset\":9.0"), ("0.9]", "1.0]")] {
+            assert!(text.contains(from), "{from}");
+            let edited = text.replacen(from, to, 1);
+            let edited: Vec<u8> =
+                bytes.iter().zip(edited.bytes()).map(|(a, b)| if a.is_ascii() { b } else { *a }).collect();
+            assert_ne!(edited, bytes);
+            assert!(matches!(load_dlib(&edited), Err(WeightsError::Checksum)), "{to}");
+        }
+    }
+
+    #[test]
+    fn files_of_the_previous_formats_are_refused_with_the_way_to_re_export_them() {
+        let (head, header) = sample();
+        let mut old = export(head, None, header).unwrap();
+        old[4] = 2;
+        let error = load_dlib(&old).unwrap_err();
+        assert!(matches!(error, WeightsError::Outdated { found: 2 }));
+        assert!(error.to_string().contains("facemtl export --run-dir"), "{error}");
+    }
+
+    #[test]
+    fn impossible_sizes_in_the_header_are_refused_before_anything_is_allocated() {
+        let (head, header) = sample();
+        let bytes = export(head, None, header).unwrap();
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| load_dlib(&resealed(&bytes, edit)).unwrap_err();
+        use serde_json::json;
+        // Each of these once reached Burn: 819 GB asked of the allocator, or a panic.
+        assert!(matches!(refused(&|h| h["shared"] = json!([200_000_000])), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["head_hidden"] = json!(100_000_000)), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["shared"] = json!([0])), WeightsError::Header(_)));
+        // Within the bounds, but more than the file holds.
+        assert!(matches!(refused(&|h| h["shared"] = json!([4096, 4096])), WeightsError::Payload(_)));
+        assert!(matches!(refused(&|h| h["backbone_len"] = json!(1u64 << 40)), WeightsError::Payload(_)));
+        assert!(matches!(refused(&|h| h["age_scale"] = json!(1e39)), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["age_offset"] = json!(-5e3)), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["tasks"] = json!([])), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["tasks"] = json!(["gender", "gender"])), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["detector"]["zooms"] = json!([1e9])), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["align"]["size"] = json!(100_000)), WeightsError::Header(_)));
+        assert!(matches!(refused(&|h| h["format_version"] = json!(2)), WeightsError::Header(_)));
+        let huge = vec![0u8; MAX_MODEL_BYTES + 1];
+        assert!(matches!(load_dlib(&huge), Err(WeightsError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_non_finite_parameter_is_refused() {
+        let (head, header) = sample();
+        let bytes = export(compact::half(head), None, header.clone()).unwrap();
+        let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let mut payload = bytes[12 + len..bytes.len() - CHECKSUM_LEN].to_vec();
+        // The last parameter is the age head's output bias: one f16 value, in its two planes.
+        let n = payload.len();
+        payload[n - 2..].copy_from_slice(&half::f16::NAN.to_le_bytes());
+        let json = serde_json::to_vec(&Header { format_version: FORMAT_VERSION, ..header }).unwrap();
+        assert!(matches!(load_dlib(&seal(&json, &payload)), Err(WeightsError::Payload(_))));
     }
 }

@@ -4,12 +4,14 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { crc32, deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "../../web/serve.mjs";
+import { writeManifest } from "../../web/postbuild.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const DIST = join(ROOT, "dist");
@@ -32,6 +34,8 @@ before(async () => {
 });
 after(() => site?.server.close());
 
+// The page runs under the served Content-Security-Policy (never bypassed): a violation is
+// reported on the console and counts as an error.
 async function open(options = {}) {
   const args = [...FLAGS, ...(options.webgpu ? ["--enable-unsafe-webgpu"] : []), ...(options.args || [])];
   const dir = join(tmpdir(), `facemtl-chromium-${process.pid}-${Date.now()}`);
@@ -41,8 +45,10 @@ async function open(options = {}) {
   page.on("request", (r) => requests.push({ url: r.url(), method: r.method() }));
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => /Content.Security.Policy/i.test(m.text()) && errors.push(m.text()));
   if (options.route) await options.route(page);
-  await page.goto(site.url + (options.query || ""));
+  const response = await page.goto((options.site || site).url + (options.query || ""));
+  assert.match(response.headers()["content-security-policy"], /default-src 'none'/);
   return {
     page,
     requests,
@@ -75,6 +81,19 @@ function native(files) {
   return byFile;
 }
 
+/// A model file with its header changed by `edit` and its checksum made whole again: what a
+/// new deployment, or a careful editor, would produce.
+function resealModel(bytes, edit) {
+  const len = bytes.readUInt32LE(8);
+  const header = JSON.parse(bytes.subarray(12, 12 + len).toString());
+  edit(header);
+  const json = Buffer.from(JSON.stringify(header));
+  const start = Buffer.from(bytes.subarray(0, 12));
+  start.writeUInt32LE(json.length, 8);
+  const body = Buffer.concat([start, json, bytes.subarray(12 + len, bytes.length - 32)]);
+  return Buffer.concat([body, createHash("sha256").update(body).digest()]);
+}
+
 const top = (race) => [...race].sort((a, b) => b[1] - a[1])[0][0];
 
 function agree(browserFaces, nativeFaces, what) {
@@ -105,6 +124,7 @@ async function checkAgainstNative(page, files, label) {
 
 function skipWithoutData(t) {
   if (!BIN || !existsSync(join(DATA, "utkface/UTKFace"))) {
+    assert.notEqual(process.env.FACEMTL_REQUIRE_DATA, "1", `FACEMTL_REQUIRE_DATA=1, but FACEMTL_BIN or ${DATA} is missing`);
     console.log(`SKIP: browser agreement tests need FACEMTL_BIN and the data sets in ${DATA}`);
     t.skip("no data sets or native binary");
     return true;
@@ -261,6 +281,166 @@ test("the educator panel draws the architecture, the training curves and the gro
     assert.match(await page.textContent("#curves"), /frozen at \d+/);
     assert.match(await page.textContent("#groups"), /worst: /);
     await page.screenshot({ path: join(ARTIFACTS, "educator.png"), fullPage: true });
+  } finally {
+    await close();
+  }
+});
+
+test("after a redeploy the new model is used, not the one kept in the Cache API", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "facemtl-deploy-"));
+  cpSync(DIST, dir, { recursive: true });
+  const deploy = await serve(dir, 0, "/deploy/");
+  const { page, errors, close } = await open({ site: deploy, query: "?backend=cpu" });
+  try {
+    await ready(page);
+    assert.match(await page.textContent("#model-info"), /all 23,707 faces/);
+    // The new deployment: another model file under the same name, its manifest rewritten.
+    const path = join(dir, "assets/utkface-allages-faceres.fmtl");
+    writeFileSync(path, resealModel(readFileSync(path), (h) => (h.trained_on = "the redeployed model")));
+    for (const stale of [`${path}.br`, join(dir, "assets/manifest.json.br")]) rmSync(stale, { force: true });
+    await writeManifest(dir);
+    await page.reload();
+    await ready(page);
+    assert.match(await page.textContent("#model-info"), /the redeployed model/);
+    const cached = await page.evaluate(async () => (await (await caches.open("facemtl-assets")).keys()).map((r) => r.url));
+    assert.equal(cached.filter((url) => url.includes(".fmtl")).length, 1, `the old model is dropped: ${cached}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+    deploy.server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a model file over the size limit is refused before it is read into WebAssembly memory", async () => {
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    const before = await page.evaluate(() => wasmBindings.App.memory_bytes());
+    await page.evaluate(() => {
+      const data = new DataTransfer();
+      data.items.add(new File([new Uint8Array(100 * 1000 * 1000)], "huge.fmtl"));
+      const input = document.getElementById("model-file");
+      input.files = data.files;
+      input.dispatchEvent(new Event("change"));
+    });
+    await page.waitForFunction(() => /huge\.fmtl was refused: it is 100 MB/.test(document.getElementById("error").textContent));
+    assert.equal(await page.evaluate(() => wasmBindings.App.memory_bytes()), before, "wasm memory did not grow");
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test("a 48-megapixel photo gets its answer, shown on a canvas iOS Safari can draw", async (t) => {
+  if (skipWithoutData(t)) return;
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    // A face photo scaled up to 8000 x 6000, made and encoded in the page.
+    const face = readFileSync(photos()[0]).toString("base64");
+    await page.evaluate(async (face) => {
+      const img = new Image();
+      img.src = `data:image/jpeg;base64,${face}`;
+      await img.decode();
+      const canvas = new OffscreenCanvas(8000, 6000);
+      const g = canvas.getContext("2d");
+      g.fillStyle = "#888";
+      g.fillRect(0, 0, 8000, 6000);
+      g.drawImage(img, 2500, 1500, 3000, 3000);
+      const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.9 });
+      const data = new DataTransfer();
+      data.items.add(new File([blob], "big-photo.jpg", { type: "image/jpeg" }));
+      document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }, face);
+    await page.waitForSelector("body[data-predictions='1']", { timeout: 180_000 });
+    const result = await lastResult(page);
+    assert.deepEqual([result.width, result.height], [8000, 6000]);
+    assert.equal(result.faces.length, 1);
+    const [w, h] = await page.evaluate(() => [document.getElementById("canvas").width, document.getElementById("canvas").height]);
+    assert.ok(w * h <= 4096 * 4096 && w > 4000, `canvas ${w}x${h}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test("a model loaded while a WebGPU prediction reads back does not mix with that prediction", async (t) => {
+  if (skipWithoutData(t)) return;
+  const { page, errors, close } = await open({ webgpu: true, query: "?backend=webgpu" });
+  try {
+    await ready(page);
+    const face = photos()[0];
+    await predict(page, face);
+    const years = (await lastResult(page)).faces[0].age.years;
+    const older = resealModel(readFileSync(MODEL), (h) => (h.age_offset += 30));
+    // The prediction starts, and while it waits on the GPU, a model predicting 30 years more
+    // is loaded: the prediction ends with the model it started with.
+    await page.setInputFiles("#file", face);
+    await page.waitForTimeout(300);
+    await page.setInputFiles("#model-file", { name: "older.fmtl", mimeType: "application/octet-stream", buffer: older });
+    await page.waitForSelector("body[data-predictions='2']", { timeout: 180_000 });
+    assert.match(await page.textContent("#model-info"), /tasks gender, age, race/);
+    const during = (await lastResult(page)).faces[0].age.years;
+    assert.ok(Math.abs(during - years) < 0.01, `${during} vs ${years}: the prediction mixed two models`);
+    await predict(page, face);
+    const after = (await lastResult(page)).faces[0].age.years;
+    assert.ok(Math.abs(after - years - 30) < 0.01, `${after}: the new model is used from then on`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+// Soak: long use must not grow WebAssembly memory (which never shrinks) without bound. CI
+// runs 200 predictions and a minute of webcam; `bench/soak.sh` runs the webcam for 5 minutes
+// (FACEMTL_SOAK_WEBCAM_S=300) and keeps the figures.
+const SOAK_PREDICTIONS = Number(process.env.FACEMTL_SOAK_PREDICTIONS || 200);
+const SOAK_WEBCAM_S = Number(process.env.FACEMTL_SOAK_WEBCAM_S || 60);
+
+test("soak: hundreds of predictions and minutes of webcam on the CPU fallback, with memory levelling off", async (t) => {
+  if (skipWithoutData(t)) return;
+  // The fake camera shows real faces: a gallery photo played as a motion-JPEG stream.
+  const video = join(mkdtempSync(join(tmpdir(), "facemtl-camera-")), "faces.mjpeg");
+  writeFileSync(video, readFileSync(join(DIST, "assets/samples/sample1.jpg")));
+  const { page, errors, close } = await open({
+    query: "?backend=cpu",
+    args: ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", `--use-file-for-fake-video-capture=${video}`],
+  });
+  const memory = () => page.evaluate(() => wasmBindings.App.memory_bytes());
+  const figures = { predictions: SOAK_PREDICTIONS, webcam_seconds: SOAK_WEBCAM_S, memory_mb: {} };
+  const mb = (bytes) => Math.round(bytes / 1e4) / 100;
+  try {
+    await ready(page);
+    figures.memory_mb.loaded = mb(await memory());
+    const files = photos();
+    const started = Date.now();
+    for (let i = 0; i < SOAK_PREDICTIONS; i++) {
+      await predict(page, files[i % files.length]);
+      if (i === 19) figures.memory_mb.after_20_predictions = mb(await memory());
+    }
+    figures.prediction_seconds = (Date.now() - started) / 1000;
+    figures.memory_mb[`after_${SOAK_PREDICTIONS}_predictions`] = mb(await memory());
+    await page.click("#webcam");
+    const samples = [];
+    for (let s = 0; s < SOAK_WEBCAM_S; s += 10) {
+      await page.waitForTimeout(10_000);
+      samples.push(mb(await memory()));
+    }
+    const fps = Number(await page.getAttribute("body", "data-fps"));
+    const faces = (await lastResult(page)).faces.length;
+    await page.click("#webcam");
+    figures.webcam = { frames_per_second: fps, faces_in_last_frame: faces, memory_mb_every_10_s: samples };
+    writeFileSync(join(ARTIFACTS, "soak.json"), JSON.stringify(figures, null, 2));
+    console.log(JSON.stringify(figures));
+    assert.ok(faces >= 1, "the fake camera's faces are found");
+    assert.ok(fps > 1, `${fps} frames/s`);
+    // Levelled off: after the warm-up, the memory stays where it was.
+    const warm = figures.memory_mb.after_20_predictions;
+    for (const later of [figures.memory_mb[`after_${SOAK_PREDICTIONS}_predictions`], ...samples]) {
+      assert.ok(later <= warm + 8, `memory grew from ${warm} MB to ${later} MB`);
+    }
+    assert.deepEqual(errors, []);
   } finally {
     await close();
   }

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::models::{self, DetectorArgs};
+use crate::output::JsonLines;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -65,6 +66,7 @@ struct FaceLine<'a> {
 
 pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf], args: &DetectorArgs) -> Result<()> {
     let detector = models::detector(cache, device, args.config())?;
+    let mut out = JsonLines::stdout();
     for path in images {
         let file = path.display().to_string();
         let line = match models::read_photo(path) {
@@ -73,7 +75,9 @@ pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf], args: &D
             }
             Err(error) => FaceLine { file: &file, error: Some(error), faces: Vec::new() },
         };
-        println!("{}", serde_json::to_string(&line)?);
+        if !out.write(&line)? {
+            break;
+        }
     }
     Ok(())
 }
@@ -213,7 +217,7 @@ pub fn write_json<T: Serialize>(out: &Path, value: &T) -> Result<()> {
     if let Some(parent) = out.parent() {
         fs::create_dir_all(parent)?;
     }
-    crate::setup::write_atomic(out, serde_json::to_string_pretty(value)?.as_bytes())?;
+    crate::files::write_atomic(out, serde_json::to_string_pretty(value)?.as_bytes())?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

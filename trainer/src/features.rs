@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -16,9 +15,9 @@ use sha2::{Digest, Sha256};
 use crate::bench::progress;
 use crate::cache::Cache;
 use crate::data::Sample;
-use crate::setup::write_atomic;
+use crate::files::{checked, with_checksum, write_atomic};
 
-const FORMAT: &str = "facemtl-features-v1";
+const FORMAT: &str = "facemtl-features-v2";
 /// Images per forward pass: the CPU backend is fastest one image at a time (BENCHMARKS.md),
 /// GPUs want batches.
 pub fn batch_size(device: &burn::prelude::Device) -> usize {
@@ -54,26 +53,34 @@ pub fn file_key(path: &Path) -> String {
 }
 
 impl FeatureStore {
+    /// The cache at `path`; empty when there is none yet, or when it fails its checksum
+    /// (features are recomputed rather than trusted).
     fn load(path: &Path, dim: usize) -> Result<Self> {
+        let empty = FeatureStore { dim, rows: HashMap::new() };
+        let Ok(bytes) = fs::read(path) else { return Ok(empty) };
+        let Some(body) = checked(&bytes) else {
+            eprintln!(
+                "warning: the feature cache {} is damaged (checksum); computing its features again",
+                path.display()
+            );
+            return Ok(empty);
+        };
+        Self::parse(body, dim)
+    }
+
+    fn parse(bytes: &[u8], dim: usize) -> Result<Self> {
         let mut store = FeatureStore { dim, rows: HashMap::new() };
-        if !path.exists() {
-            return Ok(store);
-        }
-        let mut reader = BufReader::new(fs::File::open(path)?);
-        let mut header = [0u8; 8];
-        reader.read_exact(&mut header)?;
-        if u32::from_le_bytes(header[..4].try_into()?) as usize != dim {
-            bail!("{} holds features of another width", path.display());
-        }
-        let mut bytes = Vec::new();
-        reader.read_to_end(&mut bytes)?;
         let mut at = 0;
         let mut take = |n: usize| -> Result<&[u8]> {
             let slice = bytes.get(at..at + n).context("feature cache truncated")?;
             at += n;
             Ok(slice)
         };
-        for _ in 0..u32::from_le_bytes(header[4..].try_into()?) {
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        if word(take(4)?) != dim {
+            bail!("the feature cache holds features of another width");
+        }
+        for _ in 0..word(take(4)?) {
             let len = u16::from_le_bytes(take(2)?.try_into()?) as usize;
             let name = String::from_utf8(take(len)?.to_vec())?;
             let row = match take(1)?[0] {
@@ -102,7 +109,7 @@ impl FeatureStore {
                 }
             }
         }
-        write_atomic(path, &out)
+        write_atomic(path, &with_checksum(out))
     }
 
     /// The features of `sample`, if a face was found in it.
@@ -160,4 +167,27 @@ pub fn best_face_crops(pipeline: &FacePipeline, samples: &[&Sample]) -> Vec<Opti
             faces.first().map(|face| facemtl::align::align(img, &face.keypoints, &config))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_feature_cache_is_recomputed_not_trusted() {
+        let path = std::env::temp_dir().join(format!("facemtl-features-{}.bin", std::process::id()));
+        let mut store = FeatureStore { dim: 3, rows: HashMap::new() };
+        store.rows.insert("a.jpg".into(), Some(vec![1.0, 2.0, 3.0]));
+        store.rows.insert("b.jpg".into(), None);
+        store.save(&path).unwrap();
+        let back = FeatureStore::load(&path, 3).unwrap();
+        assert_eq!(back.rows, store.rows);
+        // One flipped bit in a value: without the checksum it would load as another number.
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == 2.0f32.to_le_bytes()).unwrap();
+        bytes[at + 3] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        assert!(FeatureStore::load(&path, 3).unwrap().rows.is_empty());
+        fs::remove_file(&path).unwrap();
+    }
 }

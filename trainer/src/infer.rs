@@ -8,15 +8,17 @@ use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
 use facemtl::compact;
 use facemtl::detect::{BBox, DetectorConfig};
-use facemtl::mtl::{LossWeighting, MtlModel, WeightingKind};
+use facemtl::mtl::{LossWeighting, MtlHead, MtlModel, WeightingKind};
+use facemtl::pipeline::{Face, FacePipeline};
 use facemtl::predict::{Attributes, attributes, raw_outputs};
 use facemtl::weights::{self, Header};
 use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::data::utkface::Protocol;
+use crate::files::write_atomic;
 use crate::models;
-use crate::setup::write_atomic;
+use crate::output::JsonLines;
 use crate::train::{DatasetName, Evaluation, RunResult, TrainConfig};
 
 /// What the app's educator panel shows of a model's training, written beside the model file as
@@ -71,8 +73,6 @@ impl FinishedRun {
             align: config.backbone.align_config(),
             trained_on,
             metrics,
-            payload_sha256: String::new(),
-            payload_len: 0,
             backbone_len: None,
         };
         let bytes = weights::export(self.model.head, self.model.backbone, header)?;
@@ -191,7 +191,8 @@ fn expand(inputs: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Print one JSON line per face (or per unreadable file / file without a face).
+/// Print one JSON line per face (or per unreadable file / file without a face); stops quietly
+/// when the reader closes the pipe.
 pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[PathBuf]) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
     let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
@@ -199,29 +200,44 @@ pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[Path
     if let Some(backbone) = backbone {
         pipeline.backbone = backbone;
     }
+    let mut out = JsonLines::stdout();
     for path in expand(inputs) {
         let file = path.display().to_string();
-        let image = match models::read_photo(&path) {
-            Ok(image) => image,
+        let faces = match predict_photo(&pipeline, &header, &head, &path) {
+            Ok(faces) => faces,
             Err(error) => {
-                println!("{}", serde_json::to_string(&ErrorLine { file: &file, error })?);
+                if !out.write(&ErrorLine { file: &file, error })? {
+                    return Ok(());
+                }
                 continue;
             }
         };
-        let faces = pipeline.faces(&image);
-        if faces.is_empty() {
-            println!("{}", serde_json::to_string(&ErrorLine { file: &file, error: "no face found".into() })?);
-            continue;
-        }
-        let dim = header.backbone.feature_dim();
-        let flat: Vec<f32> = faces.iter().flat_map(|f| f.features.iter().copied()).collect();
-        let features = Tensor::from_data(TensorData::new(flat, [faces.len(), dim]), device);
-        let predicted = attributes(&header, &raw_outputs(&head, features), faces.len());
-        for (i, (face, attributes)) in faces.iter().zip(predicted).enumerate() {
+        for (i, (face, attributes)) in faces.into_iter().enumerate() {
             let line =
                 FaceLine { file: &file, face: i, score: face.detection.score, bbox: face.detection.bbox, attributes };
-            println!("{}", serde_json::to_string(&line)?);
+            if !out.write(&line)? {
+                return Ok(());
+            }
         }
     }
     Ok(())
+}
+
+/// Every face of the photo at `path` with its attributes, or why there are none.
+fn predict_photo(
+    pipeline: &FacePipeline,
+    header: &Header,
+    head: &MtlHead,
+    path: &Path,
+) -> Result<Vec<(Face, Attributes)>, String> {
+    let image = models::read_photo(path)?;
+    let faces = pipeline.faces(&image);
+    if faces.is_empty() {
+        return Err("no face found".into());
+    }
+    let flat: Vec<f32> = faces.iter().flat_map(|f| f.features.iter().copied()).collect();
+    let features =
+        Tensor::from_data(TensorData::new(flat, [faces.len(), header.backbone.feature_dim()]), &pipeline.device);
+    let predicted = attributes(header, &raw_outputs(head, features), faces.len()).map_err(|e| e.to_string())?;
+    Ok(faces.into_iter().zip(predicted).collect())
 }

@@ -8,7 +8,7 @@ use facemtl::pipeline::FacePipeline;
 use facemtl::pretrained;
 
 use crate::cache::Cache;
-use crate::setup::read;
+use crate::setup::read_weights;
 
 /// Detector settings that can be changed from the command line; unset ones keep the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -51,13 +51,13 @@ pub fn read_photo(path: &std::path::Path) -> Result<image::RgbImage, String> {
 }
 
 pub fn detector(cache: &Cache, device: &Device, config: DetectorConfig) -> Result<Detector> {
-    let bytes = read(&cache.detector_weights())?;
+    let bytes = read_weights(cache, &cache.detector_weights())?;
     let model = pretrained::load_detector(&bytes, device).context("loading the detector weights")?;
     Ok(Detector::new(model, config))
 }
 
 pub fn pipeline(cache: &Cache, kind: BackboneKind, device: &Device) -> Result<FacePipeline> {
-    let bytes = read(&cache.backbone_weights(kind))?;
+    let bytes = read_weights(cache, &cache.backbone_weights(kind))?;
     let backbone =
         pretrained::load_backbone(kind, &bytes, device).with_context(|| format!("loading the {kind} weights"))?;
     Ok(FacePipeline { detector: detector(cache, device, DetectorConfig::default())?, backbone, device: device.clone() })

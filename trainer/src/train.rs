@@ -21,10 +21,10 @@ use crate::cache::Cache;
 use crate::crops::{self, CropStore};
 use crate::data::{self, Sample, Splits, utkface::Protocol};
 use crate::features::{self, FeatureStore};
+use crate::files::write_atomic;
 use crate::groups::{self, GroupFigures};
 use crate::models;
 use crate::plots;
-use crate::setup::write_atomic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -414,9 +414,44 @@ impl RunDir {
         self.root.join(format!("checkpoint-{epoch:04}"))
     }
 
+    /// The checkpoint `checkpoint-latest` points at. The pointer is a file anyone can edit, and
+    /// its name decides what is deleted, so only a name of [`Self::checkpoint`]'s form is
+    /// followed; when it is damaged, the newest complete checkpoint directory is used instead.
+    fn latest_checkpoint(&self) -> Option<PathBuf> {
+        let pointed = fs::read_to_string(self.latest()).ok()?;
+        if let Some(name) = checkpoint_name(&pointed) {
+            return Some(self.root.join(name));
+        }
+        let newest = fs::read_dir(&self.root)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| checkpoint_name(name).is_some() && self.root.join(name).join("state.json").is_file())
+            .max()?;
+        eprintln!("warning: {} names no checkpoint ({pointed:?}); using {newest}", self.latest().display());
+        Some(self.root.join(newest))
+    }
+
+    /// Point `checkpoint-latest` at `dir` and delete the checkpoint it pointed at before.
+    fn advance_latest(&self, dir: &Path) -> Result<()> {
+        let previous = fs::read_to_string(self.latest()).ok();
+        let name = dir.file_name().context("a checkpoint directory")?.to_string_lossy().into_owned();
+        write_atomic(&self.latest(), name.as_bytes())?;
+        if let Some(previous) = previous.as_deref().and_then(checkpoint_name).filter(|p| *p != name) {
+            let _ = fs::remove_dir_all(self.root.join(previous));
+        }
+        Ok(())
+    }
+
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.csv")
     }
+}
+
+/// `text` as a checkpoint directory's name (`checkpoint-` and digits), or `None`.
+fn checkpoint_name(text: &str) -> Option<&str> {
+    let name = text.trim();
+    let digits = name.strip_prefix("checkpoint-")?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(name)
 }
 
 fn record_bytes<M: Module>(module: M) -> Result<Vec<u8>> {
@@ -452,12 +487,7 @@ fn save_checkpoint(
         }
     }
     write_atomic(&dir.join("state.json"), serde_json::to_string(state)?.as_bytes())?;
-    let previous = fs::read_to_string(run.latest()).ok();
-    write_atomic(&run.latest(), dir.file_name().unwrap().to_string_lossy().as_bytes())?;
-    if let Some(previous) = previous.filter(|p| *p != dir.file_name().unwrap().to_string_lossy()) {
-        let _ = fs::remove_dir_all(run.root.join(previous.trim()));
-    }
-    Ok(())
+    run.advance_latest(&dir)
 }
 
 fn write_metrics(run: &RunDir, rows: &[MetricRow]) -> Result<()> {
@@ -565,8 +595,7 @@ pub fn train(
         rows: Vec::new(),
         train_history: Vec::new(),
     };
-    if resume && let Ok(name) = fs::read_to_string(run.latest()) {
-        let dir = run.root.join(name.trim());
+    if resume && let Some(dir) = run.latest_checkpoint() {
         state = serde_json::from_str(&fs::read_to_string(dir.join("state.json"))?)?;
         model = apply_freezes(load_module(model, &dir.join("model.bpk"))?, &state.early);
         optim = optim.load_record(OptimizerRecord::load(dir.join("optim.bpk")).map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -865,6 +894,32 @@ mod tests {
         let exported = facemtl::weights::load(&fs::read(&file).unwrap(), None, &device).unwrap();
         assert_eq!(digest(exported.backbone.expect("the model file carries the backbone")), rounded);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_pointer_deletes_nothing_and_resumes_from_the_newest_checkpoint() {
+        let scratch = std::env::temp_dir().join(format!("facemtl-pointer-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        let run = RunDir { root: scratch.join("run") };
+        let outside = scratch.join("x");
+        for dir in [run.checkpoint(3), run.checkpoint(4), outside.clone()] {
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("state.json"), "{}").unwrap();
+        }
+        fs::write(run.root.join("metrics.csv"), "kept").unwrap();
+        for pointer in ["", "../x", ".", "checkpoint-latest", "/tmp", "checkpoint-../../x"] {
+            fs::write(run.latest(), pointer).unwrap();
+            assert_eq!(run.latest_checkpoint(), Some(run.checkpoint(4)), "{pointer:?}");
+            run.advance_latest(&run.checkpoint(5)).unwrap();
+            assert!(run.root.join("metrics.csv").is_file() && outside.is_dir(), "{pointer:?} deleted something");
+            assert!(run.checkpoint(3).is_dir() && run.checkpoint(4).is_dir());
+        }
+        fs::write(run.latest(), "checkpoint-0003\n").unwrap();
+        assert_eq!(run.latest_checkpoint(), Some(run.checkpoint(3)));
+        run.advance_latest(&run.checkpoint(4)).unwrap();
+        assert!(!run.checkpoint(3).exists(), "the previous checkpoint is removed");
+        assert_eq!(fs::read_to_string(run.latest()).unwrap(), "checkpoint-0004");
+        fs::remove_dir_all(&scratch).unwrap();
     }
 
     #[test]

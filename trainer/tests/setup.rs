@@ -1,5 +1,5 @@
 //! `facemtl setup` fails with a clear message, never a panic, when npm is missing or a
-//! download does not match its pinned checksum.
+//! download does not match its pinned checksum, and it repairs a cache whose files were altered.
 
 use std::fs;
 use std::process::Command;
@@ -35,5 +35,76 @@ fn a_tarball_with_the_wrong_checksum_is_refused_and_removed() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("checksum mismatch for @vladmandic/human@3.3.6"), "{stderr}");
     assert!(!tarball.exists(), "the bad download is removed so that the next run fetches it again");
+    let _ = fs::remove_dir_all(&cache);
+}
+
+mod common;
+
+/// A scratch cache holding copies of the real cache's verified tarballs (so that nothing is
+/// downloaded), set up once.
+fn scratch_cache(name: &str) -> Option<std::path::PathBuf> {
+    let real = common::cache().root;
+    let tarballs = [
+        "npm/@vladmandic/human/_vladmandic_human-3.3.6.tgz",
+        "npm/@vladmandic/face-api/_vladmandic_face-api-1.7.15.tgz",
+    ];
+    if !tarballs.iter().all(|t| common::present(&real.join(t), "the pinned npm tarballs")) {
+        return None;
+    }
+    let cache = std::env::temp_dir().join(format!("facemtl-setup-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&cache);
+    for t in tarballs {
+        fs::create_dir_all(cache.join(t).parent().unwrap()).unwrap();
+        fs::copy(real.join(t), cache.join(t)).unwrap();
+    }
+    let out = setup(&cache, "/nonexistent");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(cache)
+}
+
+#[test]
+fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again() {
+    let Some(cache) = scratch_cache("altered") else { return };
+    let shard = cache.join("npm/@vladmandic/human/package/models/faceres.bin");
+    let (weights, compact) = (cache.join("weights/faceres.bpk"), cache.join("weights/faceres.fmh"));
+    let (original_shard, original_weights) = (fs::read(&shard).unwrap(), fs::read(&weights).unwrap());
+    // Burnpack files carry metadata that changes from one conversion to the next; the compact
+    // file holds the values alone.
+    let original_compact = fs::read(&compact).unwrap();
+
+    // An unpacked file edited in place: setup notices, unpacks again and converts again.
+    let mut edited = original_shard.clone();
+    edited[1000] ^= 0xff;
+    fs::write(&shard, &edited).unwrap();
+    let out = setup(&cache, "/nonexistent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("unpacking the package again"), "{stderr}");
+    assert_eq!(fs::read(&shard).unwrap(), original_shard);
+    assert_eq!(fs::read(&compact).unwrap(), original_compact);
+
+    // A converted file damaged: commands refuse it with the way out, setup converts it again.
+    let mut damaged = original_weights.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    fs::write(&weights, &damaged).unwrap();
+    let predict = || {
+        Command::new(env!("CARGO_BIN_EXE_facemtl"))
+            .args(["--backend", "cpu", "predict", "--model"])
+            .arg(common::repo_root().join("models/utkface-allages-faceres.fmtl"))
+            .arg(common::fixture("exif_rotated.jpg"))
+            .env("FACEMTL_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let refused = predict();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("faceres.bpk is damaged") && stderr.contains("facemtl setup"), "{stderr}");
+    assert!(setup(&cache, "/nonexistent").status.success());
+    assert_ne!(fs::read(&weights).unwrap(), damaged);
+    let repaired = predict();
+    assert!(repaired.status.success(), "{}", String::from_utf8_lossy(&repaired.stderr));
+    assert!(String::from_utf8_lossy(&repaired.stdout).contains("female_probability"));
     let _ = fs::remove_dir_all(&cache);
 }

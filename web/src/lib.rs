@@ -28,16 +28,40 @@ struct Model {
     header: Header,
     head: MtlHead,
     /// A fine-tuned backbone shipped inside the model file.
-    backbone: Option<Backbone>,
+    backbone: Option<Rc<Backbone>>,
 }
 
+/// The loaded networks. Each is behind an `Rc`: a prediction takes its own handles when it
+/// starts, so that a model loaded while it awaits a read-back cannot pair one model's outputs
+/// with another's header.
 #[derive(Default)]
 struct State {
-    detector: Option<Detector>,
+    detector: Option<Rc<Detector>>,
     /// For video frames: no tiles (faces in front of a webcam are large), a third of the work.
-    video_detector: Option<Detector>,
-    backbone: Option<Backbone>,
-    model: Option<Model>,
+    video_detector: Option<Rc<Detector>>,
+    backbone: Option<Rc<Backbone>>,
+    model: Option<Rc<Model>>,
+}
+
+/// What one prediction uses from start to end.
+struct Networks {
+    detector: Rc<Detector>,
+    backbone: Rc<Backbone>,
+    model: Rc<Model>,
+}
+
+impl State {
+    fn networks(&self, video: bool) -> Result<Networks, JsValue> {
+        let detector = if video { &self.video_detector } else { &self.detector };
+        let detector = detector.clone().ok_or_else(|| js_error("the detector is not loaded yet"))?;
+        let model = self.model.clone().ok_or_else(|| js_error("the model is not loaded yet"))?;
+        let backbone = model
+            .backbone
+            .clone()
+            .or_else(|| self.backbone.clone())
+            .ok_or_else(|| js_error("the backbone is not loaded yet"))?;
+        Ok(Networks { detector, backbone, model })
+    }
 }
 
 /// The app's networks on one device.
@@ -108,8 +132,8 @@ impl App {
         let model = pretrained::load_detector(bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
         let video = DetectorConfig { tiles: false, ..DetectorConfig::default() };
         let mut state = self.state.borrow_mut();
-        state.video_detector = Some(Detector::new(model.clone(), video));
-        state.detector = Some(Detector::new(model, DetectorConfig::default()));
+        state.video_detector = Some(Rc::new(Detector::new(model.clone(), video)));
+        state.detector = Some(Rc::new(Detector::new(model, DetectorConfig::default())));
         Ok(())
     }
 
@@ -122,12 +146,23 @@ impl App {
         } else {
             pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?
         };
-        self.state.borrow_mut().backbone = Some(backbone);
+        self.state.borrow_mut().backbone = Some(Rc::new(backbone));
         Ok(())
     }
 
-    /// Load an exported model, refused unless its format version and payload checksum hold; its
-    /// header as JSON.
+    /// The largest model file `load_model` accepts, for the page to check before it reads one.
+    pub fn max_model_bytes() -> usize {
+        weights::MAX_MODEL_BYTES
+    }
+
+    /// The size of the module's linear memory (which grows and never shrinks), for soak tests.
+    pub fn memory_bytes() -> f64 {
+        let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+        memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
+    }
+
+    /// Load an exported model, refused unless its format, checksum and sizes hold; its header
+    /// as JSON. A prediction already under way finishes with the model it started with.
     pub fn load_model(&self, bytes: &[u8]) -> Result<String, JsError> {
         let loaded = weights::load(bytes, None, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
         let mut state = self.state.borrow_mut();
@@ -140,7 +175,8 @@ impl App {
             )));
         }
         let json = serde_json::to_string(&loaded.header).map_err(|e| JsError::new(&e.to_string()))?;
-        state.model = Some(Model { header: loaded.header, head: loaded.head, backbone: loaded.backbone });
+        state.model =
+            Some(Rc::new(Model { header: loaded.header, head: loaded.head, backbone: loaded.backbone.map(Rc::new) }));
         Ok(json)
     }
 
@@ -173,51 +209,25 @@ async fn predict(
     video: bool,
 ) -> Result<JsValue, JsValue> {
     let started = now();
-    // Tensors are queued while the state is borrowed; every await happens after the borrow.
-    let (detector_out, views) = {
-        let state = state.borrow();
-        let detector = if video { &state.video_detector } else { &state.detector };
-        let detector = detector.as_ref().ok_or_else(|| js_error("the detector is not loaded yet"))?;
-        let batch = detector.inputs(&[&image], device);
-        (detector.model.forward(batch.input), batch.views)
-    };
-    let raw = read(detector_out).await?;
-    let detections = {
-        let state = state.borrow();
-        let detector = if video { &state.video_detector } else { &state.detector };
-        detector.as_ref().map(|d| d.decode(&raw, &views).remove(0)).unwrap_or_default()
-    };
+    let networks = state.borrow().networks(video)?;
+    let Networks { detector, backbone, model } = &networks;
+    let batch = detector.inputs(&[&image], device);
+    let raw = read(detector.model.forward(batch.input)).await?;
+    let detections = detector.decode(&raw, &batch.views).remove(0);
     let found = detections.len();
     let kept: Vec<Detection> = detections.into_iter().take(MAX_FACES).collect();
     let mut faces = Vec::new();
     if !kept.is_empty() {
-        let features = {
-            let state = state.borrow();
-            let model = state.model.as_ref().ok_or_else(|| js_error("the model is not loaded yet"))?;
-            let backbone = model
-                .backbone
-                .as_ref()
-                .or(state.backbone.as_ref())
-                .ok_or_else(|| js_error("the backbone is not loaded yet"))?;
-            let kind = backbone.kind();
-            let crops = backbone_input(kind, &image, &kept);
-            let size = kind.input_size();
-            let input = Tensor::from_data(TensorData::new(crops, [kept.len(), 3, size, size]), device);
-            backbone.forward(input)
-        };
-        let outputs = {
-            let state = state.borrow();
-            let model = state.model.as_ref().ok_or_else(|| js_error("the model is not loaded yet"))?;
-            output_tensors(&model.head, features)
-        };
-        let mut raw = Vec::with_capacity(outputs.len());
-        for out in outputs {
+        let kind = backbone.kind();
+        let size = kind.input_size();
+        let crops = backbone_input(kind, &image, &kept);
+        let input = Tensor::from_data(TensorData::new(crops, [kept.len(), 3, size, size]), device);
+        let mut raw = Vec::new();
+        for out in output_tensors(&model.head, backbone.forward(input)) {
             raw.push(read(out).await?);
         }
-        let state = state.borrow();
-        let header = &state.model.as_ref().ok_or_else(|| js_error("the model is not loaded yet"))?.header;
         let n = kept.len();
-        for (detection, attributes) in kept.into_iter().zip(attributes(header, &raw, n)) {
+        for (detection, attributes) in kept.into_iter().zip(attributes(&model.header, &raw, n).map_err(js_error)?) {
             faces.push(Face { score: detection.score, detection, attributes });
         }
     }

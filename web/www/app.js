@@ -2,15 +2,19 @@
 // gallery, webcam), drawing, the results table, and the educator panel. Every URL is relative,
 // so the app works from any static host under any path prefix, and nothing leaves the origin.
 
-const MODEL = "assets/utkface-allages-faceres.fmtl";
-const REPORT = "assets/utkface-allages-faceres.report.json";
-const WEIGHTS = { detector: "assets/weights/blazeface.bpk", faceres: "assets/weights/faceres.fmh" };
-const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => `assets/samples/sample${i}.jpg`);
-const CACHE = "facemtl-v1";
+// Paths below assets/, where web/postbuild.mjs lists each file's sha256 in manifest.json.
+const MODEL = "utkface-allages-faceres.fmtl";
+const REPORT = "utkface-allages-faceres.report.json";
+const WEIGHTS = { detector: "weights/blazeface.bpk", faceres: "weights/faceres.fmh" };
+const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => `samples/sample${i}.jpg`);
+const CACHE = "facemtl-assets";
 const MAX_BYTES = 40 * 1000 * 1000;
+// iOS Safari draws no canvas over 16.7 megapixels (4096 x 4096); larger photos are shown
+// scaled down (the prediction itself reads every pixel).
+const MAX_CANVAS_PIXELS = 4096 * 4096;
 
 const $ = (id) => document.getElementById(id);
-const state = { app: null, header: null, last: null, lastName: "", webcam: null };
+const state = { app: null, header: null, last: null, lastName: "", webcam: null, manifest: null };
 
 function showError(message) {
   const el = $("error");
@@ -24,9 +28,23 @@ function showNotice(message) {
   el.hidden = !message;
 }
 
-// Fetch a same-origin file with a progress bar; kept in the Cache API (where the page is a
-// secure context) so that a second visit downloads nothing.
-async function download(url, label) {
+// The asset's URL, named by its content: a redeploy that changes the file changes the URL,
+// which keys the Cache API store (and defeats any stale HTTP cache on the way).
+function assetUrl(path) {
+  const hash = state.manifest?.[path];
+  if (!hash) throw new Error(`${path} is not in the app's asset manifest`);
+  return `assets/${path}?sha256=${hash}`;
+}
+
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// Fetch an asset with a progress bar, check it against its sha256, and keep it in the Cache
+// API (where the page is a secure context) so that a second visit downloads nothing.
+async function download(path, label) {
+  const url = assetUrl(path);
   const row = document.createElement("div");
   row.className = "download";
   row.innerHTML = `<span>${label}</span> <progress max="1" value="0"></progress> <span class="size"></span>`;
@@ -38,13 +56,13 @@ async function download(url, label) {
   const cached = !!response;
   if (!response) {
     response = await fetch(url);
-    if (!response.ok) throw new Error(`could not download ${label} (${url}: HTTP ${response.status})`);
+    if (!response.ok) throw new Error(`could not download ${label} (${path}: HTTP ${response.status})`);
   }
   // A compressed response's content-length counts compressed bytes, while the reader yields
   // decoded ones: web/serve.mjs states the decoded length; elsewhere the bar is indeterminate.
   const headers = response.headers;
   const total = Number(headers.get("x-decoded-length") || (headers.get("content-encoding") ? 0 : headers.get("content-length")));
-  const reader = response.clone().body.getReader();
+  const reader = response.body.getReader();
   const chunks = [];
   let received = 0;
   for (;;) {
@@ -58,14 +76,28 @@ async function download(url, label) {
   }
   bar.value = 1;
   size.textContent = `${(received / 1e6).toFixed(1)} MB${cached ? " (cached)" : ""}`;
-  if (cache && !cached) await cache.put(url, response).catch(() => {});
   const bytes = new Uint8Array(received);
   let at = 0;
   for (const c of chunks) {
     bytes.set(c, at);
     at += c.length;
   }
+  if (self.crypto?.subtle && (await sha256Hex(bytes)) !== state.manifest[path]) {
+    if (cache) await cache.delete(url);
+    throw new Error(`${label} (${path}) arrived damaged: its sha256 does not match the app's manifest`);
+  }
+  if (cache && !cached) await cache.put(url, new Response(bytes, { headers: { "x-decoded-length": String(received) } })).catch(() => {});
   return bytes;
+}
+
+// Drop cached files that the deployed app no longer names (an older model, older weights).
+async function pruneCache() {
+  if (!self.caches) return;
+  const cache = await caches.open(CACHE).catch(() => null);
+  if (!cache) return;
+  const wanted = new Set(Object.keys(state.manifest).map((path) => new URL(assetUrl(path), location.href).href));
+  for (const request of await cache.keys()) if (!wanted.has(request.url)) await cache.delete(request);
+  for (const name of await caches.keys()) if (name !== CACHE) await caches.delete(name);
 }
 
 function describeModel(header) {
@@ -93,6 +125,10 @@ async function start() {
   badge.dataset.state = state.app.backend;
   badge.textContent = state.app.backend === "webgpu" ? "Computing on: WebGPU" : "Computing on: CPU (WebAssembly)";
   try {
+    // Always asked of the server (it is tiny): it names the files of this deployment.
+    const manifest = await fetch("assets/manifest.json", { cache: "no-cache" });
+    if (!manifest.ok) throw new Error(`could not download the asset manifest (HTTP ${manifest.status})`);
+    state.manifest = await manifest.json();
     const [detector, backbone, model] = await Promise.all([
       download(WEIGHTS.detector, "face detector"),
       download(WEIGHTS.faceres, "face backbone"),
@@ -106,7 +142,8 @@ async function start() {
     showError(`The model could not be loaded: ${e.message || e}. Reload the page to try again.`);
     return;
   }
-  fetch(REPORT)
+  pruneCache().catch(() => {});
+  fetch(assetUrl(REPORT))
     .then((r) => (r.ok ? r.json() : null))
     .then((report) => report && drawReport(report))
     .catch(() => {});
@@ -140,20 +177,26 @@ async function predictBytes(bytes, name) {
   }
   const url = URL.createObjectURL(new Blob([bytes]));
   const img = new Image();
+  const display = (ctx) => {
+    URL.revokeObjectURL(url);
+    try {
+      show(result, name, ctx);
+    } catch (e) {
+      showError(`${name}: the prediction could not be shown (${e.message || e})`);
+    }
+  };
   img.onload = () => {
     // The browser applies EXIF orientation like the decoder does.
     const canvas = $("canvas");
-    canvas.width = result.width;
-    canvas.height = result.height;
+    const scale = Math.min(1, Math.sqrt(MAX_CANVAS_PIXELS / (result.width * result.height)));
+    canvas.width = Math.floor(result.width * scale);
+    canvas.height = Math.floor(result.height * scale);
     const ctx = canvas.getContext("2d");
-    ctx.drawImage(img, 0, 0, result.width, result.height);
-    URL.revokeObjectURL(url);
-    show(result, name, ctx);
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    ctx.scale(canvas.width / result.width, canvas.height / result.height);
+    display(ctx);
   };
-  img.onerror = () => {
-    URL.revokeObjectURL(url);
-    show(result, name, null);
-  };
+  img.onerror = () => display(null);
   img.src = url;
 }
 
@@ -430,6 +473,12 @@ function wire() {
   $("model-file").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
+    // Checked before a byte is read: what is copied into WebAssembly memory stays allocated.
+    const limit = wasmBindings.App.max_model_bytes();
+    if (file.size > limit) {
+      showError(`${file.name} was refused: it is ${(file.size / 1e6).toFixed(0)} MB, and model files are at most ${(limit / 1e6).toFixed(0)} MB. The previous model stays loaded.`);
+      return;
+    }
     try {
       useModel(new Uint8Array(await file.arrayBuffer()));
       showError("");
@@ -445,7 +494,7 @@ function wire() {
     b.textContent = `${i + 1}`;
     b.title = `sample photo ${i + 1}`;
     b.addEventListener("click", async () => {
-      const r = await fetch(url);
+      const r = await fetch(assetUrl(url));
       predictBytes(new Uint8Array(await r.arrayBuffer()), `sample${i + 1}.jpg`);
     });
     $("gallery").append(b);

@@ -49,6 +49,26 @@ pub struct MtlHead {
 }
 
 impl MtlConfig {
+    /// How many weights and biases the linear layers of [`Self::init`]'s network hold (what a
+    /// model file must at least store), without building it.
+    pub fn linear_parameters(&self) -> usize {
+        let linear = |inputs: usize, outputs: usize| inputs.saturating_mul(outputs).saturating_add(outputs);
+        let mut width = self.features;
+        let mut total = 0usize;
+        for &out in &self.shared {
+            total = total.saturating_add(linear(width, out));
+            width = out;
+        }
+        for task in &self.tasks {
+            let (hidden, into_output) = match self.head_hidden {
+                0 => (0, width),
+                h => (linear(width, h), h),
+            };
+            total = total.saturating_add(hidden).saturating_add(linear(into_output, task.outputs()));
+        }
+        total
+    }
+
     pub fn init(&self, device: &Device) -> MtlHead {
         let activation = LeakyReluConfig::new().with_negative_slope(self.negative_slope);
         let mut width = self.features;

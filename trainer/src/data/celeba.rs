@@ -19,32 +19,48 @@ pub fn load(data_dir: &Path, seed: u64) -> Result<Splits> {
     let images = root.join("img_align_celeba_89x109");
     let path = root.join("list_attr_celeba.txt");
     let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let partition_path = root.join("list_eval_partition.txt");
+    let partition = fs::read_to_string(&partition_path)
+        .with_context(|| format!("cannot read {}", partition_path.display()))
+        .map(|text| parse_partition(&text))?;
+    let (present, skipped) = parse_attributes(&text, &images, |f| images.join(f).is_file(), &partition)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut splits = Splits { skipped, ..Splits::default() };
+    (splits.train, splits.val, splits.test) = split3(present, seed, 0.8, 0.1);
+    Ok(splits)
+}
+
+/// The samples of `list_attr_celeba.txt` whose images `exist` in `images` and lie in the
+/// official train partition, and the rows skipped with their reasons.
+pub fn parse_attributes(
+    text: &str,
+    images: &Path,
+    exists: impl Fn(&str) -> bool,
+    partition: &HashMap<String, u8>,
+) -> Result<(Vec<Sample>, Vec<Skipped>)> {
     let mut lines = text.lines();
     lines.next();
     let names: Vec<&str> = lines.next().map(|l| l.split_whitespace().collect()).unwrap_or_default();
     let column = |attr: &str| names.iter().position(|n| *n == attr);
     let (Some(male), Some(young)) = (column("Male"), column("Young")) else {
-        bail!("{} lacks the Male or Young attribute", path.display());
+        bail!("the attribute file lacks the Male or Young attribute");
     };
-    let partition = read_partition(&root.join("list_eval_partition.txt"))?;
-    let mut splits = Splits::default();
+    let mut skipped = Vec::new();
     let mut present = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let Some(file) = fields.first() else { continue };
         let value = |i: usize| fields.get(i + 1).and_then(|v| v.parse::<i8>().ok()).filter(|v| *v == 1 || *v == -1);
         let (Some(is_male), Some(is_young)) = (value(male), value(young)) else {
-            splits.skipped.push(Skipped { entry: file.to_string(), reason: "malformed attribute row".into() });
+            skipped.push(Skipped { entry: file.to_string(), reason: "malformed attribute row".into() });
             continue;
         };
-        if !images.join(file).is_file() {
+        if !exists(file) {
             // The attribute file covers 20,000 images; only those present here are used.
             continue;
         }
         if partition.get(*file).is_some_and(|p| *p != 0) {
-            splits
-                .skipped
-                .push(Skipped { entry: file.to_string(), reason: "not in the official train partition".into() });
+            skipped.push(Skipped { entry: file.to_string(), reason: "not in the official train partition".into() });
             continue;
         }
         present.push(Sample {
@@ -56,17 +72,15 @@ pub fn load(data_dir: &Path, seed: u64) -> Result<Splits> {
             young: Some(u8::from(is_young == 1)),
         });
     }
-    (splits.train, splits.val, splits.test) = split3(present, seed, 0.8, 0.1);
-    Ok(splits)
+    Ok((present, skipped))
 }
 
-fn read_partition(path: &Path) -> Result<HashMap<String, u8>> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text
-        .lines()
+/// `list_eval_partition.txt`: file name -> 0 train, 1 validation, 2 test.
+pub fn parse_partition(text: &str) -> HashMap<String, u8> {
+    text.lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             Some((f.next()?.to_string(), f.next()?.parse().ok()?))
         })
-        .collect())
+        .collect()
 }

@@ -49,43 +49,55 @@ fn sample(dir: &Path, name: &str, age: u32, gender: u8, race: u8, age_target: f3
     }
 }
 
+/// The samples of a CORAL protocol CSV named `csv` (header, then `index,file,age - 21` rows)
+/// whose images lie in `images`, and the rows skipped with their reasons: malformed rows,
+/// images that do not `exist`, names without labels, and ages that disagree with the name.
+pub fn parse_coral_csv(
+    text: &str,
+    csv: &str,
+    images: &Path,
+    exists: impl Fn(&str) -> bool,
+) -> (Vec<Sample>, Vec<Skipped>) {
+    let mut samples = Vec::new();
+    let mut skipped = Vec::new();
+    for (line_no, line) in text.lines().enumerate().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let entry = format!("{csv}:{}", line_no + 1);
+        let (Some(file), Some(coral_age)) = (cols.get(1), cols.get(2).and_then(|a| a.trim().parse::<u32>().ok()))
+        else {
+            skipped.push(Skipped { entry, reason: "malformed row".into() });
+            continue;
+        };
+        match parse_name(file) {
+            _ if !exists(file) => skipped.push(Skipped { entry: file.to_string(), reason: "image missing".into() }),
+            Ok((age, gender, race)) if Some(age) == coral_age.checked_add(21) => {
+                samples.push(sample(images, file, age, gender, race, coral_age as f32 / 40.0))
+            }
+            Ok((age, ..)) => skipped.push(Skipped {
+                entry: file.to_string(),
+                reason: format!("CSV age {} disagrees with the name's {age}", u64::from(coral_age) + 21),
+            }),
+            Err(reason) => skipped.push(Skipped { entry: file.to_string(), reason }),
+        }
+    }
+    (samples, skipped)
+}
+
 pub fn load(data_dir: &Path, protocol: Protocol, seed: u64) -> Result<Splits> {
     let root = data_dir.join("utkface");
     let images = root.join("UTKFace");
     let mut splits = Splits::default();
     match protocol {
         Protocol::Coral => {
-            let read = |csv: &str, splits: &mut Splits| -> Result<Vec<Sample>> {
+            let mut read = |csv: &str| -> Result<Vec<Sample>> {
                 let path = root.join("coral").join(csv);
                 let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                let mut out = Vec::new();
-                for (line_no, line) in text.lines().enumerate().skip(1) {
-                    let cols: Vec<&str> = line.split(',').collect();
-                    let entry = format!("{csv}:{}", line_no + 1);
-                    let (Some(file), Some(coral_age)) =
-                        (cols.get(1), cols.get(2).and_then(|a| a.trim().parse::<u32>().ok()))
-                    else {
-                        splits.skipped.push(Skipped { entry, reason: "malformed row".into() });
-                        continue;
-                    };
-                    match parse_name(file) {
-                        _ if !images.join(file).is_file() => {
-                            splits.skipped.push(Skipped { entry: file.to_string(), reason: "image missing".into() })
-                        }
-                        Ok((age, gender, race)) if age == coral_age + 21 => {
-                            out.push(sample(&images, file, age, gender, race, coral_age as f32 / 40.0))
-                        }
-                        Ok((age, ..)) => splits.skipped.push(Skipped {
-                            entry: file.to_string(),
-                            reason: format!("CSV age {} disagrees with the name's {age}", coral_age + 21),
-                        }),
-                        Err(reason) => splits.skipped.push(Skipped { entry: file.to_string(), reason }),
-                    }
-                }
-                Ok(out)
+                let (samples, skipped) = parse_coral_csv(&text, csv, &images, |f| images.join(f).is_file());
+                splits.skipped.extend(skipped);
+                Ok(samples)
             };
-            let train = read("utk_train.csv", &mut splits)?;
-            splits.test = read("utk_test.csv", &mut splits)?;
+            let train = read("utk_train.csv")?;
+            splits.test = read("utk_test.csv")?;
             let (train, val, _) = split3(train, seed, 0.8, 0.2);
             (splits.train, splits.val) = (train, val);
         }

@@ -29,12 +29,15 @@ pub fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(name)
 }
 
-/// Prints why a test did not run and returns false when `path` is missing.
+/// Prints why a test did not run and returns false when `path` is missing; with
+/// `FACEMTL_REQUIRE_DATA=1` (CI) a missing input fails the test instead.
 pub fn present(path: &std::path::Path, what: &str) -> bool {
     if path.exists() {
         return true;
     }
-    eprintln!("SKIP: {what} not found at {} (run scripts/test.sh, which sets up weights and data)", path.display());
+    let why = format!("{what} not found at {} (run scripts/test.sh, which sets up weights and data)", path.display());
+    assert!(std::env::var_os("FACEMTL_REQUIRE_DATA").is_none_or(|v| v != "1"), "FACEMTL_REQUIRE_DATA=1: {why}");
+    eprintln!("SKIP: {why}");
     false
 }
 

@@ -1,0 +1,125 @@
+//! Files that must never be seen half written: runs, caches and weights are written whole or
+//! not at all, also when two processes write the same file or the machine dies mid-write.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+/// Name of the lock file each directory written to gets (one per directory, not per file).
+const LOCK_FILE: &str = ".facemtl.lock";
+
+/// Write `bytes` to `path` atomically: a temporary file of a name no other writer uses,
+/// fsynced, renamed over `path` while holding the directory's lock, then the directory fsynced
+/// so that the rename itself survives a power cut. Readers see the old file or the new one,
+/// and of two writers of one file, the last to rename wins whole.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static UNIQUE: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| -> Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        let lock = fs::File::options().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+        lock.lock()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Read a whole file, with the path in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("cannot read {}: run `facemtl setup` first", path.display()))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bytes` followed by their sha256: how the caches store what they cannot afford to read
+/// back wrong.
+pub fn with_checksum(mut bytes: Vec<u8>) -> Vec<u8> {
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    bytes
+}
+
+/// The bytes written by [`with_checksum`], or `None` when they do not match their sha256.
+pub fn checked(bytes: &[u8]) -> Option<&[u8]> {
+    let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    (Sha256::digest(body).as_slice() == digest).then_some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writers_of_one_file_never_mix_and_leave_no_temporary_files() {
+        let dir = std::env::temp_dir().join(format!("facemtl-atomic-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cache.bin");
+        let writers: Vec<_> = (0..6u8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..40 {
+                        write_atomic(&path, &vec![w; 256 * 1024]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut reads = 0;
+        while writers.iter().any(|w| !w.is_finished()) {
+            if let Ok(bytes) = fs::read(&path) {
+                assert_eq!(bytes.len(), 256 * 1024, "a partial file was visible");
+                assert!(bytes.iter().all(|b| *b == bytes[0]), "two writers' bytes in one file");
+                reads += 1;
+            }
+        }
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert!(reads > 0);
+        let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "{left:?}: the file and the directory's lock only");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_the_checksum() {
+        let sealed = with_checksum(b"features".to_vec());
+        assert_eq!(checked(&sealed), Some(&b"features"[..]));
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 4;
+            assert_eq!(checked(&bad), None, "byte {i}");
+        }
+        assert_eq!(checked(&sealed[..20]), None);
+        assert_eq!(checked(b""), None);
+    }
+}

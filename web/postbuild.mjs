@@ -1,0 +1,60 @@
+// After trunk has built the app into DIR (default dist): writes assets/manifest.json with the
+// sha256 of every asset, which the page uses to key its Cache API store (a redeploy that
+// changes a file changes its key, so no visitor keeps an old model beside new code) and to
+// check what it downloaded; puts the Content-Security-Policy into index.html as a <meta> for
+// hosts that send no header; then writes FILE.br beside every compressible file (brotli at its
+// highest quality, as static hosts precompress), which serve.mjs sends to browsers that accept
+// it. Usage: node web/postbuild.mjs [DIR]
+import { createHash } from "node:crypto";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { brotliCompressSync, constants } from "node:zlib";
+import { INCOMPRESSIBLE, contentSecurityPolicy } from "./serve.mjs";
+
+async function files(dir) {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const nested = await Promise.all(entries.map((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)])));
+  return nested.flat();
+}
+
+/// `DIR/assets/manifest.json`: { "path below assets/": "sha256 hex" } for every asset.
+export async function writeManifest(dir) {
+  const assets = join(dir, "assets");
+  const manifest = {};
+  for (const file of (await files(assets)).sort()) {
+    const name = relative(assets, file);
+    if (name === "manifest.json" || name.endsWith(".br")) continue;
+    manifest[name] = createHash("sha256").update(await readFile(file)).digest("hex");
+  }
+  await writeFile(join(assets, "manifest.json"), JSON.stringify(manifest, null, 1));
+  return manifest;
+}
+
+async function addPolicy(dir) {
+  const path = join(dir, "index.html");
+  const html = (await readFile(path, "utf8")).replace(/<meta http-equiv="Content-Security-Policy"[^>]*>\s*/i, "");
+  const meta = `<meta http-equiv="Content-Security-Policy" content="${contentSecurityPolicy(html, { meta: true })}" />`;
+  await writeFile(path, html.replace(/<head>/i, `<head>\n    ${meta}`));
+}
+
+async function precompress(dir) {
+  for (const file of await files(dir)) {
+    if (INCOMPRESSIBLE.test(file) || file.endsWith(".br")) continue;
+    const body = await readFile(file);
+    const br = brotliCompressSync(body, {
+      params: {
+        [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+        [constants.BROTLI_PARAM_LGWIN]: constants.BROTLI_MAX_WINDOW_BITS,
+        [constants.BROTLI_PARAM_SIZE_HINT]: body.length,
+      },
+    });
+    await writeFile(`${file}.br`, br);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const dir = process.argv[2] || "dist";
+  await writeManifest(dir);
+  await addPolicy(dir);
+  await precompress(dir);
+}
