@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: builds (cached), fetches and converts the pretrained weights (cached),
-# then the workspace's tests on the real data sets in $FACEMTL_DATA.
+# checks formatting and lints (clippy, warnings are errors), then the workspace's tests on the
+# real data sets in $FACEMTL_DATA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prepare.sh
+cargo fmt --check
+cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release
 # The browser app: trunk build (WebGPU + CPU backends in one wasm), then real-browser tests in
 # headless Chromium against it, compared with the native `predict`.

@@ -54,7 +54,7 @@ pub fn conv(
     Ok(layer)
 }
 
-/// A depthwise convolution (groups = channels), SAME-padded. When `scale` is given, the
+/// A 3x3 depthwise convolution (groups = channels), SAME-padded. When `scale` is given, the
 /// per-channel multiplier of a folded batch norm is multiplied into the kernel, which is exact
 /// because each output channel sees only its own kernel.
 pub fn depthwise(
@@ -62,11 +62,11 @@ pub fn depthwise(
     kernel: &str,
     scale: Option<&str>,
     bias: Option<&str>,
-    kernel_size: usize,
     channels: usize,
     stride: usize,
     device: &Device,
 ) -> Result<Conv2d, TfjsError> {
+    let kernel_size = 3;
     let k = weights.get(kernel, &[kernel_size, kernel_size, channels, 1])?;
     let scale = match scale {
         Some(name) => weights.get(name, &[channels])?.values.clone(),

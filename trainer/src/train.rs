@@ -165,7 +165,9 @@ impl TrainConfig {
     }
 }
 
-/// What the network reads for each face of a split.
+/// What the network reads for each face of a split (three exist per run, so the variants'
+/// difference in size does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Inputs {
     /// `[n, features]` of the frozen backbone.
     Features(Tensor<2>),

@@ -2,7 +2,7 @@
 //! CSV files and CelebA's attribute and partition files. Rows are generated from the real
 //! formats (valid rows, then rows with fields dropped, swapped, overflowing, of other
 //! encodings and line ends), and the property is: no panic, and every row is either a sample
-//! or skipped with its reason. `FACEMTL_FUZZ_CASES` sets the cases (default 64; see
+//! or skipped with its reason. `FACEMTL_FUZZ_CASES` sets the cases (default 256; see
 //! `shared/tests/fuzz.rs`).
 
 use std::collections::HashMap;
@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 fn config() -> Config {
-    let cases = std::env::var("FACEMTL_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64);
+    let cases = std::env::var("FACEMTL_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
     Config {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
@@ -76,7 +76,7 @@ proptest! {
         for (index, file, age, extra_column, end) in &rows {
             text.push_str(&format!("{index},{file},{age}{}{end}", if *extra_column { ",x" } else { "" }));
         }
-        let present = |f: &str| f.len() % 3 != 0;
+        let present = |f: &str| !f.len().is_multiple_of(3);
         let (samples, skipped) = utkface::parse_coral_csv(&text, "fuzz.csv", Path::new("images"), present);
         prop_assert_eq!(samples.len() + skipped.len(), text.lines().count().saturating_sub(1));
         for s in &samples {
@@ -96,7 +96,7 @@ proptest! {
         }
         let partition_text: String = partition.iter().map(|(f, p)| format!("{f} {p}\n")).collect();
         let partition: HashMap<String, u8> = celeba::parse_partition(&partition_text);
-        let present = |f: &str| f.len() % 2 == 0;
+        let present = |f: &str| f.len().is_multiple_of(2);
         match celeba::parse_attributes(&text, Path::new("images"), present, &partition) {
             Ok((samples, skipped)) => {
                 prop_assert!(columns.contains(&"Male") && columns.contains(&"Young"));

@@ -140,7 +140,6 @@ impl FaceRes {
                 &format!("conv_dw_{k}/depthwise_kernel"),
                 Some(&format!("conv_dw_{k}_bn/batchnorm_1/mul")),
                 Some(&format!("conv_dw_{k}_bn/batchnorm_1/sub")),
-                3,
                 channels,
                 stride,
                 device,

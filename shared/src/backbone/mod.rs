@@ -85,8 +85,10 @@ impl std::str::FromStr for BackboneKind {
     }
 }
 
-/// A loaded backbone.
+/// A loaded backbone. Few exist at a time (one per pipeline), so the variants' difference in
+/// size costs nothing worth a box.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Backbone {
     Faceres(FaceRes),
     Dlib(DlibResNet),

@@ -150,7 +150,7 @@ impl Letterbox {
         self.scale * INPUT_SIZE as f32
     }
 
-    fn to_original(&self, x: f32, y: f32) -> Point {
+    fn to_original(self, x: f32, y: f32) -> Point {
         Point { x: x * self.scale - self.pad_x, y: y * self.scale - self.pad_y }
     }
 }

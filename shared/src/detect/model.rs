@@ -147,7 +147,7 @@ impl BlazeFace {
         // pointwise kernel and bias. The depthwise convs have no bias in the graph.
         for (index, ((cin, cout, stride), block)) in block_plan().into_iter().zip(model.blocks.iter_mut()).enumerate() {
             let base = 1 + 4 * index;
-            block.depthwise = layers::depthwise(weights, &name(base), None, None, 3, cin, stride, device)?;
+            block.depthwise = layers::depthwise(weights, &name(base), None, None, cin, stride, device)?;
             block.pointwise = layers::conv(
                 weights,
                 &name(base + 2),
@@ -158,7 +158,7 @@ impl BlazeFace {
                 device,
             )?;
         }
-        model.tail.depthwise = layers::depthwise(weights, &name(125), None, None, 3, 96, 2, device)?;
+        model.tail.depthwise = layers::depthwise(weights, &name(125), None, None, 96, 2, device)?;
         model.tail.pointwise =
             layers::conv(weights, &name(127), Some(&name(128)), [1, 1, 96, 96], 1, PaddingConfig2d::Valid, device)?;
         let head = |k: usize, out: usize| {

@@ -3,11 +3,11 @@
 //! Cross-entropy for the classification tasks, `0.5 (y - p)^2` for age on the normalised scale.
 //! Combination, selectable by name:
 //! - `average`: every task weighs 1/T (the thesis's baseline);
-//! - `learned`: the thesis's Loss Weight Layer, weights `w = softmax(v)` (positive, summing to
-//!   1) learned with the network, total `sum w_i L_i + lambda ||w||^2`. Note for the reader:
-//!   minimising this over `w` moves weight towards the task whose loss is smallest (the
-//!   gradient for `w_i` is `L_i + 2 lambda w_i`), which lambda only tempers; the run logs show
-//!   what it does on real data;
+//! - `learned`: the thesis's Loss Weight Layer, weights `w = softmax(v)` (positive, summing
+//!   to one) learned with the network, total `sum w_i L_i + lambda ||w||^2`. Minimising this over
+//!   `w` moves weight towards the task whose loss is smallest (the gradient for `w_i` is
+//!   `L_i + 2 lambda w_i`), which lambda only tempers; the run logs show what it does on real
+//!   data;
 //! - `uncertainty`: Kendall, Gal and Cipolla (2018), `sum exp(-s_i) L_i + s_i` with learned
 //!   log-variances `s_i`;
 //! - `dwa`: Dynamic Weight Average (Liu, Johns and Davison 2019): weights from how fast each
