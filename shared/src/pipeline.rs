@@ -1,60 +1,167 @@
-//! The whole path for a photo: decode -> detect -> align -> backbone features, one face at a
-//! time or in batches. The trainer, `predict` and the browser all go through here.
+//! The one path from a photo to what a model says of its faces: detect -> align -> embed ->
+//! head. Training's feature extraction and fine-tuning crops, `predict`, `eval`, the
+//! benchmarks and the browser all go through a [`FacePipeline`], built with the preprocessing
+//! settings of the model it serves (a model file's header carries them), so that a model never
+//! sees faces found or framed otherwise than it was trained on.
 
 use burn::prelude::*;
 use image::RgbImage;
 
-use crate::align::align;
+use crate::align::{AlignConfig, align};
 use crate::backbone::{Backbone, BackboneKind};
-use crate::detect::{Detection, Detector};
+use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig};
+use crate::mtl::MtlHead;
+use crate::predict::{Attributes, NonFiniteOutput, attributes, output_tensors, raw_outputs};
+use crate::weights::Header;
 
-/// The input of a `kind` backbone for every detection of `image`: `[k, 3, s, s]`, aligned and
-/// normalised (the browser, which holds its networks apart, calls this directly).
-pub fn backbone_input(kind: BackboneKind, image: &RgbImage, detections: &[Detection]) -> Vec<f32> {
-    let config = kind.align_config();
-    detections.iter().flat_map(|d| kind.normalise(&align(image, &d.keypoints, &config))).collect()
-}
-
-/// One face found in a photo, with its backbone features.
+/// One face of a photo and what the model predicts of it.
 #[derive(Debug, Clone)]
 pub struct Face {
     pub detection: Detection,
-    pub features: Vec<f32>,
+    pub attributes: Attributes,
 }
 
-/// Detector and backbone on one device.
-#[derive(Debug)]
+/// Detector, alignment and backbone on one device.
+#[derive(Debug, Clone)]
 pub struct FacePipeline {
-    pub detector: Detector,
-    pub backbone: Backbone,
-    pub device: Device,
+    detector: Detector,
+    align: AlignConfig,
+    backbone: Backbone,
+    device: Device,
 }
 
 impl FacePipeline {
+    pub fn new(
+        detector: BlazeFace,
+        detector_config: DetectorConfig,
+        backbone: Backbone,
+        align: AlignConfig,
+        device: &Device,
+    ) -> Self {
+        Self { detector: Detector::new(detector, detector_config), align, backbone, device: device.clone() }
+    }
+
+    /// The pipeline a model was trained with: its header's detector and alignment settings,
+    /// around `backbone` (the model's own fine-tuned one when it has one, else the pretrained).
+    pub fn for_model(detector: BlazeFace, backbone: Backbone, header: &Header, device: &Device) -> Self {
+        Self::new(detector, header.detector.clone(), backbone, header.align, device)
+    }
+
+    /// The same networks with other detector settings (the browser's webcam searches no tiles).
+    pub fn with_detector_config(&self, config: DetectorConfig) -> Self {
+        Self { detector: Detector::new(self.detector.model.clone(), config), ..self.clone() }
+    }
+
     pub fn kind(&self) -> BackboneKind {
         self.backbone.kind()
     }
 
-    /// The backbone's input for every detection of `image`: `[k, 3, s, s]`, normalised.
-    pub fn crops(&self, image: &RgbImage, detections: &[Detection]) -> Vec<f32> {
-        backbone_input(self.kind(), image, detections)
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
-    /// Features of `count` crops laid out back to back as [`Self::crops`] returns them.
-    pub fn features(&self, crops: Vec<f32>, count: usize) -> Vec<Vec<f32>> {
-        if count == 0 {
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    pub fn detector_config(&self) -> &DetectorConfig {
+        &self.detector.config
+    }
+
+    pub fn align_config(&self) -> &AlignConfig {
+        &self.align
+    }
+
+    pub fn detector_model(&self) -> &BlazeFace {
+        &self.detector.model
+    }
+
+    /// Every face of each image, best score first (a blocking read of the device).
+    pub fn detect(&self, images: &[&RgbImage]) -> Vec<Vec<Detection>> {
+        self.detector.detect_batch(images, &self.device)
+    }
+
+    /// Every face of `image`, read back without blocking (WebGPU cannot block the page).
+    pub async fn detect_async(&self, image: &RgbImage) -> Result<Vec<Detection>, String> {
+        let batch = self.detector.inputs(&[image], &self.device);
+        let raw = read_async(self.detector.model.forward(batch.input)).await?;
+        Ok(self.detector.decode(&raw, &batch.views).remove(0))
+    }
+
+    /// The aligned crop of each detection: planar RGB `[3, s, s]` on 0..=255.
+    pub fn align(&self, image: &RgbImage, detections: &[Detection]) -> Vec<Vec<f32>> {
+        detections.iter().map(|d| align(image, &d.keypoints, &self.align)).collect()
+    }
+
+    /// The backbone's embeddings `[n, features]` of aligned crops, left on the device.
+    pub fn embed(&self, crops: &[Vec<f32>]) -> Tensor<2> {
+        let kind = self.kind();
+        let side = kind.input_size();
+        let input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c)).collect();
+        self.backbone.forward(Tensor::from_data(TensorData::new(input, [crops.len(), 3, side, side]), &self.device))
+    }
+
+    /// [`Self::embed`] read back, one vector per crop.
+    pub fn features(&self, crops: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        if crops.is_empty() {
             return Vec::new();
         }
-        let size = self.kind().input_size();
-        let input = Tensor::from_data(TensorData::new(crops, [count, 3, size, size]), &self.device);
-        let out = self.backbone.forward(input).into_data().try_to_vec::<f32>().expect("the backbone outputs floats");
+        let out =
+            self.embed(crops).into_data().convert::<f32>().try_into_vec::<f32>().expect("the backbone outputs floats");
         out.chunks_exact(self.kind().feature_dim()).map(<[f32]>::to_vec).collect()
     }
 
-    /// Every face of `image`, best score first.
-    pub fn faces(&self, image: &RgbImage) -> Vec<Face> {
-        let detections = self.detector.detect_batch(&[image], &self.device).remove(0);
-        let features = self.features(self.crops(image, &detections), detections.len());
-        detections.into_iter().zip(features).map(|(detection, features)| Face { detection, features }).collect()
+    /// Every face of `image` (at most `max_faces`, the most certain) with what `head` predicts,
+    /// and how many faces were found in all.
+    pub fn predict(
+        &self,
+        head: &MtlHead,
+        header: &Header,
+        image: &RgbImage,
+        max_faces: usize,
+    ) -> Result<(usize, Vec<Face>), NonFiniteOutput> {
+        let (found, kept) = keep(self.detect(&[image]).remove(0), max_faces);
+        if kept.is_empty() {
+            return Ok((found, Vec::new()));
+        }
+        let raw = raw_outputs(head, self.embed(&self.align(image, &kept)));
+        let predicted = attributes(header, &raw, kept.len())?;
+        Ok((found, faces(kept, predicted)))
     }
+
+    /// [`Self::predict`] with every read-back awaited.
+    pub async fn predict_async(
+        &self,
+        head: &MtlHead,
+        header: &Header,
+        image: &RgbImage,
+        max_faces: usize,
+    ) -> Result<(usize, Vec<Face>), String> {
+        let (found, kept) = keep(self.detect_async(image).await?, max_faces);
+        if kept.is_empty() {
+            return Ok((found, Vec::new()));
+        }
+        let mut raw = Vec::new();
+        for out in output_tensors(head, self.embed(&self.align(image, &kept))) {
+            raw.push(read_async(out).await?);
+        }
+        let predicted = attributes(header, &raw, kept.len()).map_err(|e| e.to_string())?;
+        Ok((found, faces(kept, predicted)))
+    }
+}
+
+/// How many detections there are, and the first `max_faces` of them.
+fn keep(mut detections: Vec<Detection>, max_faces: usize) -> (usize, Vec<Detection>) {
+    let found = detections.len();
+    detections.truncate(max_faces);
+    (found, detections)
+}
+
+fn faces(detections: Vec<Detection>, attributes: Vec<Attributes>) -> Vec<Face> {
+    detections.into_iter().zip(attributes).map(|(detection, attributes)| Face { detection, attributes }).collect()
+}
+
+async fn read_async<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, String> {
+    let data = tensor.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))
 }

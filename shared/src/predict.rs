@@ -4,7 +4,9 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
-use crate::mtl::{MtlHead, RACES, Task};
+use std::collections::BTreeMap;
+
+use crate::mtl::{MtlHead, TaskKind, TaskSpec};
 use crate::weights::Header;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,6 +14,16 @@ pub struct Age {
     pub years: f32,
     /// The model's mean absolute error on its test set: a typical miss, in years.
     pub plus_minus: f32,
+}
+
+/// A prediction of a task other than the built-in four (a user's own data set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Other {
+    /// The probability of each label.
+    Class(Vec<(String, f32)>),
+    /// The value, and the model's test MAE as its typical miss.
+    Value { value: f32, plus_minus: f32 },
 }
 
 /// The predicted attributes of one face; a field is absent when the model has no such task.
@@ -26,6 +38,9 @@ pub struct Attributes {
     pub race: Option<Vec<(String, f32)>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub young_probability: Option<f32>,
+    /// Other tasks, by name.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Other>,
 }
 
 /// The head's outputs for `[n, features]`: class probabilities, or the bare regression output.
@@ -46,34 +61,41 @@ pub fn raw_outputs(head: &MtlHead, features: Tensor<2>) -> Vec<Vec<f32>> {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("the model's {task} output is not a finite number: this model file cannot be used")]
 pub struct NonFiniteOutput {
-    pub task: &'static str,
+    pub task: String,
 }
 
 /// The attributes of `n` faces from [`raw_outputs`].
 pub fn attributes(header: &Header, raw: &[Vec<f32>], n: usize) -> Result<Vec<Attributes>, NonFiniteOutput> {
     // The header's figures are checked finite when the file is read.
-    let mae = header.metrics.iter().find(|(k, _)| k == "age_mae").map_or(0.0, |(_, v)| *v as f32);
+    let mae =
+        |task: &TaskSpec| header.metrics.iter().find(|(k, _)| *k == task.metric_name()).map_or(0.0, |(_, v)| *v as f32);
+    let (gender, race, young) = (TaskSpec::gender(), TaskSpec::race(), TaskSpec::young());
     (0..n)
         .map(|i| {
             let mut a = Attributes::default();
             for (task, values) in header.tasks.iter().zip(raw) {
                 let width = task.outputs();
                 let row = &values[i * width..(i + 1) * width];
-                let non_finite = || NonFiniteOutput { task: task.name() };
+                let non_finite = || NonFiniteOutput { task: task.name.clone() };
+                let finite = |v: f32| Some(v).filter(|v| v.is_finite()).ok_or_else(non_finite);
                 if row.iter().any(|v| !v.is_finite()) {
                     return Err(non_finite());
                 }
-                match task {
-                    Task::Gender => a.female_probability = Some(row[1]),
-                    Task::Young => a.young_probability = Some(row[1]),
-                    Task::Age => {
-                        let years = row[0] * header.age_scale + header.age_offset;
-                        a.age = Some(Age {
-                            years: Some(years).filter(|y| y.is_finite()).ok_or_else(non_finite)?,
-                            plus_minus: mae,
-                        });
+                let probabilities = || task.labels().iter().cloned().zip(row.iter().copied()).collect();
+                match &task.kind {
+                    _ if *task == gender => a.female_probability = Some(row[1]),
+                    _ if *task == young => a.young_probability = Some(row[1]),
+                    _ if *task == race => a.race = Some(probabilities()),
+                    TaskKind::Regression { norm } if task.name == "age" => {
+                        a.age = Some(Age { years: finite(norm.value(row[0]))?, plus_minus: mae(task) })
                     }
-                    Task::Race => a.race = Some(RACES.iter().map(|r| r.to_string()).zip(row.iter().copied()).collect()),
+                    TaskKind::Regression { norm } => {
+                        let value = finite(norm.value(row[0]))?;
+                        a.other.insert(task.name.clone(), Other::Value { value, plus_minus: mae(task) });
+                    }
+                    TaskKind::Class { .. } => {
+                        a.other.insert(task.name.clone(), Other::Class(probabilities()));
+                    }
                 }
             }
             Ok(a)
@@ -86,31 +108,48 @@ mod tests {
     use super::*;
     use crate::backbone::BackboneKind;
     use crate::detect::DetectorConfig;
+    use crate::mtl::AgeNorm;
 
-    fn header() -> Header {
+    fn header(tasks: Vec<TaskSpec>) -> Header {
         Header {
             format_version: crate::weights::FORMAT_VERSION,
             backbone: BackboneKind::Faceres,
-            tasks: vec![Task::Gender, Task::Age, Task::Race],
+            tasks,
             shared: vec![512],
             head_hidden: 128,
-            age_scale: 40.0,
-            age_offset: 0.0,
             detector: DetectorConfig::default(),
             align: BackboneKind::Faceres.align_config(),
             trained_on: "test".into(),
-            metrics: vec![("age_mae".into(), 5.0)],
+            metrics: vec![("age_mae".into(), 5.0), ("weight_mae".into(), 3.0)],
             backbone_len: None,
         }
+    }
+
+    fn utkface() -> Header {
+        header(vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::ALL_AGES), TaskSpec::race()])
     }
 
     #[test]
     fn outputs_become_probabilities_and_years() {
         let raw = vec![vec![0.25, 0.75], vec![0.5], vec![0.1, 0.2, 0.3, 0.2, 0.2]];
-        let faces = attributes(&header(), &raw, 1).unwrap();
+        let faces = attributes(&utkface(), &raw, 1).unwrap();
         assert_eq!(faces[0].female_probability, Some(0.75));
         assert_eq!(faces[0].age, Some(Age { years: 20.0, plus_minus: 5.0 }));
         assert_eq!(faces[0].race.as_ref().unwrap()[2], ("Asian".to_string(), 0.3));
+        let json = serde_json::to_value(&faces[0]).unwrap();
+        assert_eq!(json["age"]["years"], 20.0);
+        assert_eq!(json.as_object().unwrap().len(), 3, "{json}");
+    }
+
+    #[test]
+    fn a_users_own_tasks_are_named_in_the_answer() {
+        let band = TaskSpec::parse("band:class:child,adult", AgeNorm::ALL_AGES).unwrap();
+        let weight = TaskSpec::parse("weight:regression", AgeNorm { offset: 70.0, scale: 10.0 }).unwrap();
+        let raw = vec![vec![0.2, 0.8], vec![0.5]];
+        let faces = attributes(&header(vec![band, weight]), &raw, 1).unwrap();
+        let json = serde_json::to_value(&faces[0]).unwrap();
+        assert_eq!(json["band"], serde_json::json!([["child", 0.2f32], ["adult", 0.8f32]]));
+        assert_eq!(json["weight"], serde_json::json!({"value": 75.0, "plus_minus": 3.0}));
     }
 
     #[test]
@@ -119,11 +158,14 @@ mod tests {
         for (task, value) in [(0, f32::NAN), (1, f32::INFINITY), (2, f32::NEG_INFINITY)] {
             let mut raw = ok.clone();
             raw[task][0] = value;
-            assert_eq!(attributes(&header(), &raw, 1), Err(NonFiniteOutput { task: header().tasks[task].name() }));
+            assert_eq!(
+                attributes(&utkface(), &raw, 1),
+                Err(NonFiniteOutput { task: utkface().tasks[task].name.clone() })
+            );
         }
         // Finite output, infinite years.
         let mut raw = ok.clone();
         raw[1][0] = f32::MAX;
-        assert!(attributes(&header(), &raw, 1).is_err());
+        assert!(attributes(&utkface(), &raw, 1).is_err());
     }
 }

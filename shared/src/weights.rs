@@ -23,7 +23,7 @@ use crate::align::AlignConfig;
 use crate::backbone::{Backbone, BackboneKind};
 use crate::compact;
 use crate::detect::DetectorConfig;
-use crate::mtl::{MtlConfig, MtlHead, Task};
+use crate::mtl::{MtlConfig, MtlHead, TaskKind, TaskSpec};
 
 pub const MAGIC: &[u8; 4] = b"FMTL";
 pub const FORMAT_VERSION: u32 = 3;
@@ -34,6 +34,7 @@ const MAX_HEADER_BYTES: usize = 64 << 10;
 /// Widest layer a header may ask for, and most shared layers.
 const MAX_WIDTH: usize = 4096;
 const MAX_SHARED_LAYERS: usize = 4;
+const MAX_TASKS: usize = 16;
 const CHECKSUM_LEN: usize = 32;
 
 /// Everything needed to use the head, and to know what it is.
@@ -41,12 +42,10 @@ const CHECKSUM_LEN: usize = 32;
 pub struct Header {
     pub format_version: u32,
     pub backbone: BackboneKind,
-    pub tasks: Vec<Task>,
+    /// What each head predicts (a regression's normalisation included).
+    pub tasks: Vec<TaskSpec>,
     pub shared: Vec<usize>,
     pub head_hidden: usize,
-    /// Age predictions are `output * age_scale + age_offset` years.
-    pub age_scale: f32,
-    pub age_offset: f32,
     pub detector: DetectorConfig,
     pub align: AlignConfig,
     /// The training data and protocol, in words.
@@ -99,7 +98,7 @@ fn within(value: f64, low: f64, high: f64) -> bool {
 
 impl Header {
     pub fn mtl_config(&self) -> MtlConfig {
-        MtlConfig::new(self.backbone.feature_dim(), self.tasks.clone())
+        MtlConfig::new(self.backbone.feature_dim(), self.tasks.iter().map(TaskSpec::outputs).collect())
             .with_shared(self.shared.clone())
             .with_head_hidden(self.head_hidden)
     }
@@ -108,16 +107,27 @@ impl Header {
     /// allocation: a crafted header could otherwise ask for a layer of 10^8 units.
     fn check(&self, payload_len: usize) -> Result<(), WeightsError> {
         let tasks = &self.tasks;
-        require(!tasks.is_empty() && tasks.len() <= 4, || format!("{} tasks", tasks.len()))?;
-        require(tasks.iter().enumerate().all(|(i, t)| !tasks[..i].contains(t)), || "a task is repeated".into())?;
+        require(!tasks.is_empty() && tasks.len() <= MAX_TASKS, || format!("{} tasks", tasks.len()))?;
+        require(tasks.iter().enumerate().all(|(i, t)| tasks[..i].iter().all(|o| o.name != t.name)), || {
+            "a task is repeated".into()
+        })?;
+        for task in tasks {
+            match &task.kind {
+                TaskKind::Class { labels } => require((2..=MAX_WIDTH).contains(&labels.len()), || {
+                    format!("task {} with {} labels", task.name, labels.len())
+                })?,
+                TaskKind::Regression { norm } => {
+                    require(within(norm.scale.into(), 1e-3, 1e6) && within(norm.offset.into(), -1e6, 1e6), || {
+                        format!("task {} normalised by {norm:?}", task.name)
+                    })?
+                }
+            }
+        }
         require(self.shared.len() <= MAX_SHARED_LAYERS, || format!("{} shared layers", self.shared.len()))?;
         require(self.shared.iter().all(|w| (1..=MAX_WIDTH).contains(w)), || {
             format!("shared layer widths {:?} (1 to {MAX_WIDTH})", self.shared)
         })?;
         require(self.head_hidden <= MAX_WIDTH, || format!("head width {} (at most {MAX_WIDTH})", self.head_hidden))?;
-        require(within(self.age_scale.into(), 1e-3, 1e3) && within(self.age_offset.into(), -1e3, 1e3), || {
-            format!("age scale {} and offset {}", self.age_scale, self.age_offset)
-        })?;
         require(self.metrics.iter().all(|(_, v)| v.is_finite()), || "a test figure is not a number".into())?;
         let d = &self.detector;
         require(
@@ -263,8 +273,8 @@ mod tests {
 
     fn sample() -> (MtlHead, Header) {
         let device = Device::flex();
-        let tasks = vec![Task::Gender, Task::Age];
-        let head = MtlConfig::new(BackboneKind::Dlib.feature_dim(), tasks.clone())
+        let tasks = vec![TaskSpec::gender(), TaskSpec::age(crate::mtl::AgeNorm::ALL_AGES)];
+        let head = MtlConfig::new(BackboneKind::Dlib.feature_dim(), vec![2, 1])
             .with_shared(vec![16])
             .with_head_hidden(8)
             .init(&device);
@@ -274,8 +284,6 @@ mod tests {
             tasks,
             shared: vec![16],
             head_hidden: 8,
-            age_scale: 40.0,
-            age_offset: 0.0,
             detector: DetectorConfig::default(),
             align: BackboneKind::Dlib.align_config(),
             trained_on: "test".into(),
@@ -358,7 +366,7 @@ mod tests {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         // The same length, so that only the checksum can tell: age offset 0 -> 9, and a forged
         // test figure.
-        for (from, to) in [("\"age_offset\":0.0", "\"age_offset\":9.0"), ("0.9]", "1.0]")] {
+        for (from, to) in [("\"offset\":0.0", "\"offset\":9.0"), ("0.9]", "1.0]")] {
             assert!(text.contains(from), "{from}");
             let edited = text.replacen(from, to, 1);
             let edited: Vec<u8> =
@@ -391,10 +399,21 @@ mod tests {
         // Within the bounds, but more than the file holds.
         assert!(matches!(refused(&|h| h["shared"] = json!([4096, 4096])), WeightsError::Payload(_)));
         assert!(matches!(refused(&|h| h["backbone_len"] = json!(1u64 << 40)), WeightsError::Payload(_)));
-        assert!(matches!(refused(&|h| h["age_scale"] = json!(1e39)), WeightsError::Header(_)));
-        assert!(matches!(refused(&|h| h["age_offset"] = json!(-5e3)), WeightsError::Header(_)));
+        assert!(matches!(
+            refused(&|h| h["tasks"][1]["kind"]["regression"]["norm"]["scale"] = json!(1e39)),
+            WeightsError::Header(_)
+        ));
+        assert!(matches!(
+            refused(&|h| h["tasks"][1]["kind"]["regression"]["norm"]["offset"] = json!(-5e9)),
+            WeightsError::Header(_)
+        ));
         assert!(matches!(refused(&|h| h["tasks"] = json!([])), WeightsError::Header(_)));
-        assert!(matches!(refused(&|h| h["tasks"] = json!(["gender", "gender"])), WeightsError::Header(_)));
+        let gender = serde_json::to_value(TaskSpec::gender()).unwrap();
+        assert!(matches!(refused(&|h| h["tasks"] = json!([gender, gender])), WeightsError::Header(_)));
+        assert!(matches!(
+            refused(&|h| h["tasks"][0]["kind"]["class"]["labels"] = json!(["one"])),
+            WeightsError::Header(_)
+        ));
         assert!(matches!(refused(&|h| h["detector"]["zooms"] = json!([1e9])), WeightsError::Header(_)));
         assert!(matches!(refused(&|h| h["align"]["size"] = json!(100_000)), WeightsError::Header(_)));
         assert!(matches!(refused(&|h| h["format_version"] = json!(2)), WeightsError::Header(_)));

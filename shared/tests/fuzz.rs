@@ -14,7 +14,7 @@ use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
 use facemtl::compact;
 use facemtl::detect::DetectorConfig;
-use facemtl::mtl::{MtlConfig, Task};
+use facemtl::mtl::{AgeNorm, MtlConfig, TaskSpec};
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::tfjs::TfjsWeights;
 use facemtl::weights::{self, Header};
@@ -123,15 +123,13 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 
 // ---- model files ----
 
-fn header(tasks: Vec<Task>, shared: Vec<usize>, head_hidden: usize) -> Header {
+fn header(tasks: Vec<TaskSpec>, shared: Vec<usize>, head_hidden: usize) -> Header {
     Header {
         format_version: weights::FORMAT_VERSION,
         backbone: BackboneKind::Dlib,
         tasks,
         shared,
         head_hidden,
-        age_scale: 40.0,
-        age_offset: 21.0,
         detector: DetectorConfig::default(),
         align: BackboneKind::Dlib.align_config(),
         trained_on: "fuzz".into(),
@@ -140,15 +138,20 @@ fn header(tasks: Vec<Task>, shared: Vec<usize>, head_hidden: usize) -> Header {
     }
 }
 
-fn small_network() -> impl Strategy<Value = (Vec<Task>, Vec<usize>, usize)> {
-    let tasks = prop::sample::subsequence(vec![Task::Gender, Task::Age, Task::Race, Task::Young], 1..=4);
+fn small_network() -> impl Strategy<Value = (Vec<TaskSpec>, Vec<usize>, usize)> {
+    let all = vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::CORAL), TaskSpec::race(), TaskSpec::young()];
+    let tasks = prop::sample::subsequence(all, 1..=4);
     (tasks, prop::collection::vec(1usize..24, 0..3), 0usize..12)
 }
 
-fn model_file(tasks: &[Task], shared: &[usize], head_hidden: usize) -> Vec<u8> {
+fn outputs(tasks: &[TaskSpec]) -> Vec<usize> {
+    tasks.iter().map(TaskSpec::outputs).collect()
+}
+
+fn model_file(tasks: &[TaskSpec], shared: &[usize], head_hidden: usize) -> Vec<u8> {
     let device = Device::flex();
     let head =
-        MtlConfig::new(128, tasks.to_vec()).with_shared(shared.to_vec()).with_head_hidden(head_hidden).init(&device);
+        MtlConfig::new(128, outputs(tasks)).with_shared(shared.to_vec()).with_head_hidden(head_hidden).init(&device);
     weights::export(compact::half(head), None, header(tasks.to_vec(), shared.to_vec(), head_hidden)).unwrap()
 }
 
@@ -188,8 +191,11 @@ fn header_edit() -> impl Strategy<Value = (String, serde_json::Value)> {
         Just(json!([200_000_000])),
         Just(json!([4096, 4096, 4096])),
         Just(json!([])),
-        Just(json!(["gender", "gender"])),
-        Just(json!(["age"])),
+        Just(json!([{"name": "gender", "kind": {"class": {"labels": ["a"]}}}])),
+        Just(json!([{"name": "age", "kind": {"regression": {"norm": {"offset": 0.0, "scale": 0.0}}}}])),
+        Just(
+            json!([{"name": "x", "kind": {"class": {"labels": ["a", "b"]}}}, {"name": "x", "kind": {"class": {"labels": ["a", "b"]}}}])
+        ),
         Just(json!("faceres")),
         Just(json!(null)),
         Just(json!({"zooms": [], "tiles": true})),
@@ -261,8 +267,8 @@ proptest! {
         mutations in prop::collection::vec(mutation(), 0..4),
     ) {
         let device = Device::flex();
-        let init = |t: &[Task], s: &[usize], h: usize| {
-            MtlConfig::new(16, t.to_vec()).with_shared(s.to_vec()).with_head_hidden(h).init(&device)
+        let init = |t: &[TaskSpec], s: &[usize], h: usize| {
+            MtlConfig::new(16, outputs(t)).with_shared(s.to_vec()).with_head_hidden(h).init(&device)
         };
         let bytes = compact::pack(&init(&tasks, &shared, hidden));
         let damaged = mutate(bytes.clone(), &mutations);

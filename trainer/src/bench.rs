@@ -10,6 +10,7 @@ use clap::Subcommand;
 use facemtl::backbone::BackboneKind;
 use facemtl::detect::Detection;
 use facemtl::photo::{self, DecodeLimits};
+use facemtl::pipeline::FacePipeline;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -269,20 +270,18 @@ fn speed(cache: &Cache, device: &Device, backend: &str, data: &Path, count: usiz
 }
 
 /// Decode, detect, align and embed `photos` in batches; returns the number of faces.
-fn run_pipeline(pipeline: &facemtl::pipeline::FacePipeline, photos: &[Vec<u8>], batch: usize) -> Result<usize> {
+fn run_pipeline(pipeline: &FacePipeline, photos: &[Vec<u8>], batch: usize) -> Result<usize> {
     let mut faces = 0;
     for chunk in photos.chunks(batch) {
         let images: Vec<_> =
             chunk.iter().map(|b| photo::decode(b, DecodeLimits::default())).collect::<Result<_, _>>()?;
         let refs: Vec<_> = images.iter().collect();
-        let detections = pipeline.detector.detect_batch(&refs, &pipeline.device);
-        let mut crops = Vec::new();
-        let mut count = 0;
-        for (image, found) in images.iter().zip(&detections) {
-            crops.extend(pipeline.crops(image, found));
-            count += found.len();
-        }
-        faces += pipeline.features(crops, count).len();
+        let crops: Vec<Vec<f32>> = images
+            .iter()
+            .zip(pipeline.detect(&refs))
+            .flat_map(|(image, found)| pipeline.align(image, &found))
+            .collect();
+        faces += pipeline.features(&crops).len();
     }
     Ok(faces)
 }

@@ -9,9 +9,9 @@ use facemtl::pipeline::FacePipeline;
 
 use crate::bench::progress;
 use crate::data::Sample;
-use crate::features::{batch_size, best_face_crops, file_key};
+use crate::features::{batch_size, best_face_crops};
 
-/// Planar RGB bytes (`3 * side * side`) by image file name; `None` where no face was found.
+/// Planar RGB bytes (`3 * side * side`) by sample key; `None` where no face was found.
 pub struct CropStore {
     pub kind: BackboneKind,
     rows: HashMap<String, Option<Vec<u8>>>,
@@ -19,7 +19,7 @@ pub struct CropStore {
 
 impl CropStore {
     pub fn get(&self, sample: &Sample) -> Option<&[u8]> {
-        self.rows.get(&file_key(&sample.file)).and_then(|r| r.as_deref())
+        self.rows.get(&sample.key).and_then(|r| r.as_deref())
     }
 }
 
@@ -27,10 +27,10 @@ pub fn collect(pipeline: &FacePipeline, samples: &[&Sample]) -> CropStore {
     let kind = pipeline.kind();
     let bar = progress(samples.len() as u64, &format!("{kind} face crops"));
     let mut rows = HashMap::with_capacity(samples.len());
-    for chunk in samples.chunks(batch_size(&pipeline.device)) {
+    for chunk in samples.chunks(batch_size(pipeline.device())) {
         for (sample, crop) in chunk.iter().zip(best_face_crops(pipeline, chunk)) {
             let bytes = crop.map(|c| c.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect());
-            rows.insert(file_key(&sample.file), bytes);
+            rows.insert(sample.key.clone(), bytes);
         }
         bar.inc(chunk.len() as u64);
     }

@@ -17,7 +17,7 @@ use crate::cache::Cache;
 use crate::data::Sample;
 use crate::files::{checked, with_checksum, write_atomic};
 
-const FORMAT: &str = "facemtl-features-v2";
+const FORMAT: &str = "facemtl-features-v3";
 /// Images per forward pass: the CPU backend is fastest one image at a time (BENCHMARKS.md),
 /// GPUs want batches.
 pub fn batch_size(device: &burn::prelude::Device) -> usize {
@@ -26,7 +26,8 @@ pub fn batch_size(device: &burn::prelude::Device) -> usize {
 /// Save progress every so many images.
 const CHECKPOINT_EVERY: usize = 1024;
 
-/// Features by image file name; `None` where no face was found or the image is unreadable.
+/// Features by sample key (data set and path within it); `None` where no face was found or
+/// the image is unreadable.
 #[derive(Debug, Default)]
 pub struct FeatureStore {
     pub dim: usize,
@@ -40,16 +41,12 @@ pub fn cache_key(pipeline: &FacePipeline) -> Result<String> {
     let kind = pipeline.kind();
     let mut hash = Sha256::new();
     hash.update(FORMAT);
-    hash.update(compact::pack(&pipeline.backbone));
-    hash.update(compact::pack(&pipeline.detector.model));
-    hash.update(serde_json::to_vec(&pipeline.detector.config)?);
-    hash.update(serde_json::to_vec(&kind.align_config())?);
+    hash.update(compact::pack(pipeline.backbone()));
+    hash.update(compact::pack(pipeline.detector_model()));
+    hash.update(serde_json::to_vec(pipeline.detector_config())?);
+    hash.update(serde_json::to_vec(pipeline.align_config())?);
     let digest: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(format!("{}-{digest}", kind.name()))
-}
-
-pub fn file_key(path: &Path) -> String {
-    path.file_name().unwrap_or_default().to_string_lossy().into_owned()
 }
 
 impl FeatureStore {
@@ -114,7 +111,7 @@ impl FeatureStore {
 
     /// The features of `sample`, if a face was found in it.
     pub fn get(&self, sample: &Sample) -> Option<&[f32]> {
-        self.rows.get(&file_key(&sample.file)).and_then(|r| r.as_deref())
+        self.rows.get(&sample.key).and_then(|r| r.as_deref())
     }
 }
 
@@ -125,19 +122,19 @@ pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> R
     let path: PathBuf = dir.join(format!("{}.bin", cache_key(pipeline)?));
     let mut store = FeatureStore::load(&path, pipeline.kind().feature_dim())
         .with_context(|| format!("reading the feature cache {}; delete it to rebuild", path.display()))?;
-    let todo: Vec<&Sample> = samples.iter().copied().filter(|s| !store.rows.contains_key(&file_key(&s.file))).collect();
+    let todo: Vec<&Sample> = samples.iter().copied().filter(|s| !store.rows.contains_key(&s.key)).collect();
     if todo.is_empty() {
         return Ok(store);
     }
     let kind = pipeline.kind();
     let bar = progress(todo.len() as u64, &format!("{kind} features"));
     let mut since_save = 0;
-    for chunk in todo.chunks(batch_size(&pipeline.device)) {
+    for chunk in todo.chunks(batch_size(pipeline.device())) {
         let crops = best_face_crops(pipeline, chunk);
-        let found: Vec<f32> = crops.iter().flatten().flat_map(|c| kind.normalise(c)).collect();
-        let mut features = pipeline.features(found, crops.iter().flatten().count()).into_iter();
+        let found: Vec<Vec<f32>> = crops.iter().flatten().cloned().collect();
+        let mut features = pipeline.features(&found).into_iter();
         for (sample, crop) in chunk.iter().zip(&crops) {
-            store.rows.insert(file_key(&sample.file), crop.as_ref().and_then(|_| features.next()));
+            store.rows.insert(sample.key.clone(), crop.as_ref().and_then(|_| features.next()));
         }
         bar.inc(chunk.len() as u64);
         since_save += chunk.len();
@@ -157,14 +154,13 @@ pub fn best_face_crops(pipeline: &FacePipeline, samples: &[&Sample]) -> Vec<Opti
     let decoded: Vec<Option<image::RgbImage>> =
         samples.iter().map(|s| crate::models::read_photo(&s.file).ok()).collect();
     let images: Vec<&image::RgbImage> = decoded.iter().flatten().collect();
-    let mut detections = pipeline.detector.detect_batch(&images, &pipeline.device).into_iter().zip(&images);
-    let config = pipeline.kind().align_config();
+    let mut detections = pipeline.detect(&images).into_iter().zip(&images);
     decoded
         .iter()
         .map(|image| {
             image.as_ref()?;
             let (faces, img) = detections.next()?;
-            faces.first().map(|face| facemtl::align::align(img, &face.keypoints, &config))
+            pipeline.align(img, &faces[..faces.len().min(1)]).pop()
         })
         .collect()
 }

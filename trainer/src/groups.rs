@@ -2,7 +2,7 @@
 //! gender accuracy per race and per age band, Young/Old accuracy per class. A model that is
 //! good on average can still fail one group; each table names its worst.
 
-use facemtl::mtl::{RACES, Task};
+use facemtl::mtl::TaskSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Sample;
@@ -51,15 +51,6 @@ pub struct GroupFigures {
     pub tables: Vec<GroupTable>,
 }
 
-pub fn class_labels(task: Task) -> Vec<String> {
-    match task {
-        Task::Gender => vec!["Male".into(), "Female".into()],
-        Task::Race => RACES.iter().map(|r| r.to_string()).collect(),
-        Task::Young => vec!["Old".into(), "Young".into()],
-        Task::Age => Vec::new(),
-    }
-}
-
 /// Decades, with everyone from 70 on in one band (few faces are that old).
 pub fn age_band(years: f32) -> String {
     match years as u32 {
@@ -95,77 +86,88 @@ fn accuracy_table<K: Ord>(
     title: &str,
     samples: &[Sample],
     predicted: &[f64],
-    truth: impl Fn(&Sample) -> Option<u8>,
+    truth: impl Fn(&Sample) -> Option<usize>,
     key: impl Fn(&Sample) -> Option<K>,
     label: impl Fn(&K) -> String,
 ) -> GroupTable {
-    let items =
-        samples.iter().zip(predicted).filter_map(|(s, p)| Some((key(s)?, f64::from(u8::from(*p as u8 == truth(s)?)))));
+    let items = samples
+        .iter()
+        .zip(predicted)
+        .filter_map(|(s, p)| Some((key(s)?, f64::from(u8::from(*p as usize == truth(s)?)))));
     table(title, "accuracy", items, label)
 }
 
-/// Group figures of one model's `predictions` (per task, per sample: the class, or the age
-/// error's sign-free size comes from the predicted years) on `samples`.
-pub fn compute(tasks: &[Task], samples: &[Sample], predictions: &[Vec<f64>], age_offset: f64) -> GroupFigures {
+/// Group figures of one model's `predictions` (per trained task and sample: the class, or the
+/// value in its own unit) on `samples`, whose labels follow `columns` (their data set's tasks).
+pub fn compute(
+    columns: &[TaskSpec],
+    trained: &[TaskSpec],
+    samples: &[Sample],
+    predictions: &[Vec<f64>],
+) -> GroupFigures {
     let mut figures = GroupFigures::default();
-    let task_index = |t: Task| tasks.iter().position(|x| *x == t);
-    for (&task, predicted) in tasks.iter().zip(predictions) {
-        if task.is_regression() {
+    let column = |spec: &TaskSpec| columns.iter().position(|c| c == spec);
+    let trained_index = |spec: &TaskSpec| trained.iter().position(|t| t == spec);
+    for (task, predicted) in trained.iter().zip(predictions) {
+        let (labels, Some(c)) = (task.labels(), column(task)) else { continue };
+        if labels.is_empty() {
             continue;
         }
-        let labels = class_labels(task);
         let mut counts = vec![vec![0; labels.len()]; labels.len()];
         for (sample, p) in samples.iter().zip(predicted) {
-            if let Some(truth) = sample.class(task) {
-                counts[truth as usize][(*p as usize).min(labels.len() - 1)] += 1;
+            if let Some(truth) = sample.class(c) {
+                counts[truth][(*p as usize).min(labels.len() - 1)] += 1;
             }
         }
-        figures.confusions.push(Confusion { task: task.name().into(), labels, counts });
+        figures.confusions.push(Confusion { task: task.name.clone(), labels: labels.to_vec(), counts });
     }
     // Age bands sort by their first year, so "70+" after "60-69" and "0-9" before "10-19".
     let band_key = |years: f32| ((years as u32).min(70) / 10, age_band(years));
-    if let Some(a) = task_index(Task::Age) {
+    let age = columns.iter().position(|c| c.name == "age" && c.is_regression());
+    let years = |s: &Sample| age.and_then(|a| s.value(a));
+    if let Some(a) = age.and_then(|a| trained_index(&columns[a])) {
         figures.tables.push(table(
             "Age MAE (years) per age band",
             "mae",
             samples
                 .iter()
                 .zip(&predictions[a])
-                .filter_map(|(s, p)| s.age_years.map(|y| (band_key(y), (p + age_offset - f64::from(y)).abs()))),
+                .filter_map(|(s, p)| years(s).map(|y| (band_key(y), (p - f64::from(y)).abs()))),
             |k| k.1.clone(),
         ));
     }
-    if let Some(g) = task_index(Task::Gender) {
-        let gender = |s: &Sample| Some(s.gender);
-        if samples.iter().any(|s| s.race.is_some()) {
+    let (gender, race, young) = (TaskSpec::gender(), TaskSpec::race(), TaskSpec::young());
+    if let (Some(g), Some(gc)) = (trained_index(&gender), column(&gender)) {
+        let truth = |s: &Sample| s.class(gc);
+        if let Some(rc) = column(&race) {
             figures.tables.push(accuracy_table(
                 "Gender accuracy per race",
                 samples,
                 &predictions[g],
-                gender,
-                |s| s.race,
-                |r| RACES[*r as usize].to_string(),
+                truth,
+                |s| s.class(rc),
+                |r| race.labels()[*r].clone(),
             ));
         }
-        if samples.iter().any(|s| s.age_years.is_some()) {
+        if age.is_some() {
             figures.tables.push(accuracy_table(
                 "Gender accuracy per age band",
                 samples,
                 &predictions[g],
-                gender,
-                |s| s.age_years.map(band_key),
+                truth,
+                |s| years(s).map(band_key),
                 |k| k.1.clone(),
             ));
         }
     }
-    if let Some(y) = task_index(Task::Young) {
+    if let (Some(y), Some(yc)) = (trained_index(&young), column(&young)) {
         figures.tables.push(accuracy_table(
             "Young/Old accuracy per class",
             samples,
             &predictions[y],
-            |s| s.young,
-            |s| s.young,
-            |c| class_labels(Task::Young)[*c as usize].clone(),
+            |s| s.class(yc),
+            |s| s.class(yc),
+            |c| young.labels()[*c].clone(),
         ));
     }
     figures
@@ -175,17 +177,23 @@ pub fn compute(tasks: &[Task], samples: &[Sample], predictions: &[Vec<f64>], age
 mod tests {
     use super::*;
 
-    fn face(gender: u8, age: f32, race: u8) -> Sample {
-        Sample { file: "x.jpg".into(), gender, age_years: Some(age), age_target: None, race: Some(race), young: None }
+    use crate::data::{DataSetId, Label};
+
+    fn face(gender: usize, age: f32, race: usize) -> Sample {
+        Sample {
+            file: "x.jpg".into(),
+            key: "x.jpg".into(),
+            labels: vec![Label::Class(gender), Label::Value(age), Label::Class(race)],
+        }
     }
 
     #[test]
     fn groups_count_and_name_the_worst() {
         let samples = vec![face(0, 5.0, 0), face(1, 35.0, 1), face(1, 38.0, 1), face(0, 75.0, 2)];
-        let tasks = [Task::Gender, Task::Age, Task::Race];
+        let tasks = DataSetId::UtkfaceAllAges.tasks();
         // Gender wrong on the 35-year-old only; ages off by 1, 2, 3, 10 years; race all right.
         let predictions = vec![vec![0.0, 0.0, 1.0, 0.0], vec![6.0, 37.0, 41.0, 65.0], vec![0.0, 1.0, 1.0, 2.0]];
-        let figures = compute(&tasks, &samples, &predictions, 0.0);
+        let figures = compute(&tasks, &tasks, &samples, &predictions);
         let gender = &figures.confusions[0];
         assert_eq!(gender.counts, vec![vec![2, 0], vec![1, 1]]);
         let age = &figures.tables[0];

@@ -84,50 +84,39 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let cache = Cache::new(cli.cache);
-    match cli.command {
-        Command::Setup => setup::run(&cache),
-        Command::Detect { images, detector } => {
-            let (device, name) = device::select(cli.backend)?;
-            eprintln!("backend: {name}");
-            bench::detect_files(&cache, &device, &images, &detector)
+    // Neither needs a device: setup converts on the CPU, export measures its file there.
+    match &cli.command {
+        Command::Setup => return setup::run(&cache),
+        Command::Export { run_dir, out, data_dir } => {
+            let header = facemtl_trainer::infer::export(&cache, run_dir, out, data_dir)?;
+            eprintln!("wrote {} ({} on {}, {:?})", out.display(), header.backbone, header.trained_on, header.metrics);
+            return Ok(());
         }
+        _ => {}
+    }
+    let (device, backend) = device::select(cli.backend)?;
+    eprintln!("backend: {backend}");
+    match cli.command {
+        Command::Setup | Command::Export { .. } => unreachable!("handled above"),
+        Command::Detect { images, detector } => bench::detect_files(&cache, &device, &images, &detector),
         Command::Train { config, data_dir, run_dir, resume } => {
-            let (device, name) = device::select(cli.backend)?;
-            eprintln!("backend: {name}");
             let result = facemtl_trainer::train::run(&cache, &device, &config, &data_dir, &run_dir, resume)?;
-            for (task, (metric, loss)) in config.tasks().iter().zip(result.test.metrics.iter().zip(&result.test.losses))
-            {
-                let what = if task.is_regression() { "MAE (years)" } else { "accuracy" };
-                println!("test {}: {what} {metric:.4}, loss {loss:.4}", task.name());
+            let tasks = facemtl_trainer::train::RunDir { root: run_dir }.tasks(&config)?;
+            for (task, (metric, loss)) in tasks.iter().zip(result.test.metrics.iter().zip(&result.test.losses)) {
+                let what = if task.is_regression() { "MAE" } else { "accuracy" };
+                println!("test {}: {what} {metric:.4}, loss {loss:.4}", task.name);
             }
             Ok(())
         }
-        Command::Export { run_dir, out, data_dir } => {
-            let header = facemtl_trainer::infer::export(&cache, &run_dir, &out, &data_dir)?;
-            eprintln!("wrote {} ({} on {}, {:?})", out.display(), header.backbone, header.trained_on, header.metrics);
-            Ok(())
-        }
         Command::Eval { model, config, data_dir } => {
-            let (device, name) = device::select(cli.backend)?;
-            eprintln!("backend: {name}");
-            facemtl_trainer::infer::evaluate(&cache, &device, &model, &config, &data_dir)
+            facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir)
         }
-        Command::Predict { model, inputs } => {
-            let (device, name) = device::select(cli.backend)?;
-            eprintln!("backend: {name}");
-            facemtl_trainer::infer::predict(&cache, &device, &model, &inputs)
-        }
+        Command::Predict { model, inputs } => facemtl_trainer::infer::predict(&cache, &device, &model, &inputs),
         Command::Reproduce { args } => {
-            let (device, name) = device::select(cli.backend)?;
-            eprintln!("backend: {name}");
-            let sweep = facemtl_trainer::reproduce::run(&cache, &device, &name, &args)?;
+            let sweep = facemtl_trainer::reproduce::run(&cache, &device, &backend, &args)?;
             eprintln!("wrote {} in {:.1} min", args.out.join("REPORT.md").display(), sweep.wall_seconds / 60.0);
             Ok(())
         }
-        Command::Bench(command) => {
-            let (device, name) = device::select(cli.backend)?;
-            eprintln!("backend: {name}");
-            bench::run(command, &cache, &device, &name)
-        }
+        Command::Bench(command) => bench::run(command, &cache, &device, &backend),
     }
 }

@@ -2,10 +2,11 @@
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use facemtl::backbone::BackboneKind;
-use facemtl::detect::{Detector, DetectorConfig};
+use facemtl::backbone::{Backbone, BackboneKind};
+use facemtl::detect::{BlazeFace, Detector, DetectorConfig};
 use facemtl::pipeline::FacePipeline;
 use facemtl::pretrained;
+use facemtl::weights::Header;
 
 use crate::cache::Cache;
 use crate::setup::read_weights;
@@ -50,15 +51,44 @@ pub fn read_photo(path: &std::path::Path) -> Result<image::RgbImage, String> {
     facemtl::photo::decode(&bytes, facemtl::photo::DecodeLimits::default()).map_err(|e| e.to_string())
 }
 
-pub fn detector(cache: &Cache, device: &Device, config: DetectorConfig) -> Result<Detector> {
+fn detector_model(cache: &Cache, device: &Device) -> Result<BlazeFace> {
     let bytes = read_weights(cache, &cache.detector_weights())?;
-    let model = pretrained::load_detector(&bytes, device).context("loading the detector weights")?;
-    Ok(Detector::new(model, config))
+    pretrained::load_detector(&bytes, device).context("loading the detector weights")
 }
 
-pub fn pipeline(cache: &Cache, kind: BackboneKind, device: &Device) -> Result<FacePipeline> {
+pub fn detector(cache: &Cache, device: &Device, config: DetectorConfig) -> Result<Detector> {
+    Ok(Detector::new(detector_model(cache, device)?, config))
+}
+
+fn pretrained_backbone(cache: &Cache, kind: BackboneKind, device: &Device) -> Result<Backbone> {
     let bytes = read_weights(cache, &cache.backbone_weights(kind))?;
-    let backbone =
-        pretrained::load_backbone(kind, &bytes, device).with_context(|| format!("loading the {kind} weights"))?;
-    Ok(FacePipeline { detector: detector(cache, device, DetectorConfig::default())?, backbone, device: device.clone() })
+    pretrained::load_backbone(kind, &bytes, device).with_context(|| format!("loading the {kind} weights"))
+}
+
+/// The pretrained `kind` backbone behind the default detector and alignment (what training
+/// extracts features with).
+pub fn pipeline(cache: &Cache, kind: BackboneKind, device: &Device) -> Result<FacePipeline> {
+    let backbone = pretrained_backbone(cache, kind, device)?;
+    Ok(FacePipeline::new(
+        detector_model(cache, device)?,
+        DetectorConfig::default(),
+        backbone,
+        kind.align_config(),
+        device,
+    ))
+}
+
+/// The pipeline a model file was trained with: its header's detector and alignment settings,
+/// and its fine-tuned backbone if it carries one.
+pub fn model_pipeline(
+    cache: &Cache,
+    header: &Header,
+    tuned: Option<Backbone>,
+    device: &Device,
+) -> Result<FacePipeline> {
+    let backbone = match tuned {
+        Some(backbone) => backbone,
+        None => pretrained_backbone(cache, header.backbone, device)?,
+    };
+    Ok(FacePipeline::for_model(detector_model(cache, device)?, backbone, header, device))
 }

@@ -7,44 +7,25 @@ use std::path::Path;
 
 use anyhow::Result;
 use facemtl::backbone::BackboneKind;
-use facemtl::mtl::Task;
+use facemtl::mtl::TaskSpec;
 use serde::Serialize;
 
+use crate::data::DataSetId;
 use crate::files::write_atomic;
 use crate::groups::{Confusion, GroupTable};
 use crate::reproduce::{Experiment, Finished, Sweep, mean_std, mean_tables};
 
-/// The only figures of the thesis available to this project: its headline results.
-fn thesis(data: &str, task: Task) -> Option<f64> {
-    match (data, task) {
-        ("utkface-coral", Task::Gender) => Some(98.47),
-        ("utkface-coral", Task::Age) => Some(4.68),
-        ("utkface-coral", Task::Race) => Some(87.56),
-        ("celeba", Task::Gender) => Some(98.82),
-        ("celeba", Task::Young) => Some(87.53),
-        _ => None,
-    }
-}
-
-fn tasks_of(data: &str) -> &'static [Task] {
-    if data == "celeba" { &[Task::Gender, Task::Young] } else { &[Task::Gender, Task::Age, Task::Race] }
-}
-
-fn data_title(data: &str) -> &'static str {
-    match data {
-        "utkface-coral" => "UTKFace, CORAL protocol",
-        "utkface-all-ages" => "UTKFace, all ages",
-        _ => "CelebA subset",
-    }
-}
-
-/// A task's figure in the unit people read: accuracy in %, MAE in years.
-fn scale(task: Task, value: f64) -> f64 {
+/// A task's figure in the unit people read: accuracy in %, MAE in its own unit.
+fn scale(task: &TaskSpec, value: f64) -> f64 {
     if task.is_regression() { value } else { 100.0 * value }
 }
 
-fn header(task: Task) -> String {
-    if task.is_regression() { "age MAE (years)".into() } else { format!("{} acc. (%)", task.name()) }
+fn header(task: &TaskSpec) -> String {
+    match (task.is_regression(), task.name.as_str()) {
+        (true, "age") => "age MAE (years)".into(),
+        (true, name) => format!("{name} MAE"),
+        (false, name) => format!("{name} acc. (%)"),
+    }
 }
 
 /// Mean and standard deviation of one task over an experiment's seeds.
@@ -56,7 +37,7 @@ pub struct Stat {
 }
 
 impl Stat {
-    fn of(runs: &[Finished], task: Task) -> Option<Stat> {
+    fn of(runs: &[Finished], task: &TaskSpec) -> Option<Stat> {
         let values: Vec<f64> = runs.iter().filter_map(|r| r.metric(task)).map(|v| scale(task, v)).collect();
         if values.is_empty() {
             return None;
@@ -76,18 +57,18 @@ struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    fn runs(&self, data: &str, backbone: BackboneKind, name: &str) -> Option<&'a (Experiment, Vec<Finished>)> {
+    fn runs(&self, data: DataSetId, backbone: BackboneKind, name: &str) -> Option<&'a (Experiment, Vec<Finished>)> {
         self.sweep.runs.iter().find(|(e, _)| e.data == data && e.backbone == backbone && e.name == name)
     }
 
-    fn stat(&self, data: &str, backbone: BackboneKind, name: &str, task: Task) -> Option<Stat> {
+    fn stat(&self, data: DataSetId, backbone: BackboneKind, name: &str, task: &TaskSpec) -> Option<Stat> {
         self.runs(data, backbone, name).and_then(|(_, runs)| Stat::of(runs, task))
     }
 
     /// A single-task row takes each task from that task's own runs.
-    fn row_stat(&self, data: &str, backbone: BackboneKind, row: &str, task: Task) -> Option<Stat> {
+    fn row_stat(&self, data: DataSetId, backbone: BackboneKind, row: &str, task: &TaskSpec) -> Option<Stat> {
         match row {
-            "baseline" | "single-net" => self.stat(data, backbone, &format!("{row}-{}", task.name()), task),
+            "baseline" | "single-net" => self.stat(data, backbone, &format!("{row}-{}", task.name), task),
             name => self.stat(data, backbone, name, task),
         }
     }
@@ -104,21 +85,21 @@ impl<'a> Index<'a> {
 }
 
 /// A comparison table: rows of (label, experiment or row name) per backbone, one column per task.
-fn comparison(out: &mut String, index: &Index, data: &str, rows: &[(&str, &str)], thesis_row: Option<&str>) {
-    let tasks = tasks_of(data);
+fn comparison(out: &mut String, index: &Index, data: DataSetId, rows: &[(&str, &str)], thesis_row: Option<&str>) {
+    let tasks = data.tasks();
     let _ = write!(out, "| backbone | model |");
-    for &t in tasks {
+    for t in &tasks {
         let _ = write!(out, " {} |", header(t));
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "|---|---|{}", "---|".repeat(tasks.len()));
     for backbone in index.backbones() {
         for (label, row) in rows {
-            if tasks.iter().all(|&t| index.row_stat(data, backbone, row, t).is_none()) {
+            if tasks.iter().all(|t| index.row_stat(data, backbone, row, t).is_none()) {
                 continue;
             }
             let _ = write!(out, "| {backbone} | {label} |");
-            for &t in tasks {
+            for t in &tasks {
                 let _ = write!(out, " {} |", Stat::cell(index.row_stat(data, backbone, row, t)));
             }
             let _ = writeln!(out);
@@ -126,8 +107,8 @@ fn comparison(out: &mut String, index: &Index, data: &str, rows: &[(&str, &str)]
     }
     if let Some(label) = thesis_row {
         let _ = write!(out, "| thesis (fine-tuned backbone) | {label} |");
-        for &t in tasks {
-            let _ = write!(out, " {} |", thesis(data, t).map_or("—".into(), |v| format!("{v:.2}")));
+        for t in &tasks {
+            let _ = write!(out, " {} |", data.thesis(&t.name).map_or("—".into(), |v| format!("{v:.2}")));
         }
         let _ = writeln!(out);
     }
@@ -136,7 +117,7 @@ fn comparison(out: &mut String, index: &Index, data: &str, rows: &[(&str, &str)]
 
 /// better / tie / worse of `a` against `b` for `task`: a difference inside the larger of the
 /// two standard deviations is a tie.
-fn compare(task: Task, a: Stat, b: Stat) -> std::cmp::Ordering {
+fn compare(task: &TaskSpec, a: Stat, b: Stat) -> std::cmp::Ordering {
     let noise = a.std.max(b.std);
     let gain = if task.is_regression() { b.mean - a.mean } else { a.mean - b.mean };
     if gain > noise {
@@ -150,12 +131,12 @@ fn compare(task: Task, a: Stat, b: Stat) -> std::cmp::Ordering {
 
 /// A claim "`better` beats `worse`" over every data set, backbone and task: the verdict and the
 /// numbers behind it.
-fn verdict(index: &Index, better: &str, worse: &str, datasets: &[&str]) -> (String, Vec<String>) {
+fn verdict(index: &Index, better: &str, worse: &str, datasets: &[DataSetId]) -> (String, Vec<String>) {
     let (mut wins, mut ties, mut losses) = (0, 0, 0);
     let mut lines = Vec::new();
     for &data in datasets {
         for backbone in index.backbones() {
-            for &task in tasks_of(data) {
+            for task in &data.tasks() {
                 let (Some(a), Some(b)) =
                     (index.row_stat(data, backbone, better, task), index.row_stat(data, backbone, worse, task))
                 else {
@@ -177,7 +158,7 @@ fn verdict(index: &Index, better: &str, worse: &str, datasets: &[&str]) -> (Stri
                 };
                 lines.push(format!(
                     "{} {} {}: {:.2} ± {:.2} vs {:.2} ± {:.2} ({word})",
-                    data_title(data),
+                    data.title(),
                     backbone,
                     header(task),
                     a.mean,
@@ -189,7 +170,15 @@ fn verdict(index: &Index, better: &str, worse: &str, datasets: &[&str]) -> (Stri
         }
     }
     let total = wins + ties + losses;
-    let word = if total == 0 {
+    let word = verdict_word(wins, ties, losses);
+    (format!("**{word}**: better in {wins}, within noise in {ties}, worse in {losses} of {total} comparisons"), lines)
+}
+
+/// A claim is confirmed when it never loses and wins at least half its comparisons, not
+/// confirmed when it never wins, and mixed otherwise.
+fn verdict_word(wins: usize, ties: usize, losses: usize) -> &'static str {
+    let total = wins + ties + losses;
+    if total == 0 {
         "not tested"
     } else if losses == 0 && wins * 2 >= total {
         "confirmed"
@@ -197,11 +186,10 @@ fn verdict(index: &Index, better: &str, worse: &str, datasets: &[&str]) -> (Stri
         "not confirmed"
     } else {
         "mixed"
-    };
-    (format!("**{word}**: better in {wins}, within noise in {ties}, worse in {losses} of {total} comparisons"), lines)
+    }
 }
 
-fn group_section(out: &mut String, index: &Index, data: &str, backbone: BackboneKind) {
+fn group_section(out: &mut String, index: &Index, data: DataSetId, backbone: BackboneKind) {
     let experiments: Vec<&(Experiment, Vec<Finished>)> =
         index.sweep.runs.iter().filter(|(e, r)| e.data == data && e.backbone == backbone && !r.is_empty()).collect();
     let Some((_, first_runs)) = experiments.first() else { return };
@@ -221,7 +209,7 @@ fn group_section(out: &mut String, index: &Index, data: &str, backbone: Backbone
             .collect();
         let Some((_, reference)) = tables.first() else { continue };
         let unit = if reference.figure == "mae" { "years" } else { "%" };
-        let _ = writeln!(out, "**{title}** ({}, {backbone}; {unit}; faces per group in brackets)\n", data_title(data));
+        let _ = writeln!(out, "**{title}** ({}, {backbone}; {unit}; faces per group in brackets)\n", data.title());
         let _ = write!(out, "| model |");
         for g in &reference.groups {
             let _ = write!(out, " {} ({}) |", g.label, g.count);
@@ -256,13 +244,11 @@ fn group_section(out: &mut String, index: &Index, data: &str, backbone: Backbone
         }
         sum
     };
-    if data != "celeba" {
-        let _ = writeln!(
-            out,
-            "**Race recall per class** ({}, {backbone}; %, from the confusion matrices)\n",
-            data_title(data)
-        );
-        let labels = crate::groups::class_labels(Task::Race);
+    if data != DataSetId::Celeba {
+        let _ =
+            writeln!(out, "**Race recall per class** ({}, {backbone}; %, from the confusion matrices)\n", data.title());
+        let race = TaskSpec::race();
+        let labels = race.labels();
         let _ = writeln!(out, "| model | {} | worst |\n|---|{}---|", labels.join(" | "), "---|".repeat(labels.len()));
         for (e, runs) in &experiments {
             if let Some(c) = recall(runs, "race") {
@@ -290,8 +276,8 @@ fn group_section(out: &mut String, index: &Index, data: &str, backbone: Backbone
 struct ExperimentSummary<'a> {
     experiment: &'a Experiment,
     seeds: Vec<u64>,
-    metrics: Vec<(Task, Stat)>,
-    per_seed: Vec<Vec<(Task, f64)>>,
+    metrics: Vec<(String, Stat)>,
+    per_seed: Vec<Vec<(String, f64)>>,
     epochs: Vec<usize>,
     seconds: Vec<f64>,
     groups: Vec<GroupTable>,
@@ -316,6 +302,21 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     fs::create_dir_all(out.join("plots"))?;
     let index = Index { sweep };
     let mut md = String::new();
+    intro(&mut md, sweep);
+    data_section(&mut md, sweep);
+    single_task_sections(&mut md, &index);
+    ablation_sections(&mut md, &index);
+    let gaps = bias_section(&mut md, &index);
+    group_sections(&mut md, &index);
+    plot_section(&mut md, sweep, runs_dir, out)?;
+    claims_section(&mut md, &index, &gaps);
+    runs_section(&mut md, sweep);
+    write_atomic(&out.join("REPORT.md"), md.as_bytes())?;
+    write_json(sweep, runs_dir, out)
+}
+
+/// What the sweep was: runs, wall time, hardware, method, seeds.
+fn intro(md: &mut String, sweep: &Sweep) {
     let runs: usize = sweep.runs.iter().map(|(_, r)| r.len()).sum();
     let train_seconds: f64 = sweep.runs.iter().flat_map(|(_, r)| r.iter().map(|f| f.result.seconds)).sum();
     let _ = writeln!(md, "# The thesis's experiments, reproduced\n");
@@ -349,12 +350,16 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
          this project; its per-table numbers for baselines and ablations were not, and show as —. Its backbone was \
          fine-tuned; ours are frozen here, so the comparison is of methods on top of a backbone, not of backbones.\n"
     );
+}
+
+/// The faces of each data set per split.
+fn data_section(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
         "## Data\n\n| data set | train | validation | test | images without a face (left out) |\n|---|---|---|---|---|"
     );
     for (data, c) in &sweep.counts {
-        let _ = writeln!(md, "| {} | {} | {} | {} | {} |", data_title(data), c.train, c.val, c.test, c.no_face);
+        let _ = writeln!(md, "| {} | {} | {} | {} | {} |", data.title(), c.train, c.val, c.test, c.no_face);
     }
     let _ = writeln!(
         md,
@@ -362,16 +367,23 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
          target is (age - 21) / 40.\n- UTKFace all ages: all 23,707 faces (ages 1-116), split 80/10/10.\n- {}\n",
         crate::data::celeba::CAVEAT
     );
+}
 
+/// Sections 1-2: single task against multi-task, beside the thesis.
+fn single_task_sections(md: &mut String, index: &Index) {
     let _ = writeln!(md, "## 1. Single task vs multi-task, UTKFace CORAL (Tables 4.6-4.10)\n");
     let st_rows = [
         ("single-task baseline (one output layer)", "baseline"),
         ("single-task network", "single-net"),
         ("MTL (learned loss, Early Freeze)", "mtl-learned"),
     ];
-    comparison(&mut md, &index, "utkface-coral", &st_rows, Some("MTL"));
+    comparison(md, index, DataSetId::UtkfaceCoral, &st_rows, Some("MTL"));
     let _ = writeln!(md, "## 2. Single task vs multi-task, CelebA subset (Tables 4.11-4.15)\n");
-    comparison(&mut md, &index, "celeba", &st_rows, Some("MTL (official test set)"));
+    comparison(md, index, DataSetId::Celeba, &st_rows, Some("MTL (official test set)"));
+}
+
+/// Sections 3-6: the loss weightings, Early Freeze and lambda.
+fn ablation_sections(md: &mut String, index: &Index) {
     let sections: [(&str, &[(&str, &str)]); 4] = [
         (
             "## 3. Average vs learned loss (Tables 5.1-5.3)",
@@ -402,12 +414,16 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     ];
     for (title, rows) in sections {
         let _ = writeln!(md, "{title}\n");
-        for data in ["utkface-coral", "celeba"] {
-            let _ = writeln!(md, "{}:\n", data_title(data));
-            comparison(&mut md, &index, data, rows, None);
+        for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
+            let _ = writeln!(md, "{}:\n", data.title());
+            comparison(md, index, data, rows, None);
         }
     }
+}
 
+/// Section 7: the Young/Old gap of the single-task network and of MTL; the gaps, for the
+/// claims.
+fn bias_section(md: &mut String, index: &Index) -> Vec<Gap> {
     let _ = writeln!(
         md,
         "## 7. The Young/Old bias (section 5.3)\n\nClass accuracy (%) on the CelebA test split; the gap is Young minus Old.\n"
@@ -416,7 +432,7 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     let mut gaps = Vec::new();
     for backbone in index.backbones() {
         for (label, name) in [("single-task network", "single-net-young"), ("MTL", "mtl-learned")] {
-            let Some((_, runs)) = index.runs("celeba", backbone, name) else { continue };
+            let Some((_, runs)) = index.runs(DataSetId::Celeba, backbone, name) else { continue };
             let per_class = |class: &str| -> Vec<f64> {
                 runs.iter()
                     .filter_map(|r| {
@@ -425,8 +441,8 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
                     })
                     .collect()
             };
-            let (old, young) = (mean_std(&per_class("Old")), mean_std(&per_class("Young")));
-            let gap: Vec<f64> = per_class("Young").iter().zip(per_class("Old")).map(|(y, o)| y - o).collect();
+            let (old, young) = (mean_std(&per_class("old")), mean_std(&per_class("young")));
+            let gap: Vec<f64> = per_class("young").iter().zip(per_class("old")).map(|(y, o)| y - o).collect();
             let gap = mean_std(&gap);
             gaps.push((backbone, name, gap));
             let _ = writeln!(
@@ -437,17 +453,24 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
         }
     }
     let _ = writeln!(md);
+    gaps
+}
 
+/// Section 8: every model's per-group tables.
+fn group_sections(md: &mut String, index: &Index) {
     let _ = writeln!(
         md,
         "## 8. Per-group figures of every model\n\nMeans over the seeds; the worst group of each row is named.\n"
     );
-    for data in ["utkface-coral", "celeba", "utkface-all-ages"] {
+    for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba, DataSetId::UtkfaceAllAges] {
         for backbone in index.backbones() {
-            group_section(&mut md, &index, data, backbone);
+            group_section(md, index, data, backbone);
         }
     }
+}
 
+/// Section 9: the first seed's plots of the thesis's configuration, copied beside the report.
+fn plot_section(md: &mut String, sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     let _ = writeln!(
         md,
         "## 9. Plots\n\nFirst seed of the thesis's configuration (learned loss, Early Freeze) per data set and backbone.\n"
@@ -461,7 +484,7 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
         let mut files: Vec<_> =
             entries.filter_map(|f| f.ok()).map(|f| f.file_name().to_string_lossy().into_owned()).collect();
         files.sort();
-        let _ = writeln!(md, "### {}, {}\n", data_title(&e.data), e.backbone);
+        let _ = writeln!(md, "### {}, {}\n", e.data.title(), e.backbone);
         for file in files.iter().filter(|f| f.starts_with("loss") || f.starts_with("confusion")) {
             let name = format!("{}-{}-{file}", e.data, e.backbone);
             fs::copy(dir.join(file), out.join("plots").join(&name))?;
@@ -469,9 +492,13 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
         }
         let _ = writeln!(md);
     }
+    Ok(())
+}
 
+/// Section 10: a verdict per claim of the thesis, with the comparisons behind it.
+fn claims_section(md: &mut String, index: &Index, gaps: &[Gap]) {
     let _ = writeln!(md, "## 10. The thesis's claims\n");
-    let both = ["utkface-coral", "celeba"];
+    let both = [DataSetId::UtkfaceCoral, DataSetId::Celeba];
     let claims = [
         ("MTL beats single-task networks", "mtl-learned", "single-net"),
         ("MTL beats the single-task baseline", "mtl-learned", "baseline"),
@@ -482,7 +509,7 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
         ("lambda 0.1 beats lambda 1", "mtl-learned", "mtl-lambda-1"),
     ];
     for (claim, better, worse) in claims {
-        let (word, lines) = verdict(&index, better, worse, &both);
+        let (word, lines) = verdict(index, better, worse, &both);
         let _ = writeln!(md, "- {claim}: {word}.");
         for line in lines {
             let _ = writeln!(md, "  - {line}");
@@ -508,15 +535,7 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
             ));
         }
     }
-    let word = if tested == 0 {
-        "not tested"
-    } else if reduced == tested {
-        "confirmed"
-    } else if reduced == 0 {
-        "not confirmed"
-    } else {
-        "mixed"
-    };
+    let word = bias_word(reduced, tested);
     let _ = writeln!(md, "- MTL reduces the Young/Old bias: **{word}** ({}).", detail.join("; "));
     let _ = writeln!(
         md,
@@ -524,7 +543,10 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
          weights move toward the task with the smallest loss (see the loss-weight plots): minimising sum w_i L_i + \
          lambda ||w||^2 under sum w_i = 1 does exactly that.\n"
     );
+}
 
+/// Every run with its epochs and training time.
+fn runs_section(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
         "## Runs\n\n| data set | backbone | configuration | seed | epochs | training seconds |\n|---|---|---|---|---|---|"
@@ -540,8 +562,10 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     }
     let _ =
         writeln!(md, "\nEach configuration's exact `facemtl train` flags are in `report.json` (`experiment.flags`).");
-    write_atomic(&out.join("REPORT.md"), md.as_bytes())?;
+}
 
+/// `report.json`: every experiment's figures (no per-face predictions).
+fn write_json(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     let summaries: Vec<ExperimentSummary> = sweep
         .runs
         .iter()
@@ -550,10 +574,10 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
             ExperimentSummary {
                 experiment: e,
                 seeds: runs.iter().map(|r| r.seed).collect(),
-                metrics: tasks_of(&e.data).iter().filter_map(|&t| Stat::of(runs, t).map(|s| (t, s))).collect(),
+                metrics: e.data.tasks().iter().filter_map(|t| Stat::of(runs, t).map(|s| (t.name.clone(), s))).collect(),
                 per_seed: runs
                     .iter()
-                    .map(|r| r.tasks.iter().filter_map(|&t| r.metric(t).map(|m| (t, m))).collect())
+                    .map(|r| r.tasks.iter().filter_map(|t| r.metric(t).map(|m| (t.name.clone(), m))).collect())
                     .collect(),
                 epochs: runs.iter().map(|r| r.result.epochs).collect(),
                 seconds: runs.iter().map(|r| r.result.seconds).collect(),
@@ -573,4 +597,100 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     });
     write_atomic(&out.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     Ok(())
+}
+
+/// The bias claim holds when MTL narrows the gap on every backbone tested.
+fn bias_word(reduced: usize, tested: usize) -> &'static str {
+    if tested == 0 {
+        "not tested"
+    } else if reduced == tested {
+        "confirmed"
+    } else if reduced == 0 {
+        "not confirmed"
+    } else {
+        "mixed"
+    }
+}
+
+/// The Young-minus-Old accuracy gap (mean, std) of one backbone and configuration.
+type Gap = (BackboneKind, &'static str, (f64, f64));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reproduce::Finished;
+    use crate::train::{Evaluation, RunResult};
+
+    fn stat(mean: f64, std: f64) -> Stat {
+        Stat { mean, std, n: 3 }
+    }
+
+    #[test]
+    fn a_difference_inside_the_noise_is_a_tie_and_a_lower_error_wins() {
+        use std::cmp::Ordering::*;
+        let accuracy = TaskSpec::gender();
+        let mae = TaskSpec::age(facemtl::mtl::AgeNorm::CORAL);
+        assert_eq!(compare(&accuracy, stat(98.0, 0.2), stat(97.0, 0.3)), Greater);
+        assert_eq!(compare(&accuracy, stat(97.0, 0.2), stat(98.0, 0.3)), Less);
+        assert_eq!(compare(&accuracy, stat(97.2, 0.5), stat(97.0, 0.1)), Equal, "inside the larger std");
+        assert_eq!(compare(&mae, stat(4.5, 0.05), stat(5.0, 0.1)), Greater, "lower MAE is better");
+        assert_eq!(compare(&mae, stat(5.0, 0.05), stat(4.5, 0.1)), Less);
+    }
+
+    #[test]
+    fn verdicts_need_no_loss_and_half_the_comparisons_won() {
+        assert_eq!(verdict_word(0, 0, 0), "not tested");
+        assert_eq!(verdict_word(3, 3, 0), "confirmed");
+        assert_eq!(verdict_word(2, 3, 0), "mixed", "fewer than half won");
+        assert_eq!(verdict_word(5, 0, 1), "mixed", "one loss");
+        assert_eq!(verdict_word(0, 4, 2), "not confirmed");
+        assert_eq!(bias_word(2, 2), "confirmed");
+        assert_eq!(bias_word(1, 2), "mixed");
+        assert_eq!(bias_word(0, 2), "not confirmed");
+        assert_eq!(bias_word(0, 0), "not tested");
+    }
+
+    /// A finished run of `tasks` whose test metrics are `metrics`.
+    fn run(seed: u64, tasks: Vec<TaskSpec>, metrics: Vec<f64>) -> Finished {
+        let test = Evaluation { losses: vec![0.0; metrics.len()], metrics, predictions: Vec::new() };
+        let result = RunResult { epochs: 1, val: test.clone(), test, test_groups: Default::default(), seconds: 1.0 };
+        Finished { seed, tasks, result }
+    }
+
+    fn experiment(data: DataSetId, name: &str) -> Experiment {
+        Experiment { data, backbone: BackboneKind::Faceres, name: name.into(), label: name.into(), flags: Vec::new() }
+    }
+
+    #[test]
+    fn a_claim_is_judged_over_every_task_and_single_task_rows_read_each_tasks_own_runs() {
+        let tasks = DataSetId::Celeba.tasks();
+        let mtl = |seed, g, y| run(seed, tasks.clone(), vec![g, y]);
+        let single = |seed, task: &TaskSpec, v| run(seed, vec![task.clone()], vec![v]);
+        let sweep = Sweep {
+            runs: vec![
+                (experiment(DataSetId::Celeba, "mtl-learned"), vec![mtl(0, 0.980, 0.880), mtl(1, 0.982, 0.882)]),
+                (
+                    experiment(DataSetId::Celeba, "single-net-gender"),
+                    vec![single(0, &tasks[0], 0.970), single(1, &tasks[0], 0.971)],
+                ),
+                (
+                    experiment(DataSetId::Celeba, "single-net-young"),
+                    vec![single(0, &tasks[1], 0.881), single(1, &tasks[1], 0.880)],
+                ),
+            ],
+            ..Sweep::default()
+        };
+        let index = Index { sweep: &sweep };
+        let gender = index.row_stat(DataSetId::Celeba, BackboneKind::Faceres, "single-net", &tasks[0]).unwrap();
+        assert!((gender.mean - 97.05).abs() < 1e-9 && gender.n == 2);
+        let (word, lines) = verdict(&index, "mtl-learned", "single-net", &[DataSetId::Celeba, DataSetId::UtkfaceCoral]);
+        assert_eq!(lines.len(), 2, "gender and young on CelebA; no UTKFace runs");
+        assert!(lines[0].contains("(better)") && lines[1].contains("(within noise)"), "{lines:?}");
+        assert_eq!(word, "**confirmed**: better in 1, within noise in 1, worse in 0 of 2 comparisons");
+        let mut table = String::new();
+        let rows = [("single-task network", "single-net"), ("MTL", "mtl-learned")];
+        comparison(&mut table, &index, DataSetId::Celeba, &rows, Some("MTL"));
+        assert!(table.contains("| faceres | single-task network | 97.05 ± 0.07 | 88.05 ± 0.07 |"), "{table}");
+        assert!(table.contains("| thesis (fine-tuned backbone) | MTL | 98.82 | 87.53 |"), "{table}");
+    }
 }

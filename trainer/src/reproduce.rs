@@ -12,16 +12,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
-use facemtl::mtl::Task;
+use facemtl::mtl::TaskSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Cache;
-use crate::data::{Sample, Splits};
+use crate::data::{DataSet, DataSetId, Sample};
 use crate::features::{self, FeatureStore};
 use crate::groups::{GroupFigures, GroupTable};
 use crate::models;
 use crate::report;
-use crate::train::{self, RunResult, TrainConfig};
+use crate::train::{Labels, RunResult, Split, Splits, TrainConfig, Trainer};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReproduceArgs {
@@ -46,8 +46,7 @@ pub struct ReproduceArgs {
 /// One configuration of the sweep (its seeds are separate runs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Experiment {
-    /// `utkface-coral`, `utkface-all-ages` or `celeba`.
-    pub data: String,
+    pub data: DataSetId,
     pub backbone: BackboneKind,
     /// Directory-safe name, e.g. `mtl-learned`, `single-net-gender`.
     pub name: String,
@@ -59,10 +58,10 @@ pub struct Experiment {
 
 impl Experiment {
     fn data_flags(&self) -> Vec<String> {
-        let flags: &[&str] = match self.data.as_str() {
-            "utkface-coral" => &["--dataset", "utkface", "--protocol", "coral"],
-            "utkface-all-ages" => &["--dataset", "utkface", "--protocol", "all-ages"],
-            _ => &["--dataset", "celeba"],
+        let flags: &[&str] = match self.data {
+            DataSetId::UtkfaceCoral => &["--dataset", "utkface", "--protocol", "coral"],
+            DataSetId::UtkfaceAllAges => &["--dataset", "utkface", "--protocol", "all-ages"],
+            DataSetId::Celeba | DataSetId::Csv => &["--dataset", "celeba"],
         };
         flags.iter().map(|s| s.to_string()).collect()
     }
@@ -76,7 +75,7 @@ impl Experiment {
     }
 
     pub fn run_dir(&self, runs: &Path, seed: u64) -> PathBuf {
-        runs.join(&self.data).join(self.backbone.name()).join(format!("{}-seed{seed}", self.name))
+        runs.join(self.data.name()).join(self.backbone.name()).join(format!("{}-seed{seed}", self.name))
     }
 }
 
@@ -87,14 +86,12 @@ fn flags(list: &[&str]) -> Vec<String> {
 /// The sweep for one backbone: the analogues of the thesis's Tables 4.6-4.15 and 5.1-5.5.
 pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
     let mut list = Vec::new();
-    let mut add = |data: &str, name: String, label: String, f: Vec<String>| {
-        list.push(Experiment { data: data.into(), backbone, name, label, flags: f })
+    let mut add = |data: DataSetId, name: String, label: String, f: Vec<String>| {
+        list.push(Experiment { data, backbone, name, label, flags: f })
     };
-    for (data, tasks) in
-        [("utkface-coral", &[Task::Gender, Task::Age, Task::Race][..]), ("celeba", &[Task::Gender, Task::Young][..])]
-    {
-        for task in tasks {
-            let t = task.name();
+    for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
+        for task in data.tasks() {
+            let t = task.name.as_str();
             add(
                 data,
                 format!("baseline-{t}"),
@@ -131,7 +128,7 @@ pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
     // the shipped backbone only, as dlib's features of the whole of UTKFace would take 20 minutes.
     if backbone == BackboneKind::Faceres {
         add(
-            "utkface-all-ages",
+            DataSetId::UtkfaceAllAges,
             "mtl-learned".into(),
             "MTL, learned loss, Early Freeze (the thesis)".into(),
             Vec::new(),
@@ -144,7 +141,7 @@ pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finished {
     pub seed: u64,
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<TaskSpec>,
     pub result: RunResult,
 }
 
@@ -161,7 +158,7 @@ pub struct SplitCounts {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Sweep {
     pub runs: Vec<(Experiment, Vec<Finished>)>,
-    pub counts: BTreeMap<String, SplitCounts>,
+    pub counts: BTreeMap<DataSetId, SplitCounts>,
     /// Wall time of this invocation.
     pub wall_seconds: f64,
     /// Wall time of every invocation so far, this one included (`invocations.json` in the runs
@@ -177,30 +174,22 @@ struct Job<'a> {
     seed: u64,
 }
 
-fn train_one(job: &Job, runs: &Path, splits: &Splits, store: &FeatureStore, device: &Device) -> Result<Finished> {
+fn train_one(job: &Job, runs: &Path, set: &DataSet, store: &FeatureStore, device: &Device) -> Result<Finished> {
     let mut config = TrainConfig::from_flags(&job.experiment.train_flags(job.seed))?;
     config.quiet = true;
+    let tasks = config.tasks(&set.tasks)?;
     let dir = job.experiment.run_dir(runs, job.seed);
-    let result_path = dir.join("result.json");
-    let result: RunResult = match fs::read_to_string(&result_path) {
+    let result: RunResult = match fs::read_to_string(dir.join("result.json")) {
         Ok(text) => serde_json::from_str(&text)?,
         Err(_) => {
-            let tasks = config.tasks();
-            let make = |s: &[Sample]| train::batch(s, store, tasks, device);
+            let labels = Labels::new(tasks.clone(), &set.tasks);
+            let of = |s: &[Sample]| Split::of_features(s, store, &labels, device);
+            let splits = Splits { train: of(&set.train), val: of(&set.val), test: of(&set.test) };
             let resume = dir.join("checkpoint-latest").exists();
-            train::train(
-                &config,
-                &dir,
-                &make(&splits.train),
-                &make(&splits.val),
-                &make(&splits.test),
-                device,
-                None,
-                resume,
-            )?
+            Trainer::new(&config, labels.clone(), &dir, device).fit(&splits, None, resume)?
         }
     };
-    Ok(Finished { seed: job.seed, tasks: config.tasks().to_vec(), result })
+    Ok(Finished { seed: job.seed, tasks, result })
 }
 
 /// Run (or read back) every run of the sweep, then write the report.
@@ -212,9 +201,9 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     let total = experiments.len() as u64 * args.seeds;
     let bar = crate::bench::progress(total, "runs");
     // One data set and backbone at a time: its features are read once and shared by its runs.
-    let mut groups: Vec<((String, BackboneKind), Vec<usize>)> = Vec::new();
+    let mut groups: Vec<((DataSetId, BackboneKind), Vec<usize>)> = Vec::new();
     for (i, e) in experiments.iter().enumerate() {
-        let key = (e.data.clone(), e.backbone);
+        let key = (e.data, e.backbone);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, indices)) => indices.push(i),
             None => groups.push((key, vec![i])),
@@ -222,20 +211,19 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     }
     for ((data, backbone), indices) in &groups {
         let first = &experiments[indices[0]];
-        let config = TrainConfig::from_flags(&first.train_flags(0))?;
-        let splits = config.load_splits(&args.data_dir)?;
-        splits.warn_skipped(data);
+        let set = TrainConfig::from_flags(&first.train_flags(0))?.load(&args.data_dir)?;
+        set.warn_skipped();
         let pipeline = models::pipeline(cache, *backbone, device)?;
-        let all: Vec<&Sample> = splits.train.iter().chain(&splits.val).chain(&splits.test).collect();
+        let all: Vec<&Sample> = set.all().collect();
         let store = features::extract(cache, &pipeline, &all)?;
         let with_face = |s: &[Sample]| s.iter().filter(|x| store.get(x).is_some()).count();
         sweep.counts.insert(
-            data.clone(),
+            *data,
             SplitCounts {
-                train: with_face(&splits.train),
-                val: with_face(&splits.val),
-                test: with_face(&splits.test),
-                no_face: all.len() - with_face(&splits.train) - with_face(&splits.val) - with_face(&splits.test),
+                train: with_face(&set.train),
+                val: with_face(&set.val),
+                test: with_face(&set.test),
+                no_face: all.len() - with_face(&set.train) - with_face(&set.val) - with_face(&set.test),
             },
         );
         let jobs: Mutex<Vec<(usize, Job)>> = Mutex::new(
@@ -253,7 +241,7 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
                     loop {
                         let Some((i, job)) = jobs.lock().unwrap().pop() else { break };
                         let what = format!("{}/{}/{} seed {}", data, backbone, job.experiment.name, job.seed);
-                        match train_one(&job, &args.runs_dir, &splits, &store, device) {
+                        match train_one(&job, &args.runs_dir, &set, &store, device) {
                             Ok(done) => {
                                 finished.lock().unwrap().insert((i, job.seed), done);
                             }
@@ -311,8 +299,8 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 
 impl Finished {
     /// The test metric of `task` (accuracy, or MAE in years), if this run has the task.
-    pub fn metric(&self, task: Task) -> Option<f64> {
-        self.tasks.iter().position(|t| *t == task).map(|i| self.result.test.metrics[i])
+    pub fn metric(&self, task: &TaskSpec) -> Option<f64> {
+        self.tasks.iter().position(|t| t == task).map(|i| self.result.test.metrics[i])
     }
 
     pub fn groups(&self) -> &GroupFigures {

@@ -80,7 +80,7 @@ proptest! {
         let (samples, skipped) = utkface::parse_coral_csv(&text, "fuzz.csv", Path::new("images"), present);
         prop_assert_eq!(samples.len() + skipped.len(), text.lines().count().saturating_sub(1));
         for s in &samples {
-            prop_assert!(s.age_years.unwrap() >= 21.0 && s.race.unwrap() <= 4 && s.gender <= 1);
+            prop_assert!(s.value(1).unwrap() >= 21.0 && s.class(2).unwrap() <= 4 && s.class(0).unwrap() <= 1);
         }
     }
 
@@ -101,7 +101,7 @@ proptest! {
             Ok((samples, skipped)) => {
                 prop_assert!(columns.contains(&"Male") && columns.contains(&"Young"));
                 prop_assert!(samples.len() + skipped.len() <= text.lines().count().saturating_sub(2));
-                prop_assert!(samples.iter().all(|s| s.gender <= 1 && s.young.unwrap() <= 1));
+                prop_assert!(samples.iter().all(|s| s.class(0).unwrap() <= 1 && s.class(1).unwrap() <= 1));
             }
             Err(_) => prop_assert!(!(columns.contains(&"Male") && columns.contains(&"Young"))),
         }

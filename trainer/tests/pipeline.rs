@@ -110,8 +110,7 @@ fn alignment_puts_the_eyes_where_the_config_says() {
         return;
     }
     let image = load(&path);
-    let device = Device::flex();
-    let detection = pipeline.detector.detect_batch(&[&image], &device).remove(0)[0];
+    let detection = pipeline.detect(&[&image]).remove(0)[0];
     let config = BackboneKind::Faceres.align_config();
     let crop = align(&image, &detection.keypoints, &config);
     // Back to an image, and detect again: the eyes must sit at the canonical places.
@@ -121,7 +120,7 @@ fn alignment_puts_the_eyes_where_the_config_says() {
         let i = (y * size + x) as usize;
         image::Rgb([crop[i] as u8, crop[plane + i] as u8, crop[2 * plane + i] as u8])
     });
-    let again = pipeline.detector.detect_batch(&[&crop_image], &device).remove(0);
+    let again = pipeline.detect(&[&crop_image]).remove(0);
     assert_eq!(again.len(), 1);
     let k = again[0].keypoints;
     let side = config.size as f32;
@@ -140,7 +139,7 @@ fn alignment_puts_the_eyes_where_the_config_says() {
 #[test]
 fn faceres_peer_heads_read_gender_and_age_from_the_features() {
     let Some(pipeline) = common::pipeline(BackboneKind::Faceres) else { return };
-    let facemtl::backbone::Backbone::Faceres(faceres) = &pipeline.backbone else { unreachable!() };
+    let facemtl::backbone::Backbone::Faceres(faceres) = pipeline.backbone() else { unreachable!() };
     let dir = common::data_dir().join("utkface/UTKFace");
     if !common::present(&dir, "UTKFace") {
         return;
@@ -154,9 +153,10 @@ fn faceres_peer_heads_read_gender_and_age_from_the_features() {
     let mut count = 0;
     for name in names.iter().step_by(500) {
         let Ok((age, gender, _)) = facemtl_trainer::data::utkface::parse_name(name) else { continue };
-        let faces = pipeline.faces(&load(&dir.join(name)));
+        let image = load(&dir.join(name));
+        let faces = pipeline.detect(&[&image]).remove(0);
         let Some(face) = faces.first() else { continue };
-        let features = Tensor::<2>::from_data(TensorData::new(face.features.clone(), [1, 1024]), &pipeline.device);
+        let features = pipeline.embed(&pipeline.align(&image, std::slice::from_ref(face)));
         let (male, ages) = faceres.peer(features);
         let male = male.into_data().try_to_vec::<f32>().unwrap()[0];
         let ages = ages.into_data().try_to_vec::<f32>().unwrap();
@@ -188,4 +188,49 @@ fn the_browsers_compact_backbone_computes_exactly_as_the_f32_one() {
     assert_eq!(net.forward(x.clone()).into_data(), f32_net.forward(x).into_data());
     // Half the bytes: the pretrained weights came as float16.
     assert!(compact.len() * 19 < std::fs::metadata(cache.backbone_weights(kind)).unwrap().len() as usize * 10);
+}
+
+/// `facemtl predict`'s JSON lines for `photo` with the model file `model`.
+fn predict_lines(model: &std::path::Path, photo: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facemtl"))
+        .args(["--backend", "cpu", "predict", "--model"])
+        .arg(model)
+        .arg(photo)
+        .env("FACEMTL_CACHE", common::cache().root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_model_files_detector_and_alignment_settings_are_the_ones_used() {
+    let shipped = common::repo_root().join("models/utkface-allages-faceres.fmtl");
+    let photo = common::utk(FACE);
+    if common::pipeline(BackboneKind::Faceres).is_none() || !common::present(&photo, "UTKFace") {
+        return;
+    }
+    let device = Device::flex();
+    let scratch = std::env::temp_dir().join(format!("facemtl-settings-{}", std::process::id()));
+    fs::create_dir_all(&scratch).unwrap();
+    // The shipped model again, with one preprocessing setting of its header changed.
+    let variant = |name: &str, edit: &dyn Fn(&mut facemtl::weights::Header)| {
+        let model = facemtl::weights::load(&fs::read(&shipped).unwrap(), None, &device).unwrap();
+        let mut header = model.header;
+        edit(&mut header);
+        let path = scratch.join(name);
+        fs::write(&path, facemtl::weights::export(model.head, model.backbone, header).unwrap()).unwrap();
+        predict_lines(&path, &photo)
+    };
+    let stock = predict_lines(&shipped, &photo);
+    assert_eq!(stock.len(), 1);
+    assert!(stock[0]["age"]["years"].is_number(), "{:?}", stock[0]);
+    // A detector that wants certainty no face reaches finds none.
+    let strict = variant("strict.fmtl", &|h| h.detector.decode.min_score = 0.99999);
+    assert_eq!(strict[0]["error"], "no face found", "{strict:?}");
+    // The same face framed tighter: other features, another age.
+    let tight = variant("tight.fmtl", &|h| h.align.eye_distance = 0.45);
+    assert_eq!(tight[0]["bbox"], stock[0]["bbox"], "the same face is found");
+    assert_ne!(tight[0]["age"]["years"], stock[0]["age"]["years"], "the header's alignment is used");
+    fs::remove_dir_all(&scratch).unwrap();
 }

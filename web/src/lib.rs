@@ -8,11 +8,11 @@ use std::rc::Rc;
 
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind};
-use facemtl::detect::{Detection, Detector, DetectorConfig};
+use facemtl::detect::{BlazeFace, Detection, DetectorConfig};
 use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
-use facemtl::pipeline::backbone_input;
-use facemtl::predict::{Attributes, attributes, output_tensors};
+use facemtl::pipeline::FacePipeline;
+use facemtl::predict::Attributes;
 use facemtl::weights::{self, Header};
 use facemtl::{compact, pretrained};
 use image::RgbImage;
@@ -24,44 +24,24 @@ use wasm_bindgen_futures::future_to_promise;
 /// Faces predicted per photo; more are reported but not analysed.
 const MAX_FACES: usize = 20;
 
+/// A loaded model with the pipelines it was trained with, for photos and for video frames.
+/// A prediction holds its own `Rc` from start to end, so that a model loaded while it awaits a
+/// read-back cannot pair one model's outputs with another's header.
 struct Model {
     header: Header,
     head: MtlHead,
-    /// A fine-tuned backbone shipped inside the model file.
-    backbone: Option<Rc<Backbone>>,
+    photo: FacePipeline,
+    /// No tiles (faces in front of a webcam are large): a third of the work.
+    video: FacePipeline,
 }
 
-/// The loaded networks. Each is behind an `Rc`: a prediction takes its own handles when it
-/// starts, so that a model loaded while it awaits a read-back cannot pair one model's outputs
-/// with another's header.
+/// The networks as they arrive; a model needs the detector and, unless it carries a
+/// fine-tuned one, the pretrained backbone.
 #[derive(Default)]
 struct State {
-    detector: Option<Rc<Detector>>,
-    /// For video frames: no tiles (faces in front of a webcam are large), a third of the work.
-    video_detector: Option<Rc<Detector>>,
-    backbone: Option<Rc<Backbone>>,
+    detector: Option<BlazeFace>,
+    backbone: Option<Backbone>,
     model: Option<Rc<Model>>,
-}
-
-/// What one prediction uses from start to end.
-struct Networks {
-    detector: Rc<Detector>,
-    backbone: Rc<Backbone>,
-    model: Rc<Model>,
-}
-
-impl State {
-    fn networks(&self, video: bool) -> Result<Networks, JsValue> {
-        let detector = if video { &self.video_detector } else { &self.detector };
-        let detector = detector.clone().ok_or_else(|| js_error("the detector is not loaded yet"))?;
-        let model = self.model.clone().ok_or_else(|| js_error("the model is not loaded yet"))?;
-        let backbone = model
-            .backbone
-            .clone()
-            .or_else(|| self.backbone.clone())
-            .ok_or_else(|| js_error("the backbone is not loaded yet"))?;
-        Ok(Networks { detector, backbone, model })
-    }
 }
 
 /// The app's networks on one device.
@@ -69,7 +49,7 @@ impl State {
 pub struct App {
     device: Device,
     backend: String,
-    state: Rc<RefCell<State>>,
+    state: RefCell<State>,
 }
 
 #[derive(Serialize)]
@@ -99,18 +79,13 @@ fn now() -> f64 {
     js_sys::Date::now()
 }
 
-async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, JsValue> {
-    let data = tensor.into_data_async().await.map_err(|e| js_error(format!("{e:?}")))?;
-    data.try_to_vec::<f32>().map_err(|e| js_error(format!("{e:?}")))
-}
-
 #[wasm_bindgen]
 impl App {
     /// WebGPU when the browser offers an adapter (unless `force` is "cpu"), else the CPU.
     /// `force = "webgpu"` fails instead of falling back, for tests and comparisons.
     pub async fn create(force: Option<String>) -> Result<App, JsError> {
         let want = force.as_deref().unwrap_or("auto");
-        let state = Rc::new(RefCell::new(State::default()));
+        let state = RefCell::new(State::default());
         if want != "cpu" {
             match Device::wgpu_options().init_async().await {
                 Ok(device) => return Ok(App { device, backend: "webgpu".into(), state }),
@@ -130,10 +105,7 @@ impl App {
     /// The BlazeFace weights (`blazeface.bpk`).
     pub fn load_detector(&self, bytes: &[u8]) -> Result<(), JsError> {
         let model = pretrained::load_detector(bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
-        let video = DetectorConfig { tiles: false, ..DetectorConfig::default() };
-        let mut state = self.state.borrow_mut();
-        state.video_detector = Some(Rc::new(Detector::new(model.clone(), video)));
-        state.detector = Some(Rc::new(Detector::new(model, DetectorConfig::default())));
+        self.state.borrow_mut().detector = Some(model);
         Ok(())
     }
 
@@ -146,7 +118,7 @@ impl App {
         } else {
             pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?
         };
-        self.state.borrow_mut().backbone = Some(Rc::new(backbone));
+        self.state.borrow_mut().backbone = Some(backbone);
         Ok(())
     }
 
@@ -161,76 +133,65 @@ impl App {
         memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
     }
 
-    /// Load an exported model, refused unless its format, checksum and sizes hold; its header
-    /// as JSON. A prediction already under way finishes with the model it started with.
+    /// Load an exported model (after the detector and backbone), refused unless its format,
+    /// checksum and sizes hold; its header as JSON. Its header's detector and alignment settings
+    /// are used from then on. A prediction already under way finishes with the model it
+    /// started with.
     pub fn load_model(&self, bytes: &[u8]) -> Result<String, JsError> {
         let loaded = weights::load(bytes, None, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
         let mut state = self.state.borrow_mut();
-        let pretrained = state.backbone.as_ref().map(Backbone::kind);
-        if loaded.backbone.is_none() && pretrained.is_some_and(|k| k != loaded.header.backbone) {
-            return Err(JsError::new(&format!(
-                "this model reads {} features, but the app's backbone is {}",
-                loaded.header.backbone,
-                pretrained.unwrap()
-            )));
-        }
+        let detector = state.detector.clone().ok_or_else(|| JsError::new("the detector is not loaded yet"))?;
+        let backbone = match (loaded.backbone, &state.backbone) {
+            (Some(tuned), _) => tuned,
+            (None, Some(pretrained)) if pretrained.kind() == loaded.header.backbone => pretrained.clone(),
+            (None, Some(pretrained)) => {
+                return Err(JsError::new(&format!(
+                    "this model reads {} features, but the app's backbone is {}",
+                    loaded.header.backbone,
+                    pretrained.kind()
+                )));
+            }
+            (None, None) => return Err(JsError::new("the backbone is not loaded yet")),
+        };
         let json = serde_json::to_string(&loaded.header).map_err(|e| JsError::new(&e.to_string()))?;
-        state.model =
-            Some(Rc::new(Model { header: loaded.header, head: loaded.head, backbone: loaded.backbone.map(Rc::new) }));
+        let photo = FacePipeline::for_model(detector, backbone, &loaded.header, &self.device);
+        let video = photo.with_detector_config(DetectorConfig { tiles: false, ..loaded.header.detector.clone() });
+        state.model = Some(Rc::new(Model { header: loaded.header, head: loaded.head, photo, video }));
         Ok(json)
     }
 
     /// Predict every face of an encoded photo (JPEG, PNG, WebP, GIF, BMP; EXIF orientation
     /// applied): a promise of the prediction as JSON.
     pub fn predict_photo(&self, bytes: Vec<u8>) -> Promise {
-        let (state, device) = (self.state.clone(), self.device.clone());
+        let model = self.state.borrow().model.clone();
         future_to_promise(async move {
             let image = photo::decode(&bytes, DecodeLimits::default()).map_err(js_error)?;
-            predict(&state, &device, image, false).await
+            predict(model, image, false).await
         })
     }
 
     /// Predict every face of a video frame (RGBA pixels, as a canvas gives them).
     pub fn predict_rgba(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
-        let (state, device) = (self.state.clone(), self.device.clone());
+        let model = self.state.borrow().model.clone();
         future_to_promise(async move {
             let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
             let image = RgbImage::from_raw(width, height, rgb)
                 .ok_or_else(|| js_error("the frame's size does not match its pixels"))?;
-            predict(&state, &device, image, true).await
+            predict(model, image, true).await
         })
     }
 }
 
-async fn predict(
-    state: &Rc<RefCell<State>>,
-    device: &Device,
-    image: RgbImage,
-    video: bool,
-) -> Result<JsValue, JsValue> {
+async fn predict(model: Option<Rc<Model>>, image: RgbImage, video: bool) -> Result<JsValue, JsValue> {
     let started = now();
-    let networks = state.borrow().networks(video)?;
-    let Networks { detector, backbone, model } = &networks;
-    let batch = detector.inputs(&[&image], device);
-    let raw = read(detector.model.forward(batch.input)).await?;
-    let detections = detector.decode(&raw, &batch.views).remove(0);
-    let found = detections.len();
-    let kept: Vec<Detection> = detections.into_iter().take(MAX_FACES).collect();
-    let mut faces = Vec::new();
-    if !kept.is_empty() {
-        let kind = backbone.kind();
-        let size = kind.input_size();
-        let crops = backbone_input(kind, &image, &kept);
-        let input = Tensor::from_data(TensorData::new(crops, [kept.len(), 3, size, size]), device);
-        let mut raw = Vec::new();
-        for out in output_tensors(&model.head, backbone.forward(input)) {
-            raw.push(read(out).await?);
-        }
-        let n = kept.len();
-        for (detection, attributes) in kept.into_iter().zip(attributes(&model.header, &raw, n).map_err(js_error)?) {
-            faces.push(Face { score: detection.score, detection, attributes });
-        }
-    }
+    let model = model.ok_or_else(|| js_error("the model is not loaded yet"))?;
+    let pipeline = if video { &model.video } else { &model.photo };
+    let (found, faces) =
+        pipeline.predict_async(&model.head, &model.header, &image, MAX_FACES).await.map_err(js_error)?;
+    let faces = faces
+        .into_iter()
+        .map(|f| Face { score: f.detection.score, detection: f.detection, attributes: f.attributes })
+        .collect();
     let prediction =
         Prediction { width: image.width(), height: image.height(), found, faces, milliseconds: now() - started };
     Ok(JsValue::from_str(&serde_json::to_string(&prediction).map_err(js_error)?))

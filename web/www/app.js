@@ -102,7 +102,8 @@ async function pruneCache() {
 
 function describeModel(header) {
   const metrics = header.metrics.map(([k, v]) => (k === "age_mae" ? `age MAE ${v.toFixed(2)} years` : `${k.replace("_accuracy", "")} ${(100 * v).toFixed(1)} %`));
-  $("model-info").textContent = `Model: ${header.backbone} backbone, tasks ${header.tasks.join(", ")}; trained on ${header.trained_on}; test: ${metrics.join(", ")}.`;
+  const tasks = header.tasks.map((t) => t.name).join(", ");
+  $("model-info").textContent = `Model: ${header.backbone} backbone, tasks ${tasks}; trained on ${header.trained_on}; test: ${metrics.join(", ")}.`;
 }
 
 function useModel(bytes) {
@@ -213,6 +214,19 @@ function ageText(f) {
   return "";
 }
 
+// Predictions of a model's own tasks (a user's data set), beyond the built-in four.
+const KNOWN = new Set(["score", "bbox", "keypoints", "female_probability", "age", "race", "young_probability"]);
+function otherText(f) {
+  return Object.entries(f)
+    .filter(([k]) => !KNOWN.has(k))
+    .map(([k, v]) => {
+      if (!Array.isArray(v)) return `${k}: ${v.value.toFixed(1)} ± ${v.plus_minus.toFixed(1)}`;
+      const [label, p] = [...v].sort((a, b) => b[1] - a[1])[0];
+      return `${k}: ${label} ${(100 * p).toFixed(0)} %`;
+    })
+    .join(", ");
+}
+
 function raceText(f) {
   if (!f.race) return "";
   return [...f.race].sort((a, b) => b[1] - a[1]).map(([r, p]) => `${r} ${(100 * p).toFixed(0)} %`).join(", ");
@@ -249,7 +263,7 @@ function show(result, name, ctx) {
   body.innerHTML = "";
   result.faces.forEach((f, i) => {
     const tr = document.createElement("tr");
-    for (const text of [i + 1, genderText(f), ageText(f), raceText(f), f.score.toFixed(2)]) {
+    for (const text of [i + 1, genderText(f), ageText(f), raceText(f), otherText(f), f.score.toFixed(2)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
@@ -355,7 +369,7 @@ function add(parent, name, attrs, text) {
 }
 
 function drawArchitecture(header) {
-  const tasks = header ? header.tasks : ["gender", "age", "race"];
+  const tasks = header ? header.tasks.map((t) => t.name) : ["gender", "age", "race"];
   const width = 800;
   const height = 70 + 60 * tasks.length;
   const s = svg(width, height);

@@ -71,7 +71,7 @@ impl DetectorConfig {
 const TILE_SHARE: f32 = 0.6;
 
 /// BlazeFace with its anchors and settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Detector {
     pub model: BlazeFace,
     pub config: DetectorConfig,

@@ -1,10 +1,7 @@
-//! The multi-task part: which tasks, the network on top of backbone features, the losses and
-//! how they are weighted.
+//! The multi-task network: which tasks, and the network on top of backbone features.
 
-pub mod loss;
 pub mod model;
 pub mod tasks;
 
-pub use loss::{LossWeighting, Target, WeightingKind, task_loss};
-pub use model::{MtlConfig, MtlHead, MtlModel};
-pub use tasks::{RACES, Task, TaskSet};
+pub use model::{MtlConfig, MtlHead};
+pub use tasks::{AgeNorm, Metric, RACES, TaskKind, TaskSpec};

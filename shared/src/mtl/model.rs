@@ -5,15 +5,14 @@
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::loss::LossWeighting;
-use super::tasks::Task;
 use crate::backbone::Backbone;
 
 #[derive(Config, Debug)]
 pub struct MtlConfig {
     /// Width of the backbone's feature vector.
     pub features: usize,
-    pub tasks: Vec<Task>,
+    /// Width of each task head's output, in task order ([`crate::mtl::TaskSpec::outputs`]).
+    pub outputs: Vec<usize>,
     /// Widths of the shared layers.
     #[config(default = "vec![512]")]
     pub shared: Vec<usize>,
@@ -59,12 +58,12 @@ impl MtlConfig {
             total = total.saturating_add(linear(width, out));
             width = out;
         }
-        for task in &self.tasks {
+        for &outputs in &self.outputs {
             let (hidden, into_output) = match self.head_hidden {
                 0 => (0, width),
                 h => (linear(width, h), h),
             };
-            total = total.saturating_add(hidden).saturating_add(linear(into_output, task.outputs()));
+            total = total.saturating_add(hidden).saturating_add(linear(into_output, outputs));
         }
         total
     }
@@ -86,13 +85,13 @@ impl MtlConfig {
             })
             .collect();
         let heads = self
-            .tasks
+            .outputs
             .iter()
-            .map(|task| TaskHead {
+            .map(|&outputs| TaskHead {
                 hidden: (self.head_hidden > 0).then(|| LinearConfig::new(width, self.head_hidden).init(device)),
                 dropout: DropoutConfig::new(self.dropout).init(),
                 activation: activation.init(),
-                output: LinearConfig::new(if self.head_hidden > 0 { self.head_hidden } else { width }, task.outputs())
+                output: LinearConfig::new(if self.head_hidden > 0 { self.head_hidden } else { width }, outputs)
                     .init(device),
             })
             .collect();
@@ -120,26 +119,15 @@ impl MtlHead {
     }
 }
 
-/// What training optimises: the head, the loss weighting (whose learned weights, when it has
-/// any, train with the network) and, when fine-tuning, the backbone.
-#[derive(Module, Debug)]
-pub struct MtlModel {
-    pub head: MtlHead,
-    pub weighting: LossWeighting,
-    /// `None` when the head trains on cached features of a frozen backbone.
-    pub backbone: Option<Backbone>,
-}
-
-impl MtlModel {
-    /// `[n, features]` cached features, or with a backbone `[n, 3 * s * s]` normalised crops
-    /// (rows of [`Backbone::forward`]'s input) -> one `[n, outputs]` tensor per task.
-    pub fn forward(&self, x: Tensor<2>) -> Vec<Tensor<2>> {
-        self.head.forward(match &self.backbone {
-            Some(backbone) => {
-                let (n, side) = (x.dims()[0], backbone.kind().input_size());
-                backbone.forward(x.reshape([n, 3, side, side]))
-            }
-            None => x,
-        })
-    }
+/// `[n, features]` backbone features through `head`; with a `backbone` (a fine-tuned one),
+/// `[n, 3 * s * s]` normalised crops (rows of [`Backbone::forward`]'s input) through both ->
+/// one `[n, outputs]` tensor per task.
+pub fn forward(head: &MtlHead, backbone: Option<&Backbone>, x: Tensor<2>) -> Vec<Tensor<2>> {
+    head.forward(match backbone {
+        Some(backbone) => {
+            let (n, side) = (x.dims()[0], backbone.kind().input_size());
+            backbone.forward(x.reshape([n, 3, side, side]))
+        }
+        None => x,
+    })
 }

@@ -1,72 +1,159 @@
-//! The attributes the multi-task network predicts, and which data set carries which.
+//! What the multi-task network predicts: one [`TaskSpec`] per task, the one place that says
+//! what a task is (its name, whether it classifies or regresses, its labels or normalisation,
+//! hence its head's width, its loss and its metric). The built-in data sets' tasks are
+//! constructors here; a user's data set declares its own (`name:class:a,b` or
+//! `name:regression`).
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Task {
-    /// Two classes: 0 male, 1 female (UTKFace's coding; CelebA's `Male` is mapped onto it).
-    Gender,
-    /// Regression of age / 40 (the thesis normalises CORAL's 0..39 label by 40).
-    Age,
-    /// Five classes: White, Black, Asian, Indian, Others.
-    Race,
-    /// Two classes: 0 old, 1 young (CelebA's `Young`).
-    Young,
-}
-
 pub const RACES: [&str; 5] = ["White", "Black", "Asian", "Indian", "Others"];
 
-impl Task {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Task::Gender => "gender",
-            Task::Age => "age",
-            Task::Race => "race",
-            Task::Young => "young",
-        }
+/// How a regression target is put on the network's scale: `target = (value - offset) / scale`,
+/// and a prediction read back as `output * scale + offset` (years, for age).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AgeNorm {
+    pub offset: f32,
+    pub scale: f32,
+}
+
+impl AgeNorm {
+    /// All ages: age / 40.
+    pub const ALL_AGES: AgeNorm = AgeNorm { offset: 0.0, scale: 40.0 };
+    /// The CORAL protocol (ages 21-60), as the thesis: (age - 21) / 40.
+    pub const CORAL: AgeNorm = AgeNorm { offset: 21.0, scale: 40.0 };
+
+    pub fn normalise(&self, value: f32) -> f32 {
+        (value - self.offset) / self.scale
+    }
+
+    pub fn value(&self, output: f32) -> f32 {
+        output * self.scale + self.offset
+    }
+}
+
+/// A classification over named labels, or a regression of one value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    Class { labels: Vec<String> },
+    Regression { norm: AgeNorm },
+}
+
+/// How a task's predictions are scored on a split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    /// Share of faces with the right class (higher is better).
+    Accuracy,
+    /// Mean absolute error in the value's own unit (lower is better).
+    Mae,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub name: String,
+    pub kind: TaskKind,
+}
+
+fn class(name: &str, labels: &[&str]) -> TaskSpec {
+    TaskSpec { name: name.into(), kind: TaskKind::Class { labels: labels.iter().map(|l| l.to_string()).collect() } }
+}
+
+impl TaskSpec {
+    /// UTKFace's coding (0 male, 1 female); CelebA's `Male` is mapped onto it.
+    pub fn gender() -> Self {
+        class("gender", &["male", "female"])
+    }
+
+    pub fn race() -> Self {
+        class("race", &RACES)
+    }
+
+    /// CelebA's `Young` (0 old, 1 young).
+    pub fn young() -> Self {
+        class("young", &["old", "young"])
+    }
+
+    pub fn age(norm: AgeNorm) -> Self {
+        TaskSpec { name: "age".into(), kind: TaskKind::Regression { norm } }
     }
 
     /// Width of the task head's output.
     pub fn outputs(&self) -> usize {
-        match self {
-            Task::Gender | Task::Young => 2,
-            Task::Age => 1,
-            Task::Race => RACES.len(),
+        match &self.kind {
+            TaskKind::Class { labels } => labels.len(),
+            TaskKind::Regression { .. } => 1,
+        }
+    }
+
+    pub fn metric(&self) -> Metric {
+        match self.kind {
+            TaskKind::Class { .. } => Metric::Accuracy,
+            TaskKind::Regression { .. } => Metric::Mae,
         }
     }
 
     pub fn is_regression(&self) -> bool {
-        matches!(self, Task::Age)
+        self.metric() == Metric::Mae
     }
-}
 
-impl std::str::FromStr for Task {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Task::Gender, Task::Age, Task::Race, Task::Young]
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| format!("unknown task `{s}` (gender, age, race or young)"))
-    }
-}
-
-/// The task set of a data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TaskSet {
-    /// Gender, age (regression) and race.
-    Utkface,
-    /// Gender and Young/Old.
-    Celeba,
-}
-
-impl TaskSet {
-    pub fn tasks(&self) -> &'static [Task] {
-        match self {
-            TaskSet::Utkface => &[Task::Gender, Task::Age, Task::Race],
-            TaskSet::Celeba => &[Task::Gender, Task::Young],
+    pub fn labels(&self) -> &[String] {
+        match &self.kind {
+            TaskKind::Class { labels } => labels,
+            TaskKind::Regression { .. } => &[],
         }
+    }
+
+    /// The name of the task's test figure in a model header (`age_mae`, `gender_accuracy`).
+    pub fn metric_name(&self) -> String {
+        match self.metric() {
+            Metric::Accuracy => format!("{}_accuracy", self.name),
+            Metric::Mae => format!("{}_mae", self.name),
+        }
+    }
+
+    /// A task as a user declares it: `name:class:label,label,...` or `name:regression` (the
+    /// normalisation then comes from the training data, see [`AgeNorm`]).
+    pub fn parse(declaration: &str, norm: AgeNorm) -> Result<Self, String> {
+        let mut parts = declaration.splitn(3, ':');
+        let name = parts.next().unwrap_or_default().trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(format!("`{declaration}`: a task name is letters, digits, `_` or `-`"));
+        }
+        match (parts.next().map(str::trim), parts.next()) {
+            (Some("class"), Some(labels)) => {
+                let labels: Vec<String> = labels.split(',').map(|l| l.trim().to_string()).collect();
+                if labels.len() < 2 || labels.iter().any(String::is_empty) {
+                    return Err(format!("`{declaration}`: a classification needs two or more labels"));
+                }
+                if labels.iter().enumerate().any(|(i, l)| labels[..i].contains(l)) {
+                    return Err(format!("`{declaration}`: a label is repeated"));
+                }
+                Ok(TaskSpec { name: name.into(), kind: TaskKind::Class { labels } })
+            }
+            (Some("regression"), None) => Ok(TaskSpec { name: name.into(), kind: TaskKind::Regression { norm } }),
+            _ => Err(format!("`{declaration}`: expected `{name}:class:LABEL,LABEL,...` or `{name}:regression`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declarations_parse_into_tasks_or_say_what_is_wrong() {
+        assert_eq!(TaskSpec::parse("gender:class:male,female", AgeNorm::ALL_AGES), Ok(TaskSpec::gender()));
+        let band = TaskSpec::parse("band:class:child, adult ,senior", AgeNorm::ALL_AGES).unwrap();
+        assert_eq!((band.outputs(), band.metric()), (3, Metric::Accuracy));
+        assert_eq!(band.labels()[1], "adult");
+        assert_eq!(TaskSpec::parse("age:regression", AgeNorm::CORAL), Ok(TaskSpec::age(AgeNorm::CORAL)));
+        for bad in
+            ["", "x", "x:class", "x:class:one", "x:class:a,,b", "x:class:a,a", "x:regress", "bad name:regression"]
+        {
+            assert!(TaskSpec::parse(bad, AgeNorm::ALL_AGES).is_err(), "{bad}");
+        }
+        assert_eq!(AgeNorm::CORAL.value(AgeNorm::CORAL.normalise(37.0)), 37.0);
+        assert_eq!(TaskSpec::age(AgeNorm::CORAL).metric_name(), "age_mae");
     }
 }

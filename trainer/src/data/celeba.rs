@@ -9,12 +9,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Sample, Skipped, Splits, split3};
+use super::{DataSet, DataSetId, Label, Sample, Skipped, split3};
 
 pub const CAVEAT: &str = "CelebA subset: 10,000 images at 89x109 (half resolution), all from the official train \
                           partition; split 80/10/10 with a fixed seed. Not comparable with the official test set.";
 
-pub fn load(data_dir: &Path, seed: u64) -> Result<Splits> {
+pub fn load(data_dir: &Path, seed: u64) -> Result<DataSet> {
     let root = data_dir.join("celeba");
     let images = root.join("img_align_celeba_89x109");
     let path = root.join("list_attr_celeba.txt");
@@ -25,9 +25,10 @@ pub fn load(data_dir: &Path, seed: u64) -> Result<Splits> {
         .map(|text| parse_partition(&text))?;
     let (present, skipped) = parse_attributes(&text, &images, |f| images.join(f).is_file(), &partition)
         .with_context(|| format!("reading {}", path.display()))?;
-    let mut splits = Splits { skipped, ..Splits::default() };
-    (splits.train, splits.val, splits.test) = split3(present, seed, 0.8, 0.1);
-    Ok(splits)
+    let mut set = DataSet::built_in(DataSetId::Celeba);
+    set.skipped = skipped;
+    (set.train, set.val, set.test) = split3(present, seed, 0.8, 0.1);
+    Ok(set)
 }
 
 /// The samples of `list_attr_celeba.txt` whose images `exist` in `images` and lie in the
@@ -63,13 +64,11 @@ pub fn parse_attributes(
             skipped.push(Skipped { entry: file.to_string(), reason: "not in the official train partition".into() });
             continue;
         }
+        // In the data set's task order: gender (0 male, 1 female), young (0 old, 1 young).
         present.push(Sample {
             file: images.join(file),
-            gender: if is_male == 1 { 0 } else { 1 },
-            age_years: None,
-            age_target: None,
-            race: None,
-            young: Some(u8::from(is_young == 1)),
+            key: format!("celeba/{file}"),
+            labels: vec![Label::Class(usize::from(is_male != 1)), Label::Class(usize::from(is_young == 1))],
         });
     }
     Ok((present, skipped))

@@ -1,45 +1,136 @@
-//! The data sets, read in their authors' layouts, as labelled samples split into train,
-//! validation and test. Malformed rows and missing images are skipped and counted, never fatal.
+//! The data sets, read in their authors' layouts (or a user's CSV), as labelled samples split
+//! into train, validation and test. A [`DataSet`] is the one home of a data set's identity: its
+//! typed id, name, title, tasks and the thesis's figures for it. Malformed rows and missing
+//! images are skipped and counted, never fatal.
 
 pub mod celeba;
+pub mod csv;
 pub mod utkface;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use facemtl::mtl::Task;
+use anyhow::Result;
+use facemtl::mtl::{AgeNorm, TaskSpec};
 use serde::{Deserialize, Serialize};
 
-/// What is known of one face image.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub file: PathBuf,
-    /// 0 male, 1 female.
-    pub gender: u8,
-    /// Age in years, when the data set gives it.
-    pub age_years: Option<f32>,
-    /// The regression target for age (the protocol's normalisation).
-    pub age_target: Option<f32>,
-    /// 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others.
-    pub race: Option<u8>,
-    /// 1 young, 0 old.
-    pub young: Option<u8>,
+/// Which data set: the built-in three, or a user's CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSetId {
+    /// UTKFace on the CORAL protocol (ages 21-60), as the thesis.
+    UtkfaceCoral,
+    /// All of UTKFace, ages 1-116: the shipped model's data.
+    UtkfaceAllAges,
+    /// The CelebA subset.
+    Celeba,
+    /// A user's labelled faces.
+    Csv,
 }
 
-impl Sample {
-    /// The class index of a classification task.
-    pub fn class(&self, task: Task) -> Option<u8> {
-        match task {
-            Task::Gender => Some(self.gender),
-            Task::Race => self.race,
-            Task::Young => self.young,
-            Task::Age => None,
+impl DataSetId {
+    pub const BUILT_IN: [DataSetId; 3] = [DataSetId::UtkfaceCoral, DataSetId::UtkfaceAllAges, DataSetId::Celeba];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            DataSetId::UtkfaceCoral => "utkface-coral",
+            DataSetId::UtkfaceAllAges => "utkface-all-ages",
+            DataSetId::Celeba => "celeba",
+            DataSetId::Csv => "csv",
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            DataSetId::UtkfaceCoral => "UTKFace, CORAL protocol",
+            DataSetId::UtkfaceAllAges => "UTKFace, all ages",
+            DataSetId::Celeba => "CelebA subset",
+            DataSetId::Csv => "a CSV data set",
+        }
+    }
+
+    /// What a model trained on this data set says it was trained on.
+    pub fn description(&self) -> &'static str {
+        match self {
+            DataSetId::UtkfaceCoral => "UTKFace, CORAL protocol (ages 21-60)",
+            DataSetId::UtkfaceAllAges => "UTKFace, all 23,707 faces (ages 1-116), seeded 80/10/10 split",
+            DataSetId::Celeba => celeba::CAVEAT,
+            DataSetId::Csv => "a CSV data set",
+        }
+    }
+
+    /// The tasks of a built-in data set (a CSV declares its own).
+    pub fn tasks(&self) -> Vec<TaskSpec> {
+        match self {
+            DataSetId::UtkfaceCoral => vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::CORAL), TaskSpec::race()],
+            DataSetId::UtkfaceAllAges => vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::ALL_AGES), TaskSpec::race()],
+            DataSetId::Celeba => vec![TaskSpec::gender(), TaskSpec::young()],
+            DataSetId::Csv => Vec::new(),
+        }
+    }
+
+    /// The thesis's headline figure for `task` on this data set (accuracy in %, MAE in years):
+    /// the only figures of the thesis available to this project.
+    pub fn thesis(&self, task: &str) -> Option<f64> {
+        match (self, task) {
+            (DataSetId::UtkfaceCoral, "gender") => Some(98.47),
+            (DataSetId::UtkfaceCoral, "age") => Some(4.68),
+            (DataSetId::UtkfaceCoral, "race") => Some(87.56),
+            (DataSetId::Celeba, "gender") => Some(98.82),
+            (DataSetId::Celeba, "young") => Some(87.53),
+            _ => None,
         }
     }
 }
 
-/// A data set split three ways, with what was skipped while reading it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Splits {
+impl std::fmt::Display for DataSetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A sample's label for one task.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Label {
+    /// The index of its class among the task's labels.
+    Class(usize),
+    /// The value in its own unit (years for age), before normalisation.
+    Value(f32),
+}
+
+/// One face image with its label for each task of its data set, in the data set's task order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub file: PathBuf,
+    /// The data set's namespace and the image's path within it: what the caches key it by.
+    pub key: String,
+    pub labels: Vec<Label>,
+}
+
+impl Sample {
+    pub fn class(&self, column: usize) -> Option<usize> {
+        match self.labels.get(column)? {
+            Label::Class(c) => Some(*c),
+            Label::Value(_) => None,
+        }
+    }
+
+    pub fn value(&self, column: usize) -> Option<f32> {
+        match self.labels.get(column)? {
+            Label::Value(v) => Some(*v),
+            Label::Class(_) => None,
+        }
+    }
+}
+
+/// A data set split three ways, with its tasks and what was skipped while reading it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataSet {
+    pub id: DataSetId,
+    /// The id's name, or the CSV file's name.
+    pub name: String,
+    /// What a model trained on it says it was trained on.
+    pub description: String,
+    pub tasks: Vec<TaskSpec>,
     pub train: Vec<Sample>,
     pub val: Vec<Sample>,
     pub test: Vec<Sample>,
@@ -52,12 +143,65 @@ pub struct Skipped {
     pub reason: String,
 }
 
-impl Splits {
+/// Where a data set comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    BuiltIn(DataSetId),
+    /// A CSV of image paths and labels, with its tasks declared (`gender:class:male,female`).
+    Csv {
+        path: PathBuf,
+        tasks: Vec<String>,
+    },
+}
+
+impl DataSet {
+    /// Read and split the data set; built-in ones from `data_dir`.
+    pub fn load(source: &Source, data_dir: &Path, split_seed: u64) -> Result<DataSet> {
+        match source {
+            Source::BuiltIn(DataSetId::UtkfaceCoral) => utkface::load(data_dir, utkface::Protocol::Coral, split_seed),
+            Source::BuiltIn(DataSetId::UtkfaceAllAges) => {
+                utkface::load(data_dir, utkface::Protocol::AllAges, split_seed)
+            }
+            Source::BuiltIn(DataSetId::Celeba) => celeba::load(data_dir, split_seed),
+            Source::BuiltIn(DataSetId::Csv) => anyhow::bail!("a CSV data set needs its file and tasks"),
+            Source::Csv { path, tasks } => csv::load(path, tasks, split_seed),
+        }
+    }
+
+    fn built_in(id: DataSetId) -> DataSet {
+        DataSet {
+            id,
+            name: id.name().into(),
+            description: id.description().into(),
+            tasks: id.tasks(),
+            train: Vec::new(),
+            val: Vec::new(),
+            test: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The column of the task called `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.name == name)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Sample> {
+        self.train.iter().chain(&self.val).chain(&self.test)
+    }
+
+    /// Keep the first `limit` samples of each split (quick runs and tests).
+    pub fn truncate(&mut self, limit: usize) {
+        for split in [&mut self.train, &mut self.val, &mut self.test] {
+            split.truncate(limit);
+        }
+    }
+
     /// Print the one warning line a run shows about skipped entries.
-    pub fn warn_skipped(&self, name: &str) {
+    pub fn warn_skipped(&self) {
         if !self.skipped.is_empty() {
             let examples: Vec<_> = self.skipped.iter().take(3).map(|s| format!("{} ({})", s.entry, s.reason)).collect();
-            eprintln!("warning: {name}: skipped {} entries, e.g. {}", self.skipped.len(), examples.join(", "));
+            eprintln!("warning: {}: skipped {} entries, e.g. {}", self.name, self.skipped.len(), examples.join(", "));
         }
     }
 }

@@ -7,15 +7,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Sample, Skipped, Splits, split3};
+use super::{DataSet, DataSetId, Label, Sample, Skipped, split3};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// CORAL (as the thesis): `utk_train.csv` split 80:20 into train/validation, test
-    /// `utk_test.csv`; age target (age - 21) / 40.
+    /// `utk_test.csv`; ages 21-60.
     Coral,
-    /// All 23,707 faces, ages 1-116: seeded 80/10/10 split; age target age / 40.
+    /// All 23,707 faces, ages 1-116: seeded 80/10/10 split.
     AllAges,
 }
 
@@ -38,14 +38,13 @@ pub fn parse_name(name: &str) -> Result<(u32, u8, u8), String> {
     Ok((age, gender as u8, race as u8))
 }
 
-fn sample(dir: &Path, name: &str, age: u32, gender: u8, race: u8, age_target: f32) -> Sample {
+/// A face of `UTKFace/` with its labels in the order of the data set's tasks: gender, age
+/// (years), race.
+fn sample(images: &Path, name: &str, age: u32, gender: u8, race: u8) -> Sample {
     Sample {
-        file: dir.join(name),
-        gender,
-        age_years: Some(age as f32),
-        age_target: Some(age_target),
-        race: Some(race),
-        young: None,
+        file: images.join(name),
+        key: format!("utkface/{name}"),
+        labels: vec![Label::Class(gender.into()), Label::Value(age as f32), Label::Class(race.into())],
     }
 }
 
@@ -71,7 +70,7 @@ pub fn parse_coral_csv(
         match parse_name(file) {
             _ if !exists(file) => skipped.push(Skipped { entry: file.to_string(), reason: "image missing".into() }),
             Ok((age, gender, race)) if Some(age) == coral_age.checked_add(21) => {
-                samples.push(sample(images, file, age, gender, race, coral_age as f32 / 40.0))
+                samples.push(sample(images, file, age, gender, race))
             }
             Ok((age, ..)) => skipped.push(Skipped {
                 entry: file.to_string(),
@@ -83,23 +82,26 @@ pub fn parse_coral_csv(
     (samples, skipped)
 }
 
-pub fn load(data_dir: &Path, protocol: Protocol, seed: u64) -> Result<Splits> {
+pub fn load(data_dir: &Path, protocol: Protocol, seed: u64) -> Result<DataSet> {
     let root = data_dir.join("utkface");
     let images = root.join("UTKFace");
-    let mut splits = Splits::default();
+    let mut set = DataSet::built_in(match protocol {
+        Protocol::Coral => DataSetId::UtkfaceCoral,
+        Protocol::AllAges => DataSetId::UtkfaceAllAges,
+    });
     match protocol {
         Protocol::Coral => {
             let mut read = |csv: &str| -> Result<Vec<Sample>> {
                 let path = root.join("coral").join(csv);
                 let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
                 let (samples, skipped) = parse_coral_csv(&text, csv, &images, |f| images.join(f).is_file());
-                splits.skipped.extend(skipped);
+                set.skipped.extend(skipped);
                 Ok(samples)
             };
             let train = read("utk_train.csv")?;
-            splits.test = read("utk_test.csv")?;
+            let test = read("utk_test.csv")?;
             let (train, val, _) = split3(train, seed, 0.8, 0.2);
-            (splits.train, splits.val) = (train, val);
+            (set.train, set.val, set.test) = (train, val, test);
         }
         Protocol::AllAges => {
             let mut all = Vec::new();
@@ -111,14 +113,14 @@ pub fn load(data_dir: &Path, protocol: Protocol, seed: u64) -> Result<Splits> {
             names.sort();
             for name in names {
                 match parse_name(&name) {
-                    Ok((age, gender, race)) => all.push(sample(&images, &name, age, gender, race, age as f32 / 40.0)),
-                    Err(reason) => splits.skipped.push(Skipped { entry: name, reason }),
+                    Ok((age, gender, race)) => all.push(sample(&images, &name, age, gender, race)),
+                    Err(reason) => set.skipped.push(Skipped { entry: name, reason }),
                 }
             }
-            (splits.train, splits.val, splits.test) = split3(all, seed, 0.8, 0.1);
+            (set.train, set.val, set.test) = split3(all, seed, 0.8, 0.1);
         }
     }
-    Ok(splits)
+    Ok(set)
 }
 
 #[cfg(test)]

@@ -20,28 +20,50 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
-use super::tasks::Task;
-
-/// One task's target for a batch.
+/// One task's target for a batch; its kind decides the loss, so no task can be scored with
+/// the other kind's.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Class indices `[n]`.
+    /// Class indices `[n]`: cross-entropy.
     Class(Tensor<1, Int>),
-    /// Normalised values `[n]`.
+    /// Normalised values `[n]`: the thesis's `0.5 (y - p)^2`.
     Value(Tensor<1>),
 }
 
-/// The thesis's loss for `task`: `[n, outputs]` predictions against the targets -> `[1]`.
-pub fn task_loss(task: Task, output: Tensor<2>, target: &Target) -> Tensor<1> {
-    match (task.is_regression(), target) {
-        (true, Target::Value(y)) => {
-            let [n, _] = output.dims();
-            (output.reshape([n]) - y.clone()).powf_scalar(2.0).mean().mul_scalar(0.5)
+impl Target {
+    /// The thesis's loss of `[n, outputs]` predictions against these targets -> `[1]`.
+    pub fn loss(&self, output: Tensor<2>) -> Tensor<1> {
+        match self {
+            Target::Value(y) => {
+                let [n, _] = output.dims();
+                (output.reshape([n]) - y.clone()).powf_scalar(2.0).mean().mul_scalar(0.5)
+            }
+            Target::Class(classes) => {
+                CrossEntropyLossConfig::new().init(&output.device()).forward(output, classes.clone())
+            }
         }
-        (false, Target::Class(classes)) => {
-            CrossEntropyLossConfig::new().init(&output.device()).forward(output, classes.clone())
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            Target::Class(c) => c.device(),
+            Target::Value(v) => v.device(),
         }
-        _ => panic!("task {} got a target of the wrong kind", task.name()),
+    }
+
+    /// Rows `indices` of the targets.
+    pub fn select(&self, indices: Tensor<1, Int>) -> Self {
+        match self {
+            Target::Class(c) => Target::Class(c.clone().select(0, indices)),
+            Target::Value(v) => Target::Value(v.clone().select(0, indices)),
+        }
+    }
+
+    pub fn to_device(&self, device: &Device) -> Self {
+        match self {
+            Target::Class(c) => Target::Class(c.clone().to_device(device)),
+            Target::Value(v) => Target::Value(v.clone().to_device(device)),
+        }
     }
 }
 
@@ -222,9 +244,9 @@ mod tests {
         let device = Device::flex();
         let age = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, 1.0], [2, 1]), &device);
         let target = Target::Value(Tensor::from_data(TensorData::new(vec![0.0f32, 1.0], [2]), &device));
-        assert!((value(task_loss(Task::Age, age, &target)) - 0.0625).abs() < 1e-6);
+        assert!((value(target.loss(age)) - 0.0625).abs() < 1e-6);
         let logits = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0], [1, 2]), &device);
         let class = Target::Class(Tensor::from_data(TensorData::new(vec![1i64], [1]), &device));
-        assert!((value(task_loss(Task::Gender, logits, &class)) - std::f32::consts::LN_2).abs() < 1e-6);
+        assert!((value(class.loss(logits)) - std::f32::consts::LN_2).abs() < 1e-6);
     }
 }

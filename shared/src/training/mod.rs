@@ -1,0 +1,10 @@
+//! Training-side logic that needs no files, shared by the native trainer and the browser: the
+//! losses and their weighting, the model that training optimises, and Early Freeze.
+
+pub mod early_freeze;
+pub mod loss;
+pub mod model;
+
+pub use early_freeze::{EarlyFreeze, FreezeEvent, FreezeMode};
+pub use loss::{LossWeighting, Target, WeightingKind};
+pub use model::TrainingModel;

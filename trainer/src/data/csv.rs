@@ -1,0 +1,211 @@
+//! A user's own labelled faces: a CSV file with a header row, a column `image` (the photo's
+//! path, relative to the CSV's folder or absolute), one column per declared task holding its
+//! label (a class label's name, or a number for a regression), and optionally a column `split`
+//! (`train`, `val` or `test`; without it the faces are split 80/10/10 with the split seed).
+//!
+//! Tasks are declared as `name:class:label,label,...` or `name:regression`; a regression is
+//! normalised by its training values' mean and standard deviation. Rows that are malformed, or
+//! whose image is missing, are skipped and counted with their reason, never fatal.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use facemtl::mtl::{AgeNorm, TaskKind, TaskSpec};
+
+use super::{DataSet, DataSetId, Label, Sample, Skipped, split3};
+
+/// The usable rows (each with the split it asks for, if any) and the rows skipped.
+type Rows = (Vec<(Sample, Option<Split>)>, Vec<Skipped>);
+
+/// Which split a row asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+pub fn load(path: &Path, declarations: &[String], seed: u64) -> Result<DataSet> {
+    if declarations.is_empty() {
+        bail!("a CSV data set needs its tasks: --task NAME:class:LABEL,LABEL,... or --task NAME:regression");
+    }
+    // The normalisation of a regression is set once the training values are known.
+    let tasks: Vec<TaskSpec> = declarations
+        .iter()
+        .map(|d| TaskSpec::parse(d, AgeNorm::ALL_AGES))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_stem().map_or("csv".into(), |s| s.to_string_lossy().into_owned());
+    let (rows, skipped) = parse(&text, &tasks, &name, |image| folder.join(image))?;
+    let mut set = DataSet {
+        id: DataSetId::Csv,
+        description: format!("{} ({} faces)", path.file_name().unwrap_or_default().to_string_lossy(), rows.len()),
+        name,
+        tasks,
+        train: Vec::new(),
+        val: Vec::new(),
+        test: Vec::new(),
+        skipped,
+    };
+    let (assigned, free): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, split)| split.is_some());
+    let (train, val, test) = split3(free.into_iter().map(|(s, _)| s).collect(), seed, 0.8, 0.1);
+    (set.train, set.val, set.test) = (train, val, test);
+    for (sample, split) in assigned {
+        match split {
+            Some(Split::Train) => set.train.push(sample),
+            Some(Split::Val) => set.val.push(sample),
+            _ => set.test.push(sample),
+        }
+    }
+    for (column, task) in set.tasks.iter_mut().enumerate() {
+        if let TaskKind::Regression { norm } = &mut task.kind {
+            *norm = normalisation(set.train.iter().filter_map(|s| s.value(column)));
+        }
+    }
+    if set.train.len() < 2 || set.val.is_empty() {
+        bail!(
+            "{}: {} training and {} validation faces are too few to train on",
+            path.display(),
+            set.train.len(),
+            set.val.len()
+        );
+    }
+    Ok(set)
+}
+
+/// Mean and standard deviation of the training values (a scale of 1 when they are all equal).
+fn normalisation(values: impl Iterator<Item = f32>) -> AgeNorm {
+    let values: Vec<f64> = values.map(f64::from).collect();
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    AgeNorm { offset: mean as f32, scale: if std > 1e-6 { std as f32 } else { 1.0 } }
+}
+
+/// The rows of a CSV text as samples (with the split they ask for) and the rows skipped.
+/// `resolve` turns the `image` column into the photo's path; a missing photo skips its row.
+fn parse(
+    text: &str,
+    tasks: &[TaskSpec],
+    namespace: &str,
+    resolve: impl Fn(&str) -> std::path::PathBuf,
+) -> Result<Rows> {
+    let mut reader = ::csv::ReaderBuilder::new().flexible(true).trim(::csv::Trim::All).from_reader(text.as_bytes());
+    let header = reader.headers().context("the CSV has no header row")?.clone();
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let image = column("image").context("the CSV has no `image` column")?;
+    let split = column("split");
+    let columns: Vec<usize> = tasks
+        .iter()
+        .map(|t| {
+            column(&t.name).with_context(|| format!("the CSV has no `{}` column for the task of that name", t.name))
+        })
+        .collect::<Result<_>>()?;
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let entry = format!("row {}", i + 2);
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                skipped.push(Skipped { entry, reason: format!("unreadable: {e}") });
+                continue;
+            }
+        };
+        match row(&record, image, split, tasks, &columns) {
+            Err(reason) => skipped.push(Skipped { entry, reason }),
+            Ok((relative, labels, split)) => {
+                let file = resolve(relative);
+                if file.is_file() {
+                    rows.push((Sample { file, key: format!("{namespace}/{relative}"), labels }, split));
+                } else {
+                    skipped.push(Skipped { entry: relative.to_string(), reason: "image missing".into() });
+                }
+            }
+        }
+    }
+    Ok((rows, skipped))
+}
+
+/// One record's image path, labels and split, or why it is unusable.
+fn row<'a>(
+    record: &'a ::csv::StringRecord,
+    image: usize,
+    split: Option<usize>,
+    tasks: &[TaskSpec],
+    columns: &[usize],
+) -> Result<(&'a str, Vec<Label>, Option<Split>), String> {
+    let field = |i: usize| record.get(i).filter(|f| !f.is_empty());
+    let path = field(image).ok_or("no image path")?;
+    let labels = tasks
+        .iter()
+        .zip(columns)
+        .map(|(task, &c)| {
+            let value = field(c).ok_or_else(|| format!("no {} label", task.name))?;
+            match &task.kind {
+                TaskKind::Class { labels } => labels
+                    .iter()
+                    .position(|l| l == value)
+                    .map(Label::Class)
+                    .ok_or_else(|| format!("{} label `{value}` is not one of {}", task.name, labels.join(", "))),
+                TaskKind::Regression { .. } => value
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .map(Label::Value)
+                    .ok_or_else(|| format!("{} value `{value}` is not a number", task.name)),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let split = match split.and_then(field) {
+        None => None,
+        Some("train") => Some(Split::Train),
+        Some("val") => Some(Split::Val),
+        Some("test") => Some(Split::Test),
+        Some(other) => return Err(format!("split `{other}` is not train, val or test")),
+    };
+    Ok((path, labels, split))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_become_samples_or_are_skipped_with_their_reason() {
+        let dir = std::env::temp_dir().join(format!("facemtl-csv-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("faces")).unwrap();
+        for i in 0..12 {
+            std::fs::write(dir.join(format!("faces/{i}.jpg")), b"").unwrap();
+        }
+        let mut text = String::from("image,band,weight,split\n");
+        for i in 0..12 {
+            let split = ["train", "train", "train", "val", ""][i % 5];
+            text.push_str(&format!("faces/{i}.jpg,{},{},{split}\n", ["child", "adult"][i % 2], 50 + i));
+        }
+        text.push_str("faces/missing.jpg,adult,60,\n");
+        text.push_str("faces/1.jpg,elder,60,\n");
+        text.push_str("faces/2.jpg,adult,heavy,\n");
+        text.push_str("faces/3.jpg,adult,60,later\n");
+        text.push_str(",adult,60,\n");
+        text.push_str("\"faces/4.jpg\",adult\n");
+        let csv = dir.join("mine.csv");
+        std::fs::write(&csv, &text).unwrap();
+        let tasks = vec!["band:class:child,adult".to_string(), "weight:regression".to_string()];
+        let set = load(&csv, &tasks, 7).unwrap();
+        assert_eq!(set.all().count(), 12);
+        assert_eq!(set.skipped.len(), 6, "{:?}", set.skipped);
+        assert_eq!(set.skipped[0].reason, "image missing");
+        assert!(set.skipped[1].reason.contains("elder") && set.skipped[2].reason.contains("heavy"));
+        assert_eq!(set.val.iter().filter(|s| s.key.starts_with("mine/faces/")).count(), set.val.len());
+        let TaskKind::Regression { norm } = set.tasks[1].kind else { panic!() };
+        let train: Vec<f32> = set.train.iter().map(|s| s.value(1).unwrap()).collect();
+        let mean = train.iter().sum::<f32>() / train.len() as f32;
+        assert!((norm.offset - mean).abs() < 1e-4 && norm.scale > 1.0);
+        assert!(load(&csv, &["band:class:a,b".to_string()], 7).unwrap_err().to_string().contains("too few"));
+        assert!(load(&csv, &["size:regression".to_string()], 7).unwrap_err().to_string().contains("`size` column"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,211 @@
+//! A run's directory: its configuration and tasks, `metrics.csv`, weight files, and the
+//! checkpoint written after every epoch (in its own directory, then pointed at), from which a
+//! killed run resumes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use facemtl::mtl::TaskSpec;
+use facemtl::training::{EarlyFreeze, TrainingModel};
+use serde::{Deserialize, Serialize};
+
+use super::config::TrainConfig;
+use crate::data::Source;
+use crate::files::write_atomic;
+
+/// One line of `metrics.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub epoch: usize,
+    pub task: String,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    /// Accuracy, or MAE in years for age.
+    pub val_metric: f64,
+    pub loss_weight: f64,
+    pub lr: f64,
+    /// `converged` in the epoch the task converged, `frozen` after.
+    pub event: String,
+}
+
+/// The rows of a run's `metrics.csv`.
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| -> Result<f64> {
+                f.get(i).context("short metrics row")?.parse().with_context(|| format!("bad number in `{line}`"))
+            };
+            Ok(MetricRow {
+                epoch: number(0)? as usize,
+                task: f.get(1).context("short metrics row")?.to_string(),
+                train_loss: number(2)?,
+                val_loss: number(3)?,
+                val_metric: number(4)?,
+                loss_weight: number(5)?,
+                lr: number(6)?,
+                event: f.get(7).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// What a checkpoint holds besides the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The next epoch to run.
+    pub epoch: usize,
+    pub lr: f64,
+    pub best_total: f64,
+    pub epochs_since_best_total: usize,
+    pub early: EarlyFreeze,
+    pub rows: Vec<MetricRow>,
+    /// Per-epoch mean training loss per task (DWA reads the last two).
+    pub train_history: Vec<Vec<f64>>,
+}
+
+/// Where a run keeps its files.
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn latest(&self) -> PathBuf {
+        self.root.join("checkpoint-latest")
+    }
+
+    pub fn checkpoint(&self, epoch: usize) -> PathBuf {
+        self.root.join(format!("checkpoint-{epoch:04}"))
+    }
+
+    /// The checkpoint `checkpoint-latest` points at. The pointer is a file anyone can edit, and
+    /// its name decides what is deleted, so only a name of [`Self::checkpoint`]'s form is
+    /// followed; when it is damaged, the newest complete checkpoint directory is used instead.
+    pub fn latest_checkpoint(&self) -> Option<PathBuf> {
+        let pointed = fs::read_to_string(self.latest()).ok()?;
+        if let Some(name) = checkpoint_name(&pointed) {
+            return Some(self.root.join(name));
+        }
+        let newest = fs::read_dir(&self.root)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| checkpoint_name(name).is_some() && self.root.join(name).join("state.json").is_file())
+            .max()?;
+        eprintln!("warning: {} names no checkpoint ({pointed:?}); using {newest}", self.latest().display());
+        Some(self.root.join(newest))
+    }
+
+    /// Point `checkpoint-latest` at `dir` and delete the checkpoint it pointed at before.
+    pub fn advance_latest(&self, dir: &Path) -> Result<()> {
+        let previous = fs::read_to_string(self.latest()).ok();
+        let name = dir.file_name().context("a checkpoint directory")?.to_string_lossy().into_owned();
+        write_atomic(&self.latest(), name.as_bytes())?;
+        if let Some(previous) = previous.as_deref().and_then(checkpoint_name).filter(|p| *p != name) {
+            let _ = fs::remove_dir_all(self.root.join(previous));
+        }
+        Ok(())
+    }
+
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+
+    /// The run's tasks as trained (a regression's normalisation included), written when the
+    /// run starts: a CSV data set's normalisation comes from its data.
+    fn tasks_file(&self) -> PathBuf {
+        self.root.join("tasks.json")
+    }
+
+    pub fn write_tasks(&self, tasks: &[TaskSpec]) -> Result<()> {
+        write_atomic(&self.tasks_file(), serde_json::to_string_pretty(tasks)?.as_bytes())
+    }
+
+    /// The tasks the run trained; a run of an older version, which wrote none, trained its
+    /// built-in data set's.
+    pub fn tasks(&self, config: &TrainConfig) -> Result<Vec<TaskSpec>> {
+        match fs::read(self.tasks_file()) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            Err(_) => match config.source()? {
+                Source::BuiltIn(id) => config.tasks(&id.tasks()),
+                Source::Csv { .. } => anyhow::bail!("{} is missing", self.tasks_file().display()),
+            },
+        }
+    }
+
+    /// A model of the run from one of its weight files (`best.bpk`, `last.bpk`).
+    pub fn load_model(&self, config: &TrainConfig, file: &str, device: &Device) -> Result<TrainingModel> {
+        load_module(config.model(&self.tasks(config)?, device), &self.root.join(file))
+    }
+}
+
+/// `text` as a checkpoint directory's name (`checkpoint-` and digits), or `None`.
+fn checkpoint_name(text: &str) -> Option<&str> {
+    let name = text.trim();
+    let digits = name.strip_prefix("checkpoint-")?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(name)
+}
+
+pub fn record_bytes<M: Module>(module: M) -> Result<Vec<u8>> {
+    Ok(module.into_record().into_bytes().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec())
+}
+
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
+    let record = ModuleRecord::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    module.try_load_record(record).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Write a complete checkpoint in its own directory, then point `checkpoint-latest` at it:
+/// a kill at any moment leaves the previous checkpoint intact.
+pub fn save_checkpoint(
+    run: &RunDir,
+    state: &TrainState,
+    model: &TrainingModel,
+    optim: &ModuleOptimizer,
+    snapshots: &[Option<Vec<u8>>],
+) -> Result<()> {
+    let dir = run.checkpoint(state.epoch);
+    fs::create_dir_all(&dir)?;
+    write_atomic(&dir.join("model.bpk"), &record_bytes(model.clone())?)?;
+    write_atomic(&dir.join("optim.bpk"), &optim.to_record().into_bytes().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    for (task, snapshot) in snapshots.iter().enumerate() {
+        if let Some(bytes) = snapshot {
+            write_atomic(&dir.join(format!("best-task{task}.bpk")), bytes)?;
+        }
+    }
+    write_atomic(&dir.join("state.json"), serde_json::to_string(state)?.as_bytes())?;
+    run.advance_latest(&dir)
+}
+
+pub fn write_metrics(run: &RunDir, rows: &[MetricRow]) -> Result<()> {
+    let mut csv = String::from("epoch,task,train_loss,val_loss,val_metric,loss_weight,lr,event\n");
+    for r in rows {
+        csv.push_str(&format!(
+            "{},{},{:.6},{:.6},{:.6},{:.6},{:e},{}\n",
+            r.epoch, r.task, r.train_loss, r.val_loss, r.val_metric, r.loss_weight, r.lr, r.event
+        ));
+    }
+    write_atomic(&run.metrics(), csv.as_bytes())
+}
+
+/// Re-apply what Early Freeze froze (a resumed model comes back unfrozen).
+pub fn apply_freezes(mut model: TrainingModel, early: &EarlyFreeze) -> TrainingModel {
+    if early.shared_frozen {
+        model.head.shared = model.head.shared.into_iter().map(Module::freeze).collect();
+        model.backbone = model.backbone.map(Module::freeze);
+    }
+    model.head.heads = model
+        .head
+        .heads
+        .into_iter()
+        .enumerate()
+        .map(|(task, head)| if early.is_converged(task) { head.freeze() } else { head })
+        .collect();
+    model
+}

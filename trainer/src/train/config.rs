@@ -1,0 +1,166 @@
+//! What defines a training run: `facemtl train`'s flags, saved as `config.json` in the run's
+//! directory (a resumed run must be given the same ones).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use facemtl::backbone::{Backbone, BackboneKind};
+use facemtl::mtl::{MtlConfig, TaskSpec};
+use facemtl::training::{FreezeMode, LossWeighting, TrainingModel, WeightingKind};
+use serde::{Deserialize, Serialize};
+
+use crate::data::utkface::Protocol;
+use crate::data::{DataSet, DataSetId, Source};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Utkface,
+    Celeba,
+    /// A CSV of your own labelled faces (`--csv`, `--task`).
+    Csv,
+}
+
+/// Everything that defines a run; saved as `config.json` in its directory.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct TrainConfig {
+    #[arg(long, value_enum, default_value_t = DatasetName::Utkface)]
+    pub dataset: DatasetName,
+    /// UTKFace protocol.
+    #[arg(long, value_enum, default_value_t = Protocol::Coral)]
+    pub protocol: Protocol,
+    /// With `--dataset csv`: the CSV file (columns `image`, one per task, optional `split`).
+    #[arg(long, required_if_eq("dataset", "csv"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<PathBuf>,
+    /// With `--dataset csv`, once per task: `NAME:class:LABEL,LABEL,...` or `NAME:regression`.
+    #[arg(long = "task", value_name = "DECLARATION")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
+    /// faceres (1024-D) or dlib (128-D).
+    #[arg(long, default_value = "faceres")]
+    pub backbone: BackboneKind,
+    /// Train the backbone with the head (a GPU job) instead of the head on cached features of
+    /// the frozen backbone (`--freeze-backbone`, the default).
+    #[arg(long, conflicts_with = "freeze_backbone")]
+    #[serde(default)]
+    pub fine_tune: bool,
+    /// The default: extract features once, cache them, train the head on them.
+    #[arg(long)]
+    #[serde(skip)]
+    pub freeze_backbone: bool,
+    /// average, learned, uncertainty or dwa.
+    #[arg(long, default_value = "learned")]
+    pub weighting: WeightingKind,
+    /// Weight of the Loss Weight Layer's penalty lambda ||w||^2.
+    #[arg(long, default_value_t = 0.1)]
+    pub lambda: f64,
+    /// early-freeze (the thesis) or early-stop (ablation).
+    #[arg(long, default_value = "early-freeze")]
+    pub freeze_mode: FreezeMode,
+    /// Epochs without validation improvement before a task converges.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 3e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-5)]
+    pub weight_decay: f64,
+    /// Epochs without total validation improvement before the learning rate is divided by 10.
+    #[arg(long, default_value_t = 3)]
+    pub lr_patience: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 100)]
+    pub max_epochs: usize,
+    /// Stop after the epoch that ends past this many seconds of training, with a checkpoint and
+    /// the results so far (a machine lent for a fixed time); `--resume` carries on.
+    #[arg(long)]
+    #[serde(skip)]
+    pub time_limit_s: Option<u64>,
+    /// Seeds initialisation, dropout and batch order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Seeds the train/validation(/test) split, so that several seeds share one split.
+    #[arg(long, default_value_t = 42)]
+    pub split_seed: u64,
+    /// Train one task alone (the single-task network) instead of all the data set's tasks.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+    /// No progress bar or epoch lines (runs trained side by side).
+    #[arg(skip)]
+    #[serde(skip)]
+    pub quiet: bool,
+    /// Use only the first N samples of each split (quick runs and tests).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Widths of the shared layers (comma-separated; none with a bare `--shared`).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "512")]
+    pub shared: Vec<usize>,
+    #[arg(long, default_value_t = 128)]
+    pub head_hidden: usize,
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f64,
+}
+
+impl TrainConfig {
+    /// A configuration from `facemtl train`'s flags (defaults for the rest).
+    pub fn from_flags(flags: &[String]) -> Result<Self> {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: TrainConfig,
+        }
+        use clap::Parser;
+        Ok(Flags::try_parse_from(std::iter::once("train").chain(flags.iter().map(String::as_str)))?.config)
+    }
+
+    pub fn source(&self) -> Result<Source> {
+        Ok(match (self.dataset, self.protocol) {
+            (DatasetName::Utkface, Protocol::Coral) => Source::BuiltIn(DataSetId::UtkfaceCoral),
+            (DatasetName::Utkface, Protocol::AllAges) => Source::BuiltIn(DataSetId::UtkfaceAllAges),
+            (DatasetName::Celeba, _) => Source::BuiltIn(DataSetId::Celeba),
+            (DatasetName::Csv, _) => Source::Csv {
+                path: self.csv.clone().context("--dataset csv needs --csv FILE")?,
+                tasks: self.tasks.clone(),
+            },
+        })
+    }
+
+    /// The run's data set, cut to `--limit` faces per split.
+    pub fn load(&self, data_dir: &Path) -> Result<DataSet> {
+        let mut set = DataSet::load(&self.source()?, data_dir, self.split_seed)?;
+        if let Some(limit) = self.limit {
+            set.truncate(limit);
+        }
+        Ok(set)
+    }
+
+    /// The tasks this run trains: all of the data set's, or `--only` the one.
+    pub fn tasks(&self, set_tasks: &[TaskSpec]) -> Result<Vec<TaskSpec>> {
+        match &self.only {
+            None => Ok(set_tasks.to_vec()),
+            Some(name) => {
+                let task = set_tasks.iter().find(|t| t.name == *name).with_context(|| {
+                    let names: Vec<&str> = set_tasks.iter().map(|t| t.name.as_str()).collect();
+                    format!("the data set has no {name} task (it has {})", names.join(", "))
+                })?;
+                Ok(vec![task.clone()])
+            }
+        }
+    }
+
+    /// A freshly initialised model for `tasks`; a fine-tuned model's backbone starts as the
+    /// pretrained one (the trainer puts it in) or is read from a record.
+    pub fn model(&self, tasks: &[TaskSpec], device: &Device) -> TrainingModel {
+        let head = MtlConfig::new(self.backbone.feature_dim(), tasks.iter().map(TaskSpec::outputs).collect())
+            .with_shared(self.shared.clone())
+            .with_head_hidden(self.head_hidden)
+            .with_dropout(self.dropout)
+            .init(device);
+        let backbone = self.fine_tune.then(|| Backbone::init(self.backbone, device));
+        let weighting = LossWeighting::new(self.weighting, tasks.len(), self.lambda, device);
+        TrainingModel { head, weighting, backbone }
+    }
+}

@@ -1,0 +1,170 @@
+//! One split of a run as the network reads it: each face's input (cached features, or an
+//! aligned crop when the backbone trains too) and its typed target per task.
+
+use burn::prelude::*;
+use facemtl::backbone::BackboneKind;
+use facemtl::mtl::{TaskKind, TaskSpec};
+use facemtl::training::Target;
+
+use crate::crops::{self, CropStore};
+use crate::data::{Label, Sample};
+use crate::features::FeatureStore;
+
+/// What the network reads for each face of a split (three exist per run, so the variants'
+/// difference in size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Inputs {
+    /// `[n, features]` of the frozen backbone.
+    Features(Tensor<2>),
+    /// Aligned crops, planar RGB bytes back to back, kept on the host.
+    Crops { pixels: Vec<u8>, kind: BackboneKind },
+}
+
+/// Faces at a time when evaluating crops (features go in one pass).
+const CROP_CHUNK: usize = 32;
+
+impl Inputs {
+    /// Rows `indices` as the network's input on `device` (see [`facemtl::mtl::model::forward`]);
+    /// crops whose `mirror` flag is set are flipped left to right first.
+    pub fn rows(&self, indices: &[i64], mirror: &[bool], device: &Device) -> Tensor<2> {
+        match self {
+            Inputs::Features(x) => {
+                let idx = Tensor::<1, Int>::from_data(TensorData::new(indices.to_vec(), [indices.len()]), &x.device());
+                x.clone().select(0, idx).to_device(device)
+            }
+            Inputs::Crops { pixels, kind } => {
+                let (side, width) = (kind.input_size(), 3 * kind.input_size() * kind.input_size());
+                let rows: Vec<f32> = indices
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, &i)| {
+                        let crop = &pixels[i as usize * width..(i as usize + 1) * width];
+                        let crop = if mirror.get(k).copied().unwrap_or(false) {
+                            crops::mirror(crop, side)
+                        } else {
+                            crop.to_vec()
+                        };
+                        kind.normalise(&crop.into_iter().map(f32::from).collect::<Vec<_>>())
+                    })
+                    .collect();
+                Tensor::from_data(TensorData::new(rows, [indices.len(), width]), device)
+            }
+        }
+    }
+
+    /// Faces per forward pass when evaluating.
+    pub fn chunk(&self, n: usize) -> usize {
+        match self {
+            Inputs::Features(_) => n.max(1),
+            Inputs::Crops { .. } => CROP_CHUNK,
+        }
+    }
+}
+
+/// The trained tasks and where each finds its label in a sample (its data set's column).
+#[derive(Debug, Clone)]
+pub struct Labels {
+    pub tasks: Vec<TaskSpec>,
+    /// The data set's tasks, whose order the samples' labels follow.
+    set_tasks: Vec<TaskSpec>,
+    columns: Vec<usize>,
+}
+
+impl Labels {
+    /// `tasks` (a subset of `set_tasks`), each read from its own column.
+    pub fn new(tasks: Vec<TaskSpec>, set_tasks: &[TaskSpec]) -> Self {
+        let columns =
+            tasks.iter().map(|t| set_tasks.iter().position(|s| s.name == t.name).expect("a data set task")).collect();
+        Self { tasks, set_tasks: set_tasks.to_vec(), columns }
+    }
+
+    pub fn set_tasks(&self) -> &[TaskSpec] {
+        &self.set_tasks
+    }
+
+    /// Per task and sample, the true class or value (in its own unit).
+    fn truth(&self, samples: &[&Sample]) -> Vec<Vec<f64>> {
+        self.columns
+            .iter()
+            .map(|&c| {
+                samples
+                    .iter()
+                    .map(|s| match s.labels[c] {
+                        Label::Class(class) => class as f64,
+                        Label::Value(value) => f64::from(value),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Per task, the targets of `samples` on the network's scale.
+    fn targets(&self, samples: &[&Sample], device: &Device) -> Vec<Target> {
+        let n = samples.len();
+        self.tasks
+            .iter()
+            .zip(&self.columns)
+            .map(|(task, &c)| match &task.kind {
+                TaskKind::Regression { norm } => {
+                    let values = samples.iter().map(|s| norm.normalise(s.value(c).unwrap_or(norm.offset))).collect();
+                    Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
+                }
+                TaskKind::Class { .. } => {
+                    let classes = samples.iter().map(|s| s.class(c).unwrap_or(0) as i64).collect();
+                    Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
+                }
+            })
+            .collect()
+    }
+}
+
+/// Inputs, targets and true labels of one split's faces (those where a face was found).
+pub struct Split {
+    pub inputs: Inputs,
+    pub targets: Vec<Target>,
+    /// Per task and sample, the true class or value in its own unit (what metrics compare).
+    pub truth: Vec<Vec<f64>>,
+    pub samples: Vec<Sample>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    fn of(kept: Vec<&Sample>, inputs: Inputs, labels: &Labels, device: &Device) -> Self {
+        Split {
+            inputs,
+            targets: labels.targets(&kept, device),
+            truth: labels.truth(&kept),
+            samples: kept.into_iter().cloned().collect(),
+        }
+    }
+
+    /// The samples that have cached features.
+    pub fn of_features(samples: &[Sample], store: &FeatureStore, labels: &Labels, device: &Device) -> Self {
+        let kept: Vec<(&Sample, &[f32])> = samples.iter().filter_map(|s| store.get(s).map(|f| (s, f))).collect();
+        let x: Vec<f32> = kept.iter().flat_map(|(_, f)| f.iter().copied()).collect();
+        let inputs = Inputs::Features(Tensor::from_data(TensorData::new(x, [kept.len(), store.dim]), device));
+        Self::of(kept.into_iter().map(|(s, _)| s).collect(), inputs, labels, device)
+    }
+
+    /// The samples that have a face crop.
+    pub fn of_crops(samples: &[Sample], store: &CropStore, labels: &Labels, device: &Device) -> Self {
+        let kept: Vec<(&Sample, &[u8])> = samples.iter().filter_map(|s| store.get(s).map(|c| (s, c))).collect();
+        let pixels: Vec<u8> = kept.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+        let inputs = Inputs::Crops { pixels, kind: store.kind };
+        Self::of(kept.into_iter().map(|(s, _)| s).collect(), inputs, labels, device)
+    }
+}
+
+/// The three splits of a run.
+pub struct Splits {
+    pub train: Split,
+    pub val: Split,
+    pub test: Split,
+}

@@ -1,0 +1,189 @@
+//! The trainer on synthetic features: fine-tuning moves the backbone and exports it, Early
+//! Freeze never moves frozen parameters, and a damaged checkpoint pointer deletes nothing.
+
+use std::fs;
+
+use burn::module::Module;
+use burn::prelude::*;
+use clap::Parser;
+use facemtl::backbone::{Backbone, BackboneKind};
+use sha2::{Digest, Sha256};
+
+use super::checkpoint::{RunDir, TrainState, load_module};
+use super::split::{Inputs, Labels, Split, Splits};
+use super::{TrainConfig, Trainer};
+use crate::data::{DataSetId, Label, Sample};
+use crate::features::FeatureStore;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    config: TrainConfig,
+}
+
+fn config(args: &[&str]) -> TrainConfig {
+    Cli::parse_from(std::iter::once("train").chain(args.iter().copied())).config
+}
+
+fn labels() -> Labels {
+    let tasks = DataSetId::UtkfaceCoral.tasks();
+    Labels::new(tasks.clone(), &tasks)
+}
+
+/// Features where gender is easy (one feature) and age is noisy (learns slowly), so that the
+/// tasks converge at different epochs.
+fn synthetic(n: usize, dim: usize, seed: u64, device: &Device) -> Split {
+    let mut state = seed;
+    let mut rand = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f32 / (1u64 << 31) as f32
+    };
+    let samples: Vec<Sample> = (0..n)
+        .map(|i| Sample {
+            file: format!("{i}.jpg").into(),
+            key: format!("synthetic/{i}.jpg"),
+            labels: vec![Label::Class(i % 2), Label::Value(20.0 + 40.0 * rand()), Label::Class(i % 5)],
+        })
+        .collect();
+    let mut store = FeatureStore { dim, rows: Default::default() };
+    for s in &samples {
+        let mut row: Vec<f32> = (0..dim).map(|_| rand() - 0.5).collect();
+        row[0] = s.class(0).unwrap() as f32 * 2.0 - 1.0;
+        row[1] = (s.value(1).unwrap() - 40.0) / 20.0 + rand() - 0.5;
+        row[2] = s.class(2).unwrap() as f32 / 4.0;
+        store.rows.insert(s.key.clone(), Some(row));
+    }
+    Split::of_features(&samples, &store, &labels(), device)
+}
+
+/// A hash of every parameter and running statistic's values, in module order (a record's bytes
+/// would also hold parameter ids and training flags, which loading and freezing change).
+fn digest<M: Module>(module: M) -> String {
+    struct Hasher(Sha256);
+    impl burn::module::ModuleVisitor for Hasher {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            for v in param.val().into_data().try_to_vec::<f32>().unwrap() {
+                self.0.update(v.to_le_bytes());
+            }
+        }
+    }
+    let mut hasher = Hasher(Sha256::new());
+    module.visit(&mut hasher);
+    hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn fine_tuning_trains_the_backbone_and_exports_it() {
+    let device = Device::flex();
+    let config =
+        config(&["--backbone", "dlib", "--fine-tune", "--max-epochs", "1", "--batch-size", "4", "--lr", "1e-3"]);
+    let split = || {
+        let mut split = synthetic(8, 128, 3, &device);
+        let width = 3 * 150 * 150;
+        split.inputs = Inputs::Crops {
+            pixels: (0..8 * width).map(|i| (i * 7919 % 251) as u8).collect(),
+            kind: BackboneKind::Dlib,
+        };
+        split
+    };
+    let pretrained = Backbone::init(BackboneKind::Dlib, &device);
+    let before = digest(pretrained.clone());
+    let dir = std::env::temp_dir().join(format!("facemtl-finetune-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let splits = Splits { train: split(), val: split(), test: split() };
+    let result = Trainer::new(&config, labels(), &dir, &device).fit(&splits, Some(pretrained), false).unwrap();
+    assert_eq!(result.epochs, 1);
+    let run = RunDir { root: dir.clone() };
+    let last = run.load_model(&config, "last.bpk", &device).unwrap();
+    let tuned = digest(last.backbone.clone().expect("the fine-tuned backbone is saved"));
+    assert_ne!(tuned, before);
+    let file = dir.join("model.fmtl");
+    let finished = crate::infer::FinishedRun::read(&dir).unwrap();
+    let rounded = digest(finished.backbone.clone().expect("the run's backbone"));
+    assert_ne!(rounded, tuned, "the file holds the parameters in half precision");
+    assert_eq!(rounded, digest(facemtl::compact::half(last.backbone.unwrap())));
+    finished.write(&file, Vec::new()).unwrap();
+    let exported = facemtl::weights::load(&fs::read(&file).unwrap(), None, &device).unwrap();
+    assert_eq!(digest(exported.backbone.expect("the model file carries the backbone")), rounded);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_damaged_checkpoint_pointer_deletes_nothing_and_resumes_from_the_newest_checkpoint() {
+    let scratch = std::env::temp_dir().join(format!("facemtl-pointer-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    let run = RunDir { root: scratch.join("run") };
+    let outside = scratch.join("x");
+    for dir in [run.checkpoint(3), run.checkpoint(4), outside.clone()] {
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("state.json"), "{}").unwrap();
+    }
+    fs::write(run.root.join("metrics.csv"), "kept").unwrap();
+    for pointer in ["", "../x", ".", "checkpoint-latest", "/tmp", "checkpoint-../../x"] {
+        fs::write(run.latest(), pointer).unwrap();
+        assert_eq!(run.latest_checkpoint(), Some(run.checkpoint(4)), "{pointer:?}");
+        run.advance_latest(&run.checkpoint(5)).unwrap();
+        assert!(run.root.join("metrics.csv").is_file() && outside.is_dir(), "{pointer:?} deleted something");
+        assert!(run.checkpoint(3).is_dir() && run.checkpoint(4).is_dir());
+    }
+    fs::write(run.latest(), "checkpoint-0003\n").unwrap();
+    assert_eq!(run.latest_checkpoint(), Some(run.checkpoint(3)));
+    run.advance_latest(&run.checkpoint(4)).unwrap();
+    assert!(!run.checkpoint(3).exists(), "the previous checkpoint is removed");
+    assert_eq!(fs::read_to_string(run.latest()).unwrap(), "checkpoint-0004");
+    fs::remove_dir_all(&scratch).unwrap();
+}
+
+#[test]
+fn frozen_parameters_never_change_after_early_freeze() {
+    let device = Device::flex();
+    let config = config(&[
+        "--backbone",
+        "dlib",
+        "--lr",
+        "3e-3",
+        "--patience",
+        "2",
+        "--max-epochs",
+        "40",
+        "--shared",
+        "32",
+        "--head-hidden",
+        "16",
+    ]);
+    let splits = Splits {
+        train: synthetic(256, 128, 1, &device),
+        val: synthetic(128, 128, 2, &device),
+        test: synthetic(128, 128, 2, &device),
+    };
+    let dir = std::env::temp_dir().join(format!("facemtl-freeze-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    Trainer::new(&config, labels(), &dir, &device).fit(&splits, None, false).unwrap();
+
+    let run = RunDir { root: dir.clone() };
+    let checkpoint = run.latest_checkpoint().unwrap();
+    let state: TrainState = serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
+    let first =
+        (0..3).filter(|&t| state.early.is_converged(t)).min_by_key(|&t| state.early.tasks[t].converged_at).unwrap();
+    assert!(state.early.shared_frozen);
+    let tasks = labels().tasks;
+    let fresh = || config.model(&tasks, &device);
+    let last = load_module(fresh(), &dir.join("last.bpk")).unwrap();
+    let snapshot = load_module(fresh(), &checkpoint.join(format!("best-task{first}.bpk"))).unwrap();
+    // Shared layers: restored to the first converged task's best epoch, then never moved.
+    assert_eq!(digest(last.head.shared.clone()), digest(snapshot.head.shared.clone()));
+    for (task, progress) in state.early.tasks.iter().enumerate() {
+        if progress.converged_at.is_some() {
+            let best = load_module(fresh(), &checkpoint.join(format!("best-task{task}.bpk"))).unwrap();
+            assert_eq!(digest(last.head.heads[task].clone()), digest(best.head.heads[task].clone()), "head {task}");
+        }
+    }
+    // One loss panel per task, and a confusion matrix per classification task.
+    let loss = image::open(dir.join("plots/loss.png")).unwrap();
+    assert_eq!((loss.width(), loss.height()), (3 * 420, 340));
+    assert!(dir.join("plots/confusion-race.png").is_file() && dir.join("plots/loss-weights.png").is_file());
+    // And the run did train: the shared layers are not at their initial values.
+    device.clone().autodiff().seed(config.seed);
+    assert_ne!(digest(config.model(&tasks, &device.clone().autodiff()).head.shared), digest(last.head.shared));
+    let _ = fs::remove_dir_all(&dir);
+}
