@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-export FACEMTL_FUZZ_CASES="${1:-20000}"
+export PROPTEST_CASES="${1:-20000}"
 started=$(date +%s)
 cargo test --release -p facemtl --test fuzz -- --test-threads 2
 cargo test --release -p facemtl-trainer --test fuzz -- --test-threads 2
-echo "fuzz: $FACEMTL_FUZZ_CASES cases per target, $(( $(date +%s) - started )) s" >&2
+echo "fuzz: $PROPTEST_CASES cases per target, $(( $(date +%s) - started )) s" >&2

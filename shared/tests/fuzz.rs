@@ -4,7 +4,7 @@
 //! dtypes, image dimensions) and as bytes (flips, cuts, insertions). The property everywhere:
 //! an error or a result, never a panic, and never an allocation beyond `CAP` bytes.
 //!
-//! CI runs `FACEMTL_FUZZ_CASES` cases per target (default 256); `bench/fuzz.sh` runs many more
+//! CI runs `PROPTEST_CASES` cases per target (default 256); `bench/fuzz.sh` runs many more
 //! (BENCHMARKS.md). A failure proptest finds is kept under `proptest-regressions/` and replayed
 //! first on every later run.
 
@@ -47,13 +47,10 @@ unsafe impl GlobalAlloc for Capped {
 #[global_allocator]
 static ALLOCATOR: Capped = Capped;
 
+/// Cases per target: proptest's 256, or `PROPTEST_CASES`; failures are kept beside this file
+/// (`fuzz.regressions`) and replayed first on every later run.
 fn config() -> Config {
-    let cases = std::env::var("FACEMTL_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
-    Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..Config::default()
-    }
+    Config { failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..Config::default() }
 }
 
 /// A byte-level mutation of a file.

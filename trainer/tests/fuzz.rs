@@ -2,7 +2,7 @@
 //! CSV files and CelebA's attribute and partition files. Rows are generated from the real
 //! formats (valid rows, then rows with fields dropped, swapped, overflowing, of other
 //! encodings and line ends), and the property is: no panic, and every row is either a sample
-//! or skipped with its reason. `FACEMTL_FUZZ_CASES` sets the cases (default 256; see
+//! or skipped with its reason. `PROPTEST_CASES` sets the cases (default 256; see
 //! `shared/tests/fuzz.rs`).
 
 use std::collections::HashMap;
@@ -12,13 +12,10 @@ use facemtl_trainer::data::{celeba, utkface};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
+/// Cases per target: proptest's 256, or `PROPTEST_CASES`; failures are kept beside this file
+/// (`fuzz.regressions`) and replayed first on every later run.
 fn config() -> Config {
-    let cases = std::env::var("FACEMTL_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
-    Config {
-        cases,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
-        ..Config::default()
-    }
+    Config { failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..Config::default() }
 }
 
 /// A number field as data sets write it, or as a damaged file might.
