@@ -50,7 +50,10 @@ static ALLOCATOR: Capped = Capped;
 /// Cases per target: proptest's 256, or `PROPTEST_CASES`; failures are kept beside this file
 /// (`fuzz.regressions`) and replayed first on every later run.
 fn config() -> Config {
-    Config { failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..Config::default() }
+    Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..Config::default()
+    }
 }
 
 /// A byte-level mutation of a file.

@@ -15,7 +15,10 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 /// Cases per target: proptest's 256, or `PROPTEST_CASES`; failures are kept beside this file
 /// (`fuzz.regressions`) and replayed first on every later run.
 fn config() -> Config {
-    Config { failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..Config::default() }
+    Config {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..Config::default()
+    }
 }
 
 /// A number field as data sets write it, or as a damaged file might.
