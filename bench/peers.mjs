@@ -1,0 +1,105 @@
+// facemtl beside its peers, face-api.js and Human, in the same headless Chromium on the same
+// photos (BENCHMARKS.md "Beside the peers"): cold start, warm latency per photo and per face,
+// and bytes downloaded as served, on each one's CPU backend (WebAssembly) and GPU backend
+// (WebGPU on SwiftShader here; face-api.js has no WebGPU backend, so its WebGL one is used).
+// Everything is served locally by web/serve.mjs; the peers come from their npm packages in
+// bench/peers (npm ci there first) and take part in this benchmark only, never in the app.
+// Usage (after scripts/web.sh's web_build): node bench/peers.mjs > bench/peers.json
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";
+import { serve } from "../web/serve.mjs";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const PEERS = join(ROOT, "bench/peers");
+const MODULES = join(PEERS, "node_modules");
+const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
+const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
+
+// One folder served as one site: the three analysers and the photos.
+const site = mkdtempSync(join(tmpdir(), "facemtl-peers-"));
+cpSync(join(PEERS, "peer.html"), join(site, "peer.html"));
+cpSync(join(PEERS, "peer.js"), join(site, "peer.js"));
+cpSync(join(ROOT, "dist"), join(site, "ours"), { recursive: true });
+mkdirSync(join(site, "face-api"));
+cpSync(join(MODULES, "@vladmandic/face-api/dist/face-api.esm.js"), join(site, "face-api/face-api.esm.js"));
+cpSync(join(MODULES, "@vladmandic/face-api/model"), join(site, "face-api/model"), { recursive: true });
+mkdirSync(join(site, "human"));
+cpSync(join(MODULES, "@vladmandic/human/dist/human.esm.js"), join(site, "human/human.esm.js"));
+cpSync(join(MODULES, "@vladmandic/human/models"), join(site, "human/models"), { recursive: true });
+cpSync(join(MODULES, "@tensorflow/tfjs-backend-wasm/dist"), join(site, "tfjs-wasm"), { recursive: true, filter: (f) => !f.includes(".") || f.endsWith(".wasm") || f.endsWith("dist") });
+mkdirSync(join(site, "photos"));
+const gallery = [1, 2, 3, 4, 5, 6].map((i) => `sample${i}.jpg`);
+for (const name of gallery) cpSync(join(ROOT, "dist/assets/samples", name), join(site, "photos", name));
+cpSync(join(DATA, "utkface/UTKFace", UTK), join(site, "photos/utkface.jpg"));
+const glue = readdirSync(join(ROOT, "dist")).find((f) => /^facemtl-web-.*\.js$/.test(f)).replace(/\.js$/, "");
+const server = await serve(site, 0, "/");
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function measure(peer, backend) {
+  const args = [...FLAGS, ...(backend === "webgpu" ? ["--enable-unsafe-webgpu"] : [])];
+  const profile = mkdtempSync(join(tmpdir(), "facemtl-peer-profile-"));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args });
+  const page = context.pages()[0] || (await context.newPage());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  const served = server.log.length;
+  const t0 = performance.now();
+  await page.goto(`${server.url}peer.html?peer=${peer}&backend=${backend}&glue=${glue}`);
+  try {
+    await page.waitForFunction(() => window.peerReady, null, { timeout: 60_000 });
+    await page.evaluate(() => window.peerReady);
+    const ready = performance.now() - t0;
+    const run = async (what) => {
+      const t = performance.now();
+      const faces = await page.evaluate((w) => window.peerRun(w), what);
+      return { ms: performance.now() - t, faces };
+    };
+    const first = await run("photos/utkface.jpg");
+    const cold = performance.now() - t0;
+    const downloaded = server.log.slice(served).reduce((sum, r) => sum + r.bytes, 0);
+    const repeats = backend === "wasm" || backend === "cpu" ? 3 : 1;
+    const photos = {};
+    for (const name of ["utkface.jpg", ...gallery, "webcam"]) {
+      const runs = [];
+      for (let i = 0; i < repeats; i++) runs.push(await run(name === "webcam" ? "webcam" : `photos/${name}`));
+      const ms = median(runs.map((r) => r.ms));
+      photos[name] = { ms: Math.round(ms), faces: runs[0].faces, ms_per_face: runs[0].faces ? Math.round(ms / runs[0].faces) : null };
+    }
+    const gallery_ms = gallery.reduce((sum, name) => sum + photos[name].ms, 0);
+    const gallery_faces = gallery.reduce((sum, name) => sum + photos[name].faces, 0);
+    return {
+      peer,
+      backend,
+      downloaded_bytes: downloaded,
+      ready_ms: Math.round(ready),
+      cold_start_ms: Math.round(cold),
+      first_prediction_ms: Math.round(first.ms),
+      warm_one_face_ms: photos["utkface.jpg"].ms,
+      webcam_frame_ms: photos.webcam.ms,
+      gallery_ms_per_face: Math.round(gallery_ms / Math.max(1, gallery_faces)),
+      photos,
+      errors,
+    };
+  } catch (e) {
+    return { peer, backend, error: String(e.message || e).split("\n")[0], errors };
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+const runs = [];
+for (const [peer, backends] of [["facemtl", ["cpu", "webgpu"]], ["faceapi", ["wasm", "webgl"]], ["human", ["wasm", "webgpu"]]]) {
+  for (const backend of backends) {
+    const result = await measure(peer, backend);
+    console.error(JSON.stringify({ peer, backend, one_face_ms: result.warm_one_face_ms, error: result.error }));
+    runs.push(result);
+  }
+}
+console.log(JSON.stringify({ chromium: "Debian chromium, headless", photos: { utkface: UTK, gallery }, runs }, null, 2));
+server.server.close();
+rmSync(site, { recursive: true, force: true });

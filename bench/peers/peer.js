@@ -1,0 +1,100 @@
+// One face analyser in a page, for bench/peers.mjs: ?peer=facemtl|faceapi|human&backend=...
+// `window.peerReady` resolves once its models are loaded; `window.peerRun(what)` analyses a
+// photo (its JPEG bytes, decoding included) or the 640x480 webcam frame (raw pixels) and
+// resolves to the number of faces. The peers are configured for what facemtl answers: faces
+// with gender and age (face-api: SSD MobileNet v1, 68 landmarks, age/gender; Human: BlazeFace,
+// mesh, faceres description), each with frame caching off so that repeated photos are
+// analysed anew.
+const params = new URLSearchParams(location.search);
+const peer = params.get("peer");
+const backend = params.get("backend");
+
+async function bytes(url) {
+  return new Uint8Array(await (await fetch(url)).arrayBuffer());
+}
+
+// The webcam frame: the first gallery photo, covered into 640x480.
+async function webcamFrame() {
+  const img = await createImageBitmap(new Blob([await bytes("photos/sample1.jpg")]));
+  const canvas = new OffscreenCanvas(640, 480);
+  const scale = Math.max(640 / img.width, 480 / img.height);
+  canvas.getContext("2d").drawImage(img, (640 - img.width * scale) / 2, (480 - img.height * scale) / 2, img.width * scale, img.height * scale);
+  return canvas;
+}
+
+async function facemtl() {
+  const glue = params.get("glue");
+  const bindings = await import(`./ours/${glue}.js`);
+  await bindings.default({ module_or_path: `./ours/${glue}_bg.wasm` });
+  const app = await bindings.App.create(backend === "webgpu" ? "webgpu" : "cpu");
+  app.load_detector(await bytes("ours/assets/weights/blazeface.bpk"));
+  app.load_backbone("faceres", await bytes("ours/assets/weights/faceres.fmh"));
+  app.load_model(await bytes("ours/assets/utkface-allages-faceres.fmtl"));
+  return async (what) => {
+    if (what.frame) {
+      const pixels = what.frame.getContext("2d").getImageData(0, 0, 640, 480).data;
+      return JSON.parse(await app.predict_rgba(new Uint8Array(pixels.buffer), 640, 480)).faces.length;
+    }
+    return JSON.parse(await app.predict_photo(await bytes(what.url))).faces.length;
+  };
+}
+
+async function faceapi() {
+  const api = await import("./face-api/face-api.esm.js");
+  api.tf.setWasmPaths("./tfjs-wasm/");
+  await api.tf.setBackend(backend);
+  await api.tf.ready();
+  for (const net of [api.nets.ssdMobilenetv1, api.nets.faceLandmark68Net, api.nets.ageGenderNet]) {
+    await net.loadFromUri("./face-api/model");
+  }
+  const options = new api.SsdMobilenetv1Options({ minConfidence: 0.5 });
+  return async (what) => {
+    const input = what.frame || (await createImageBitmap(new Blob([await bytes(what.url)])));
+    const canvas = input instanceof OffscreenCanvas ? input : Object.assign(document.createElement("canvas"), { width: input.width, height: input.height });
+    if (!(input instanceof OffscreenCanvas)) canvas.getContext("2d").drawImage(input, 0, 0);
+    return (await api.detectAllFaces(canvas, options).withFaceLandmarks().withAgeAndGender()).length;
+  };
+}
+
+async function human() {
+  const { Human } = await import("./human/human.esm.js");
+  const off = { enabled: false };
+  const h = new Human({
+    backend,
+    modelBasePath: "./human/models/",
+    wasmPath: "./tfjs-wasm/",
+    warmup: "none",
+    cacheSensitivity: 0,
+    filter: off,
+    face: {
+      enabled: true,
+      detector: { rotation: false, maxDetected: 20 },
+      mesh: { enabled: true },
+      iris: off,
+      emotion: off,
+      description: { enabled: true },
+      antispoof: off,
+      liveness: off,
+      attention: off,
+    },
+    body: off,
+    hand: off,
+    object: off,
+    gesture: off,
+    segmentation: off,
+  });
+  await h.load();
+  return async (what) => {
+    const input = what.frame || (await createImageBitmap(new Blob([await bytes(what.url)])));
+    const canvas = input instanceof OffscreenCanvas ? input : Object.assign(document.createElement("canvas"), { width: input.width, height: input.height });
+    if (!(input instanceof OffscreenCanvas)) canvas.getContext("2d").drawImage(input, 0, 0);
+    return (await h.detect(canvas)).face.length;
+  };
+}
+
+const runners = { facemtl, faceapi, human };
+window.peerReady = (async () => {
+  const run = await runners[peer]();
+  const frame = await webcamFrame();
+  window.peerRun = (what) => run(what === "webcam" ? { frame } : { url: what });
+})();
