@@ -4,7 +4,10 @@
 // (WebGPU on SwiftShader here; face-api.js has no WebGPU backend, so its WebGL one is used).
 // Everything is served locally by web/serve.mjs; the peers come from their npm packages in
 // bench/peers (npm ci there first) and take part in this benchmark only, never in the app.
-// Usage (after scripts/web.sh's web_build): node bench/peers.mjs > bench/peers.json
+// Photos: a one-face phone photo (tests/fixtures/exif_rotated.jpg), one UTKFace face (a
+// 200x200 close-up), the six gallery photos, and a 640x480 webcam frame given as pixels.
+// Usage (after scripts/web.sh's web_build; `npm ci` in bench/peers):
+//   node bench/peers.mjs > bench/peers.json
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -17,6 +20,8 @@ const MODULES = join(PEERS, "node_modules");
 const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
 const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
+// A one-face photo as a phone takes it (800x600, EXIF-rotated), which every peer detects.
+const ONE_FACE = join(ROOT, "tests/fixtures/exif_rotated.jpg");
 
 // One folder served as one site: the three analysers and the photos.
 const site = mkdtempSync(join(tmpdir(), "facemtl-peers-"));
@@ -34,6 +39,7 @@ mkdirSync(join(site, "photos"));
 const gallery = [1, 2, 3, 4, 5, 6].map((i) => `sample${i}.jpg`);
 for (const name of gallery) cpSync(join(ROOT, "dist/assets/samples", name), join(site, "photos", name));
 cpSync(join(DATA, "utkface/UTKFace", UTK), join(site, "photos/utkface.jpg"));
+cpSync(ONE_FACE, join(site, "photos/one-face.jpg"));
 const glue = readdirSync(join(ROOT, "dist")).find((f) => /^facemtl-web-.*\.js$/.test(f)).replace(/\.js$/, "");
 const server = await serve(site, 0, "/");
 
@@ -51,23 +57,27 @@ async function measure(peer, backend) {
   await page.goto(`${server.url}peer.html?peer=${peer}&backend=${backend}&glue=${glue}`);
   try {
     await page.waitForFunction(() => window.peerReady, null, { timeout: 60_000 });
-    await page.evaluate(() => window.peerReady);
+    await page.evaluate(() => Promise.race([window.peerReady, new Promise((_, fail) => setTimeout(() => fail(new Error("not ready in 5 min")), 300_000))]));
     const ready = performance.now() - t0;
+    // A peer that hangs (an error inside a callback that never settles) becomes an error here.
+    const limit = (promise, what) =>
+      Promise.race([promise, new Promise((_, fail) => setTimeout(() => fail(new Error(`no answer for ${what} in 5 min`)), 300_000))]);
     const run = async (what) => {
       const t = performance.now();
-      const faces = await page.evaluate((w) => window.peerRun(w), what);
-      return { ms: performance.now() - t, faces };
+      const result = await limit(page.evaluate((w) => window.peerRun(w), what), what);
+      return { ms: performance.now() - t, ...result };
     };
-    const first = await run("photos/utkface.jpg");
+    const first = await run("photos/one-face.jpg");
     const cold = performance.now() - t0;
     const downloaded = server.log.slice(served).reduce((sum, r) => sum + r.bytes, 0);
     const repeats = backend === "wasm" || backend === "cpu" ? 3 : 1;
     const photos = {};
-    for (const name of ["utkface.jpg", ...gallery, "webcam"]) {
+    for (const name of ["one-face.jpg", "utkface.jpg", ...gallery, "webcam"]) {
       const runs = [];
       for (let i = 0; i < repeats; i++) runs.push(await run(name === "webcam" ? "webcam" : `photos/${name}`));
       const ms = median(runs.map((r) => r.ms));
-      photos[name] = { ms: Math.round(ms), faces: runs[0].faces, ms_per_face: runs[0].faces ? Math.round(ms / runs[0].faces) : null };
+      const faces = runs[0].faces;
+      photos[name] = { ms: Math.round(ms), faces, ms_per_face: faces ? Math.round(ms / faces) : null, stages: runs.at(-1).stages };
     }
     const gallery_ms = gallery.reduce((sum, name) => sum + photos[name].ms, 0);
     const gallery_faces = gallery.reduce((sum, name) => sum + photos[name].faces, 0);
@@ -78,7 +88,8 @@ async function measure(peer, backend) {
       ready_ms: Math.round(ready),
       cold_start_ms: Math.round(cold),
       first_prediction_ms: Math.round(first.ms),
-      warm_one_face_ms: photos["utkface.jpg"].ms,
+      warm_one_face_ms: photos["one-face.jpg"].ms,
+      warm_utkface_ms: photos["utkface.jpg"].ms,
       webcam_frame_ms: photos.webcam.ms,
       gallery_ms_per_face: Math.round(gallery_ms / Math.max(1, gallery_faces)),
       photos,

@@ -1,9 +1,9 @@
 // Browser benchmark of the app (BENCHMARKS.md): per backend, in Debian's headless Chromium on
 // this machine, the download size as served (brotli; and what a gzip-only host would send) with
 // its breakdown, the cold start (page load to the first prediction), warm latency per photo with
-// 1 and 10 faces, webcam frames/s.
+// 1 and 12 faces with the time of each stage, webcam frames/s.
 // Usage (after scripts/web.sh's web_build): node bench/web.mjs > bench/web.json
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -13,6 +13,8 @@ import { INCOMPRESSIBLE, serve } from "../web/serve.mjs";
 const ROOT = resolve(import.meta.dirname, "..");
 const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ONE_FACE = join(ROOT, "tests/fixtures/exif_rotated.jpg");
+const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
+const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
 const site = await serve(join(ROOT, "dist"), 0, "/bench/");
 
 async function predictions(page) {
@@ -29,7 +31,51 @@ async function timed(page, file) {
   const t = performance.now();
   await page.setInputFiles("#file", upload);
   await page.waitForSelector(`body[data-predictions='${n + 1}']`, { timeout: 300_000 });
-  return { ms: performance.now() - t, faces: (await page.evaluate(() => window.facemtlLast)).faces.length };
+  const last = await page.evaluate(() => window.facemtlLast);
+  return { ms: performance.now() - t, faces: last.faces.length, stages: last.stages };
+}
+
+// What Chromium's fake camera plays: a face filling a 640x480 frame (a UTKFace face scaled to
+// 400x400 on grey), as a motion-JPEG file; null for its default picture, which has no face.
+async function faceClip() {
+  const context = await chromium.launchPersistentContext(join(tmpdir(), `facemtl-clip-${Date.now()}`), { executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(`${site.url}?backend=cpu`);
+  const face = readFileSync(join(DATA, "utkface/UTKFace", UTK)).toString("base64");
+  const jpeg = await page.evaluate(async (face) => {
+    const img = new Image();
+    img.src = `data:image/jpeg;base64,${face}`;
+    await img.decode();
+    const c = document.createElement("canvas");
+    c.width = 640;
+    c.height = 480;
+    const g = c.getContext("2d");
+    g.fillStyle = "#5a5a5a";
+    g.fillRect(0, 0, 640, 480);
+    g.drawImage(img, 120, 40, 400, 400);
+    return c.toDataURL("image/jpeg", 0.9).split(",")[1];
+  }, face);
+  await context.close();
+  const file = join(tmpdir(), "facemtl-face.mjpeg");
+  writeFileSync(file, Buffer.from(jpeg, "base64"));
+  return file;
+}
+
+async function webcamFps(backend, clip) {
+  const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
+  if (clip) args.push(`--use-file-for-fake-video-capture=${clip}`);
+  if (backend === "webgpu") args.push("--enable-unsafe-webgpu");
+  const context = await chromium.launchPersistentContext(join(tmpdir(), `facemtl-cam-${backend}-${Date.now()}`), { executablePath: "/usr/bin/chromium", headless: true, args });
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(`${site.url}?backend=${backend}`);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 600_000 });
+  await page.click("#webcam");
+  await page.waitForTimeout(backend === "webgpu" ? 30_000 : 15_000);
+  const fps = Number(await page.getAttribute("body", "data-fps"));
+  const last = await page.evaluate(() => window.facemtlLast);
+  await page.click("#webcam");
+  await context.close();
+  return { fps, faces: last.faces.length, stages: last.stages };
 }
 
 async function run(backend) {
@@ -66,18 +112,22 @@ async function run(backend) {
   const ten = { name: "ten.jpg", mimeType: "image/jpeg", buffer: Buffer.from(collage, "base64") };
   const warm1 = [];
   const warm10 = [];
-  for (let i = 0; i < 3; i++) warm1.push((await timed(page, ONE_FACE)).ms);
+  let stages = {};
+  for (let i = 0; i < 3; i++) {
+    const r = await timed(page, ONE_FACE);
+    warm1.push(r.ms);
+    stages.one_face = r.stages;
+  }
   let tenFaces = 0;
   for (let i = 0; i < 3; i++) {
     const r = await timed(page, ten);
     warm10.push(r.ms);
     tenFaces = r.faces;
+    stages.ten_faces = r.stages;
   }
-  await page.click("#webcam");
-  await page.waitForTimeout(backend === "webgpu" ? 30_000 : 15_000);
-  const fps = Number(await page.getAttribute("body", "data-fps"));
-  await page.click("#webcam");
   await context.close();
+  const face = await webcamFps(backend, clip);
+  const noFace = await webcamFps(backend, null);
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return {
     backend,
@@ -90,10 +140,17 @@ async function run(backend) {
     warm_one_face_ms: Math.round(median(warm1)),
     warm_ten_faces_ms: Math.round(median(warm10)),
     ten_faces_found: tenFaces,
-    webcam_fps: fps,
+    // Where the last warm prediction's time went (decode, detect, align, backbone, head, read-back).
+    stages,
+    // Frames/s with a face filling the frame (the first view suffices) and with the fake
+    // camera's default picture (no face: every view is searched).
+    webcam_fps: face.fps,
+    webcam_stages: face.stages,
+    webcam_no_face_fps: noFace.fps,
   };
 }
 
+const clip = await faceClip();
 const results = { chromium: "Debian chromium, headless", cpu: await run("cpu"), webgpu: await run("webgpu") };
 console.log(JSON.stringify(results, null, 2));
 site.server.close();

@@ -1,7 +1,7 @@
 // One face analyser in a page, for bench/peers.mjs: ?peer=facemtl|faceapi|human&backend=...
 // `window.peerReady` resolves once its models are loaded; `window.peerRun(what)` analyses a
 // photo (its JPEG bytes, decoding included) or the 640x480 webcam frame (raw pixels) and
-// resolves to the number of faces. The peers are configured for what facemtl answers: faces
+// resolves to the number of faces (and, for facemtl, where the time went). The peers are configured for what facemtl answers: faces
 // with gender and age (face-api: SSD MobileNet v1, 68 landmarks, age/gender; Human: BlazeFace,
 // mesh, faceres description), each with frame caching off so that repeated photos are
 // analysed anew.
@@ -13,10 +13,18 @@ async function bytes(url) {
   return new Uint8Array(await (await fetch(url)).arrayBuffer());
 }
 
+// A photo decoded by the browser onto a canvas (the peers take canvases, not JPEG bytes).
+async function decoded(url) {
+  const img = await createImageBitmap(new Blob([await bytes(url)]));
+  const canvas = Object.assign(document.createElement("canvas"), { width: img.width, height: img.height });
+  canvas.getContext("2d").drawImage(img, 0, 0);
+  return canvas;
+}
+
 // The webcam frame: the first gallery photo, covered into 640x480.
 async function webcamFrame() {
   const img = await createImageBitmap(new Blob([await bytes("photos/sample1.jpg")]));
-  const canvas = new OffscreenCanvas(640, 480);
+  const canvas = Object.assign(document.createElement("canvas"), { width: 640, height: 480 });
   const scale = Math.max(640 / img.width, 480 / img.height);
   canvas.getContext("2d").drawImage(img, (640 - img.width * scale) / 2, (480 - img.height * scale) / 2, img.width * scale, img.height * scale);
   return canvas;
@@ -32,10 +40,12 @@ async function facemtl() {
   app.load_model(await bytes("ours/assets/utkface-allages-faceres.fmtl"));
   return async (what) => {
     if (what.frame) {
-      const pixels = what.frame.getContext("2d").getImageData(0, 0, 640, 480).data;
-      return JSON.parse(await app.predict_rgba(new Uint8Array(pixels.buffer), 640, 480)).faces.length;
+      const pixels = what.frame.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, 640, 480).data;
+      const result = JSON.parse(await app.predict_rgba(new Uint8Array(pixels.buffer), 640, 480));
+      return { faces: result.faces.length, stages: result.stages };
     }
-    return JSON.parse(await app.predict_photo(await bytes(what.url))).faces.length;
+    const result = JSON.parse(await app.predict_photo(await bytes(what.url)));
+    return { faces: result.faces.length, stages: result.stages };
   };
 }
 
@@ -49,10 +59,8 @@ async function faceapi() {
   }
   const options = new api.SsdMobilenetv1Options({ minConfidence: 0.5 });
   return async (what) => {
-    const input = what.frame || (await createImageBitmap(new Blob([await bytes(what.url)])));
-    const canvas = input instanceof OffscreenCanvas ? input : Object.assign(document.createElement("canvas"), { width: input.width, height: input.height });
-    if (!(input instanceof OffscreenCanvas)) canvas.getContext("2d").drawImage(input, 0, 0);
-    return (await api.detectAllFaces(canvas, options).withFaceLandmarks().withAgeAndGender()).length;
+    const canvas = what.frame || (await decoded(what.url));
+    return { faces: (await api.detectAllFaces(canvas, options).withFaceLandmarks().withAgeAndGender()).length };
   };
 }
 
@@ -85,10 +93,8 @@ async function human() {
   });
   await h.load();
   return async (what) => {
-    const input = what.frame || (await createImageBitmap(new Blob([await bytes(what.url)])));
-    const canvas = input instanceof OffscreenCanvas ? input : Object.assign(document.createElement("canvas"), { width: input.width, height: input.height });
-    if (!(input instanceof OffscreenCanvas)) canvas.getContext("2d").drawImage(input, 0, 0);
-    return (await h.detect(canvas)).face.length;
+    const canvas = what.frame || (await decoded(what.url));
+    return { faces: (await h.detect(canvas)).face.length };
   };
 }
 

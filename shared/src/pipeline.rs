@@ -81,11 +81,27 @@ impl FacePipeline {
         self.detector.detect_batch(images, &self.device)
     }
 
-    /// Every face of `image`, read back without blocking (WebGPU cannot block the page).
+    /// Every face of `image`, read back without blocking (WebGPU cannot block the page); with
+    /// [`DetectorConfig::first_view_suffices`] the views after the first only when needed.
     pub async fn detect_async(&self, image: &RgbImage) -> Result<Vec<Detection>, String> {
-        let batch = self.detector.inputs(&[image], &self.device);
-        let raw = read_async(self.detector.model.forward(batch.input)).await?;
-        Ok(self.detector.decode(&raw, &batch.views).remove(0))
+        Ok(self.searched_async(image).await?.0)
+    }
+
+    /// [`Self::detect_async`], and how many views it searched.
+    async fn searched_async(&self, image: &RgbImage) -> Result<(Vec<Detection>, usize), String> {
+        let detector = &self.detector;
+        let views = detector.config.views(image.width(), image.height());
+        let read = |views: &[_]| read_async(detector.model.forward(detector.view_inputs(image, views, &self.device)));
+        let first = detector.first_pass(&views);
+        let mut raw = read(&views[..first]).await?;
+        if first < views.len() {
+            let found = detector.decode_views(&raw, &views[..first]);
+            if detector.suffices(&found, image.width(), image.height()) {
+                return Ok((found, first));
+            }
+            raw.extend(read(&views[first..]).await?);
+        }
+        Ok((detector.decode_views(&raw, &views), views.len()))
     }
 
     /// The aligned crop of each detection: planar RGB `[3, s, s]` on 0..=255.
@@ -129,25 +145,64 @@ impl FacePipeline {
         Ok((found, faces(kept, predicted)))
     }
 
-    /// [`Self::predict`] with every read-back awaited.
+    /// [`Self::predict`] with every read-back awaited, and where its time went by `now` (a
+    /// clock in milliseconds: the shared crate has none that runs in a browser).
     pub async fn predict_async(
         &self,
         head: &MtlHead,
         header: &Header,
         image: &RgbImage,
         max_faces: usize,
-    ) -> Result<(usize, Vec<Face>), String> {
-        let (found, kept) = keep(self.detect_async(image).await?, max_faces);
+        now: &dyn Fn() -> f64,
+    ) -> Result<(usize, Vec<Face>, Stages), String> {
+        let mut stages = Stages {
+            detector_views: self.detector.config.views(image.width(), image.height()).len(),
+            ..Stages::default()
+        };
+        let mut lap = {
+            let mut last = now();
+            move || {
+                let t = now();
+                let ms = t - last;
+                last = t;
+                ms
+            }
+        };
+        let (detections, views) = self.searched_async(image).await?;
+        let (found, kept) = keep(detections, max_faces);
+        stages.detect_ms = lap();
+        stages.detector_views = views;
         if kept.is_empty() {
-            return Ok((found, Vec::new()));
+            return Ok((found, Vec::new(), stages));
         }
+        let crops = self.align(image, &kept);
+        stages.align_ms = lap();
+        let features = self.embed(&crops);
+        stages.backbone_ms = lap();
+        let outputs = output_tensors(head, features);
+        stages.head_ms = lap();
         let mut raw = Vec::new();
-        for out in output_tensors(head, self.embed(&self.align(image, &kept))) {
+        for out in outputs {
             raw.push(read_async(out).await?);
         }
+        stages.read_back_ms = lap();
         let predicted = attributes(header, &raw, kept.len()).map_err(|e| e.to_string())?;
-        Ok((found, faces(kept, predicted)))
+        Ok((found, faces(kept, predicted), stages))
     }
+}
+
+/// Where a prediction's time went, in milliseconds. On a CPU backend each stage computes as it
+/// is called; on a GPU the work is queued, and the read-back waits for what is left of it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Stages {
+    /// Detection, its output read back.
+    pub detect_ms: f64,
+    /// How many views of the photo the detector searched (zoom levels and tiles).
+    pub detector_views: usize,
+    pub align_ms: f64,
+    pub backbone_ms: f64,
+    pub head_ms: f64,
+    pub read_back_ms: f64,
 }
 
 /// How many detections there are, and the first `max_faces` of them.

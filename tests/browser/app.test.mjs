@@ -143,6 +143,14 @@ test("without WebGPU the CPU fallback runs, and agrees with the native predict",
     assert.ok(downloaded > 1e6 && downloaded <= 10e6, `${downloaded} bytes downloaded`);
     assert.match(await page.textContent("#backend"), /CPU/);
     await checkAgainstNative(page, photos(), "cpu");
+    // Every prediction says where its time went.
+    const { stages, milliseconds } = await lastResult(page);
+    for (const stage of ["decode_ms", "detect_ms", "align_ms", "backbone_ms", "head_ms", "read_back_ms"]) {
+      assert.ok(stages[stage] >= 0, `${stage}: ${JSON.stringify(stages)}`);
+    }
+    assert.ok(stages.detect_ms > 0 && stages.backbone_ms > 0 && stages.detector_views >= 2, JSON.stringify(stages));
+    const sum = Object.entries(stages).filter(([k]) => k.endsWith("_ms")).reduce((a, [, v]) => a + v, 0);
+    assert.ok(Math.abs(sum - milliseconds) < 5, `stages add up to ${sum} of ${milliseconds} ms`);
     await page.screenshot({ path: join(ARTIFACTS, "cpu-group-photo.png"), fullPage: true });
     // Nothing leaves the origin and nothing is uploaded.
     for (const r of requests) {

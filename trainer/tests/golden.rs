@@ -98,7 +98,7 @@ fn detector_matches_tfjs() {
     let Some(default) = common::detector() else { return };
     // One view and no containment rule: what the reference does.
     let reference_nms = DecodeConfig { containment: 1.0, ..default.config.decode };
-    let single = DetectorConfig { zooms: vec![1.0], tiles: false, decode: reference_nms };
+    let single = DetectorConfig { zooms: vec![1.0], tiles: false, decode: reference_nms, ..Default::default() };
     let weighted = Detector::new(default.model, single.clone());
     let hard = DetectorConfig { decode: DecodeConfig { weighted: false, ..single.decode }, ..single };
     let hard = Detector::new(common::detector().unwrap().model, hard);

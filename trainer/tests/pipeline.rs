@@ -234,3 +234,49 @@ fn a_model_files_detector_and_alignment_settings_are_the_ones_used() {
     assert_ne!(tight[0]["age"]["years"], stock[0]["age"]["years"], "the header's alignment is used");
     fs::remove_dir_all(&scratch).unwrap();
 }
+
+#[test]
+fn a_webcam_detector_stops_after_the_first_view_only_when_it_holds_a_large_face() {
+    let Some(photos) = common::detector() else { return };
+    let path = common::utk(FACE);
+    if !common::present(&path, "UTKFace") {
+        return;
+    }
+    let config = facemtl::detect::DetectorConfig { tiles: false, first_view_suffices: true, ..Default::default() };
+    let webcam = facemtl::detect::Detector::new(photos.model.clone(), config);
+    let device = Device::flex();
+    // A face filling a 640x480 frame: found from the first view alone.
+    let face = load(&path);
+    let mut frame = RgbImage::from_pixel(640, 480, image::Rgb([90, 90, 90]));
+    frame.copy_from(&image::imageops::resize(&face, 400, 400, image::imageops::FilterType::Triangle), 120, 40).unwrap();
+    let first = webcam.decode_views(
+        &webcam
+            .model
+            .forward(webcam.view_inputs(&frame, &webcam.config.views(640, 480)[..1], &device))
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap(),
+        &webcam.config.views(640, 480)[..1],
+    );
+    assert!(webcam.suffices(&first, 640, 480), "{first:?}");
+    assert_eq!(webcam.detect_batch(&[&frame], &device).remove(0), first);
+    // Small faces only (a group): every view is searched, as without the setting.
+    let mut group = RgbImage::from_pixel(640, 480, image::Rgb([90, 90, 90]));
+    for i in 0..4 {
+        group
+            .copy_from(
+                &image::imageops::resize(&face, 90, 90, image::imageops::FilterType::Triangle),
+                40 + 150 * i,
+                200,
+            )
+            .unwrap();
+    }
+    let all = facemtl::detect::Detector::new(
+        photos.model.clone(),
+        facemtl::detect::DetectorConfig { tiles: false, ..Default::default() },
+    );
+    let staged = webcam.detect_batch(&[&group], &device).remove(0);
+    assert_eq!(staged.len(), 4);
+    assert_eq!(staged, all.detect_batch(&[&group], &device).remove(0));
+}

@@ -41,13 +41,24 @@ pub struct DetectorConfig {
     /// up to four overlapping tiles, each 0.6 of the longer side: small faces of group photos
     /// come out larger there.
     pub tiles: bool,
+    /// Search the other views only when the first one (zoom 1) holds no confident face of at
+    /// least a quarter of the frame: such a face is what the zoom-out view is there to find,
+    /// and in front of a webcam it is the rule. Off for photos, whose faces must not depend on
+    /// it (the views' boxes are averaged together).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_view_suffices: bool,
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
-        Self { decode: DecodeConfig::default(), zooms: vec![1.0, 2.0], tiles: true }
+        Self { decode: DecodeConfig::default(), zooms: vec![1.0, 2.0], tiles: true, first_view_suffices: false }
     }
 }
+
+/// A face this confident in the first view ...
+const SUFFICING_SCORE: f32 = 0.75;
+/// ... and at least this share of the frame's longer side makes the other views unnecessary.
+const SUFFICING_SIZE: f32 = 0.25;
 
 impl DetectorConfig {
     /// Every view the detector takes of a `width x height` image.
@@ -105,6 +116,25 @@ impl Detector {
         DetectorBatch { input, views }
     }
 
+    /// `[views, 3, 256, 256]`: the given views of one image.
+    pub fn view_inputs(&self, image: &RgbImage, views: &[Letterbox], device: &Device) -> Tensor<4> {
+        let flat: Vec<f32> = views.iter().flat_map(|view| detector_input(image, view)).collect();
+        Tensor::from_data(TensorData::new(flat, [views.len(), 3, INPUT_SIZE, INPUT_SIZE]), device)
+    }
+
+    /// How many of `views` to search first: all of them, or with
+    /// [`DetectorConfig::first_view_suffices`] the first alone.
+    pub fn first_pass(&self, views: &[Letterbox]) -> usize {
+        if self.config.first_view_suffices { views.len().min(1) } else { views.len() }
+    }
+
+    /// Whether the faces of the first pass over a `width x height` image make the other views
+    /// unnecessary.
+    pub fn suffices(&self, faces: &[Detection], width: u32, height: u32) -> bool {
+        let long = width.max(height) as f32;
+        faces.iter().any(|f| f.score >= SUFFICING_SCORE && f.bbox.width().max(f.bbox.height()) >= SUFFICING_SIZE * long)
+    }
+
     /// Faces of every image of the batch from the raw `[views * 896 * 17]` output.
     pub fn decode(&self, raw: &[f32], views: &[Vec<Letterbox>]) -> Vec<Vec<Detection>> {
         let per_input = NUM_ANCHORS * (1 + NUM_REGRESSORS);
@@ -118,13 +148,42 @@ impl Detector {
             .collect()
     }
 
+    /// Faces of one image from the raw output of `views`.
+    pub fn decode_views(&self, raw: &[f32], views: &[Letterbox]) -> Vec<Detection> {
+        self.decode(raw, &[views.to_vec()]).remove(0)
+    }
+
     /// Detect every face of each image (a native, blocking read of the device).
     pub fn detect_batch(&self, images: &[&RgbImage], device: &Device) -> Vec<Vec<Detection>> {
         if images.is_empty() {
             return Vec::new();
         }
+        if self.config.first_view_suffices {
+            return images.iter().map(|image| self.detect_staged(image, device)).collect();
+        }
         let batch = self.inputs(images, device);
         let raw = self.model.forward(batch.input).into_data().try_to_vec::<f32>().expect("the detector outputs floats");
         self.decode(&raw, &batch.views)
+    }
+}
+
+impl Detector {
+    /// [`DetectorConfig::first_view_suffices`]: the first view, then the others if need be.
+    fn detect_staged(&self, image: &RgbImage, device: &Device) -> Vec<Detection> {
+        let views = self.config.views(image.width(), image.height());
+        let read = |views: &[Letterbox]| -> Vec<f32> {
+            let output = self.model.forward(self.view_inputs(image, views, device));
+            output.into_data().convert::<f32>().try_into_vec::<f32>().expect("the detector outputs floats")
+        };
+        let first = self.first_pass(&views);
+        let mut raw = read(&views[..first]);
+        if first < views.len() {
+            let found = self.decode_views(&raw, &views[..first]);
+            if self.suffices(&found, image.width(), image.height()) {
+                return found;
+            }
+            raw.extend(read(&views[first..]));
+        }
+        self.decode_views(&raw, &views)
     }
 }
