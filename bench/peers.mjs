@@ -4,11 +4,11 @@
 // (WebGPU on SwiftShader here; face-api.js has no WebGPU backend, so its WebGL one is used).
 // Everything is served locally by web/serve.mjs; the peers come from their npm packages in
 // bench/peers (npm ci there first) and take part in this benchmark only, never in the app.
-// Photos: a one-face phone photo (tests/fixtures/exif_rotated.jpg), one UTKFace face (a
-// 200x200 close-up), the six gallery photos, and a 640x480 webcam frame given as pixels.
+// Photos: a one-face portrait cut from the first gallery photo, one UTKFace face (a 200x200
+// close-up), the six gallery photos, and a 640x480 webcam frame given as pixels.
 // Usage (after scripts/web.sh's web_build; `npm ci` in bench/peers):
 //   node bench/peers.mjs > bench/peers.json
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";
@@ -20,8 +20,6 @@ const MODULES = join(PEERS, "node_modules");
 const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
 const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
-// A one-face photo as a phone takes it (800x600, EXIF-rotated), which every peer detects.
-const ONE_FACE = join(ROOT, "tests/fixtures/exif_rotated.jpg");
 
 // One folder served as one site: the three analysers and the photos.
 const site = mkdtempSync(join(tmpdir(), "facemtl-peers-"));
@@ -39,9 +37,34 @@ mkdirSync(join(site, "photos"));
 const gallery = [1, 2, 3, 4, 5, 6].map((i) => `sample${i}.jpg`);
 for (const name of gallery) cpSync(join(ROOT, "dist/assets/samples", name), join(site, "photos", name));
 cpSync(join(DATA, "utkface/UTKFace", UTK), join(site, "photos/utkface.jpg"));
-cpSync(ONE_FACE, join(site, "photos/one-face.jpg"));
 const glue = readdirSync(join(ROOT, "dist")).find((f) => /^facemtl-web-.*\.js$/.test(f)).replace(/\.js$/, "");
 const server = await serve(site, 0, "/");
+
+// A one-face portrait every analyser finds: the first face of the first gallery photo, cut out
+// with three times its box around it (found here by facemtl, cut and encoded by the browser).
+async function portrait() {
+  const profile = mkdtempSync(join(tmpdir(), "facemtl-peer-profile-"));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(`${server.url}peer.html?peer=facemtl&backend=cpu&glue=${glue}`);
+  await page.waitForFunction(() => window.peerReady, null, { timeout: 60_000 });
+  const jpeg = await page.evaluate(async () => {
+    await window.peerReady;
+    const bytes = new Uint8Array(await (await fetch("photos/sample1.jpg")).arrayBuffer());
+    const { faces } = JSON.parse(await window.facemtlApp.predict_photo(bytes));
+    const b = faces[0].bbox;
+    const side = 3 * Math.max(b.x_max - b.x_min, b.y_max - b.y_min);
+    const [cx, cy] = [(b.x_min + b.x_max) / 2, (b.y_min + b.y_max) / 2];
+    const img = await createImageBitmap(new Blob([bytes]));
+    const canvas = Object.assign(document.createElement("canvas"), { width: Math.round(side), height: Math.round(side) });
+    canvas.getContext("2d").drawImage(img, cx - side / 2, cy - side / 2, side, side, 0, 0, side, side);
+    return canvas.toDataURL("image/jpeg", 0.92).split(",")[1];
+  });
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+  writeFileSync(join(site, "photos/one-face.jpg"), Buffer.from(jpeg, "base64"));
+}
+await portrait();
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -69,7 +92,8 @@ async function measure(peer, backend) {
     };
     const first = await run("photos/one-face.jpg");
     const cold = performance.now() - t0;
-    const downloaded = server.log.slice(served).reduce((sum, r) => sum + r.bytes, 0);
+    // The analyser's own files (code and models), not the photos it was given.
+    const downloaded = server.log.slice(served).filter((r) => !r.path.startsWith("/photos/")).reduce((sum, r) => sum + r.bytes, 0);
     const repeats = backend === "wasm" || backend === "cpu" ? 3 : 1;
     const photos = {};
     for (const name of ["one-face.jpg", "utkface.jpg", ...gallery, "webcam"]) {

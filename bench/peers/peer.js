@@ -38,6 +38,7 @@ async function facemtl() {
   app.load_detector(await bytes("ours/assets/weights/blazeface.bpk"));
   app.load_backbone("faceres", await bytes("ours/assets/weights/faceres.fmh"));
   app.load_model(await bytes("ours/assets/utkface-allages-faceres.fmtl"));
+  window.facemtlApp = app;
   return async (what) => {
     if (what.frame) {
       const pixels = what.frame.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, 640, 480).data;

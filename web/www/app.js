@@ -289,6 +289,14 @@ function downloadJson() {
 
 // ---- webcam ----
 
+function yieldToPage() {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
+}
+
 async function startWebcam() {
   showError("");
   if (!navigator.mediaDevices?.getUserMedia) {
@@ -313,11 +321,18 @@ async function startWebcam() {
   state.webcam = run;
   while (!run.stopped) {
     // On the CPU backend a prediction resolves without leaving the microtask queue: yield, so
-    // that the page stays responsive and the stop button works.
-    await new Promise((next) => setTimeout(next, 0));
-    if (!video.videoWidth) continue;
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
+    // that the page stays responsive and the stop button works (through a message, which the
+    // browser does not delay as it delays nested timeouts by 4 ms).
+    await yieldToPage();
+    if (!video.videoWidth) {
+      await new Promise((next) => setTimeout(next, 50));
+      continue;
+    }
+    // Resized only when the camera's size changes: setting a size clears the canvas anew.
+    if (canvas.width !== video.videoWidth || canvas.height !== video.videoHeight) {
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+    }
     ctx.drawImage(video, 0, 0);
     const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
     let result;
