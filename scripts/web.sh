@@ -27,7 +27,15 @@ web_tools() {
 web_build() {
   local assets=web/www/assets
   rm -rf "$assets" && mkdir -p "$assets/weights" "$assets/samples"
-  cp "$FACEMTL_CACHE/weights/blazeface.bpk" "$FACEMTL_CACHE/weights/faceres.fmh" "$assets/weights/"
+  # The backbone's weights at the precision the shipped model was exported for and measured
+  # with (its header's `backbone_weights`: int8, a third of the download).
+  local precision
+  precision=$(node -e '
+    const b = require("fs").readFileSync(process.argv[1]);
+    const header = JSON.parse(b.subarray(12, 12 + b.readUInt32LE(8)));
+    process.stdout.write(header.backbone_weights === "int8" ? "-int8" : "");' models/utkface-allages-faceres.fmtl)
+  cp "$FACEMTL_CACHE/weights/blazeface.bpk" "$assets/weights/"
+  cp "$FACEMTL_CACHE/weights/faceres$precision.fmh" "$assets/weights/faceres.fmh"
   cp models/utkface-allages-faceres.fmtl models/utkface-allages-faceres.report.json "$assets/"
   cp "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample[1-6].jpg "$assets/samples/"
   CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" trunk build --release

@@ -1,12 +1,20 @@
-//! A smaller file for a network's weights, for the browser download, with no loss: a parameter
-//! whose values all survive the round trip through half precision is stored as f16, any other
-//! as f32. The pretrained backbones come as float16 in their TF.js packages, so only the
-//! tensors changed by batch-norm folding stay f32; the network computes exactly as from f32.
+//! A smaller file for a network's weights, for the browser download. With [`Precision::Exact`]
+//! nothing is lost: a parameter whose values all survive the round trip through half precision
+//! is stored as f16, any other as f32. The pretrained backbones come as float16 in their TF.js
+//! packages, so only the tensors changed by batch-norm folding stay f32; the network computes
+//! exactly as from f32. With [`Precision::Int8`] every weight matrix and kernel takes one byte
+//! per value (half of f16), each row (a convolution's output channel) on its own grid of 256
+//! steps; biases stay exact. Native code and the browser load the very same file, so they
+//! compute with the very same values.
 //!
 //! Layout: `FMH2`, u32 parameter count, then per float parameter in module order: u8 rank, u32
-//! dims, u8 kind (0 f32, 1 f16), the values' little-endian bytes in planes: the first byte of
-//! every value, then the second, and so on. Signs and exponents then sit together, apart from
-//! the noisy low mantissa bytes, which lets gzip or brotli shrink the file by a further 6-7 %.
+//! dims, u8 kind, then the values:
+//! - kind 0 (f32) and 1 (f16): the values' little-endian bytes in planes: the first byte of
+//!   every value, then the second, and so on. Signs and exponents then sit together, apart from
+//!   the noisy low mantissa bytes, which lets gzip or brotli shrink the file by a further 6-7 %.
+//! - kind 2 (8-bit rows): per row (the first dimension) its f32 lowest value and f32 step, then
+//!   one u8 code per value, row after row; a value is `lowest + code * step`.
+//!
 //! All little-endian.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -14,6 +22,43 @@ use burn::prelude::*;
 use half::f16;
 
 const MAGIC: &[u8; 4] = b"FMH2";
+
+/// How [`pack_with`] stores parameters of rank 2 and more (weights; biases are always exact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Every value as it is.
+    #[default]
+    Exact,
+    /// One byte per value, on a grid of 256 steps per row.
+    Int8,
+}
+
+impl Precision {
+    pub fn is_exact(&self) -> bool {
+        *self == Precision::Exact
+    }
+
+    /// How file names tell the precisions apart: `""` or `"-int8"`.
+    pub fn suffix(&self) -> &'static str {
+        match self {
+            Precision::Exact => "",
+            Precision::Int8 => "-int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "exact" => Ok(Precision::Exact),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!("unknown weight precision {other:?} (exact or int8)")),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompactError {
@@ -35,6 +80,7 @@ pub fn is_compact(bytes: &[u8]) -> bool {
 struct Packer {
     out: Vec<u8>,
     count: u32,
+    precision: Precision,
 }
 
 impl ModuleVisitor for Packer {
@@ -45,7 +91,10 @@ impl ModuleVisitor for Packer {
         self.count += 1;
         self.out.push(D as u8);
         dims.iter().for_each(|d| self.out.extend((*d as u32).to_le_bytes()));
-        if values.iter().all(|v| f16::from_f32(*v).to_f32() == *v) {
+        if self.precision == Precision::Int8 && D >= 2 && !values.is_empty() {
+            self.out.push(2);
+            push_rows(&mut self.out, &values, dims[0]);
+        } else if values.iter().all(|v| f16::from_f32(*v).to_f32() == *v) {
             self.out.push(1);
             push_planes(&mut self.out, values.iter().map(|v| f16::from_f32(*v).to_le_bytes()));
         } else {
@@ -60,14 +109,58 @@ fn push_planes<const W: usize>(out: &mut Vec<u8>, values: impl Iterator<Item = [
     (0..W).for_each(|plane| out.extend(values.iter().map(|v| v[plane])));
 }
 
+/// `values` as `rows` rows of 8-bit codes, each with its lowest value and step first.
+fn push_rows(out: &mut Vec<u8>, values: &[f32], rows: usize) {
+    let row_len = values.len() / rows;
+    let mut codes = Vec::with_capacity(values.len());
+    for row in values.chunks(row_len) {
+        let (lowest, step) = row_grid(row);
+        out.extend(lowest.to_le_bytes());
+        out.extend(step.to_le_bytes());
+        codes.extend(row.iter().map(|v| grid_code(*v, lowest, step)));
+    }
+    out.extend(codes);
+}
+
+fn grid_code(v: f32, lowest: f32, step: f32) -> u8 {
+    if step > 0.0 { ((v - lowest) / step).round().clamp(0.0, 255.0) as u8 } else { 0 }
+}
+
+/// A row's grid: 256 steps from its lowest to its highest value. (Narrower grids that clip
+/// outliers were tried: they bring the features no closer to the exact ones.)
+fn row_grid(row: &[f32]) -> (f32, f32) {
+    let lowest = row.iter().copied().fold(f32::INFINITY, f32::min);
+    let highest = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    (lowest, (highest - lowest) / 255.0)
+}
+
+/// The values of `rows` rows of `len` values in all, written by [`push_rows`].
+fn from_rows(grids: &[u8], codes: &[u8], rows: usize) -> Vec<f32> {
+    let row_len = codes.len() / rows;
+    let word = |at: usize| f32::from_le_bytes(grids[at..at + 4].try_into().unwrap());
+    codes
+        .chunks(row_len)
+        .enumerate()
+        .flat_map(|(row, codes)| {
+            let (lowest, step) = (word(8 * row), word(8 * row + 4));
+            codes.iter().map(move |c| lowest + *c as f32 * step)
+        })
+        .collect()
+}
+
 /// The `len` values of `W` bytes each whose planes are `bytes`.
 fn from_planes<const W: usize>(bytes: &[u8], len: usize) -> impl Iterator<Item = [u8; W]> + '_ {
     (0..len).map(move |i| std::array::from_fn(|plane| bytes[plane * len + i]))
 }
 
-/// The compact file of `module`'s parameters.
+/// The compact file of `module`'s parameters, with nothing lost.
 pub fn pack<M: Module>(module: &M) -> Vec<u8> {
-    let mut packer = Packer { out: Vec::new(), count: 0 };
+    pack_with(module, Precision::Exact)
+}
+
+/// The compact file of `module`'s parameters at `precision`.
+pub fn pack_with<M: Module>(module: &M, precision: Precision) -> Vec<u8> {
+    let mut packer = Packer { out: Vec::new(), count: 0, precision };
     module.visit(&mut packer);
     let mut bytes = MAGIC.to_vec();
     bytes.extend(packer.count.to_le_bytes());
@@ -98,14 +191,21 @@ pub fn half<M: Module>(module: M) -> M {
     module.map(&mut Half)
 }
 
+/// `module` with the values a file written at `precision` gives back: what a network loaded from
+/// that file computes with.
+pub fn at_precision<M: Module>(module: M, precision: Precision) -> M {
+    let bytes = pack_with(&module, precision);
+    unpack(module, &bytes).expect("a file just packed from the same network")
+}
+
 struct Unpacker<'a> {
     bytes: &'a [u8],
     at: usize,
     error: Option<CompactError>,
 }
 
-impl Unpacker<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], CompactError> {
+impl<'a> Unpacker<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CompactError> {
         let slice = self.bytes.get(self.at..self.at + n).ok_or(CompactError::Truncated)?;
         self.at += n;
         Ok(slice)
@@ -125,6 +225,11 @@ impl Unpacker<'_> {
         let values: Vec<f32> = match self.take(1)?[0] {
             0 => from_planes(self.take(4 * len)?, len).map(f32::from_le_bytes).collect(),
             1 => from_planes(self.take(2 * len)?, len).map(|b| f16::from_le_bytes(b).to_f32()).collect(),
+            2 if rank >= 2 && len > 0 => {
+                let rows = dims[0];
+                let grids = self.take(8 * rows)?;
+                from_rows(grids, self.take(len)?, rows)
+            }
             kind => return Err(CompactError::Mismatch(format!("unknown value kind {kind}"))),
         };
         // A NaN or infinite weight would surface as a NaN prediction far from its cause.
@@ -203,6 +308,62 @@ mod tests {
         assert!(bytes.len() < f32_bytes / 2 + 4096, "{} vs {f32_bytes}", bytes.len());
         let changed = full_values.iter().zip(values(&rounded)).filter(|(a, b)| **a != *b).count();
         assert!(changed > 0, "rounding changed nothing");
+    }
+
+    /// Each parameter's values, in module order.
+    struct Parameters(Vec<(Vec<usize>, Vec<f32>)>);
+
+    impl ModuleVisitor for Parameters {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            self.0.push((t.dims().to_vec(), t.into_data().try_to_vec::<f32>().unwrap()));
+        }
+    }
+
+    fn parameters<M: Module>(module: &M) -> Vec<(Vec<usize>, Vec<f32>)> {
+        let mut p = Parameters(Vec::new());
+        module.visit(&mut p);
+        p.0
+    }
+
+    #[test]
+    fn int8_files_take_a_byte_per_weight_and_keep_each_row_within_half_a_step() {
+        let device = Device::flex();
+        let full = half(Backbone::init(BackboneKind::Faceres, &device));
+        let exact = pack(&full);
+        let bytes = pack_with(&full, Precision::Int8);
+        assert!(bytes.len() * 100 < exact.len() * 55, "{} vs {}", bytes.len(), exact.len());
+        let back = unpack(Backbone::init(BackboneKind::Faceres, &device), &bytes).unwrap();
+        assert_eq!(values(&back), values(&at_precision(full.clone(), Precision::Int8)));
+        let mut weights = 0;
+        for ((dims, before), (_, after)) in parameters(&full).into_iter().zip(parameters(&back)) {
+            if dims.len() < 2 {
+                assert_eq!(before, after, "biases and other vectors stay exact");
+                continue;
+            }
+            weights += 1;
+            let row_len = before.len() / dims[0];
+            for (row, back_row) in before.chunks(row_len).zip(after.chunks(row_len)) {
+                let (low, high) =
+                    row.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+                let half_step = (high - low) / 255.0 / 2.0;
+                for (a, b) in row.iter().zip(back_row) {
+                    assert!((a - b).abs() <= half_step * 1.001 + 1e-7, "{a} -> {b}, half a step {half_step}");
+                }
+            }
+        }
+        assert!(weights > 20, "only {weights} weight tensors");
+        assert_ne!(values(&back), values(&full), "quantising changed nothing");
+    }
+
+    #[test]
+    fn a_constant_row_and_a_cut_int8_file_are_handled() {
+        let device = Device::flex();
+        let zeros = Backbone::init(BackboneKind::Dlib, &device).map(&mut Scale(0.0));
+        let bytes = pack_with(&zeros, Precision::Int8);
+        let fresh = || Backbone::init(BackboneKind::Dlib, &device);
+        assert_eq!(values(&unpack(fresh(), &bytes).unwrap()), values(&zeros));
+        assert!(matches!(unpack(fresh(), &bytes[..bytes.len() - 1]), Err(CompactError::Truncated)));
     }
 
     #[test]

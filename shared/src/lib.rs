@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod predict;
 pub mod pretrained;
 pub mod tfjs;
+pub mod track;
 pub mod training;
 pub mod warp;
 pub mod weights;

@@ -12,6 +12,7 @@ use crate::backbone::{Backbone, BackboneKind};
 use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig};
 use crate::mtl::MtlHead;
 use crate::predict::{Attributes, NonFiniteOutput, attributes, output_tensors, raw_outputs};
+use crate::track::FaceTracker;
 use crate::weights::Header;
 
 /// One face of a photo and what the model predicts of it.
@@ -146,19 +147,18 @@ impl FacePipeline {
     }
 
     /// [`Self::predict`] with every read-back awaited, and where its time went by `now` (a
-    /// clock in milliseconds: the shared crate has none that runs in a browser).
+    /// clock in milliseconds: the shared crate has none that runs in a browser). With a
+    /// `tracker` (a video's frames), faces it follows keep what was said of them, and only the
+    /// others go through the backbone.
     pub async fn predict_async(
         &self,
-        head: &MtlHead,
-        header: &Header,
+        (head, header): (&MtlHead, &Header),
         image: &RgbImage,
         max_faces: usize,
+        tracker: Option<&mut FaceTracker>,
         now: &dyn Fn() -> f64,
     ) -> Result<(usize, Vec<Face>, Stages), String> {
-        let mut stages = Stages {
-            detector_views: self.detector.config.views(image.width(), image.height()).len(),
-            ..Stages::default()
-        };
+        let mut stages = Stages::default();
         let mut lap = {
             let mut last = now();
             move || {
@@ -172,22 +172,34 @@ impl FacePipeline {
         let (found, kept) = keep(detections, max_faces);
         stages.detect_ms = lap();
         stages.detector_views = views;
-        if kept.is_empty() {
-            return Ok((found, Vec::new(), stages));
+        let plan = match &tracker {
+            Some(tracker) => tracker.plan(&kept),
+            None => vec![None; kept.len()],
+        };
+        let todo: Vec<Detection> = kept.iter().zip(&plan).filter(|(_, p)| p.is_none()).map(|(d, _)| *d).collect();
+        stages.faces_computed = todo.len();
+        let mut computed = Vec::new();
+        if !todo.is_empty() {
+            let crops = self.align(image, &todo);
+            stages.align_ms = lap();
+            let features = self.embed(&crops);
+            stages.backbone_ms = lap();
+            let outputs = output_tensors(head, features);
+            stages.head_ms = lap();
+            let mut raw = Vec::new();
+            for out in outputs {
+                raw.push(read_async(out).await?);
+            }
+            stages.read_back_ms = lap();
+            computed = attributes(header, &raw, todo.len()).map_err(|e| e.to_string())?;
         }
-        let crops = self.align(image, &kept);
-        stages.align_ms = lap();
-        let features = self.embed(&crops);
-        stages.backbone_ms = lap();
-        let outputs = output_tensors(head, features);
-        stages.head_ms = lap();
-        let mut raw = Vec::new();
-        for out in outputs {
-            raw.push(read_async(out).await?);
+        let mut computed = computed.into_iter();
+        let said: Vec<(Attributes, u32)> =
+            plan.into_iter().map(|p| p.unwrap_or_else(|| (computed.next().expect("one per face"), 0))).collect();
+        if let Some(tracker) = tracker {
+            tracker.update(kept.iter().zip(&said).map(|(d, (a, age))| (d.bbox, a.clone(), *age)));
         }
-        stages.read_back_ms = lap();
-        let predicted = attributes(header, &raw, kept.len()).map_err(|e| e.to_string())?;
-        Ok((found, faces(kept, predicted), stages))
+        Ok((found, faces(kept, said.into_iter().map(|(a, _)| a).collect()), stages))
     }
 }
 
@@ -203,6 +215,9 @@ pub struct Stages {
     pub backbone_ms: f64,
     pub head_ms: f64,
     pub read_back_ms: f64,
+    /// Faces that went through the backbone (the others kept what was said of them in an
+    /// earlier video frame).
+    pub faces_computed: usize,
 }
 
 /// How many detections there are, and the first `max_faces` of them.

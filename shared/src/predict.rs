@@ -122,6 +122,7 @@ mod tests {
             trained_on: "test".into(),
             metrics: vec![("age_mae".into(), 5.0), ("weight_mae".into(), 3.0)],
             backbone_len: None,
+            backbone_weights: Default::default(),
         }
     }
 

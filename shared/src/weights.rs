@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::align::AlignConfig;
 use crate::backbone::{Backbone, BackboneKind};
-use crate::compact;
+use crate::compact::{self, Precision};
 use crate::detect::DetectorConfig;
 use crate::mtl::{MtlConfig, MtlHead, TaskKind, TaskSpec};
 
@@ -56,6 +56,10 @@ pub struct Header {
     /// pretrained backbone is used as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone_len: Option<usize>,
+    /// The precision of the pretrained backbone's weights the model runs on, and was measured
+    /// with: `int8` for the browser's smaller file; absent means exact.
+    #[serde(default, skip_serializing_if = "Precision::is_exact")]
+    pub backbone_weights: Precision,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +293,7 @@ mod tests {
             trained_on: "test".into(),
             metrics: vec![("gender_accuracy".into(), 0.9)],
             backbone_len: None,
+            backbone_weights: Precision::Exact,
         };
         (head, header)
     }

@@ -135,6 +135,7 @@ fn header(tasks: Vec<TaskSpec>, shared: Vec<usize>, head_hidden: usize) -> Heade
         trained_on: "fuzz".into(),
         metrics: vec![("age_mae".into(), 5.0)],
         backbone_len: None,
+        backbone_weights: Default::default(),
     }
 }
 

@@ -309,7 +309,11 @@ test("after a redeploy the new model is used, not the one kept in the Cache API"
     await writeManifest(dir);
     await page.reload();
     await ready(page);
+    // The returning visitor starts at once with the files kept from the first visit, then
+    // swaps in the redeployed model when the new manifest arrives.
+    await page.waitForSelector("body[data-current=true]", { timeout: 120_000 });
     assert.match(await page.textContent("#model-info"), /the redeployed model/);
+    assert.match(await page.textContent("#notice"), /newer version of the model/);
     const cached = await page.evaluate(async () => (await (await caches.open("facemtl-assets")).keys()).map((r) => r.url));
     assert.equal(cached.filter((url) => url.includes(".fmtl")).length, 1, `the old model is dropped: ${cached}`);
     assert.deepEqual(errors, []);
@@ -317,6 +321,37 @@ test("after a redeploy the new model is used, not the one kept in the Cache API"
     await close();
     deploy.server.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a returning visitor starts from the Cache API without waiting for the network", async () => {
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    assert.equal(await page.getAttribute("body", "data-assets"), "downloaded");
+    await page.waitForSelector("body[data-current=true]");
+    // The second visit: the server answers nothing for a while (a slow network); the page
+    // is ready anyway, from the files and the manifest kept at the first visit.
+    let held = 0;
+    await page.route("**/*", async (route) => {
+      if (new URL(route.request().url()).pathname.includes("/assets/")) {
+        held += 1;
+        await new Promise((wait) => setTimeout(wait, 20_000));
+      }
+      await route.continue().catch(() => {});
+    });
+    const started = Date.now();
+    await page.reload();
+    await ready(page);
+    const waited = Date.now() - started;
+    assert.equal(await page.getAttribute("body", "data-assets"), "kept");
+    assert.ok(waited < 20_000, `ready after ${waited} ms, so it waited for the network`);
+    assert.ok(held >= 1, "the manifest is still asked of the server");
+    assert.match(await page.textContent("#downloads"), /\(cached\)/);
+    await page.unroute("**/*");
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
   }
 });
 

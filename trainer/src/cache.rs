@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use facemtl::backbone::BackboneKind;
+use facemtl::compact::Precision;
 
 /// `$FACEMTL_CACHE`, else `$XDG_CACHE_HOME/facemtl`, else `~/.cache/facemtl`.
 pub fn default_dir() -> PathBuf {
@@ -45,8 +46,9 @@ impl Cache {
         self.weights_dir().join(format!("{}.bpk", kind.name()))
     }
 
-    /// The same weights in the browser's smaller, lossless file (`facemtl::compact`).
-    pub fn compact_backbone_weights(&self, kind: BackboneKind) -> PathBuf {
-        self.weights_dir().join(format!("{}.fmh", kind.name()))
+    /// The same weights in the browser's smaller file (`facemtl::compact`) at `precision`:
+    /// `faceres.fmh` (lossless), `faceres-int8.fmh`.
+    pub fn compact_backbone_weights(&self, kind: BackboneKind, precision: Precision) -> PathBuf {
+        self.weights_dir().join(format!("{}{}.fmh", kind.name(), precision.suffix()))
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::Backbone;
-use facemtl::compact;
+use facemtl::compact::{self, Precision};
 use facemtl::detect::{BBox, DetectorConfig};
 use facemtl::mtl::{MtlHead, TaskSpec};
 use facemtl::pipeline::FacePipeline;
@@ -71,7 +71,7 @@ impl FinishedRun {
     }
 
     /// Write the model file with its test `metrics`, and its training report beside it.
-    pub fn write(self, out: &Path, metrics: Vec<(String, f64)>) -> Result<Header> {
+    pub fn write(self, out: &Path, backbone_weights: Precision, metrics: Vec<(String, f64)>) -> Result<Header> {
         let config = &self.config;
         let header = Header {
             format_version: weights::FORMAT_VERSION,
@@ -84,6 +84,7 @@ impl FinishedRun {
             trained_on: self.trained_on()?,
             metrics,
             backbone_len: None,
+            backbone_weights,
         };
         let bytes = weights::export(self.head, self.backbone, header)?;
         if let Some(parent) = out.parent() {
@@ -101,18 +102,25 @@ impl FinishedRun {
 }
 
 /// Write the final model of `run_dir` and its training report, with the test figures of the
-/// file's half-precision parameters on the run's test split in `data_dir`.
-pub fn export(cache: &Cache, run_dir: &Path, out: &Path, data_dir: &Path) -> Result<Header> {
+/// file's half-precision parameters, on the pretrained backbone's weights at `backbone_weights`,
+/// on the run's test split in `data_dir`.
+pub fn export(
+    cache: &Cache,
+    run_dir: &Path,
+    out: &Path,
+    backbone_weights: Precision,
+    data_dir: &Path,
+) -> Result<Header> {
     let run = FinishedRun::read(run_dir)?;
-    let pipeline = models::pipeline(cache, run.config.backbone, &Device::flex())?;
+    let pipeline = models::pipeline_at(cache, run.config.backbone, backbone_weights, &Device::flex())?;
     let network = (&run.head, run.backbone.as_ref());
     let (evaluation, _) = evaluate_on_test(cache, &pipeline, network, &run.tasks, &run.config, data_dir)?;
     let metrics: Vec<(String, f64)> =
         run.tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
     for ((name, half), full) in metrics.iter().zip(&run.result.test.metrics) {
-        eprintln!("test {name}: {half:.4} in half precision ({full:.4} as trained)");
+        eprintln!("test {name}: {half:.4} as exported ({full:.4} as trained)");
     }
-    run.write(out, metrics)
+    run.write(out, backbone_weights, metrics)
 }
 
 /// A head (after its fine-tuned backbone, if any) on the test split of `config`'s data set:

@@ -52,6 +52,10 @@ enum Command {
         run_dir: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// The pretrained backbone's weights the model is to run on: `exact`, or `int8`, the
+        /// browser's smaller download (the test figures are measured on them).
+        #[arg(long, default_value = "exact")]
+        backbone_weights: facemtl::compact::Precision,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
         data_dir: PathBuf,
     },
@@ -87,8 +91,8 @@ fn main() -> Result<()> {
     // Neither needs a device: setup converts on the CPU, export measures its file there.
     match &cli.command {
         Command::Setup => return setup::run(&cache),
-        Command::Export { run_dir, out, data_dir } => {
-            let header = facemtl_trainer::infer::export(&cache, run_dir, out, data_dir)?;
+        Command::Export { run_dir, out, backbone_weights, data_dir } => {
+            let header = facemtl_trainer::infer::export(&cache, run_dir, out, *backbone_weights, data_dir)?;
             eprintln!("wrote {} ({} on {}, {:?})", out.display(), header.backbone, header.trained_on, header.metrics);
             return Ok(());
         }

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind};
+use facemtl::compact::{self, Precision};
 use facemtl::detect::{BlazeFace, Detector, DetectorConfig};
 use facemtl::pipeline::FacePipeline;
 use facemtl::pretrained;
@@ -60,15 +61,31 @@ pub fn detector(cache: &Cache, device: &Device, config: DetectorConfig) -> Resul
     Ok(Detector::new(detector_model(cache, device)?, config))
 }
 
-fn pretrained_backbone(cache: &Cache, kind: BackboneKind, device: &Device) -> Result<Backbone> {
-    let bytes = read_weights(cache, &cache.backbone_weights(kind))?;
-    pretrained::load_backbone(kind, &bytes, device).with_context(|| format!("loading the {kind} weights"))
+/// The pretrained `kind` backbone with its weights at `precision`: the exact ones, or the very
+/// file the browser downloads.
+fn pretrained_backbone(cache: &Cache, kind: BackboneKind, precision: Precision, device: &Device) -> Result<Backbone> {
+    let context = || format!("loading the {kind} weights");
+    match precision {
+        Precision::Exact => {
+            let bytes = read_weights(cache, &cache.backbone_weights(kind))?;
+            pretrained::load_backbone(kind, &bytes, device).with_context(context)
+        }
+        Precision::Int8 => {
+            let bytes = read_weights(cache, &cache.compact_backbone_weights(kind, precision))?;
+            compact::unpack(Backbone::init(kind, device), &bytes).with_context(context)
+        }
+    }
 }
 
 /// The pretrained `kind` backbone behind the default detector and alignment (what training
 /// extracts features with).
 pub fn pipeline(cache: &Cache, kind: BackboneKind, device: &Device) -> Result<FacePipeline> {
-    let backbone = pretrained_backbone(cache, kind, device)?;
+    pipeline_at(cache, kind, Precision::Exact, device)
+}
+
+/// [`pipeline`] with the backbone's weights at `precision`.
+pub fn pipeline_at(cache: &Cache, kind: BackboneKind, precision: Precision, device: &Device) -> Result<FacePipeline> {
+    let backbone = pretrained_backbone(cache, kind, precision, device)?;
     Ok(FacePipeline::new(
         detector_model(cache, device)?,
         DetectorConfig::default(),
@@ -88,7 +105,7 @@ pub fn model_pipeline(
 ) -> Result<FacePipeline> {
     let backbone = match tuned {
         Some(backbone) => backbone,
-        None => pretrained_backbone(cache, header.backbone, device)?,
+        None => pretrained_backbone(cache, header.backbone, header.backbone_weights, device)?,
     };
     Ok(FacePipeline::for_model(detector_model(cache, device)?, backbone, header, device))
 }

@@ -13,6 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
+use facemtl::compact::Precision;
 use facemtl::pretrained::{self, TfjsSource};
 use serde::{Deserialize, Serialize};
 
@@ -223,17 +224,20 @@ pub fn run(cache: &Cache) -> Result<()> {
     }
     eprintln!("detector weights: {}", detector.display());
     for kind in BackboneKind::ALL {
-        let (path, compact) = (cache.backbone_weights(kind), cache.compact_backbone_weights(kind));
+        let path = cache.backbone_weights(kind);
+        let compact = [Precision::Exact, Precision::Int8].map(|p| (p, cache.compact_backbone_weights(kind, p)));
         let (manifest, shards) = read_source(cache, &pretrained::backbone_source(kind))?;
         let sources = sources_sha256(&manifest, &shards);
-        if !converted.holds(&path, &sources) || !converted.holds(&compact, &sources) {
+        if !converted.holds(&path, &sources) || compact.iter().any(|(_, file)| !converted.holds(file, &sources)) {
             let shard_slices: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
             let model = pretrained::convert_backbone(kind, &manifest, &shard_slices, &device)?;
-            converted.record(&compact, &facemtl::compact::pack(&model), &sources)?;
+            for (precision, file) in &compact {
+                converted.record(file, &facemtl::compact::pack_with(&model, *precision), &sources)?;
+            }
             converted.record(&path, &pretrained::to_bytes(model)?, &sources)?;
             converted.write(cache)?;
         }
-        eprintln!("{kind} weights: {} (for the browser: {})", path.display(), compact.display());
+        eprintln!("{kind} weights: {} (for the browser: {})", path.display(), compact[1].1.display());
     }
     Ok(())
 }

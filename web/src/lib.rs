@@ -13,6 +13,7 @@ use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::pipeline::FacePipeline;
 use facemtl::predict::Attributes;
+use facemtl::track::FaceTracker;
 use facemtl::weights::{self, Header};
 use facemtl::{compact, pretrained};
 use image::RgbImage;
@@ -34,6 +35,9 @@ struct Model {
     /// No tiles, and the zoom-out view only when the first view holds no large face: faces in
     /// front of a webcam are large.
     video: FacePipeline,
+    /// The webcam's faces, followed from frame to frame so that each goes through the backbone
+    /// only now and then.
+    tracker: RefCell<FaceTracker>,
 }
 
 /// The networks as they arrive; a model needs the detector and, unless it carries a
@@ -173,7 +177,8 @@ impl App {
             first_view_suffices: true,
             ..loaded.header.detector.clone()
         });
-        state.model = Some(Rc::new(Model { header: loaded.header, head: loaded.head, photo, video }));
+        let tracker = RefCell::new(FaceTracker::default());
+        state.model = Some(Rc::new(Model { header: loaded.header, head: loaded.head, photo, video, tracker }));
         Ok(json)
     }
 
@@ -204,9 +209,18 @@ impl App {
 async fn predict(model: Option<Rc<Model>>, image: RgbImage, video: bool, decode_ms: f64) -> Result<JsValue, JsValue> {
     let started = now() - decode_ms;
     let model = model.ok_or_else(|| js_error("the model is not loaded yet"))?;
-    let pipeline = if video { &model.video } else { &model.photo };
-    let (found, faces, stages) =
-        pipeline.predict_async(&model.head, &model.header, &image, MAX_FACES, &now).await.map_err(js_error)?;
+    let network = (&model.head, &model.header);
+    let (found, faces, stages) = if video {
+        // Taken out while the frame is computed: a frame that starts meanwhile follows no faces,
+        // and no borrow is held across a read-back.
+        let mut tracker = model.tracker.take();
+        let result = model.video.predict_async(network, &image, MAX_FACES, Some(&mut tracker), &now).await;
+        model.tracker.replace(tracker);
+        result
+    } else {
+        model.photo.predict_async(network, &image, MAX_FACES, None, &now).await
+    }
+    .map_err(js_error)?;
     let faces = faces
         .into_iter()
         .map(|f| Face { score: f.detection.score, detection: f.detection, attributes: f.attributes })

@@ -8,6 +8,8 @@ const REPORT = "utkface-allages-faceres.report.json";
 const WEIGHTS = { detector: "weights/blazeface.bpk", faceres: "weights/faceres.fmh" };
 const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => `samples/sample${i}.jpg`);
 const CACHE = "facemtl-assets";
+// Where the Cache API keeps the manifest of the last visit.
+const MANIFEST_KEY = "assets/manifest.json?kept";
 const MAX_BYTES = 40 * 1000 * 1000;
 // iOS Safari draws no canvas over 16.7 megapixels (4096 x 4096); larger photos are shown
 // scaled down (the prediction itself reads every pixel).
@@ -30,8 +32,8 @@ function showNotice(message) {
 
 // The asset's URL, named by its content: a redeploy that changes the file changes the URL,
 // which keys the Cache API store (and defeats any stale HTTP cache on the way).
-function assetUrl(path) {
-  const hash = state.manifest?.[path];
+function assetUrl(path, manifest = state.manifest) {
+  const hash = manifest?.[path];
   if (!hash) throw new Error(`${path} is not in the app's asset manifest`);
   return `assets/${path}?sha256=${hash}`;
 }
@@ -43,8 +45,8 @@ async function sha256Hex(bytes) {
 
 // Fetch an asset with a progress bar, check it against its sha256, and keep it in the Cache
 // API (where the page is a secure context) so that a second visit downloads nothing.
-async function download(path, label) {
-  const url = assetUrl(path);
+async function download(manifest, path, label) {
+  const url = assetUrl(path, manifest);
   const row = document.createElement("div");
   row.className = "download";
   row.innerHTML = `<span>${label}</span> <progress max="1" value="0"></progress> <span class="size"></span>`;
@@ -82,7 +84,7 @@ async function download(path, label) {
     bytes.set(c, at);
     at += c.length;
   }
-  if (self.crypto?.subtle && (await sha256Hex(bytes)) !== state.manifest[path]) {
+  if (self.crypto?.subtle && (await sha256Hex(bytes)) !== manifest[path]) {
     if (cache) await cache.delete(url);
     throw new Error(`${label} (${path}) arrived damaged: its sha256 does not match the app's manifest`);
   }
@@ -90,12 +92,63 @@ async function download(path, label) {
   return bytes;
 }
 
+async function fetchManifest() {
+  const response = await fetch("assets/manifest.json", { cache: "no-cache" });
+  if (!response.ok) throw new Error(`could not download the asset manifest (HTTP ${response.status})`);
+  return response.json();
+}
+
+// The manifest of the last visit whose files are all in the Cache API, or null.
+async function keptManifest() {
+  const cache = self.caches ? await caches.open(CACHE).catch(() => null) : null;
+  const response = cache && (await cache.match(MANIFEST_KEY));
+  if (!response) return null;
+  const manifest = await response.json().catch(() => null);
+  const needed = [WEIGHTS.detector, WEIGHTS.faceres, MODEL];
+  if (!manifest || !needed.every((path) => manifest[path])) return null;
+  for (const path of needed) if (!(await cache.match(`assets/${path}?sha256=${manifest[path]}`))) return null;
+  return manifest;
+}
+
+async function keepManifest(manifest) {
+  const cache = self.caches ? await caches.open(CACHE).catch(() => null) : null;
+  await cache?.put(MANIFEST_KEY, new Response(JSON.stringify(manifest))).catch(() => {});
+}
+
+async function loadNetworks(manifest, only = null) {
+  const wanted = (path) => !only || only.includes(path);
+  const [detector, backbone, model] = await Promise.all([
+    wanted(WEIGHTS.detector) && download(manifest, WEIGHTS.detector, "face detector"),
+    wanted(WEIGHTS.faceres) && download(manifest, WEIGHTS.faceres, "face backbone"),
+    wanted(MODEL) && download(manifest, MODEL, "multi-task model"),
+  ]);
+  if (detector) state.app.load_detector(detector);
+  if (backbone) state.app.load_backbone("faceres", backbone);
+  // A model is built around the detector and backbone loaded before it.
+  useModel(model || (await download(manifest, MODEL, "multi-task model")));
+}
+
+// After a redeploy: the networks whose files changed, downloaded and swapped in.
+async function updateFrom(manifest) {
+  const changed = [WEIGHTS.detector, WEIGHTS.faceres, MODEL].filter((path) => manifest[path] !== state.manifest[path]);
+  const old = state.manifest;
+  state.manifest = manifest;
+  if (!changed.length) return;
+  try {
+    await loadNetworks(manifest, changed);
+    showNotice("A newer version of the model was deployed: it is used from now on.");
+  } catch (e) {
+    state.manifest = old;
+    showError(`A newer model could not be loaded (${e.message || e}); the one kept from your last visit is used.`);
+  }
+}
+
 // Drop cached files that the deployed app no longer names (an older model, older weights).
 async function pruneCache() {
   if (!self.caches) return;
   const cache = await caches.open(CACHE).catch(() => null);
   if (!cache) return;
-  const wanted = new Set(Object.keys(state.manifest).map((path) => new URL(assetUrl(path), location.href).href));
+  const wanted = new Set([...Object.keys(state.manifest).map((path) => assetUrl(path)), MANIFEST_KEY].map((url) => new URL(url, location.href).href));
   for (const request of await cache.keys()) if (!wanted.has(request.url)) await cache.delete(request);
   for (const name of await caches.keys()) if (name !== CACHE) await caches.delete(name);
 }
@@ -125,25 +178,27 @@ async function start() {
   }
   badge.dataset.state = state.app.backend;
   badge.textContent = state.app.backend === "webgpu" ? "Computing on: WebGPU" : "Computing on: CPU (WebAssembly)";
+  // The deployment's manifest is always asked of the server, but a returning visitor does not
+  // wait for it: the networks start from the manifest kept at the last visit, and a newer one,
+  // when it arrives, swaps in what changed.
+  const fresh = fetchManifest();
+  fresh.catch(() => {}); // awaited below, where its error counts
+  let kept = null;
   try {
-    // Always asked of the server (it is tiny): it names the files of this deployment.
-    const manifest = await fetch("assets/manifest.json", { cache: "no-cache" });
-    if (!manifest.ok) throw new Error(`could not download the asset manifest (HTTP ${manifest.status})`);
-    state.manifest = await manifest.json();
-    const [detector, backbone, model] = await Promise.all([
-      download(WEIGHTS.detector, "face detector"),
-      download(WEIGHTS.faceres, "face backbone"),
-      download(MODEL, "multi-task model"),
-    ]);
-    state.app.load_detector(detector);
-    state.app.load_backbone("faceres", backbone);
-    useModel(model);
+    kept = await keptManifest();
+    state.manifest = kept || (await fresh);
+    await loadNetworks(state.manifest);
+    document.body.dataset.assets = kept ? "kept" : "downloaded";
     document.body.dataset.ready = "true";
   } catch (e) {
     showError(`The model could not be loaded: ${e.message || e}. Reload the page to try again.`);
     return;
   }
-  pruneCache().catch(() => {});
+  if (state.manifest === kept) await updateFrom(await fresh.catch(() => kept));
+  await keepManifest(state.manifest);
+  await pruneCache().catch(() => {});
+  // The deployment's own files are in use, and the Cache API holds them and nothing else.
+  document.body.dataset.current = "true";
   fetch(assetUrl(REPORT))
     .then((r) => (r.ok ? r.json() : null))
     .then((report) => report && drawReport(report))

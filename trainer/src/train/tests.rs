@@ -102,7 +102,7 @@ fn fine_tuning_trains_the_backbone_and_exports_it() {
     let rounded = digest(finished.backbone.clone().expect("the run's backbone"));
     assert_ne!(rounded, tuned, "the file holds the parameters in half precision");
     assert_eq!(rounded, digest(facemtl::compact::half(last.backbone.unwrap())));
-    finished.write(&file, Vec::new()).unwrap();
+    finished.write(&file, facemtl::compact::Precision::Exact, Vec::new()).unwrap();
     let exported = facemtl::weights::load(&fs::read(&file).unwrap(), None, &device).unwrap();
     assert_eq!(digest(exported.backbone.expect("the model file carries the backbone")), rounded);
     let _ = fs::remove_dir_all(&dir);
