@@ -39,7 +39,8 @@ after(() => site?.server.close());
 async function open(options = {}) {
   const args = [...FLAGS, ...(options.webgpu ? ["--enable-unsafe-webgpu"] : []), ...(options.args || [])];
   const dir = join(tmpdir(), `facemtl-chromium-${process.pid}-${Date.now()}`);
-  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args });
+  const device = options.viewport ? { viewport: options.viewport, deviceScaleFactor: options.scale || 1, isMobile: !!options.mobile, hasTouch: !!options.mobile } : {};
+  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args, ...device });
   const page = context.pages()[0] || (await context.newPage());
   const requests = [];
   page.on("request", (r) => requests.push({ url: r.url(), method: r.method() }));
@@ -407,6 +408,94 @@ test("a 48-megapixel photo gets its answer, shown on a canvas iOS Safari can dra
     await close();
   }
 });
+
+/// `jpeg` with an EXIF segment saying it is to be shown turned by `orientation` (6: a quarter
+/// turn clockwise, as a phone held upright writes it).
+function withOrientation(jpeg, orientation) {
+  const tiff = Buffer.alloc(26);
+  tiff.write("II*\0", 0, "latin1");
+  tiff.writeUInt32LE(8, 4); // the first directory
+  tiff.writeUInt16LE(1, 8); // one entry: Orientation, SHORT, 1 value
+  tiff.writeUInt16LE(0x0112, 10);
+  tiff.writeUInt16LE(3, 12);
+  tiff.writeUInt32LE(1, 14);
+  tiff.writeUInt16LE(orientation, 18);
+  const body = Buffer.concat([Buffer.from("Exif\0\0", "latin1"), tiff]);
+  const segment = Buffer.alloc(4);
+  segment.writeUInt16BE(0xffe1, 0);
+  segment.writeUInt16BE(body.length + 2, 2);
+  return Buffer.concat([jpeg.subarray(0, 2), segment, body, jpeg.subarray(2)]);
+}
+
+test("a 4000x3000 phone photo turned by EXIF gets its answer, and the page's memory stays bounded", async (t) => {
+  if (skipWithoutData(t)) return;
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    const loaded = await page.evaluate(() => wasmBindings.App.memory_bytes());
+    // Stored as the sensor saw it, 4000 wide: the face lies on its side until the EXIF
+    // orientation turns the photo upright, 3000 x 4000.
+    const face = readFileSync(photos()[0]).toString("base64");
+    const sideways = await page.evaluate(async (face) => {
+      const img = new Image();
+      img.src = `data:image/jpeg;base64,${face}`;
+      await img.decode();
+      const canvas = new OffscreenCanvas(4000, 3000);
+      const g = canvas.getContext("2d");
+      g.fillStyle = "#7a8088";
+      g.fillRect(0, 0, 4000, 3000);
+      g.translate(2000, 1500);
+      g.rotate(-Math.PI / 2);
+      g.drawImage(img, -700, -700, 1400, 1400);
+      const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.9 });
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      let text = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(text);
+    }, face);
+    const photo = withOrientation(Buffer.from(sideways, "base64"), 6);
+    await page.setInputFiles("#file", { name: "phone-photo.jpg", mimeType: "image/jpeg", buffer: photo });
+    await page.waitForSelector("body[data-predictions='1']", { timeout: 180_000 });
+    const result = await lastResult(page);
+    assert.deepEqual([result.width, result.height], [3000, 4000], "turned upright by its EXIF orientation");
+    assert.equal(result.faces.length, 1, "the face, upright, is found");
+    const peak = await page.evaluate(() => wasmBindings.App.memory_bytes());
+    console.log(`phone photo 4000x3000 (EXIF 6), ${photo.length} bytes: wasm memory ${(loaded / 1e6).toFixed(1)} MB loaded, ${(peak / 1e6).toFixed(1)} MB after (its peak: the memory never shrinks)`);
+    // The decoded photo is 36 MB as RGB; far under what a phone's tab may hold.
+    assert.ok(peak < 512e6, `wasm memory ${peak}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+for (const [name, viewport, mobile] of [
+  ["phone", { width: 390, height: 844 }, true],
+  ["desktop", { width: 1366, height: 900 }, false],
+]) {
+  test(`at ${name} size (${viewport.width}x${viewport.height}) the page fits the screen and shows its answer`, async (t) => {
+    if (skipWithoutData(t)) return;
+    const { page, errors, close } = await open({ query: "?backend=cpu", viewport, mobile, scale: mobile ? 3 : 1 });
+    try {
+      await ready(page);
+      await page.screenshot({ path: join(ARTIFACTS, `${name}-ready.png`), scale: "css" });
+      await predict(page, join(DIST, "assets/samples/sample2.jpg"));
+      const layout = await page.evaluate(() => ({
+        page: document.scrollingElement.scrollWidth,
+        canvas: document.getElementById("canvas").getBoundingClientRect().width,
+        rows: document.querySelectorAll("#results tbody tr").length,
+      }));
+      assert.ok(layout.page <= viewport.width, `the page is ${layout.page} px wide, the screen ${viewport.width}`);
+      assert.ok(layout.canvas > 0 && layout.canvas <= viewport.width, `the photo is shown ${layout.canvas} px wide`);
+      assert.ok(layout.rows >= 1, "a row per face");
+      await page.locator("#canvas").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(ARTIFACTS, `${name}-answer.png`), scale: "css" });
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
+  });
+}
 
 test("a model loaded while a WebGPU prediction reads back does not mix with that prediction", async (t) => {
   if (skipWithoutData(t)) return;
