@@ -73,9 +73,10 @@ async function webcamFps(backend, clip) {
   await page.waitForTimeout(backend === "webgpu" ? 30_000 : 15_000);
   const fps = Number(await page.getAttribute("body", "data-fps"));
   const last = await page.evaluate(() => window.facemtlLast);
+  const { frames, faces, computed } = await page.evaluate(() => window.facemtlWebcam);
   await page.click("#webcam");
   await context.close();
-  return { fps, faces: last.faces.length, stages: last.stages };
+  return { fps, faces: last.faces.length, stages: last.stages, frames, faces_shown: faces, faces_computed: computed };
 }
 
 async function run(backend) {
@@ -146,6 +147,11 @@ async function run(backend) {
     // camera's default picture (no face: every view is searched).
     webcam_fps: face.fps,
     webcam_stages: face.stages,
+    // Of the faces shown, how many went through the backbone (the tracker keeps the others'
+    // attributes for up to 10 frames).
+    webcam_frames: face.frames,
+    webcam_faces_shown: face.faces_shown,
+    webcam_faces_computed: face.faces_computed,
     webcam_no_face_fps: noFace.fps,
   };
 }

@@ -226,7 +226,8 @@ fn expand(inputs: &[PathBuf]) -> Vec<PathBuf> {
 pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[PathBuf]) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
     let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
-    let pipeline = models::model_pipeline(cache, &header, backbone, device)?;
+    let pipeline = models::model_pipeline(cache, &header, backbone, device)?
+        .with_detector_config(header.detector.clone().answering_photos());
     let mut out = JsonLines::stdout();
     for path in expand(inputs) {
         let file = path.display().to_string();

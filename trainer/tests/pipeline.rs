@@ -8,6 +8,7 @@ use burn::prelude::*;
 use facemtl::align::align;
 use facemtl::backbone::BackboneKind;
 use facemtl::compact::Precision;
+use facemtl::detect::DetectorConfig;
 use facemtl::photo::{self, DecodeLimits};
 use image::{GenericImage, RgbImage};
 
@@ -298,8 +299,7 @@ fn a_webcam_detector_stops_after_the_first_view_only_when_it_holds_a_large_face(
     if !common::present(&path, "UTKFace") {
         return;
     }
-    let config = facemtl::detect::DetectorConfig { tiles: false, first_view_suffices: true, ..Default::default() };
-    let webcam = facemtl::detect::Detector::new(photos.model.clone(), config);
+    let webcam = facemtl::detect::Detector::new(photos.model.clone(), DetectorConfig::default().answering_video());
     let device = Device::flex();
     // A face filling a 640x480 frame: found from the first view alone.
     let face = load(&path);
@@ -328,11 +328,41 @@ fn a_webcam_detector_stops_after_the_first_view_only_when_it_holds_a_large_face(
             )
             .unwrap();
     }
-    let all = facemtl::detect::Detector::new(
-        photos.model.clone(),
-        facemtl::detect::DetectorConfig { tiles: false, ..Default::default() },
-    );
+    let all =
+        facemtl::detect::Detector::new(photos.model.clone(), DetectorConfig { tiles: false, ..Default::default() });
     let staged = webcam.detect_batch(&[&group], &device).remove(0);
     assert_eq!(staged.len(), 4);
     assert_eq!(staged, all.detect_batch(&[&group], &device).remove(0));
+}
+
+#[test]
+fn a_photo_is_searched_tile_by_tile_only_when_its_zoom_views_hold_no_large_face() {
+    let Some(detector) = common::detector() else { return };
+    let path = common::utk(FACE);
+    if !common::present(&path, "UTKFace") {
+        return;
+    }
+    let device = Device::flex();
+    let answering =
+        facemtl::detect::Detector::new(detector.model.clone(), DetectorConfig::default().answering_photos());
+    let zooms_only =
+        facemtl::detect::Detector::new(detector.model.clone(), DetectorConfig { tiles: false, ..Default::default() });
+    let face = load(&path);
+    let scaled = |side| image::imageops::resize(&face, side, side, image::imageops::FilterType::Triangle);
+    // A portrait, 900x1200, its face half the width: four tiles would add nothing.
+    let mut portrait = RgbImage::from_pixel(900, 1200, image::Rgb([120, 110, 100]));
+    portrait.copy_from(&scaled(450), 225, 300).unwrap();
+    assert_eq!(DetectorConfig::default().views(900, 1200).len(), 6, "two zooms and four tiles");
+    let found = answering.detect_batch(&[&portrait], &device).remove(0);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found, zooms_only.detect_batch(&[&portrait], &device).remove(0), "the zoom views' answer");
+    // A group, 1600x1200, of faces too small for the zoom views: the tiles are searched and
+    // find what every view finds.
+    let mut group = RgbImage::from_pixel(1600, 1200, image::Rgb([120, 110, 100]));
+    for i in 0..5 {
+        group.copy_from(&scaled(70), 100 + 300 * i, 500 + 40 * (i % 2)).unwrap();
+    }
+    let staged = answering.detect_batch(&[&group], &device).remove(0);
+    assert_eq!(staged, detector.detect_batch(&[&group], &device).remove(0));
+    assert!(staged.len() > zooms_only.detect_batch(&[&group], &device).remove(0).len(), "{} faces", staged.len());
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind};
-use facemtl::detect::{BlazeFace, Detection, DetectorConfig};
+use facemtl::detect::{BlazeFace, Detection};
 use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::pipeline::FacePipeline;
@@ -31,9 +31,9 @@ const MAX_FACES: usize = 20;
 struct Model {
     header: Header,
     head: MtlHead,
+    /// The tiles only where the zoom views found no large face.
     photo: FacePipeline,
-    /// No tiles, and the zoom-out view only when the first view holds no large face: faces in
-    /// front of a webcam are large.
+    /// No tiles, and the zoom-out view only when the first view holds no large face.
     video: FacePipeline,
     /// The webcam's faces, followed from frame to frame so that each goes through the backbone
     /// only now and then.
@@ -171,12 +171,10 @@ impl App {
             (None, None) => return Err(JsError::new("the backbone is not loaded yet")),
         };
         let json = serde_json::to_string(&loaded.header).map_err(|e| JsError::new(&e.to_string()))?;
-        let photo = FacePipeline::for_model(detector, backbone, &loaded.header, &self.device);
-        let video = photo.with_detector_config(DetectorConfig {
-            tiles: false,
-            first_view_suffices: true,
-            ..loaded.header.detector.clone()
-        });
+        let settings = &loaded.header.detector;
+        let pipeline = FacePipeline::for_model(detector, backbone, &loaded.header, &self.device);
+        let photo = pipeline.with_detector_config(settings.clone().answering_photos());
+        let video = pipeline.with_detector_config(settings.clone().answering_video());
         let tracker = RefCell::new(FaceTracker::default());
         state.model = Some(Rc::new(Model { header: loaded.header, head: loaded.head, photo, video, tracker }));
         Ok(json)

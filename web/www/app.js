@@ -372,7 +372,10 @@ async function startWebcam() {
   $("webcam").textContent = "Stop the webcam";
   const canvas = $("canvas");
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  const run = { stream, frames: 0, since: performance.now(), stopped: false };
+  // Frames shown, faces in them, and faces that went through the backbone (the others kept
+  // what was said of them a few frames before): for the benchmark, in window.facemtlWebcam.
+  const run = { stream, frames: 0, faces: 0, computed: 0, since: performance.now(), stopped: false };
+  window.facemtlWebcam = run;
   state.webcam = run;
   while (!run.stopped) {
     // On the CPU backend a prediction resolves without leaving the microtask queue: yield, so
@@ -402,6 +405,8 @@ async function startWebcam() {
     drawFaces(ctx, result);
     show(result, "webcam frame", null);
     run.frames += 1;
+    run.faces += result.faces.length;
+    run.computed += result.stages.faces_computed;
     const seconds = (performance.now() - run.since) / 1000;
     $("fps").textContent = `${(run.frames / seconds).toFixed(1)} frames/s`;
     document.body.dataset.fps = (run.frames / seconds).toFixed(2);

@@ -47,11 +47,22 @@ pub struct DetectorConfig {
     /// it (the views' boxes are averaged together).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub first_view_suffices: bool,
+    /// Search the tiles only when the zoom views hold no confident face of at least a quarter
+    /// of the frame: tiles are there for the small faces of group photos, and in a portrait
+    /// they cost three times the rest of the search.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tiles_only_without_large_face: bool,
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
-        Self { decode: DecodeConfig::default(), zooms: vec![1.0, 2.0], tiles: true, first_view_suffices: false }
+        Self {
+            decode: DecodeConfig::default(),
+            zooms: vec![1.0, 2.0],
+            tiles: true,
+            first_view_suffices: false,
+            tiles_only_without_large_face: false,
+        }
     }
 }
 
@@ -61,6 +72,18 @@ const SUFFICING_SCORE: f32 = 0.75;
 const SUFFICING_SIZE: f32 = 0.25;
 
 impl DetectorConfig {
+    /// These settings as photos are answered (`predict`, the browser): the tiles only when the
+    /// zoom views hold no large face. Training and evaluation keep searching every view.
+    pub fn answering_photos(self) -> Self {
+        Self { tiles_only_without_large_face: true, ..self }
+    }
+
+    /// These settings as video frames are answered: no tiles, and the zoom-out view only when
+    /// the first view holds no large face (faces in front of a webcam are large).
+    pub fn answering_video(self) -> Self {
+        Self { tiles: false, first_view_suffices: true, ..self }
+    }
+
     /// Every view the detector takes of a `width x height` image.
     pub fn views(&self, width: u32, height: u32) -> Vec<Letterbox> {
         let mut views: Vec<Letterbox> = self.zooms.iter().map(|&z| Letterbox::zoomed_out(width, height, z)).collect();
@@ -122,10 +145,17 @@ impl Detector {
         Tensor::from_data(TensorData::new(flat, [views.len(), 3, INPUT_SIZE, INPUT_SIZE]), device)
     }
 
-    /// How many of `views` to search first: all of them, or with
-    /// [`DetectorConfig::first_view_suffices`] the first alone.
+    /// How many of `views` to search first: all of them; with
+    /// [`DetectorConfig::first_view_suffices`] the first alone; with
+    /// [`DetectorConfig::tiles_only_without_large_face`] the zoom views.
     pub fn first_pass(&self, views: &[Letterbox]) -> usize {
-        if self.config.first_view_suffices { views.len().min(1) } else { views.len() }
+        if self.config.first_view_suffices {
+            views.len().min(1)
+        } else if self.config.tiles_only_without_large_face {
+            views.len().min(self.config.zooms.len())
+        } else {
+            views.len()
+        }
     }
 
     /// Whether the faces of the first pass over a `width x height` image make the other views
@@ -158,7 +188,7 @@ impl Detector {
         if images.is_empty() {
             return Vec::new();
         }
-        if self.config.first_view_suffices {
+        if self.config.first_view_suffices || self.config.tiles_only_without_large_face {
             return images.iter().map(|image| self.detect_staged(image, device)).collect();
         }
         let batch = self.inputs(images, device);
@@ -168,7 +198,7 @@ impl Detector {
 }
 
 impl Detector {
-    /// [`DetectorConfig::first_view_suffices`]: the first view, then the others if need be.
+    /// A staged search ([`Self::first_pass`]): the first views, then the others if need be.
     fn detect_staged(&self, image: &RgbImage, device: &Device) -> Vec<Detection> {
         let views = self.config.views(image.width(), image.height());
         let read = |views: &[Letterbox]| -> Vec<f32> {
