@@ -198,8 +198,14 @@ pub fn read_weights(cache: &Cache, path: &Path) -> Result<Vec<u8>> {
 }
 
 /// A name for the exact bytes of a network's TF.js files.
+/// The revision of the conversion and of the files it writes (`facemtl::compact`'s encodings
+/// among them): raised when either changes, so that `setup` converts every network again.
+const CONVERSION: &str = "conversion-2 (compact int8 rows)";
+
+/// What a converted file is made from: the package's files and the conversion's revision.
 fn sources_sha256(manifest: &str, shards: &[Vec<u8>]) -> String {
-    let mut all = manifest.as_bytes().to_vec();
+    let mut all = CONVERSION.as_bytes().to_vec();
+    all.extend(manifest.as_bytes());
     shards.iter().for_each(|s| all.extend(sha256_hex(s).into_bytes()));
     sha256_hex(&all)
 }
