@@ -1,8 +1,10 @@
 // Browser benchmark of the app (BENCHMARKS.md): per backend, in Debian's headless Chromium on
 // this machine, the download size as served (brotli; and what a gzip-only host would send) with
-// its breakdown, the cold start (page load to the first prediction), warm latency per photo with
+// its breakdown, the cold start (page load to the first prediction; also with a warm HTTP cache
+// and an empty Cache API, and for a returning visitor), warm latency per photo with
 // 1 and 12 faces with the time of each stage, webcam frames/s.
 // Usage (after scripts/web.sh's web_build): node bench/web.mjs > bench/web.json
+// ($DIST: another build to measure; $BACKENDS: cpu,webgpu by default.)
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -11,11 +13,13 @@ import { chromium } from "../tests/browser/node_modules/playwright-core/index.mj
 import { INCOMPRESSIBLE, serve } from "../web/serve.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
+// The build to measure: dist/, or another one (e.g. a build without SIMD) named by $DIST.
+const DIST = process.env.DIST || join(ROOT, "dist");
 const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ONE_FACE = join(ROOT, "tests/fixtures/exif_rotated.jpg");
 const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
 const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
-const site = await serve(join(ROOT, "dist"), 0, "/bench/");
+const site = await serve(DIST, 0, "/bench/");
 
 async function predictions(page) {
   return Number((await page.getAttribute("body", "data-predictions")) || 0);
@@ -94,7 +98,7 @@ async function run(backend) {
   const files = {};
   for (const r of site.log.slice(served)) {
     const name = r.path.replace("/bench/", "");
-    const body = readFileSync(join(ROOT, "dist", name || "index.html"));
+    const body = readFileSync(join(DIST, name || "index.html"));
     files[name] = { served: r.bytes, encoding: r.encoding, gzip: INCOMPRESSIBLE.test(name) ? body.length : gzipSync(body, { level: 9 }).length };
   }
   // Ten faces: sample 5 (five faces) twice side by side, drawn in the page.
@@ -126,6 +130,18 @@ async function run(backend) {
     tenFaces = r.faces;
     stages.ten_faces = r.stages;
   }
+  // A second visit with the HTTP cache warm but the Cache API emptied, then a returning visit
+  // (both from page load to the first prediction).
+  const visit = async () => {
+    const t = performance.now();
+    await page.reload();
+    await page.waitForSelector("body[data-ready=true]", { timeout: 600_000 });
+    await timed(page, ONE_FACE);
+    return Math.round(performance.now() - t);
+  };
+  await page.evaluate(() => caches.delete("facemtl-assets"));
+  const coldCacheApi = await visit();
+  const returning = await visit();
   await context.close();
   const face = await webcamFps(backend, clip);
   const noFace = await webcamFps(backend, null);
@@ -138,6 +154,8 @@ async function run(backend) {
     ready_ms: Math.round(ready),
     cold_start_ms: Math.round(cold),
     first_prediction_ms: Math.round(first.ms),
+    warm_http_cold_cache_api_start_ms: coldCacheApi,
+    returning_visit_start_ms: returning,
     warm_one_face_ms: Math.round(median(warm1)),
     warm_ten_faces_ms: Math.round(median(warm10)),
     ten_faces_found: tenFaces,
@@ -157,6 +175,8 @@ async function run(backend) {
 }
 
 const clip = await faceClip();
-const results = { chromium: "Debian chromium, headless", cpu: await run("cpu"), webgpu: await run("webgpu") };
+// BACKENDS=cpu measures the CPU fallback alone.
+const results = { chromium: "Debian chromium, headless" };
+for (const backend of (process.env.BACKENDS || "cpu,webgpu").split(",")) results[backend] = await run(backend);
 console.log(JSON.stringify(results, null, 2));
 site.server.close();

@@ -48,6 +48,13 @@ pub fn output_tensors(head: &MtlHead, features: Tensor<2>) -> Vec<Tensor<2>> {
     head.forward(features).into_iter().map(|out| if out.dims()[1] > 1 { softmax(out, 1) } else { out }).collect()
 }
 
+/// The expectation `[n]` of distributions over `bins` given as logits `[n, bins]`.
+pub fn expectation(logits: Tensor<2>, bins: &[f32]) -> Tensor<1> {
+    let [n, k] = logits.dims();
+    let grid = Tensor::<1>::from_data(TensorData::new(bins.to_vec(), [k]), &logits.device());
+    (softmax(logits, 1) * grid.reshape([1, k]).expand([n, k])).sum_dim(1).reshape([n])
+}
+
 /// [`output_tensors`] read back as plain numbers per task (a native, blocking read).
 pub fn raw_outputs(head: &MtlHead, features: Tensor<2>) -> Vec<Vec<f32>> {
     output_tensors(head, features)
@@ -95,6 +102,15 @@ pub fn attributes(header: &Header, raw: &[Vec<f32>], n: usize) -> Result<Vec<Att
                     }
                     TaskKind::Class { .. } => {
                         a.other.insert(task.name.clone(), Other::Class(probabilities()));
+                    }
+                    // The head's softmax (`output_tensors`) over the values, read as its mean.
+                    TaskKind::Distribution { .. } => {
+                        let value = finite(task.bins().iter().zip(row).map(|(b, p)| b * p).sum())?;
+                        if task.name == "age" {
+                            a.age = Some(Age { years: value, plus_minus: mae(task) });
+                        } else {
+                            a.other.insert(task.name.clone(), Other::Value { value, plus_minus: mae(task) });
+                        }
                     }
                 }
             }

@@ -125,6 +125,15 @@ impl Header {
                         format!("task {} normalised by {norm:?}", task.name)
                     })?
                 }
+                TaskKind::Distribution { low, high, sigma } => {
+                    let (low, high) = (f64::from(*low), f64::from(*high));
+                    require(
+                        within(low, -1e6, 1e6)
+                            && within(high - low, 1.0, (MAX_WIDTH - 1) as f64)
+                            && within((*sigma).into(), 1e-3, 1e3),
+                        || format!("task {} as a distribution over {low}..={high}, width {sigma}", task.name),
+                    )?
+                }
             }
         }
         require(self.shared.len() <= MAX_SHARED_LAYERS, || format!("{} shared layers", self.shared.len()))?;

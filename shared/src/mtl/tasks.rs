@@ -31,13 +31,30 @@ impl AgeNorm {
     }
 }
 
-/// A classification over named labels, or a regression of one value.
+/// A classification over named labels, or a value: regressed, or predicted as a distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TaskKind {
-    Class { labels: Vec<String> },
-    Regression { norm: AgeNorm },
+    Class {
+        labels: Vec<String>,
+    },
+    Regression {
+        norm: AgeNorm,
+    },
+    /// A value predicted as a distribution over the whole units `low..=high` (an age in
+    /// years), trained on a Gaussian label distribution of width `sigma` around the true value
+    /// and read as its expectation (DLDL-v2, Gao et al. 2018). A regression trained on squared
+    /// error pulls uncertain faces towards the mean age; a distribution can stay wide, and its
+    /// expectation follows the evidence.
+    Distribution {
+        low: f32,
+        high: f32,
+        sigma: f32,
+    },
 }
+
+/// The label distribution's width, in years (DLDL-v2 uses 2).
+pub const AGE_SIGMA: f32 = 2.0;
 
 /// How a task's predictions are scored on a split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,18 +95,34 @@ impl TaskSpec {
         TaskSpec { name: "age".into(), kind: TaskKind::Regression { norm } }
     }
 
+    /// This value's task predicted as a distribution over `low..=high` instead.
+    pub fn as_distribution(&self, low: f32, high: f32) -> Self {
+        TaskSpec { name: self.name.clone(), kind: TaskKind::Distribution { low, high, sigma: AGE_SIGMA } }
+    }
+
     /// Width of the task head's output.
     pub fn outputs(&self) -> usize {
         match &self.kind {
             TaskKind::Class { labels } => labels.len(),
             TaskKind::Regression { .. } => 1,
+            TaskKind::Distribution { .. } => self.bins().len(),
+        }
+    }
+
+    /// A distribution's values, one per output: `low, low + 1, ..., high`; empty otherwise.
+    pub fn bins(&self) -> Vec<f32> {
+        match self.kind {
+            TaskKind::Distribution { low, high, .. } => {
+                (0..=(high - low).round().max(0.0) as usize).map(|i| low + i as f32).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
     pub fn metric(&self) -> Metric {
         match self.kind {
             TaskKind::Class { .. } => Metric::Accuracy,
-            TaskKind::Regression { .. } => Metric::Mae,
+            TaskKind::Regression { .. } | TaskKind::Distribution { .. } => Metric::Mae,
         }
     }
 
@@ -100,7 +133,7 @@ impl TaskSpec {
     pub fn labels(&self) -> &[String] {
         match &self.kind {
             TaskKind::Class { labels } => labels,
-            TaskKind::Regression { .. } => &[],
+            TaskKind::Regression { .. } | TaskKind::Distribution { .. } => &[],
         }
     }
 

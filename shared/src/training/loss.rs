@@ -1,6 +1,7 @@
 //! Per-task losses as in the thesis, and the ways of combining them into one.
 //!
-//! Cross-entropy for the classification tasks, `0.5 (y - p)^2` for age on the normalised scale.
+//! Cross-entropy for the classification tasks, `0.5 (y - p)^2` for age on the normalised scale
+//! (or, for an age predicted as a distribution, DLDL-v2's loss: see [`Target::Distribution`]).
 //! Combination, selectable by name:
 //! - `average`: every task weighs 1/T (the thesis's baseline);
 //! - `learned`: the thesis's Loss Weight Layer, weights `w = softmax(v)` (positive, summing
@@ -17,7 +18,7 @@
 use burn::module::Param;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use serde::{Deserialize, Serialize};
 
 /// One task's target for a batch; its kind decides the loss, so no task can be scored with
@@ -28,6 +29,10 @@ pub enum Target {
     Class(Tensor<1, Int>),
     /// Normalised values `[n]`: the thesis's `0.5 (y - p)^2`.
     Value(Tensor<1>),
+    /// Values in their own unit `[n]`, for a distribution over `bins` `[k]`: DLDL-v2's
+    /// cross-entropy against a Gaussian label distribution of width `sigma`, plus the absolute
+    /// error of the distribution's expectation in units of `sigma`.
+    Distribution { values: Tensor<1>, bins: Tensor<1>, sigma: f32 },
 }
 
 impl Target {
@@ -41,13 +46,25 @@ impl Target {
             Target::Class(classes) => {
                 CrossEntropyLossConfig::new().init(&output.device()).forward(output, classes.clone())
             }
+            Target::Distribution { values, bins, sigma } => {
+                let [n, k] = output.dims();
+                let log_p = log_softmax(output, 1);
+                let grid = bins.clone().reshape([1, k]).expand([n, k]);
+                let offsets = grid.clone() - values.clone().reshape([n, 1]).expand([n, k]);
+                let weights = offsets.powf_scalar(2.0).div_scalar(-2.0 * sigma * sigma).exp();
+                let labels = weights.clone() / weights.sum_dim(1).expand([n, k]);
+                let cross_entropy = (labels * log_p.clone()).sum_dim(1).mean().neg();
+                let expectation = (log_p.exp() * grid).sum_dim(1).reshape([n]);
+                let error = (expectation - values.clone()).abs().mean().div_scalar(*sigma);
+                cross_entropy.reshape([1]) + error
+            }
         }
     }
 
     pub fn device(&self) -> Device {
         match self {
             Target::Class(c) => c.device(),
-            Target::Value(v) => v.device(),
+            Target::Value(v) | Target::Distribution { values: v, .. } => v.device(),
         }
     }
 
@@ -56,6 +73,9 @@ impl Target {
         match self {
             Target::Class(c) => Target::Class(c.clone().select(0, indices)),
             Target::Value(v) => Target::Value(v.clone().select(0, indices)),
+            Target::Distribution { values, bins, sigma } => {
+                Target::Distribution { values: values.clone().select(0, indices), bins: bins.clone(), sigma: *sigma }
+            }
         }
     }
 
@@ -63,6 +83,11 @@ impl Target {
         match self {
             Target::Class(c) => Target::Class(c.clone().to_device(device)),
             Target::Value(v) => Target::Value(v.clone().to_device(device)),
+            Target::Distribution { values, bins, sigma } => Target::Distribution {
+                values: values.clone().to_device(device),
+                bins: bins.clone().to_device(device),
+                sigma: *sigma,
+            },
         }
     }
 }
@@ -212,6 +237,35 @@ mod tests {
 
     fn value(t: Tensor<1>) -> f32 {
         t.into_data().try_to_vec::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn a_distribution_is_scored_by_its_closeness_to_the_true_age_not_to_the_mean() {
+        let device = Device::flex();
+        let bins: Vec<f32> = (0..=100).map(|a| a as f32).collect();
+        // One face aged 70: a distribution peaked at 70, at 35 (a typical age), and flat.
+        let logits = |peak: Option<f32>| {
+            let row: Vec<f32> = bins.iter().map(|b| peak.map_or(0.0, |p| -((b - p) / 2.0).powi(2))).collect();
+            Tensor::<2>::from_data(TensorData::new(row, [1, 101]), &device)
+        };
+        let target = Target::Distribution {
+            values: scalar(70.0, &device),
+            bins: Tensor::from_data(TensorData::new(bins.clone(), [101]), &device),
+            sigma: 2.0,
+        };
+        let [right, mean, flat] = [Some(70.0), Some(35.0), None].map(|p| value(target.loss(logits(p))));
+        assert!(right < flat && flat < mean, "right {right}, flat {flat}, at the mean {mean}");
+        // The expectation of the distribution peaked at 70 is 70.
+        let expected = crate::predict::expectation(logits(Some(70.0)), &bins);
+        assert!((value(expected) - 70.0).abs() < 1e-3);
+        // Two faces: the loss is their mean, and rows are selected with their values.
+        let both = Target::Distribution {
+            values: Tensor::from_data(TensorData::new(vec![70.0, 20.0], [2]), &device),
+            bins: Tensor::from_data(TensorData::new(bins.clone(), [101]), &device),
+            sigma: 2.0,
+        };
+        let second = both.select(Tensor::from_data(TensorData::new(vec![1i64], [1]), &device));
+        assert!((value(second.loss(logits(Some(20.0)))) - right).abs() < 1e-4);
     }
 
     #[test]

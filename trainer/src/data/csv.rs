@@ -150,7 +150,7 @@ fn row<'a>(
                     .position(|l| l == value)
                     .map(Label::Class)
                     .ok_or_else(|| format!("{} label `{value}` is not one of {}", task.name, labels.join(", "))),
-                TaskKind::Regression { .. } => value
+                TaskKind::Regression { .. } | TaskKind::Distribution { .. } => value
                     .parse::<f32>()
                     .ok()
                     .filter(|v| v.is_finite())

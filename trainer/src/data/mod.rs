@@ -39,6 +39,16 @@ impl DataSetId {
         }
     }
 
+    /// The ages the protocol covers, in years (for an age head that predicts a distribution
+    /// over them); none for CelebA (no age) and a CSV data set.
+    pub fn age_range(&self) -> Option<(f32, f32)> {
+        match self {
+            DataSetId::UtkfaceCoral => Some((21.0, 60.0)),
+            DataSetId::UtkfaceAllAges => Some((1.0, 116.0)),
+            DataSetId::Celeba | DataSetId::Csv => None,
+        }
+    }
+
     pub fn title(&self) -> &'static str {
         match self {
             DataSetId::UtkfaceCoral => "UTKFace, CORAL protocol",

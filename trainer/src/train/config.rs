@@ -102,6 +102,20 @@ pub struct TrainConfig {
     pub head_hidden: usize,
     #[arg(long, default_value_t = 0.5)]
     pub dropout: f64,
+    /// How age is predicted: `regression` (the thesis: one output, squared error) or
+    /// `distribution` (a softmax over every year of the protocol's range, DLDL-v2).
+    #[arg(long, default_value = "regression")]
+    #[serde(default)]
+    pub age_head: AgeHead,
+}
+
+/// The age head's form (see [`TrainConfig::age_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgeHead {
+    #[default]
+    Regression,
+    Distribution,
 }
 
 impl TrainConfig {
@@ -137,18 +151,28 @@ impl TrainConfig {
         Ok(set)
     }
 
-    /// The tasks this run trains: all of the data set's, or `--only` the one.
+    /// The tasks this run trains: all of the data set's, or `--only` the one; age in the
+    /// form `--age-head` asks for.
     pub fn tasks(&self, set_tasks: &[TaskSpec]) -> Result<Vec<TaskSpec>> {
-        match &self.only {
-            None => Ok(set_tasks.to_vec()),
+        let chosen = match &self.only {
+            None => set_tasks.to_vec(),
             Some(name) => {
                 let task = set_tasks.iter().find(|t| t.name == *name).with_context(|| {
                     let names: Vec<&str> = set_tasks.iter().map(|t| t.name.as_str()).collect();
                     format!("the data set has no {name} task (it has {})", names.join(", "))
                 })?;
-                Ok(vec![task.clone()])
+                vec![task.clone()]
             }
+        };
+        if self.age_head == AgeHead::Regression {
+            return Ok(chosen);
         }
+        let range = match self.source()? {
+            Source::BuiltIn(id) => id.age_range(),
+            Source::Csv { .. } => None,
+        };
+        let (low, high) = range.context("--age-head distribution needs UTKFace's ages (utkface, either protocol)")?;
+        Ok(chosen.into_iter().map(|t| if t.name == "age" { t.as_distribution(low, high) } else { t }).collect())
     }
 
     /// A freshly initialised model for `tasks`; a fine-tuned model's backbone starts as the

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use facemtl::backbone::Backbone;
 use facemtl::mtl::{Metric, MtlHead, TaskKind, TaskSpec, model};
+use facemtl::predict::expectation;
 use serde::{Deserialize, Serialize};
 
 use super::split::Split;
@@ -44,6 +45,7 @@ pub fn evaluate(head: &MtlHead, backbone: Option<&Backbone>, split: &Split, task
                 .map(|p| p * f64::from(norm.scale) + f64::from(norm.offset))
                 .collect(),
             TaskKind::Class { .. } => floats(output.argmax(1).float()),
+            TaskKind::Distribution { .. } => floats(expectation(output, &task.bins())),
         };
         let n = truth.len().max(1) as f64;
         evaluation.metrics.push(match task.metric() {

@@ -113,6 +113,16 @@ impl Labels {
                     let classes = samples.iter().map(|s| s.class(c).unwrap_or(0) as i64).collect();
                     Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
                 }
+                TaskKind::Distribution { low, sigma, .. } => {
+                    let values = samples.iter().map(|s| s.value(c).unwrap_or(*low)).collect();
+                    let bins = task.bins();
+                    let k = bins.len();
+                    Target::Distribution {
+                        values: Tensor::from_data(TensorData::new(values, [n]), device),
+                        bins: Tensor::from_data(TensorData::new(bins, [k]), device),
+                        sigma: *sigma,
+                    }
+                }
             })
             .collect()
     }
