@@ -125,7 +125,10 @@ pub fn compute(
     let band_key = |years: f32| ((years as u32).min(70) / 10, age_band(years));
     let age = columns.iter().position(|c| c.name == "age" && c.is_regression());
     let years = |s: &Sample| age.and_then(|a| s.value(a));
-    if let Some(a) = age.and_then(|a| trained_index(&columns[a])) {
+    // Matched by name: the model may predict age in another form (a distribution) than the
+    // data set's regression column.
+    let trained_age = trained.iter().position(|t| t.name == "age" && t.is_regression());
+    if let Some(a) = age.and(trained_age) {
         figures.tables.push(table(
             "Age MAE (years) per age band",
             "mae",
