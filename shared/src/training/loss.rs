@@ -32,7 +32,7 @@ pub enum Target {
     /// Values in their own unit `[n]`, for a distribution over `bins` `[k]`: DLDL-v2's
     /// cross-entropy against a Gaussian label distribution of width `sigma`, plus the absolute
     /// error of the distribution's expectation in units of `sigma`.
-    Distribution { values: Tensor<1>, bins: Tensor<1>, sigma: f32 },
+    Distribution { values: Tensor<1>, bins: Vec<f32>, sigma: f32 },
 }
 
 impl Target {
@@ -48,8 +48,9 @@ impl Target {
             }
             Target::Distribution { values, bins, sigma } => {
                 let [n, k] = output.dims();
+                let bins = Tensor::<1>::from_data(TensorData::new(bins.clone(), [k]), &output.device());
                 let log_p = log_softmax(output, 1);
-                let grid = bins.clone().reshape([1, k]).expand([n, k]);
+                let grid = bins.reshape([1, k]).expand([n, k]);
                 let offsets = grid.clone() - values.clone().reshape([n, 1]).expand([n, k]);
                 let weights = offsets.powf_scalar(2.0).div_scalar(-2.0 * sigma * sigma).exp();
                 let labels = weights.clone() / weights.sum_dim(1).expand([n, k]);
@@ -83,11 +84,9 @@ impl Target {
         match self {
             Target::Class(c) => Target::Class(c.clone().to_device(device)),
             Target::Value(v) => Target::Value(v.clone().to_device(device)),
-            Target::Distribution { values, bins, sigma } => Target::Distribution {
-                values: values.clone().to_device(device),
-                bins: bins.clone().to_device(device),
-                sigma: *sigma,
-            },
+            Target::Distribution { values, bins, sigma } => {
+                Target::Distribution { values: values.clone().to_device(device), bins: bins.clone(), sigma: *sigma }
+            }
         }
     }
 }
@@ -248,11 +247,7 @@ mod tests {
             let row: Vec<f32> = bins.iter().map(|b| peak.map_or(0.0, |p| -((b - p) / 2.0).powi(2))).collect();
             Tensor::<2>::from_data(TensorData::new(row, [1, 101]), &device)
         };
-        let target = Target::Distribution {
-            values: scalar(70.0, &device),
-            bins: Tensor::from_data(TensorData::new(bins.clone(), [101]), &device),
-            sigma: 2.0,
-        };
+        let target = Target::Distribution { values: scalar(70.0, &device), bins: bins.clone(), sigma: 2.0 };
         let [right, mean, flat] = [Some(70.0), Some(35.0), None].map(|p| value(target.loss(logits(p))));
         assert!(right < flat && flat < mean, "right {right}, flat {flat}, at the mean {mean}");
         // The expectation of the distribution peaked at 70 is 70.
@@ -261,7 +256,7 @@ mod tests {
         // Two faces: the loss is their mean, and rows are selected with their values.
         let both = Target::Distribution {
             values: Tensor::from_data(TensorData::new(vec![70.0, 20.0], [2]), &device),
-            bins: Tensor::from_data(TensorData::new(bins.clone(), [101]), &device),
+            bins: bins.clone(),
             sigma: 2.0,
         };
         let second = both.select(Tensor::from_data(TensorData::new(vec![1i64], [1]), &device));

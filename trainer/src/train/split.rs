@@ -115,11 +115,9 @@ impl Labels {
                 }
                 TaskKind::Distribution { low, sigma, .. } => {
                     let values = samples.iter().map(|s| s.value(c).unwrap_or(*low)).collect();
-                    let bins = task.bins();
-                    let k = bins.len();
                     Target::Distribution {
                         values: Tensor::from_data(TensorData::new(values, [n]), device),
-                        bins: Tensor::from_data(TensorData::new(bins, [k]), device),
+                        bins: task.bins(),
                         sigma: *sigma,
                     }
                 }
