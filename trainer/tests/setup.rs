@@ -66,7 +66,8 @@ fn scratch_cache(name: &str) -> Option<std::path::PathBuf> {
 fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again() {
     let Some(cache) = scratch_cache("altered") else { return };
     let shard = cache.join("npm/@vladmandic/human/package/models/faceres.bin");
-    let (weights, compact) = (cache.join("weights/faceres.bpk"), cache.join("weights/faceres.fmh"));
+    // The shipped model runs on the int8 backbone file (its header says so).
+    let (weights, compact) = (cache.join("weights/faceres-int8.fmh"), cache.join("weights/faceres.fmh"));
     let (original_shard, original_weights) = (fs::read(&shard).unwrap(), fs::read(&weights).unwrap());
     // Burnpack files carry metadata that changes from one conversion to the next; the compact
     // file holds the values alone.
@@ -100,7 +101,7 @@ fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again
     let refused = predict();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("faceres.bpk is damaged") && stderr.contains("facemtl setup"), "{stderr}");
+    assert!(stderr.contains("faceres-int8.fmh is damaged") && stderr.contains("facemtl setup"), "{stderr}");
     assert!(setup(&cache, "/nonexistent").status.success());
     assert_ne!(fs::read(&weights).unwrap(), damaged);
     let repaired = predict();
