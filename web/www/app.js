@@ -308,10 +308,15 @@ function drawFaces(ctx, result) {
   });
 }
 
-function show(result, name, ctx) {
+// The latest prediction, for "Download JSON" (and the tests, as window.facemtlLast).
+function remember(result, name) {
   state.last = result;
   window.facemtlLast = result;
   state.lastName = name;
+}
+
+function show(result, name, ctx) {
+  remember(result, name);
   $("output").hidden = false;
   if (ctx) drawFaces(ctx, result);
   const body = $("results").querySelector("tbody");
@@ -374,7 +379,7 @@ async function startWebcam() {
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   // Frames shown, faces in them, and faces that went through the backbone (the others kept
   // what was said of them a few frames before): for the benchmark, in window.facemtlWebcam.
-  const run = { stream, frames: 0, faces: 0, computed: 0, since: performance.now(), stopped: false };
+  const run = { stream, frames: 0, faces: 0, computed: 0, shown: -1, since: performance.now(), stopped: false };
   window.facemtlWebcam = run;
   state.webcam = run;
   while (!run.stopped) {
@@ -401,9 +406,14 @@ async function startWebcam() {
       break;
     }
     if (run.stopped) break;
-    ctx.drawImage(video, 0, 0);
+    // The boxes go on the very frame they were found in (still on the canvas).
     drawFaces(ctx, result);
-    show(result, "webcam frame", null);
+    // The table changes only when a face comes, goes or is computed again: a frame whose
+    // faces were all followed keeps it, and the page does no layout work for it.
+    if (result.stages.faces_computed > 0 || result.faces.length !== run.shown) {
+      show(result, "webcam frame", null);
+      run.shown = result.faces.length;
+    } else remember(result, "webcam frame");
     run.frames += 1;
     run.faces += result.faces.length;
     run.computed += result.stages.faces_computed;
