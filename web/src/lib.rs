@@ -195,7 +195,10 @@ impl App {
     pub fn predict_rgba(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
         let model = self.state.borrow().model.clone();
         future_to_promise(async move {
-            let rgb: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            // Filled in place: collecting a flat_map does not know its length and grows the
+            // vector as it goes, a millisecond or two per webcam frame.
+            let mut rgb = Vec::with_capacity(rgba.len() / 4 * 3);
+            rgba.chunks_exact(4).for_each(|p| rgb.extend_from_slice(&p[..3]));
             let image = RgbImage::from_raw(width, height, rgb)
                 .ok_or_else(|| js_error("the frame's size does not match its pixels"))?;
             predict(model, image, true, 0.0).await
