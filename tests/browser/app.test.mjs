@@ -5,13 +5,13 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { crc32, deflateSync, gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "../../web/serve.mjs";
-import { writeManifest } from "../../web/postbuild.mjs";
+import { wasmSections, writeManifest } from "../../web/postbuild.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const DIST = join(ROOT, "dist");
@@ -330,6 +330,18 @@ test("after a redeploy the new model is used, not the one kept in the Cache API"
     deploy.server.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the wasm says it uses WebAssembly SIMD, and ships without its symbol names", () => {
+  const wasm = readdirSync(DIST).find((f) => f.endsWith("_bg.wasm"));
+  const bytes = readFileSync(join(DIST, wasm));
+  const sections = wasmSections(bytes);
+  const features = sections.find((s) => s.name === "target_features");
+  assert.ok(features, "a target_features section");
+  assert.match(bytes.subarray(features.start, features.end).toString("latin1"), /\+\x07simd128/);
+  assert.equal(sections.filter((s) => s.name === "name").length, 0, "no name section");
+  const html = readFileSync(join(DIST, "index.html"), "utf8");
+  assert.ok(html.includes(`sha384-${createHash("sha384").update(bytes).digest("base64")}`), "index.html's integrity hash is the wasm's");
 });
 
 test("a returning visitor starts from the Cache API without waiting for the network", async () => {
