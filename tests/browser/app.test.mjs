@@ -244,6 +244,10 @@ test("bad files, a photo without a face, a refused model and a denied camera giv
     await page.waitForFunction(() => /tampered\.fmtl was refused: .*checksum/.test(document.getElementById("error").textContent));
     await predict(page, join(ROOT, "tests/fixtures/exif_rotated.jpg"));
     assert.equal((await lastResult(page)).faces.length, 1);
+    // A model measured on the exact backbone weights runs on the page's int8 ones, and says so.
+    const exact = resealModel(readFileSync(MODEL), (h) => delete h.backbone_weights);
+    await page.setInputFiles("#model-file", { name: "exact.fmtl", mimeType: "application/octet-stream", buffer: exact });
+    await page.waitForFunction(() => /exact\.fmtl was measured with the exact backbone weights; this page runs the int8 ones/.test(document.getElementById("notice").textContent));
     // The camera is refused (no permission in a headless browser without a fake device).
     await page.click("#webcam");
     await page.waitForFunction(() => /camera/i.test(document.getElementById("error").textContent), null, { timeout: 30_000 });

@@ -126,6 +126,7 @@ async function loadNetworks(manifest, only = null) {
   if (backbone) state.app.load_backbone("faceres", backbone);
   // A model is built around the detector and backbone loaded before it.
   useModel(model || (await download(manifest, MODEL, "multi-task model")));
+  state.appHeader = state.header;
 }
 
 // After a redeploy: the networks whose files changed, downloaded and swapped in.
@@ -581,6 +582,14 @@ function wire() {
     try {
       useModel(new Uint8Array(await file.arrayBuffer()));
       showError("");
+      // The app computes with the backbone weights of its own model (int8 for the shipped
+      // one); a model measured with others still runs, with slightly different answers.
+      const weights = (header) => header.backbone_weights || "exact";
+      showNotice(
+        weights(state.header) === weights(state.appHeader)
+          ? ""
+          : `${file.name} was measured with the ${weights(state.header)} backbone weights; this page runs the ${weights(state.appHeader)} ones, so its answers may differ slightly from \`facemtl predict\`.`,
+      );
       $("curves").innerHTML = "<p>No training report for this model.</p>";
       $("groups").innerHTML = "<p>No training report for this model.</p>";
     } catch (err) {
