@@ -95,13 +95,10 @@ impl FacePipeline {
         let read = |views: &[_]| read_async(detector.model.forward(detector.view_inputs(image, views, &self.device)));
         let first = detector.first_pass(&views);
         let mut raw = read(&views[..first]).await?;
-        if first < views.len() {
-            let found = detector.decode_views(&raw, &views[..first]);
-            if detector.suffices(&found, image.width(), image.height()) {
-                return Ok((found, first));
-            }
-            raw.extend(read(&views[first..]).await?);
+        if let Some(found) = detector.first_pass_answer(&raw, &views, image.width(), image.height()) {
+            return Ok((found, first));
         }
+        raw.extend(read(&views[first..]).await?);
         Ok((detector.decode_views(&raw, &views), views.len()))
     }
 

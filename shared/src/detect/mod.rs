@@ -158,6 +158,21 @@ impl Detector {
         }
     }
 
+    /// The faces of a staged search after its first pass (`raw`, the output of the first
+    /// [`Self::first_pass`] of `views`), when that pass needs no other: it searched every
+    /// view, or its faces [`Self::suffices`]. `None`: search the rest too.
+    pub fn first_pass_answer(
+        &self,
+        raw: &[f32],
+        views: &[Letterbox],
+        width: u32,
+        height: u32,
+    ) -> Option<Vec<Detection>> {
+        let first = self.first_pass(views);
+        let found = self.decode_views(raw, &views[..first]);
+        (first == views.len() || self.suffices(&found, width, height)).then_some(found)
+    }
+
     /// Whether the faces of the first pass over a `width x height` image make the other views
     /// unnecessary.
     pub fn suffices(&self, faces: &[Detection], width: u32, height: u32) -> bool {
@@ -207,13 +222,10 @@ impl Detector {
         };
         let first = self.first_pass(&views);
         let mut raw = read(&views[..first]);
-        if first < views.len() {
-            let found = self.decode_views(&raw, &views[..first]);
-            if self.suffices(&found, image.width(), image.height()) {
-                return found;
-            }
-            raw.extend(read(&views[first..]));
+        if let Some(found) = self.first_pass_answer(&raw, &views, image.width(), image.height()) {
+            return found;
         }
+        raw.extend(read(&views[first..]));
         self.decode_views(&raw, &views)
     }
 }
