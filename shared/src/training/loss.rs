@@ -198,14 +198,16 @@ impl LossWeighting {
         }
     }
 
-    /// The weight each task's loss gets now (for the logs).
-    pub fn weights(&self) -> Vec<f64> {
-        let read =
-            |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect();
-        match self {
-            Self::Average(fixed) | Self::Dwa(fixed) => fixed.weights.clone(),
-            Self::Learned(learned) => read(softmax(learned.logits.val(), 0)),
-            Self::Uncertainty(u) => read(u.log_vars.val().neg().exp()),
+    /// The weight each task's loss gets now (for the logs), read back without blocking.
+    pub async fn weights(&self) -> Vec<f64> {
+        let learned = match self {
+            Self::Average(fixed) | Self::Dwa(fixed) => return fixed.weights.clone(),
+            Self::Learned(learned) => softmax(learned.logits.val(), 0),
+            Self::Uncertainty(u) => u.log_vars.val().neg().exp(),
+        };
+        match learned.into_data_async().await {
+            Ok(data) => data.convert::<f32>().try_to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect(),
+            Err(_) => Vec::new(),
         }
     }
 
@@ -274,7 +276,7 @@ mod tests {
         // Learned starts even: 0.5 * 1 + 0.5 * 3 + 0.1 * (0.25 + 0.25).
         let learned = LossWeighting::new(WeightingKind::Learned, 2, 0.1, &device);
         assert!((value(learned.combine(&losses, &all)) - 2.05).abs() < 1e-6);
-        assert_eq!(learned.weights(), vec![0.5, 0.5]);
+        assert_eq!(burn::tensor::read_sync(learned.weights()), vec![0.5, 0.5]);
         // Uncertainty starts at s = 0: plain sum.
         let uncertainty = LossWeighting::new(WeightingKind::Uncertainty, 2, 0.1, &device);
         assert!((value(uncertainty.combine(&losses, &all)) - 4.0).abs() < 1e-6);
@@ -284,7 +286,7 @@ mod tests {
     fn dwa_favours_the_task_whose_loss_fell_least() {
         let mut dwa = LossWeighting::new(WeightingKind::Dwa, 2, 0.1, &Device::flex());
         dwa.update_dwa(&[0.5, 0.9], &[1.0, 1.0]);
-        let w = dwa.weights();
+        let w = burn::tensor::read_sync(dwa.weights());
         assert!(w[1] > w[0] && (w[0] + w[1] - 1.0).abs() < 1e-12);
     }
 

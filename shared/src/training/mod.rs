@@ -4,7 +4,10 @@
 pub mod early_freeze;
 pub mod loss;
 pub mod model;
+pub mod order;
+pub mod session;
 
 pub use early_freeze::{EarlyFreeze, FreezeEvent, FreezeMode};
 pub use loss::{LossWeighting, Target, WeightingKind};
 pub use model::TrainingModel;
+pub use session::{Evaluation, EpochReport, Examples, FeatureExamples, MetricRow, RunSettings, Session, SessionState};

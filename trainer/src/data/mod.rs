@@ -216,22 +216,7 @@ impl DataSet {
     }
 }
 
-/// A deterministic Fisher-Yates shuffle (SplitMix64), stable across crate versions so that
-/// a seed names the same split forever.
-pub fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    for i in (1..items.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
-}
+pub use facemtl::training::order::shuffle;
 
 /// Shuffle with `seed` and cut at the given fractions: (first, second, rest).
 pub fn split3<T>(mut items: Vec<T>, seed: u64, first: f64, second: f64) -> (Vec<T>, Vec<T>, Vec<T>) {

@@ -7,31 +7,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use facemtl::mtl::TaskSpec;
-use facemtl::training::{EarlyFreeze, TrainingModel};
-use serde::{Deserialize, Serialize};
+use facemtl::training::{MetricRow, Session, TrainingModel};
 
 use super::config::TrainConfig;
 use crate::data::Source;
 use crate::files::write_atomic;
-
-/// One line of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricRow {
-    pub epoch: usize,
-    pub task: String,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    /// Accuracy, or MAE in years for age.
-    pub val_metric: f64,
-    pub loss_weight: f64,
-    pub lr: f64,
-    /// `converged` in the epoch the task converged, `frozen` after.
-    pub event: String,
-}
 
 /// The rows of a run's `metrics.csv`.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>> {
@@ -55,20 +38,6 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>> {
             })
         })
         .collect()
-}
-
-/// What a checkpoint holds besides the weights.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainState {
-    /// The next epoch to run.
-    pub epoch: usize,
-    pub lr: f64,
-    pub best_total: f64,
-    pub epochs_since_best_total: usize,
-    pub early: EarlyFreeze,
-    pub rows: Vec<MetricRow>,
-    /// Per-epoch mean training loss per task (DWA reads the last two).
-    pub train_history: Vec<Vec<f64>>,
 }
 
 /// Where a run keeps its files.
@@ -161,25 +130,20 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
     module.try_load_record(record).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Write a complete checkpoint in its own directory, then point `checkpoint-latest` at it:
-/// a kill at any moment leaves the previous checkpoint intact.
-pub fn save_checkpoint(
-    run: &RunDir,
-    state: &TrainState,
-    model: &TrainingModel,
-    optim: &ModuleOptimizer,
-    snapshots: &[Option<Vec<u8>>],
-) -> Result<()> {
-    let dir = run.checkpoint(state.epoch);
+/// Write a complete checkpoint of `session` in its own directory, then point
+/// `checkpoint-latest` at it: a kill at any moment leaves the previous checkpoint intact.
+pub fn save_checkpoint(run: &RunDir, session: &Session) -> Result<()> {
+    let dir = run.checkpoint(session.state.epoch);
     fs::create_dir_all(&dir)?;
-    write_atomic(&dir.join("model.bpk"), &record_bytes(model.clone())?)?;
-    write_atomic(&dir.join("optim.bpk"), &optim.to_record().into_bytes().map_err(|e| anyhow::anyhow!("{e}"))?)?;
-    for (task, snapshot) in snapshots.iter().enumerate() {
-        if let Some(bytes) = snapshot {
-            write_atomic(&dir.join(format!("best-task{task}.bpk")), bytes)?;
+    write_atomic(&dir.join("model.bpk"), &record_bytes(session.model.clone())?)?;
+    let optim = session.optim.to_record().into_bytes().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(&dir.join("optim.bpk"), &optim)?;
+    for (task, snapshot) in session.snapshots.iter().enumerate() {
+        if let Some(model) = snapshot {
+            write_atomic(&dir.join(format!("best-task{task}.bpk")), &record_bytes(model.clone())?)?;
         }
     }
-    write_atomic(&dir.join("state.json"), serde_json::to_string(state)?.as_bytes())?;
+    write_atomic(&dir.join("state.json"), serde_json::to_string(&session.state)?.as_bytes())?;
     run.advance_latest(&dir)
 }
 
@@ -192,20 +156,4 @@ pub fn write_metrics(run: &RunDir, rows: &[MetricRow]) -> Result<()> {
         ));
     }
     write_atomic(&run.metrics(), csv.as_bytes())
-}
-
-/// Re-apply what Early Freeze froze (a resumed model comes back unfrozen).
-pub fn apply_freezes(mut model: TrainingModel, early: &EarlyFreeze) -> TrainingModel {
-    if early.shared_frozen {
-        model.head.shared = model.head.shared.into_iter().map(Module::freeze).collect();
-        model.backbone = model.backbone.map(Module::freeze);
-    }
-    model.head.heads = model
-        .head
-        .heads
-        .into_iter()
-        .enumerate()
-        .map(|(task, head)| if early.is_converged(task) { head.freeze() } else { head })
-        .collect();
-    model
 }

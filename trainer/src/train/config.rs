@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind};
-use facemtl::mtl::{MtlConfig, TaskSpec};
-use facemtl::training::{FreezeMode, LossWeighting, TrainingModel, WeightingKind};
+use facemtl::mtl::TaskSpec;
+use facemtl::training::{FreezeMode, RunSettings, TrainingModel, WeightingKind};
 use serde::{Deserialize, Serialize};
 
 use crate::data::utkface::Protocol;
@@ -175,16 +175,31 @@ impl TrainConfig {
         Ok(chosen.into_iter().map(|t| if t.name == "age" { t.as_distribution(low, high) } else { t }).collect())
     }
 
+    /// What the run's flags say of its training (the shared crate's settings, which the
+    /// browser's Lab fills from its controls).
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            weighting: self.weighting,
+            lambda: self.lambda,
+            freeze_mode: self.freeze_mode,
+            patience: self.patience,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            lr_patience: self.lr_patience,
+            batch_size: self.batch_size,
+            max_epochs: self.max_epochs,
+            seed: self.seed,
+            shared: self.shared.clone(),
+            head_hidden: self.head_hidden,
+            dropout: self.dropout,
+        }
+    }
+
     /// A freshly initialised model for `tasks`; a fine-tuned model's backbone starts as the
     /// pretrained one (the trainer puts it in) or is read from a record.
     pub fn model(&self, tasks: &[TaskSpec], device: &Device) -> TrainingModel {
-        let head = MtlConfig::new(self.backbone.feature_dim(), tasks.iter().map(TaskSpec::outputs).collect())
-            .with_shared(self.shared.clone())
-            .with_head_hidden(self.head_hidden)
-            .with_dropout(self.dropout)
-            .init(device);
-        let backbone = self.fine_tune.then(|| Backbone::init(self.backbone, device));
-        let weighting = LossWeighting::new(self.weighting, tasks.len(), self.lambda, device);
-        TrainingModel { head, weighting, backbone }
+        let mut model = self.settings().model(self.backbone.feature_dim(), tasks, device);
+        model.backbone = self.fine_tune.then(|| Backbone::init(self.backbone, device));
+        model
     }
 }

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
 use facemtl::mtl::{TaskKind, TaskSpec};
-use facemtl::training::Target;
+use facemtl::training::{Examples, Target};
 
 use crate::crops::{self, CropStore};
 use crate::data::{Label, Sample};
@@ -175,4 +175,30 @@ pub struct Splits {
     pub train: Split,
     pub val: Split,
     pub test: Split,
+}
+
+impl Examples for Split {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn rows(&self, indices: &[i64], mirrored: &[bool], device: &Device) -> Tensor<2> {
+        self.inputs.rows(indices, mirrored, device)
+    }
+
+    fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    fn truth(&self) -> &[Vec<f64>] {
+        &self.truth
+    }
+
+    fn chunk(&self) -> usize {
+        self.inputs.chunk(self.len())
+    }
+
+    fn mirrors(&self) -> bool {
+        matches!(self.inputs, Inputs::Crops { .. })
+    }
 }

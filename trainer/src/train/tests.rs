@@ -9,7 +9,8 @@ use clap::Parser;
 use facemtl::backbone::{Backbone, BackboneKind};
 use sha2::{Digest, Sha256};
 
-use super::checkpoint::{RunDir, TrainState, load_module};
+use super::checkpoint::{RunDir, load_module};
+use facemtl::training::SessionState;
 use super::split::{Inputs, Labels, Split, Splits};
 use super::{TrainConfig, Trainer};
 use crate::data::{DataSetId, Label, Sample};
@@ -162,7 +163,7 @@ fn frozen_parameters_never_change_after_early_freeze() {
 
     let run = RunDir { root: dir.clone() };
     let checkpoint = run.latest_checkpoint().unwrap();
-    let state: TrainState = serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
+    let state: SessionState = serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
     let first =
         (0..3).filter(|&t| state.early.is_converged(t)).min_by_key(|&t| state.early.tasks[t].converged_at).unwrap();
     assert!(state.early.shared_frozen);
@@ -186,4 +187,10 @@ fn frozen_parameters_never_change_after_early_freeze() {
     device.clone().autodiff().seed(config.seed);
     assert_ne!(digest(config.model(&tasks, &device.clone().autodiff()).head.shared), digest(last.head.shared));
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn train_s_default_flags_are_the_shared_crate_s_default_settings() {
+    // The browser's Lab starts from `RunSettings::default()`: the same run as a bare `train`.
+    assert_eq!(config(&[]).settings(), facemtl::training::RunSettings::default());
 }
