@@ -1,7 +1,8 @@
 # Sourced after env.sh: the browser app's tools and build.
 #   web_tools   install trunk 0.21.14 and wasm-bindgen-cli 0.2.130 into $FACEMTL_CACHE/tools
-#   web_build   gather the assets (weights, model, report, samples), `trunk build` into dist/ and
-#               finish it (web/postbuild.mjs: asset manifest, CSP, brotli)
+#   web_build   gather the assets (weights, model, report, samples, the Lab's data built by
+#               `facemtl lab build` from $FACEMTL_DATA), `trunk build` into dist/ and finish it
+#               (web/postbuild.mjs: asset manifest, CSP, brotli)
 export PATH="$FACEMTL_CACHE/tools/bin:$PATH"
 
 web_tools() {
@@ -38,6 +39,9 @@ web_build() {
   cp "$FACEMTL_CACHE/weights/faceres$precision.fmh" "$assets/weights/faceres.fmh"
   cp models/utkface-allages-faceres.fmtl models/utkface-allages-faceres.report.json "$assets/"
   cp "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample[1-6].jpg "$assets/samples/"
+  # The Lab's features come from the feature cache (extracted once, a few minutes on a CPU).
+  "$FACEMTL_BIN" --backend cpu lab build --out "$FACEMTL_CACHE/lab/lab.fml"
+  mkdir -p "$assets/lab" && cp "$FACEMTL_CACHE/lab/lab.fml" "$assets/lab/"
   CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" trunk build --release
   node web/postbuild.mjs dist
 }

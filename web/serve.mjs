@@ -20,6 +20,7 @@ const TYPES = {
   ".json": "application/json",
   ".jpg": "image/jpeg",
   ".png": "image/png",
+  ".md": "text/markdown; charset=utf-8",
 };
 
 /// Files that gain nothing from compression.

@@ -186,6 +186,35 @@ impl ModuleMapper for Half {
     }
 }
 
+/// Puts the values read by [`to_host`] back, in the same order, on the CPU device.
+struct Replace(std::vec::IntoIter<TensorData>);
+
+impl ModuleMapper for Replace {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let data = self.0.next().expect("one value per tensor");
+        param.map(|t| Tensor::<1>::from_data(data, &Device::flex()).reshape(t.dims()))
+    }
+}
+
+/// `module` on the CPU device, its values read back without blocking (a WebGPU device in a
+/// browser cannot block): what writing a model file from a network trained on a GPU needs.
+pub async fn to_host<M: Module>(module: M) -> Result<M, String> {
+    /// Every float tensor (parameters and running statistics), in visiting order.
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().flatten(0, D - 1));
+        }
+    }
+    let mut collected = Collect(Vec::new());
+    module.visit(&mut collected);
+    let mut values = Vec::with_capacity(collected.0.len());
+    for tensor in collected.0 {
+        values.push(tensor.into_data_async().await.map_err(|e| format!("{e:?}"))?);
+    }
+    Ok(module.map(&mut Replace(values.into_iter())))
+}
+
 /// `module` with its parameters rounded to half precision (see [`Half`]).
 pub fn half<M: Module>(module: M) -> M {
     module.map(&mut Half)

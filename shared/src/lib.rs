@@ -7,6 +7,8 @@ pub mod align;
 pub mod backbone;
 pub mod compact;
 pub mod detect;
+pub mod groups;
+pub mod lab;
 mod layers;
 pub mod mtl;
 pub mod photo;

@@ -62,6 +62,34 @@ pub struct Header {
     pub backbone_weights: Precision,
 }
 
+impl Header {
+    /// The header of a head trained on `backbone` features (the pretrained weights at
+    /// `backbone_weights`), with `settings`' layer widths, the default detector and the
+    /// backbone's alignment: what `export` and the browser's Lab write.
+    pub fn for_head(
+        backbone: BackboneKind,
+        backbone_weights: Precision,
+        tasks: Vec<TaskSpec>,
+        settings: &crate::training::RunSettings,
+        trained_on: String,
+        metrics: Vec<(String, f64)>,
+    ) -> Self {
+        Header {
+            format_version: FORMAT_VERSION,
+            backbone,
+            tasks,
+            shared: settings.shared.clone(),
+            head_hidden: settings.head_hidden,
+            detector: DetectorConfig::default(),
+            align: backbone.align_config(),
+            trained_on,
+            metrics,
+            backbone_len: None,
+            backbone_weights,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     #[error("not a facemtl model file (bad magic)")]

@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { crc32, deflateSync, gzipSync } from "node:zlib";
-import { chromium } from "playwright-core";
+import { launch, ready } from "./browser.mjs";
 import { serve } from "../../web/serve.mjs";
 import { wasmSections, writeManifest } from "../../web/postbuild.mjs";
 
@@ -19,8 +19,6 @@ const MODEL = join(ROOT, "models/utkface-allages-faceres.fmtl");
 const ARTIFACTS = join(import.meta.dirname, "artifacts");
 const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
 const BIN = process.env.FACEMTL_BIN;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 // Three UTKFace faces (one per gender and a child) and a group photo of the gallery.
 const UTK = ["26_0_0_20170102233359482.jpg.chip.jpg", "35_1_2_20170103182708145.jpg.chip.jpg", "8_1_0_20161220223020578.jpg.chip.jpg"];
@@ -34,36 +32,7 @@ before(async () => {
 });
 after(() => site?.server.close());
 
-// The page runs under the served Content-Security-Policy (never bypassed): a violation is
-// reported on the console and counts as an error.
-async function open(options = {}) {
-  const args = [...FLAGS, ...(options.webgpu ? ["--enable-unsafe-webgpu"] : []), ...(options.args || [])];
-  const dir = join(tmpdir(), `facemtl-chromium-${process.pid}-${Date.now()}`);
-  const device = options.viewport ? { viewport: options.viewport, deviceScaleFactor: options.scale || 1, isMobile: !!options.mobile, hasTouch: !!options.mobile } : {};
-  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args, ...device });
-  const page = context.pages()[0] || (await context.newPage());
-  const requests = [];
-  page.on("request", (r) => requests.push({ url: r.url(), method: r.method() }));
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => /Content.Security.Policy/i.test(m.text()) && errors.push(m.text()));
-  if (options.route) await options.route(page);
-  const response = await page.goto((options.site || site).url + (options.query || ""));
-  assert.match(response.headers()["content-security-policy"], /default-src 'none'/);
-  return {
-    page,
-    requests,
-    errors,
-    close: async () => {
-      await context.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function ready(page) {
-  await page.waitForSelector("body[data-ready=true]", { timeout: 120_000 });
-}
+const open = (options = {}) => launch((options.site || site).url, options);
 
 async function predict(page, file) {
   const before = Number((await page.getAttribute("body", "data-predictions")) || 0);

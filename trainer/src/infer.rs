@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::Backbone;
 use facemtl::compact::{self, Precision};
-use facemtl::detect::{BBox, DetectorConfig};
+use facemtl::detect::BBox;
 use facemtl::mtl::{MtlHead, TaskSpec};
 use facemtl::pipeline::FacePipeline;
 use facemtl::predict::Attributes;
@@ -73,19 +73,14 @@ impl FinishedRun {
     /// Write the model file with its test `metrics`, and its training report beside it.
     pub fn write(self, out: &Path, backbone_weights: Precision, metrics: Vec<(String, f64)>) -> Result<Header> {
         let config = &self.config;
-        let header = Header {
-            format_version: weights::FORMAT_VERSION,
-            backbone: config.backbone,
-            tasks: self.tasks.clone(),
-            shared: config.shared.clone(),
-            head_hidden: config.head_hidden,
-            detector: DetectorConfig::default(),
-            align: config.backbone.align_config(),
-            trained_on: self.trained_on()?,
-            metrics,
-            backbone_len: None,
+        let header = Header::for_head(
+            config.backbone,
             backbone_weights,
-        };
+            self.tasks.clone(),
+            &config.settings(),
+            self.trained_on()?,
+            metrics,
+        );
         let bytes = weights::export(self.head, self.backbone, header)?;
         if let Some(parent) = out.parent() {
             fs::create_dir_all(parent)?;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+
 use clap::{Parser, Subcommand};
 
 use facemtl_trainer::cache::{self, Cache};
@@ -80,9 +81,29 @@ enum Command {
         #[command(flatten)]
         args: facemtl_trainer::reproduce::ReproduceArgs,
     },
+    /// The browser Lab's data: build it, or measure what its quantisation costs.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Write the Lab's file: quantised features and labels of UTKFace and CelebA faces.
+    Build {
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        faces: facemtl_trainer::lab::LabFaces,
+    },
+    /// Train the Lab's starting head on the exact and on the quantised features of the same
+    /// faces: JSON lines of their validation and test figures.
+    Effect {
+        #[command(flatten)]
+        faces: facemtl_trainer::lab::LabFaces,
+    },
 }
 
 fn main() -> Result<()> {
@@ -119,6 +140,13 @@ fn main() -> Result<()> {
         Command::Reproduce { args } => {
             let sweep = facemtl_trainer::reproduce::run(&cache, &device, &backend, &args)?;
             eprintln!("wrote {} in {:.1} min", args.out.join("REPORT.md").display(), sweep.wall_seconds / 60.0);
+            Ok(())
+        }
+        Command::Lab(LabCommand::Build { out, faces }) => facemtl_trainer::lab::build(&cache, &device, &faces, &out),
+        Command::Lab(LabCommand::Effect { faces }) => {
+            for effect in facemtl_trainer::lab::quantisation_effect(&cache, &device, &faces)? {
+                println!("{}", serde_json::to_string(&effect)?);
+            }
             Ok(())
         }
         Command::Bench(command) => bench::run(command, &cache, &device, &backend),

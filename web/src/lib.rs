@@ -22,6 +22,10 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+mod lab;
+
+pub use lab::Lab;
+
 /// Faces predicted per photo; more are reported but not analysed.
 const MAX_FACES: usize = 20;
 
@@ -96,21 +100,26 @@ extern "C" {
     fn now() -> f64;
 }
 
+/// WebGPU when the browser offers an adapter (unless `force` is "cpu"), else the CPU; with its
+/// name. `force = "webgpu"` fails instead of falling back, for tests and comparisons.
+async fn pick_device(force: Option<&str>) -> Result<(Device, String), JsError> {
+    let want = force.unwrap_or("auto");
+    if want != "cpu" {
+        match Device::wgpu_options().init_async().await {
+            Ok(device) => return Ok((device, "webgpu".into())),
+            Err(why) if want == "webgpu" => return Err(JsError::new(&format!("WebGPU is not available: {why}"))),
+            Err(_) => {}
+        }
+    }
+    Ok((Device::flex(), "cpu".into()))
+}
+
 #[wasm_bindgen]
 impl App {
-    /// WebGPU when the browser offers an adapter (unless `force` is "cpu"), else the CPU.
-    /// `force = "webgpu"` fails instead of falling back, for tests and comparisons.
+    /// The app on [`pick_device`]'s device.
     pub async fn create(force: Option<String>) -> Result<App, JsError> {
-        let want = force.as_deref().unwrap_or("auto");
-        let state = RefCell::new(State::default());
-        if want != "cpu" {
-            match Device::wgpu_options().init_async().await {
-                Ok(device) => return Ok(App { device, backend: "webgpu".into(), state }),
-                Err(why) if want == "webgpu" => return Err(JsError::new(&format!("WebGPU is not available: {why}"))),
-                Err(_) => {}
-            }
-        }
-        Ok(App { device: Device::flex(), backend: "cpu".into(), state })
+        let (device, backend) = pick_device(force.as_deref()).await?;
+        Ok(App { device, backend, state: RefCell::new(State::default()) })
     }
 
     /// `webgpu` or `cpu`.

@@ -45,12 +45,12 @@ async function sha256Hex(bytes) {
 
 // Fetch an asset with a progress bar, check it against its sha256, and keep it in the Cache
 // API (where the page is a secure context) so that a second visit downloads nothing.
-async function download(manifest, path, label) {
+async function download(manifest, path, label, parent = $("downloads")) {
   const url = assetUrl(path, manifest);
   const row = document.createElement("div");
   row.className = "download";
   row.innerHTML = `<span>${label}</span> <progress max="1" value="0"></progress> <span class="size"></span>`;
-  $("downloads").append(row);
+  parent.append(row);
   const bar = row.querySelector("progress");
   const size = row.querySelector(".size");
   const cache = self.caches ? await caches.open(CACHE).catch(() => null) : null;
@@ -225,6 +225,7 @@ async function predictBytes(bytes, name) {
     return;
   }
   stopWebcam();
+  state.lastBytes = bytes;
   let result;
   try {
     result = JSON.parse(await state.app.predict_photo(bytes));
@@ -479,12 +480,16 @@ function drawArchitecture(header) {
   $("architecture").replaceChildren(s);
 }
 
+const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
+
 function lineChart(title, series, marks, yLabel) {
   const [w, h, l, b] = [360, 220, 46, 30];
   const s = svg(w, h);
   const xs = series.flatMap((p) => p.points.map((q) => q[0]));
   const ys = series.flatMap((p) => p.points.map((q) => q[1])).filter(Number.isFinite);
-  const [x1, y0, y1] = [Math.max(1, ...xs), Math.min(0, ...ys), Math.max(...ys) * 1.05 || 1];
+  const [x1, y0] = [Math.max(1, ...xs), Math.min(0, ...ys)];
+  // An empty chart (the run has just started) still has an axis.
+  const y1 = ys.length && Math.max(...ys) > y0 ? Math.max(...ys) * 1.05 : y0 + 1;
   const X = (x) => l + ((w - l - 10) * x) / x1;
   const Y = (y) => h - b - ((h - b - 24) * (y - y0)) / (y1 - y0);
   add(s, "text", { x: w / 2, y: 14, "text-anchor": "middle", "font-size": 13 }, title);
@@ -494,16 +499,20 @@ function lineChart(title, series, marks, yLabel) {
   add(s, "text", { x: 4, y: 16, "font-size": 11 }, yLabel);
   for (const v of [y0, (y0 + y1) / 2, y1]) add(s, "text", { x: l - 4, y: Y(v) + 4, "text-anchor": "end", "font-size": 10 }, v.toPrecision(2));
   add(s, "text", { x: X(x1), y: h - b + 14, "text-anchor": "end", "font-size": 10 }, String(x1));
-  const colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
+  // A series may set its colour, a dash pattern and an opacity (a run overlaid on another).
   series.forEach((p, i) => {
-    add(s, "polyline", { points: p.points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), fill: "none", stroke: colours[i % 4], "stroke-width": 2 });
-    add(s, "text", { x: w - 12, y: 30 + 14 * i, "text-anchor": "end", "font-size": 11, fill: colours[i % 4] }, p.name);
+    const colour = p.colour || COLOURS[i % COLOURS.length];
+    const style = { fill: "none", stroke: colour, "stroke-width": 2, "stroke-opacity": p.opacity ?? 1 };
+    if (p.dash) style["stroke-dasharray"] = p.dash;
+    add(s, "polyline", { points: p.points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "), ...style });
+    add(s, "text", { x: w - 12, y: 30 + 14 * i, "text-anchor": "end", "font-size": 11, fill: colour, "fill-opacity": p.opacity ?? 1 }, p.name);
   });
-  for (const m of marks) {
-    add(s, "line", { x1: X(m.x), y1: 24, x2: X(m.x), y2: h - b, stroke: "red", "stroke-dasharray": 3 });
+  marks.forEach((m, i) => {
+    const colour = m.colour || "red";
+    add(s, "line", { x1: X(m.x), y1: 24, x2: X(m.x), y2: h - b, stroke: colour, "stroke-dasharray": 3 });
     // Below the legend, which sits in the same top-right corner.
-    add(s, "text", { x: X(m.x) - 3, y: 32 + 14 * series.length, "text-anchor": "end", "font-size": 10, fill: "red" }, m.label);
-  }
+    add(s, "text", { x: X(m.x) - 3, y: 32 + 14 * (series.length + i), "text-anchor": "end", "font-size": 10, fill: colour }, m.label);
+  });
   return s;
 }
 
@@ -531,9 +540,13 @@ function drawReport(report) {
       ),
     );
   }
-  const groups = $("groups");
-  groups.replaceChildren();
-  for (const table of report.groups.tables) {
+  drawGroups($("groups"), report.groups);
+}
+
+// Per-group tables, each with its worst group marked.
+function drawGroups(parent, figures) {
+  parent.replaceChildren();
+  for (const table of figures.tables) {
     const el = document.createElement("table");
     const worst = table.groups.reduce((w, g) => (w === null || (table.figure === "mae" ? g.value > w.value : g.value < w.value) ? g : w), null);
     const fmt = (v) => (table.figure === "mae" ? `${v.toFixed(2)} years` : `${(100 * v).toFixed(1)} %`);
@@ -544,8 +557,49 @@ function drawReport(report) {
       tr.innerHTML = `<td>${g.label}</td><td>${g.count}</td><td>${fmt(g.value)}</td>`;
       el.append(tr);
     }
-    groups.append(el);
+    parent.append(el);
   }
+}
+
+// ---- a model of the visitor's: a file, or one trained in the Lab ----
+
+// Switch the app to the model in `bytes`; a refused file leaves the previous model loaded.
+function loadUserModel(bytes, name) {
+  try {
+    useModel(bytes);
+    showError("");
+    // The app computes with the backbone weights of its own model (int8 for the shipped
+    // one); a model measured with others still runs, with slightly different answers.
+    const weights = (header) => header.backbone_weights || "exact";
+    showNotice(
+      weights(state.header) === weights(state.appHeader)
+        ? ""
+        : `${name} was measured with the ${weights(state.header)} backbone weights; this page runs the ${weights(state.appHeader)} ones, so its answers may differ slightly from \`facemtl predict\`.`,
+    );
+    $("curves").innerHTML = "<p>No training report for this model.</p>";
+    $("groups").innerHTML = "<p>No training report for this model.</p>";
+    return true;
+  } catch (err) {
+    showError(`${name} was refused: ${err.message || err}. The previous model stays loaded.`);
+    return false;
+  }
+}
+
+// The Lab's code and data arrive only when it is opened.
+async function openLab() {
+  $("lab-open").disabled = true;
+  try {
+    const { open } = await import("./lab.js");
+    await open({ state, download, lineChart, drawGroups, loadUserModel, predictAgain });
+  } catch (e) {
+    $("lab-open").disabled = false;
+    showError(`The Lab could not be opened: ${e.message || e}`);
+  }
+}
+
+// The last photo predicted again (after the model changed), if there is one.
+function predictAgain() {
+  if (state.lastBytes && !state.webcam) predictBytes(state.lastBytes, state.lastName);
 }
 
 // ---- wiring ----
@@ -579,23 +633,9 @@ function wire() {
       showError(`${file.name} was refused: it is ${(file.size / 1e6).toFixed(0)} MB, and model files are at most ${(limit / 1e6).toFixed(0)} MB. The previous model stays loaded.`);
       return;
     }
-    try {
-      useModel(new Uint8Array(await file.arrayBuffer()));
-      showError("");
-      // The app computes with the backbone weights of its own model (int8 for the shipped
-      // one); a model measured with others still runs, with slightly different answers.
-      const weights = (header) => header.backbone_weights || "exact";
-      showNotice(
-        weights(state.header) === weights(state.appHeader)
-          ? ""
-          : `${file.name} was measured with the ${weights(state.header)} backbone weights; this page runs the ${weights(state.appHeader)} ones, so its answers may differ slightly from \`facemtl predict\`.`,
-      );
-      $("curves").innerHTML = "<p>No training report for this model.</p>";
-      $("groups").innerHTML = "<p>No training report for this model.</p>";
-    } catch (err) {
-      showError(`${file.name} was refused: ${err.message || err}. The previous model stays loaded.`);
-    }
+    loadUserModel(new Uint8Array(await file.arrayBuffer()), file.name);
   });
+  $("lab-open").addEventListener("click", openLab);
   SAMPLES.forEach((url, i) => {
     const b = document.createElement("button");
     b.type = "button";

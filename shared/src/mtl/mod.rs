@@ -4,4 +4,4 @@ pub mod model;
 pub mod tasks;
 
 pub use model::{MtlConfig, MtlHead};
-pub use tasks::{AgeNorm, Metric, RACES, TaskKind, TaskSpec};
+pub use tasks::{AgeNorm, Label, Metric, RACES, TaskKind, TaskSpec};

@@ -190,3 +190,12 @@ mod tests {
         assert_eq!(TaskSpec::age(AgeNorm::CORAL).metric_name(), "age_mae");
     }
 }
+
+/// A face's label for one task.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Label {
+    /// The index of its class among the task's labels.
+    Class(usize),
+    /// The value in its own unit (years for age), before normalisation.
+    Value(f32),
+}

@@ -206,7 +206,9 @@ impl LossWeighting {
             Self::Uncertainty(u) => u.log_vars.val().neg().exp(),
         };
         match learned.into_data_async().await {
-            Ok(data) => data.convert::<f32>().try_to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect(),
+            Ok(data) => {
+                data.convert::<f32>().try_to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect()
+            }
             Err(_) => Vec::new(),
         }
     }

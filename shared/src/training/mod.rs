@@ -10,4 +10,4 @@ pub mod session;
 pub use early_freeze::{EarlyFreeze, FreezeEvent, FreezeMode};
 pub use loss::{LossWeighting, Target, WeightingKind};
 pub use model::TrainingModel;
-pub use session::{Evaluation, EpochReport, Examples, FeatureExamples, MetricRow, RunSettings, Session, SessionState};
+pub use session::{EpochReport, Evaluation, Examples, FeatureExamples, MetricRow, RunSettings, Session, SessionState};

@@ -116,7 +116,8 @@ impl Examples for FeatureExamples {
     }
 
     fn rows(&self, indices: &[i64], _: &[bool], device: &Device) -> Tensor<2> {
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(indices.to_vec(), [indices.len()]), &self.features.device());
+        let idx =
+            Tensor::<1, Int>::from_data(TensorData::new(indices.to_vec(), [indices.len()]), &self.features.device());
         self.features.clone().select(0, idx).to_device(device)
     }
 
@@ -281,7 +282,13 @@ impl Session {
     /// A seeded shuffle of `train`, then for each batch the forward pass, each task's loss,
     /// their weighted total (converged tasks left out), the backward pass and an Adam step.
     /// Returns the mean training loss of each task.
-    async fn train_pass(&mut self, epoch: usize, active: &[bool], train: &dyn Examples, targets: &[Target]) -> Vec<f64> {
+    async fn train_pass(
+        &mut self,
+        epoch: usize,
+        active: &[bool],
+        train: &dyn Examples,
+        targets: &[Target],
+    ) -> Vec<f64> {
         let seed = self.settings.seed;
         let mut order: Vec<i64> = (0..train.len() as i64).collect();
         shuffle(&mut order, seed.wrapping_mul(1000).wrapping_add(epoch as u64));

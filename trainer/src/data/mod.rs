@@ -98,14 +98,7 @@ impl std::fmt::Display for DataSetId {
     }
 }
 
-/// A sample's label for one task.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub enum Label {
-    /// The index of its class among the task's labels.
-    Class(usize),
-    /// The value in its own unit (years for age), before normalisation.
-    Value(f32),
-}
+pub use facemtl::mtl::Label;
 
 /// One face image with its label for each task of its data set, in the data set's task order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +107,12 @@ pub struct Sample {
     /// The data set's namespace and the image's path within it: what the caches key it by.
     pub key: String,
     pub labels: Vec<Label>,
+}
+
+impl AsRef<[Label]> for Sample {
+    fn as_ref(&self) -> &[Label] {
+        &self.labels
+    }
 }
 
 impl Sample {

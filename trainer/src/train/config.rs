@@ -38,6 +38,11 @@ pub struct TrainConfig {
     #[arg(long = "task", value_name = "DECLARATION")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<String>,
+    /// Train on the browser Lab's features of the data set (`facemtl lab build`) instead of
+    /// the data set's photos: the run a Lab run in the browser is compared with.
+    #[arg(long, conflicts_with = "fine_tune")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<PathBuf>,
     /// faceres (1024-D) or dlib (128-D).
     #[arg(long, default_value = "faceres")]
     pub backbone: BackboneKind,

@@ -216,6 +216,9 @@ pub fn run(
     run_dir: &Path,
     resume: bool,
 ) -> Result<RunResult> {
+    if let Some(path) = &config.lab {
+        return fit_lab(device, config, path, run_dir, resume);
+    }
     let set = config.load(data_dir)?;
     set.warn_skipped();
     let labels = Labels::new(config.tasks(&set.tasks)?, &set.tasks);
@@ -243,6 +246,25 @@ pub fn run(
     );
     let pretrained = config.fine_tune.then(|| pipeline.backbone().clone());
     Trainer::new(config, labels, run_dir, device).fit(&splits, pretrained, resume)
+}
+
+/// `facemtl train --lab FILE`: the data set's faces and features as the browser's Lab has them.
+fn fit_lab(device: &Device, config: &TrainConfig, path: &Path, run_dir: &Path, resume: bool) -> Result<RunResult> {
+    let crate::data::Source::BuiltIn(id) = config.source()? else { bail!("--lab reads UTKFace or CelebA") };
+    let (header, set) = crate::lab::read_set(path, id)?;
+    if header.backbone != config.backbone {
+        bail!("{} holds {} features, not {}", path.display(), header.backbone, config.backbone);
+    }
+    let labels = Labels::new(config.tasks(&set.info.tasks)?, &set.info.tasks);
+    let splits = crate::lab::splits(&set, header.dim, &labels, device);
+    eprintln!(
+        "{} (the Lab's): {} train, {} validation, {} test faces",
+        set.info.name,
+        splits.train.len(),
+        splits.val.len(),
+        splits.test.len()
+    );
+    Trainer::new(config, labels, run_dir, device).fit(&splits, None, resume)
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@ use facemtl::backbone::{Backbone, BackboneKind};
 use sha2::{Digest, Sha256};
 
 use super::checkpoint::{RunDir, load_module};
-use facemtl::training::SessionState;
 use super::split::{Inputs, Labels, Split, Splits};
 use super::{TrainConfig, Trainer};
 use crate::data::{DataSetId, Label, Sample};
 use crate::features::FeatureStore;
+use facemtl::training::SessionState;
 
 #[derive(Parser)]
 struct Cli {
@@ -163,7 +163,8 @@ fn frozen_parameters_never_change_after_early_freeze() {
 
     let run = RunDir { root: dir.clone() };
     let checkpoint = run.latest_checkpoint().unwrap();
-    let state: SessionState = serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
+    let state: SessionState =
+        serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
     let first =
         (0..3).filter(|&t| state.early.is_converged(t)).min_by_key(|&t| state.early.tasks[t].converged_at).unwrap();
     assert!(state.early.shared_frozen);

@@ -2,10 +2,25 @@
 //! gender accuracy per race and per age band, Young/Old accuracy per class. A model that is
 //! good on average can still fail one group; each table names its worst.
 
-use facemtl::mtl::TaskSpec;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Sample;
+use crate::mtl::{Label, TaskSpec};
+
+/// The class in column `c` of a face's labels.
+fn class(labels: &[Label], c: usize) -> Option<usize> {
+    match labels.get(c)? {
+        Label::Class(class) => Some(*class),
+        Label::Value(_) => None,
+    }
+}
+
+/// The value in column `c` of a face's labels.
+fn value(labels: &[Label], c: usize) -> Option<f32> {
+    match labels.get(c)? {
+        Label::Value(value) => Some(*value),
+        Label::Class(_) => None,
+    }
+}
 
 /// One group's size and figure (accuracy, or MAE in years).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,27 +99,28 @@ fn table<K: Ord>(
 /// Accuracy of one classification task's `predicted` classes against `truth`, per group `key`.
 fn accuracy_table<K: Ord>(
     title: &str,
-    samples: &[Sample],
+    faces: &[&[Label]],
     predicted: &[f64],
-    truth: impl Fn(&Sample) -> Option<usize>,
-    key: impl Fn(&Sample) -> Option<K>,
+    truth: impl Fn(&[Label]) -> Option<usize>,
+    key: impl Fn(&[Label]) -> Option<K>,
     label: impl Fn(&K) -> String,
 ) -> GroupTable {
-    let items = samples
-        .iter()
-        .zip(predicted)
-        .filter_map(|(s, p)| Some((key(s)?, f64::from(u8::from(*p as usize == truth(s)?)))));
+    let items =
+        faces.iter().zip(predicted).filter_map(|(s, p)| Some((key(s)?, f64::from(u8::from(*p as usize == truth(s)?)))));
     table(title, "accuracy", items, label)
 }
 
-/// Group figures of one model's `predictions` (per trained task and sample: the class, or the
-/// value in its own unit) on `samples`, whose labels follow `columns` (their data set's tasks).
-pub fn compute(
+/// Group figures of one model's `predictions` (per trained task and face: the class, or the
+/// value in its own unit) on faces with these `labels`, which follow `columns` (their data
+/// set's tasks).
+pub fn compute<L: AsRef<[Label]>>(
     columns: &[TaskSpec],
     trained: &[TaskSpec],
-    samples: &[Sample],
+    labels: &[L],
     predictions: &[Vec<f64>],
 ) -> GroupFigures {
+    let samples: Vec<&[Label]> = labels.iter().map(AsRef::as_ref).collect();
+    let samples = samples.as_slice();
     let mut figures = GroupFigures::default();
     let column = |spec: &TaskSpec| columns.iter().position(|c| c == spec);
     let trained_index = |spec: &TaskSpec| trained.iter().position(|t| t == spec);
@@ -115,7 +131,7 @@ pub fn compute(
         }
         let mut counts = vec![vec![0; labels.len()]; labels.len()];
         for (sample, p) in samples.iter().zip(predicted) {
-            if let Some(truth) = sample.class(c) {
+            if let Some(truth) = class(sample, c) {
                 counts[truth][(*p as usize).min(labels.len() - 1)] += 1;
             }
         }
@@ -124,7 +140,7 @@ pub fn compute(
     // Age bands sort by their first year, so "70+" after "60-69" and "0-9" before "10-19".
     let band_key = |years: f32| ((years as u32).min(70) / 10, age_band(years));
     let age = columns.iter().position(|c| c.name == "age" && c.is_regression());
-    let years = |s: &Sample| age.and_then(|a| s.value(a));
+    let years = |s: &[Label]| age.and_then(|a| value(s, a));
     // Matched by name: the model may predict age in another form (a distribution) than the
     // data set's regression column.
     let trained_age = trained.iter().position(|t| t.name == "age" && t.is_regression());
@@ -141,14 +157,14 @@ pub fn compute(
     }
     let (gender, race, young) = (TaskSpec::gender(), TaskSpec::race(), TaskSpec::young());
     if let (Some(g), Some(gc)) = (trained_index(&gender), column(&gender)) {
-        let truth = |s: &Sample| s.class(gc);
+        let truth = |s: &[Label]| class(s, gc);
         if let Some(rc) = column(&race) {
             figures.tables.push(accuracy_table(
                 "Gender accuracy per race",
                 samples,
                 &predictions[g],
                 truth,
-                |s| s.class(rc),
+                |s| class(s, rc),
                 |r| race.labels()[*r].clone(),
             ));
         }
@@ -168,8 +184,8 @@ pub fn compute(
             "Young/Old accuracy per class",
             samples,
             &predictions[y],
-            |s| s.class(yc),
-            |s| s.class(yc),
+            |s| class(s, yc),
+            |s| class(s, yc),
             |c| young.labels()[*c].clone(),
         ));
     }
@@ -180,20 +196,16 @@ pub fn compute(
 mod tests {
     use super::*;
 
-    use crate::data::{DataSetId, Label};
+    use crate::mtl::AgeNorm;
 
-    fn face(gender: usize, age: f32, race: usize) -> Sample {
-        Sample {
-            file: "x.jpg".into(),
-            key: "x.jpg".into(),
-            labels: vec![Label::Class(gender), Label::Value(age), Label::Class(race)],
-        }
+    fn face(gender: usize, age: f32, race: usize) -> Vec<Label> {
+        vec![Label::Class(gender), Label::Value(age), Label::Class(race)]
     }
 
     #[test]
     fn groups_count_and_name_the_worst() {
         let samples = vec![face(0, 5.0, 0), face(1, 35.0, 1), face(1, 38.0, 1), face(0, 75.0, 2)];
-        let tasks = DataSetId::UtkfaceAllAges.tasks();
+        let tasks = vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::ALL_AGES), TaskSpec::race()];
         // Gender wrong on the 35-year-old only; ages off by 1, 2, 3, 10 years; race all right.
         let predictions = vec![vec![0.0, 0.0, 1.0, 0.0], vec![6.0, 37.0, 41.0, 65.0], vec![0.0, 1.0, 1.0, 2.0]];
         let figures = compute(&tasks, &tasks, &samples, &predictions);

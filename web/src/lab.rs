@@ -1,0 +1,254 @@
+//! The Lab: the multi-task head trained in the browser (in a Web Worker) on the Lab file's
+//! features, with the native trainer's own session (`facemtl::training::Session`): the same
+//! settings, epochs, Early Freeze and loss weightings, on the CPU backend or WebGPU.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::prelude::*;
+use facemtl::compact;
+use facemtl::groups::{self, GroupFigures};
+use facemtl::lab::{self, LabData, LabSet, LabSplit};
+use facemtl::mtl::{Label, TaskKind, TaskSpec};
+use facemtl::training::{EpochReport, Evaluation, FeatureExamples, RunSettings, Session, Target, session};
+use facemtl::weights::{self, Header};
+use js_sys::{Promise, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::js_error;
+
+/// What a run trains on and with.
+#[derive(Debug, Deserialize)]
+struct RunRequest {
+    /// The Lab set's name (`utkface-all-ages`, `celeba`).
+    set: String,
+    /// The tasks trained, by name; the others are left out (a single-task network with one).
+    tasks: Vec<String>,
+    settings: RunSettings,
+}
+
+/// A run in progress: its session and its data on the Lab's device.
+struct Run {
+    set: String,
+    session: Session,
+    train: FeatureExamples,
+    train_targets: Vec<Target>,
+    val: FeatureExamples,
+    test: FeatureExamples,
+    /// The test faces on the CPU, where a model file's network is measured.
+    test_on_host: FeatureExamples,
+    /// The set's tasks (whose order the labels follow) and the test faces' labels, for the
+    /// group tables.
+    set_tasks: Vec<TaskSpec>,
+    test_labels: Vec<Vec<Label>>,
+    faces: usize,
+}
+
+/// The Lab's data on one device, and the run in progress.
+#[wasm_bindgen]
+pub struct Lab {
+    device: Device,
+    backend: String,
+    data: LabData,
+    /// Taken out while an epoch computes, so that no borrow is held across a read-back.
+    run: Rc<RefCell<Option<Run>>>,
+}
+
+#[derive(Serialize)]
+struct Info<'a> {
+    backend: &'a str,
+    header: &'a lab::LabHeader,
+    defaults: RunSettings,
+}
+
+#[derive(Serialize)]
+struct Finished {
+    val: Evaluation,
+    test: Evaluation,
+    groups: GroupFigures,
+}
+
+/// Per task, the targets and true values of `split`'s faces (columns of the set's labels).
+fn examples(split: &LabSplit, dim: usize, columns: &[(usize, TaskSpec)], device: &Device) -> FeatureExamples {
+    let n = split.len();
+    let features = Tensor::from_data(TensorData::new(split.features.clone(), [n, dim]), device);
+    let truth: Vec<Vec<f64>> = columns
+        .iter()
+        .map(|(c, _)| {
+            split
+                .labels
+                .iter()
+                .map(|l| match l[*c] {
+                    Label::Class(class) => class as f64,
+                    Label::Value(value) => f64::from(value),
+                })
+                .collect()
+        })
+        .collect();
+    let targets = columns
+        .iter()
+        .zip(&truth)
+        .map(|((_, task), values)| match &task.kind {
+            TaskKind::Class { .. } => {
+                let classes = values.iter().map(|v| *v as i64).collect();
+                Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
+            }
+            TaskKind::Regression { norm } => {
+                let values = values.iter().map(|v| norm.normalise(*v as f32)).collect();
+                Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
+            }
+            TaskKind::Distribution { sigma, .. } => Target::Distribution {
+                values: Tensor::from_data(TensorData::new(values.iter().map(|v| *v as f32).collect(), [n]), device),
+                bins: task.bins(),
+                sigma: *sigma,
+            },
+        })
+        .collect();
+    FeatureExamples { features, targets, truth }
+}
+
+impl Run {
+    fn new(data: &LabData, request: RunRequest, device: &Device) -> Result<Self, String> {
+        let set: &LabSet = data.set(&request.set).ok_or_else(|| format!("the Lab has no data set {}", request.set))?;
+        let columns: Vec<(usize, TaskSpec)> = set
+            .info
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| request.tasks.contains(&t.name))
+            .map(|(c, t)| (c, t.clone()))
+            .collect();
+        if columns.is_empty() {
+            return Err("choose at least one task".into());
+        }
+        let dim = data.header.dim;
+        let [train, val, test] = [0, 1, 2].map(|i| examples(&set.splits[i], dim, &columns, device));
+        let tasks: Vec<TaskSpec> = columns.iter().map(|(_, t)| t.clone()).collect();
+        let autodiff = device.clone().autodiff();
+        autodiff.seed(request.settings.seed);
+        let model = request.settings.model(dim, &tasks, &autodiff);
+        let train_targets = train.targets.iter().map(|t| t.to_device(&autodiff)).collect();
+        Ok(Run {
+            set: request.set,
+            session: Session::new(request.settings, tasks, model, &autodiff),
+            faces: train.truth.first().map_or(0, Vec::len),
+            train,
+            train_targets,
+            val,
+            test,
+            test_on_host: examples(&set.splits[2], dim, &columns, &Device::flex()),
+            set_tasks: set.info.tasks.clone(),
+            test_labels: set.splits[2].labels.clone(),
+        })
+    }
+
+    /// The trained network's head on the CPU, rounded as its model file stores it.
+    async fn head(&self) -> Result<facemtl::mtl::MtlHead, String> {
+        Ok(compact::half(compact::to_host(self.session.model.valid().head).await?))
+    }
+}
+
+#[wasm_bindgen]
+impl Lab {
+    /// The Lab on WebGPU when the browser offers it (unless `force` is "cpu"), else the CPU,
+    /// over the Lab file's `bytes`.
+    pub async fn create(force: Option<String>, bytes: Vec<u8>) -> Result<Lab, JsError> {
+        let data = lab::decode(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
+        let (device, backend) = crate::pick_device(force.as_deref()).await?;
+        Ok(Lab { device, backend, data, run: Rc::default() })
+    }
+
+    /// The backend, the Lab file's header (sets, tasks, licence) and the controls' starting
+    /// settings, as JSON.
+    pub fn info(&self) -> Result<String, JsError> {
+        let info = Info { backend: &self.backend, header: &self.data.header, defaults: lab::demo_settings() };
+        serde_json::to_string(&info).map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Start a run: `request` is `{ set, tasks: [names], settings }` (settings as the native
+    /// trainer's, JSON). A run in progress is dropped.
+    pub fn start(&self, request: &str) -> Result<(), JsError> {
+        let request: RunRequest = serde_json::from_str(request).map_err(|e| JsError::new(&e.to_string()))?;
+        let run = Run::new(&self.data, request, &self.device).map_err(|e| JsError::new(&e))?;
+        self.run.replace(Some(run));
+        Ok(())
+    }
+
+    /// Drop the run.
+    pub fn reset(&self) {
+        self.run.replace(None);
+    }
+
+    /// Whether the run has ended (every epoch run, or every task converged); true without one.
+    pub fn finished(&self) -> bool {
+        self.run.borrow().as_ref().is_none_or(|r| r.session.is_finished())
+    }
+
+    /// One epoch: a promise of its report (per-task rows, Early Freeze's events) as JSON.
+    pub fn step(&self) -> Promise {
+        let cell = self.run.clone();
+        future_to_promise(async move {
+            let mut run = cell.take().ok_or_else(|| js_error("no run: press Train"))?;
+            let started = crate::now();
+            let report: EpochReport = run.session.epoch(&run.train, &run.train_targets, &run.val).await;
+            let seconds = (crate::now() - started) / 1000.0;
+            let json = serde_json::json!({ "report": report, "seconds": seconds, "faces": run.faces });
+            cell.replace(Some(run));
+            Ok(JsValue::from_str(&json.to_string()))
+        })
+    }
+
+    /// The run's network on validation and test, with the test faces' group tables, as JSON.
+    pub fn results(&self) -> Promise {
+        let cell = self.run.clone();
+        future_to_promise(async move {
+            let run = cell.take().ok_or_else(|| js_error("no run"))?;
+            let valid = run.session.model.valid();
+            let tasks = &run.session.tasks;
+            let val = session::evaluate(&valid.head, None, &run.val, tasks).await;
+            let test = session::evaluate(&valid.head, None, &run.test, tasks).await;
+            let groups = groups::compute(&run.set_tasks, tasks, &run.test_labels, &test.predictions);
+            cell.replace(Some(run));
+            let finished = Finished { val, test, groups };
+            Ok(JsValue::from_str(&serde_json::to_string(&finished).map_err(js_error)?))
+        })
+    }
+
+    /// The run's network as a model file (what `facemtl predict` and the app load), its test
+    /// figures measured on the Lab's test faces as the file stores the network.
+    pub fn model_file(&self) -> Promise {
+        let cell = self.run.clone();
+        let (backbone, backbone_weights) = (self.data.header.backbone, self.data.header.backbone_weights);
+        let description =
+            |name: &str| self.data.set(name).map(|s| s.info.description.clone()).unwrap_or_else(|| name.to_string());
+        let trained_on = cell
+            .borrow()
+            .as_ref()
+            .map(|r| format!("{}: the Lab's {} training faces, trained in the browser", description(&r.set), r.faces));
+        future_to_promise(async move {
+            let run = cell.take().ok_or_else(|| js_error("no run"))?;
+            let head = run.head().await;
+            let result = async {
+                let head = head?;
+                let tasks = run.session.tasks.clone();
+                let evaluation = session::evaluate(&head, None, &run.test_on_host, &tasks).await;
+                let metrics = tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
+                let header = Header::for_head(
+                    backbone,
+                    backbone_weights,
+                    tasks,
+                    &run.session.settings,
+                    trained_on.unwrap_or_default(),
+                    metrics,
+                );
+                weights::export(head, None, header).map_err(|e| e.to_string())
+            }
+            .await;
+            cell.replace(Some(run));
+            let bytes = result.map_err(js_error)?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+}
