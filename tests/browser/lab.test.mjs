@@ -1,0 +1,181 @@
+// The Lab in the real browser: a run trained in the page's Web Worker reaches the native
+// trainer's validation figures on the same Lab file, seed and settings; Early Freeze's events
+// come in order; pause and resume lose nothing; the downloaded model predicts natively as it
+// does in the page; no request leaves the origin. On the CPU fallback and on WebGPU.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { serve } from "../../web/serve.mjs";
+import { launch, ready } from "./browser.mjs";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const DIST = join(ROOT, "dist");
+const LAB_FILE = join(DIST, "assets/lab/lab.fml");
+const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
+const BIN = process.env.FACEMTL_BIN;
+const FACE = join(DATA, "utkface/UTKFace/35_1_2_20170103182708145.jpg.chip.jpg");
+
+let site;
+before(async () => {
+  assert.ok(existsSync(LAB_FILE), "dist/assets/lab/lab.fml is missing: build the app first (scripts/web.sh)");
+  site = await serve(DIST, 0, "/lab/prefix/");
+});
+after(() => site?.server.close());
+
+function skipWithoutBinary(t) {
+  if (!BIN || !existsSync(FACE)) {
+    assert.notEqual(process.env.FACEMTL_REQUIRE_DATA, "1", `FACEMTL_REQUIRE_DATA=1, but FACEMTL_BIN or ${DATA} is missing`);
+    t.skip("no native binary or data sets");
+    return true;
+  }
+  return false;
+}
+
+async function openLab(backend) {
+  const session = await launch(site.url, { query: `?backend=${backend}`, webgpu: backend === "webgpu" });
+  await ready(session.page);
+  assert.equal(await session.page.getAttribute("body", "data-lab-state"), null, "the Lab is not loaded before it is opened");
+  assert.ok(!session.requests.some((r) => r.url.includes("lab.fml")), "the Lab's data is not part of the first page load");
+  await session.page.click("#lab-open");
+  await session.page.waitForSelector("body[data-lab-state=idle]", { timeout: 120_000 });
+  assert.match(await session.page.textContent("#lab-licence"), /non-commercial research/);
+  return session;
+}
+
+const labState = (page) => page.getAttribute("body", "data-lab-state");
+const epochsDone = (page) => page.evaluate(() => window.facemtlLab.runs.at(-1).reports.length);
+
+async function finished(page, timeout = 300_000) {
+  await page.waitForFunction(() => document.body.dataset.labState === "finished", null, { timeout });
+  return page.evaluate(() => window.facemtlLab.runs.at(-1));
+}
+
+/// The native trainer on the same Lab file with the run's settings: its validation metrics.
+function nativeRun(run, set) {
+  const s = run.request.settings;
+  const dir = mkdtempSync(join(tmpdir(), "facemtl-lab-native-"));
+  const dataset = set === "celeba" ? ["--dataset", "celeba"] : ["--dataset", "utkface", "--protocol", "all-ages"];
+  const flags = [
+    ...["--lab", LAB_FILE, ...dataset, "--backend", "cpu", "--run-dir", dir],
+    ...["--weighting", s.weighting, "--lambda", s.lambda, "--freeze-mode", s.freeze_mode, "--patience", s.patience],
+    ...["--lr", s.lr, "--weight-decay", s.weight_decay, "--lr-patience", s.lr_patience, "--batch-size", s.batch_size],
+    ...["--max-epochs", s.max_epochs, "--seed", s.seed, "--head-hidden", s.head_hidden, "--dropout", s.dropout],
+    ...["--shared", s.shared.join(",")],
+  ].map(String);
+  execFileSync(BIN, ["train", ...flags], { stdio: "ignore" });
+  const result = JSON.parse(readFileSync(join(dir, "result.json"), "utf8"));
+  rmSync(dir, { recursive: true, force: true });
+  return result;
+}
+
+/// Within 1 point: a percentage point of accuracy; MAE within a quarter of a year (a whole year
+/// would hide real drift).
+function assertClose(browser, native, tasks, what) {
+  tasks.forEach((task, i) => {
+    const [b, n] = [browser[i], native[i]];
+    const [gap, limit] = task === "age" ? [Math.abs(b - n), 0.25] : [100 * Math.abs(b - n), 1];
+    assert.ok(gap <= limit, `${what} ${task}: browser ${b}, native ${n}`);
+  });
+}
+
+/// Early Freeze's events in order: each task converges once, `patience` epochs after its best,
+/// only the first convergence freezes the shared layers, and a converged task trains no more.
+function assertFreezeOrder(run) {
+  const { patience, freeze_mode } = run.request.settings;
+  const converged = run.reports.flatMap((r) => r.events.filter((e) => e.Converged).map((e) => ({ epoch: r.rows[0].epoch, ...e.Converged })));
+  assert.ok(converged.length > 0, "Early Freeze fired");
+  assert.equal(new Set(converged.map((c) => c.task)).size, converged.length, "each task converges once");
+  converged.forEach((c, i) => {
+    assert.ok(c.epoch >= c.restore_epoch + patience, `task ${c.task} converged at ${c.epoch}, ${patience} epochs after its best ${c.restore_epoch}`);
+    assert.equal(c.freeze_shared, freeze_mode === "early-freeze" && i === 0, "the shared layers freeze with the first converged task only");
+    if (i > 0) assert.ok(c.epoch >= converged[i - 1].epoch, "in epoch order");
+    const later = run.reports.filter((r) => r.rows[0].epoch > c.epoch).map((r) => r.rows[c.task].event);
+    assert.ok(later.every((e) => e === "frozen"), `task ${c.task} is frozen after it converged`);
+  });
+  const epochs = run.reports.map((r) => r.rows[0].epoch);
+  assert.deepEqual(epochs, epochs.map((_, i) => i), "every epoch once, in order");
+}
+
+test("a Lab run on the CPU, paused and resumed, reaches the native trainer's figures; Early Freeze fires in order; two runs overlay", async (t) => {
+  if (skipWithoutBinary(t)) return;
+  const { page, requests, errors, close } = await openLab("cpu");
+  try {
+    await page.click("#lab-train");
+    await page.waitForFunction(() => window.facemtlLab.runs.at(-1)?.reports.length >= 3, null, { timeout: 60_000 });
+    // The page answers while the worker trains: a timer fires on time.
+    const lag = await page.evaluate(() => new Promise((r) => { const t0 = performance.now(); setTimeout(() => r(performance.now() - t0 - 50), 50); }));
+    assert.ok(lag < 100, `the page stays responsive while training (a 50 ms timer ran ${lag.toFixed(0)} ms late)`);
+    await page.click("#lab-pause");
+    await page.waitForSelector("body[data-lab-state=paused]");
+    const paused = await epochsDone(page);
+    await page.waitForTimeout(1500);
+    assert.equal(await epochsDone(page), paused, "no epoch runs while paused");
+    await page.click("#lab-resume");
+    const run = await finished(page);
+    assert.ok(run.reports.length > paused, "training went on after resume");
+    assertFreezeOrder(run);
+    const native = nativeRun(run, run.request.set);
+    assert.equal(run.reports.length, native.epochs, "as many epochs as the native run");
+    assertClose(run.results.val.metrics, native.val.metrics, run.request.tasks, "validation");
+    // The group tables of the test faces are shown.
+    assert.match(await page.textContent("#lab-groups"), /Gender accuracy per race/);
+    // A second run, with average loss weights, is drawn over the first.
+    await page.selectOption("#lab-weighting", "average");
+    await page.click("#lab-train");
+    assertFreezeOrder(await finished(page));
+    assert.match(await page.textContent("#lab-charts"), /previous \(gender\+age\+race, learned/, "the previous run is overlaid");
+    assert.deepEqual(errors, []);
+    const origin = new URL(site.url).origin;
+    assert.deepEqual(requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:")), [], "no request leaves the origin");
+  } finally {
+    await close();
+  }
+});
+
+test("a model trained in the Lab is used at once, and downloaded it predicts natively as in the page", async (t) => {
+  if (skipWithoutBinary(t)) return;
+  const { page, errors, close } = await openLab("cpu");
+  try {
+    await page.selectOption("#lab-set", "utkface-all-ages");
+    await page.fill("#lab-epochs", "4");
+    await page.click("#lab-train");
+    await finished(page);
+    await page.click("#lab-use");
+    await page.waitForFunction(() => /the Lab's model|trained in the browser/.test(document.getElementById("model-info").textContent));
+    const download = page.waitForEvent("download");
+    await page.click("#lab-download");
+    const file = join(mkdtempSync(join(tmpdir(), "facemtl-lab-model-")), "lab.fmtl");
+    await (await download).saveAs(file);
+    await page.setInputFiles("#file", FACE);
+    await page.waitForFunction(() => window.facemtlLast?.faces?.length > 0, null, { timeout: 120_000 });
+    const browser = (await page.evaluate(() => window.facemtlLast)).faces[0];
+    const native = JSON.parse(execFileSync(BIN, ["--backend", "cpu", "predict", "--model", file, FACE], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim().split("\n")[0]);
+    assert.ok(Math.abs(browser.female_probability - native.female_probability) < 0.02, `female probability ${browser.female_probability} vs ${native.female_probability}`);
+    assert.ok(Math.abs(browser.age.years - native.age.years) < 0.5, `age ${browser.age.years} vs ${native.age.years}`);
+    browser.race.forEach(([name, p], i) => assert.ok(Math.abs(p - native.race[i][1]) < 0.02, `race ${name}`));
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test("a Lab run on WebGPU (SwiftShader) reaches the native trainer's figures", async (t) => {
+  if (skipWithoutBinary(t)) return;
+  const { page, errors, close } = await openLab("webgpu");
+  try {
+    assert.match(await page.textContent("#lab-status"), /WebGPU/);
+    // SwiftShader runs WebGPU on the CPU, about 30 s per epoch here: two epochs of CelebA.
+    await page.selectOption("#lab-set", "celeba");
+    await page.fill("#lab-epochs", "2");
+    await page.click("#lab-train");
+    const run = await finished(page, 600_000);
+    const native = nativeRun(run, "celeba");
+    assertClose(run.results.val.metrics, native.val.metrics, run.request.tasks, "WebGPU");
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
