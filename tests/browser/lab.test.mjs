@@ -71,12 +71,12 @@ function nativeRun(run, set) {
   return result;
 }
 
-/// Within 1 point: a percentage point of accuracy; MAE within a quarter of a year (a whole year
-/// would hide real drift).
+/// Within 1 point: a percentage point of accuracy; MAE within half a year (a whole year would
+/// hide real drift; WebGPU's dropout draws other random numbers than the CPU's).
 function assertClose(browser, native, tasks, what) {
   tasks.forEach((task, i) => {
     const [b, n] = [browser[i], native[i]];
-    const [gap, limit] = task === "age" ? [Math.abs(b - n), 0.25] : [100 * Math.abs(b - n), 1];
+    const [gap, limit] = task === "age" ? [Math.abs(b - n), 0.5] : [100 * Math.abs(b - n), 1];
     assert.ok(gap <= limit, `${what} ${task}: browser ${b}, native ${n}`);
   });
 }
@@ -126,7 +126,7 @@ test("a Lab run on the CPU, paused and resumed, reaches the native trainer's fig
     await page.selectOption("#lab-weighting", "average");
     await page.click("#lab-train");
     assertFreezeOrder(await finished(page));
-    assert.match(await page.textContent("#lab-charts"), /previous \(gender\+age\+race, learned/, "the previous run is overlaid");
+    assert.match(await page.textContent("#lab-charts"), /the previous run, gender\+age\+race, learned/, "the previous run is overlaid");
     assert.deepEqual(errors, []);
     const origin = new URL(site.url).origin;
     assert.deepEqual(requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:")), [], "no request leaves the origin");

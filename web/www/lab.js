@@ -243,7 +243,7 @@ function draw() {
     const metric = [{ name: "this run", colour, points: mine.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) }];
     if (theirs.length) {
       series.push({ name: "previous: validation", colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map((r) => [r.epoch, r.val_loss]) });
-      metric.push({ name: `previous (${describe(previous)})`, colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) });
+      metric.push({ name: "previous run", colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) });
     }
     const marks = [...freezes(run, task, "red", ""), ...(previous ? freezes(previous, task, "#777", "previous: ") : [])];
     out.push(app.lineChart(`${task}: loss`, series, marks, "loss"));
@@ -259,6 +259,9 @@ function draw() {
       weightSeries.push({ name: `previous: ${task}`, colour: ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][i % 4], dash: "2 3", opacity: 0.5, points: rows(previous, task).map((r) => [r.epoch, r.loss_weight]) });
     }
   }
-  out.push(app.lineChart(`Loss weights (${describe(run)})`, weightSeries, [], "weight"));
-  charts.replaceChildren(...out);
+  out.push(app.lineChart("Loss weights", weightSeries, [], "weight"));
+  const legend = document.createElement("p");
+  legend.className = "small";
+  legend.textContent = `This run: ${describe(run)} (solid: training, dashed: validation).${previous ? ` Dotted grey: the previous run, ${describe(previous)}.` : ""}`;
+  charts.replaceChildren(legend, ...out);
 }
