@@ -53,6 +53,33 @@ async function finished(page, timeout = 300_000) {
   return page.evaluate(() => window.facemtlLab.runs.at(-1));
 }
 
+/// "Use this model" switches the page to the run's network at once; "Download model" writes a
+/// file with which the native `predict` and `eval` answer as the page does.
+async function roundTrip(page) {
+  await page.click("#lab-use");
+  await page.waitForFunction(() => /trained in the browser/.test(document.getElementById("model-info").textContent));
+  const download = page.waitForEvent("download");
+  await page.click("#lab-download");
+  const dir = mkdtempSync(join(tmpdir(), "facemtl-lab-model-"));
+  const file = join(dir, "lab.fmtl");
+  await (await download).saveAs(file);
+  await page.setInputFiles("#file", FACE);
+  await page.waitForFunction(() => window.facemtlLast?.faces?.length > 0, null, { timeout: 300_000 });
+  const browser = (await page.evaluate(() => window.facemtlLast)).faces[0];
+  const cli = (args) => execFileSync(BIN, ["--backend", "cpu", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, FACEMTL_DATA: DATA } });
+  const native = JSON.parse(cli(["predict", "--model", file, FACE]).trim().split("\n")[0]);
+  const close = (a, b, limit, what) => assert.ok(Math.abs(a - b) < limit, `${what}: page ${a}, native ${b}`);
+  close(browser.female_probability, native.female_probability, 0.02, "female probability");
+  if (native.age) close(browser.age.years, native.age.years, 0.5, "age");
+  if (native.young_probability !== undefined) close(browser.young_probability, native.young_probability, 0.02, "young probability");
+  (native.race || []).forEach(([name, p], i) => close(browser.race[i][1], p, 0.02, `race ${name}`));
+  // `eval` reads the file too (on its data set's first test faces).
+  const set = native.age ? ["--dataset", "utkface", "--protocol", "all-ages"] : ["--dataset", "celeba"];
+  const evaluated = JSON.parse(cli(["eval", "--model", file, ...set, "--limit", "50"]));
+  assert.ok(evaluated.length > 0 && evaluated.every((e) => e.faces === 50 && Number.isFinite(e.metric)), "eval reads the file");
+  rmSync(dir, { recursive: true, force: true });
+}
+
 /// The native trainer on the same Lab file with the run's settings: its validation metrics.
 function nativeRun(run, set) {
   const s = run.request.settings;
@@ -143,38 +170,41 @@ test("a model trained in the Lab is used at once, and downloaded it predicts nat
     await page.fill("#lab-epochs", "4");
     await page.click("#lab-train");
     await finished(page);
-    await page.click("#lab-use");
-    await page.waitForFunction(() => /the Lab's model|trained in the browser/.test(document.getElementById("model-info").textContent));
-    const download = page.waitForEvent("download");
-    await page.click("#lab-download");
-    const file = join(mkdtempSync(join(tmpdir(), "facemtl-lab-model-")), "lab.fmtl");
-    await (await download).saveAs(file);
-    await page.setInputFiles("#file", FACE);
-    await page.waitForFunction(() => window.facemtlLast?.faces?.length > 0, null, { timeout: 120_000 });
-    const browser = (await page.evaluate(() => window.facemtlLast)).faces[0];
-    const native = JSON.parse(execFileSync(BIN, ["--backend", "cpu", "predict", "--model", file, FACE], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim().split("\n")[0]);
-    assert.ok(Math.abs(browser.female_probability - native.female_probability) < 0.02, `female probability ${browser.female_probability} vs ${native.female_probability}`);
-    assert.ok(Math.abs(browser.age.years - native.age.years) < 0.5, `age ${browser.age.years} vs ${native.age.years}`);
-    browser.race.forEach(([name, p], i) => assert.ok(Math.abs(p - native.race[i][1]) < 0.02, `race ${name}`));
+    await roundTrip(page);
+    await page.click("#lab-reset");
+    await page.waitForSelector("body[data-lab-state=idle]");
+    assert.equal(await page.evaluate(() => window.facemtlLab.runs.length), 0, "reset drops the run");
+    assert.ok(await page.isDisabled("#lab-use"), "nothing to use after a reset");
     assert.deepEqual(errors, []);
   } finally {
     await close();
   }
 });
 
-test("a Lab run on WebGPU (SwiftShader) reaches the native trainer's figures", async (t) => {
+test("on WebGPU (SwiftShader) a Lab run pauses and resumes, reaches the native trainer's figures, and its model round-trips", async (t) => {
   if (skipWithoutBinary(t)) return;
-  const { page, errors, close } = await openLab("webgpu");
+  const { page, requests, errors, close } = await openLab("webgpu");
   try {
     assert.match(await page.textContent("#lab-status"), /WebGPU/);
-    // SwiftShader runs WebGPU on the CPU, about 30 s per epoch here: two epochs of CelebA.
+    // SwiftShader runs WebGPU on the CPU, about 30 s per CelebA epoch here: two epochs.
     await page.selectOption("#lab-set", "celeba");
     await page.fill("#lab-epochs", "2");
     await page.click("#lab-train");
+    await page.waitForFunction(() => window.facemtlLab.runs.at(-1)?.reports.length >= 1, null, { timeout: 300_000 });
+    await page.click("#lab-pause");
+    await page.waitForSelector("body[data-lab-state=paused]", { timeout: 300_000 });
+    const paused = await epochsDone(page);
+    await page.waitForTimeout(1000);
+    assert.equal(await epochsDone(page), paused, "no epoch runs while paused");
+    await page.click("#lab-resume");
     const run = await finished(page, 600_000);
+    assert.deepEqual(run.reports.map((r) => r.rows[0].epoch), [0, 1], "every epoch once");
     const native = nativeRun(run, "celeba");
     assertClose(run.results.val.metrics, native.val.metrics, run.request.tasks, "WebGPU");
+    await roundTrip(page);
     assert.deepEqual(errors, []);
+    const origin = new URL(site.url).origin;
+    assert.deepEqual(requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:")), [], "no request leaves the origin");
   } finally {
     await close();
   }
