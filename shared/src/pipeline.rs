@@ -28,6 +28,8 @@ pub struct FacePipeline {
     detector: Detector,
     align: AlignConfig,
     backbone: Backbone,
+    /// Each face's features are the mean of its own and its mirror image's (test-time mirror).
+    mirror: bool,
     device: Device,
 }
 
@@ -39,13 +41,29 @@ impl FacePipeline {
         align: AlignConfig,
         device: &Device,
     ) -> Self {
-        Self { detector: Detector::new(detector, detector_config), align, backbone, device: device.clone() }
+        Self {
+            detector: Detector::new(detector, detector_config),
+            align,
+            backbone,
+            mirror: false,
+            device: device.clone(),
+        }
     }
 
     /// The pipeline a model was trained with: its header's detector and alignment settings,
     /// around `backbone` (the model's own fine-tuned one when it has one, else the pretrained).
     pub fn for_model(detector: BlazeFace, backbone: Backbone, header: &Header, device: &Device) -> Self {
         Self::new(detector, header.detector.clone(), backbone, header.align, device)
+            .with_mirror(header.test_time_mirror)
+    }
+
+    /// The same pipeline with each face's features averaged with its mirror image's, or not.
+    pub fn with_mirror(self, mirror: bool) -> Self {
+        Self { mirror, ..self }
+    }
+
+    pub fn mirrors(&self) -> bool {
+        self.mirror
     }
 
     /// The same networks with other detector settings (the browser's webcam searches no tiles).
@@ -107,12 +125,19 @@ impl FacePipeline {
         detections.iter().map(|d| align(image, &d.keypoints, &self.align)).collect()
     }
 
-    /// The backbone's embeddings `[n, features]` of aligned crops, left on the device.
+    /// The backbone's embeddings `[n, features]` of aligned crops, left on the device; with
+    /// [`Self::with_mirror`], each the mean of the crop's and its mirror image's (one batch of
+    /// `2n`).
     pub fn embed(&self, crops: &[Vec<f32>]) -> Tensor<2> {
         let kind = self.kind();
-        let side = kind.input_size();
+        let (n, side) = (crops.len(), kind.input_size());
         let input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c)).collect();
-        self.backbone.forward(Tensor::from_data(TensorData::new(input, [crops.len(), 3, side, side]), &self.device))
+        let x = Tensor::<4>::from_data(TensorData::new(input, [n, 3, side, side]), &self.device);
+        if !self.mirror {
+            return self.backbone.forward(x);
+        }
+        let both = self.backbone.forward(Tensor::cat(vec![x.clone(), x.flip([3])], 0));
+        (both.clone().narrow(0, 0, n) + both.narrow(0, n, n)).div_scalar(2.0)
     }
 
     /// [`Self::embed`] read back, one vector per crop.

@@ -60,6 +60,10 @@ pub struct Header {
     /// with: `int8` for the browser's smaller file; absent means exact.
     #[serde(default, skip_serializing_if = "Precision::is_exact")]
     pub backbone_weights: Precision,
+    /// The features of each face are the mean of its own and its mirror image's, as in
+    /// training (test-time mirror); absent means no mirror.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test_time_mirror: bool,
 }
 
 impl Header {
@@ -86,6 +90,7 @@ impl Header {
             metrics,
             backbone_len: None,
             backbone_weights,
+            test_time_mirror: false,
         }
     }
 }
@@ -331,6 +336,7 @@ mod tests {
             metrics: vec![("gender_accuracy".into(), 0.9)],
             backbone_len: None,
             backbone_weights: Precision::Exact,
+            test_time_mirror: false,
         };
         (head, header)
     }

@@ -136,6 +136,7 @@ fn header(tasks: Vec<TaskSpec>, shared: Vec<usize>, head_hidden: usize) -> Heade
         metrics: vec![("age_mae".into(), 5.0)],
         backbone_len: None,
         backbone_weights: Default::default(),
+        test_time_mirror: false,
     }
 }
 

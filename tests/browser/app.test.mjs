@@ -40,8 +40,8 @@ async function predict(page, file) {
   await page.waitForSelector(`body[data-predictions='${before + 1}']`, { timeout: 180_000 });
 }
 
-function native(files) {
-  const out = execFileSync(BIN, ["predict", "--model", MODEL, ...files], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+function native(files, model = MODEL) {
+  const out = execFileSync(BIN, ["predict", "--model", model, ...files], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
   const byFile = new Map();
   for (const line of out.trim().split("\n")) {
     const face = JSON.parse(line);
@@ -80,8 +80,8 @@ async function lastResult(page) {
   return page.evaluate(() => window.facemtlLast);
 }
 
-async function checkAgainstNative(page, files, label) {
-  const expected = native(files);
+async function checkAgainstNative(page, files, label, model = MODEL) {
+  const expected = native(files, model);
   for (const file of files) {
     await predict(page, file);
     const result = await lastResult(page);
@@ -134,6 +134,28 @@ test("without WebGPU the CPU fallback runs, and agrees with the native predict",
       assert.ok(r.url.startsWith(site.url) || r.url.startsWith("blob:") || r.url.startsWith("data:"), `request outside the page's origin: ${r.url}`);
       assert.equal(r.method, "GET", `${r.method} ${r.url}`);
     }
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test("a model whose header asks for test-time mirror gets it in the page as in the native predict", async (t) => {
+  if (skipWithoutData(t)) return;
+  const mirrored = join(mkdtempSync(join(tmpdir(), "facemtl-mirror-")), "mirror.fmtl");
+  writeFileSync(mirrored, resealModel(readFileSync(MODEL), (h) => (h.test_time_mirror = true)));
+  const faces = UTK.map((f) => join(DATA, "utkface/UTKFace", f));
+  // The mirror changes the answers (a face is not symmetric)...
+  const [plain, both] = [native(faces), native(faces, mirrored)];
+  const ages = (byFile) => faces.map((f) => byFile.get(f)[0].age.years);
+  assert.notDeepEqual(ages(plain), ages(both), "test-time mirror changes the predicted ages");
+  // ... and the page computes what `predict` computes with it.
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    await page.setInputFiles("#model-file", mirrored);
+    await page.waitForFunction(() => /mirror/.test(document.getElementById("model-info").textContent));
+    await checkAgainstNative(page, faces, "mirror", mirrored);
     assert.deepEqual(errors, []);
   } finally {
     await close();

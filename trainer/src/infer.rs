@@ -73,14 +73,17 @@ impl FinishedRun {
     /// Write the model file with its test `metrics`, and its training report beside it.
     pub fn write(self, out: &Path, backbone_weights: Precision, metrics: Vec<(String, f64)>) -> Result<Header> {
         let config = &self.config;
-        let header = Header::for_head(
-            config.backbone,
-            backbone_weights,
-            self.tasks.clone(),
-            &config.settings(),
-            self.trained_on()?,
-            metrics,
-        );
+        let header = Header {
+            test_time_mirror: config.mirror,
+            ..Header::for_head(
+                config.backbone,
+                backbone_weights,
+                self.tasks.clone(),
+                &config.settings(),
+                self.trained_on()?,
+                metrics,
+            )
+        };
         let bytes = weights::export(self.head, self.backbone, header)?;
         if let Some(parent) = out.parent() {
             fs::create_dir_all(parent)?;
@@ -107,7 +110,8 @@ pub fn export(
     data_dir: &Path,
 ) -> Result<Header> {
     let run = FinishedRun::read(run_dir)?;
-    let pipeline = models::pipeline_at(cache, run.config.backbone, backbone_weights, &Device::flex())?;
+    let pipeline = models::pipeline_at(cache, run.config.backbone, backbone_weights, &Device::flex())?
+        .with_mirror(run.config.mirror);
     let network = (&run.head, run.backbone.as_ref());
     let (evaluation, _) = evaluate_on_test(cache, &pipeline, network, &run.tasks, &run.config, data_dir)?;
     let metrics: Vec<(String, f64)> =
@@ -143,12 +147,14 @@ fn evaluate_on_test(
 
 /// Evaluate a model file on the test split of the data set `config` names (data set, protocol,
 /// split seed): per-task loss and metric, printed as JSON.
+/// `mirror`: test-time mirror on or off against the header's choice (`None` keeps it).
 pub fn evaluate_file(
     cache: &Cache,
     device: &Device,
     model_file: &Path,
     config: &TrainConfig,
     data_dir: &Path,
+    mirror: Option<bool>,
 ) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
     let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
@@ -162,6 +168,7 @@ pub fn evaluate_file(
     }
     // The header's preprocessing around the pretrained backbone, whose features are cached.
     let pipeline = models::model_pipeline(cache, &header, None, device)?;
+    let pipeline = pipeline.clone().with_mirror(mirror.unwrap_or(pipeline.mirrors()));
     let (evaluation, faces) =
         evaluate_on_test(cache, &pipeline, (&head, backbone.as_ref()), &header.tasks, config, data_dir)?;
     let report: Vec<_> = header
@@ -218,11 +225,19 @@ fn expand(inputs: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Print one JSON line per face (or per unreadable file / file without a face); stops quietly
 /// when the reader closes the pipe.
-pub fn predict(cache: &Cache, device: &Device, model_file: &Path, inputs: &[PathBuf]) -> Result<()> {
+/// `mirror`: test-time mirror on or off against the header's choice (`None` keeps it).
+pub fn predict(
+    cache: &Cache,
+    device: &Device,
+    model_file: &Path,
+    inputs: &[PathBuf],
+    mirror: Option<bool>,
+) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
     let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
     let pipeline = models::model_pipeline(cache, &header, backbone, device)?
-        .with_detector_config(header.detector.clone().answering_photos());
+        .with_detector_config(header.detector.clone().answering_photos())
+        .with_mirror(mirror.unwrap_or(header.test_time_mirror));
     let mut out = JsonLines::stdout();
     for path in expand(inputs) {
         let file = path.display().to_string();

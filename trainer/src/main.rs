@@ -64,6 +64,9 @@ enum Command {
     Eval {
         #[arg(long)]
         model: PathBuf,
+        /// Test-time mirror `on` or `off`, against the model header's choice.
+        #[arg(long, value_parser = on_off)]
+        test_time_mirror: Option<bool>,
         #[command(flatten)]
         config: facemtl_trainer::train::TrainConfig,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
@@ -74,6 +77,9 @@ enum Command {
         /// A model file written by `export`.
         #[arg(long)]
         model: PathBuf,
+        /// Test-time mirror `on` or `off`, against the model header's choice.
+        #[arg(long, value_parser = on_off)]
+        test_time_mirror: Option<bool>,
         inputs: Vec<PathBuf>,
     },
     /// Run the thesis's experiments (resumable) and write results/REPORT.md with its plots.
@@ -87,6 +93,14 @@ enum Command {
     /// Benchmarks of the face pipeline (figures for BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("`{other}`: on or off")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -133,10 +147,12 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, config, data_dir } => {
-            facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir)
+        Command::Eval { model, test_time_mirror, config, data_dir } => {
+            facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, test_time_mirror)
         }
-        Command::Predict { model, inputs } => facemtl_trainer::infer::predict(&cache, &device, &model, &inputs),
+        Command::Predict { model, test_time_mirror, inputs } => {
+            facemtl_trainer::infer::predict(&cache, &device, &model, &inputs, test_time_mirror)
+        }
         Command::Reproduce { args } => {
             let sweep = facemtl_trainer::reproduce::run(&cache, &device, &backend, &args)?;
             eprintln!("wrote {} in {:.1} min", args.out.join("REPORT.md").display(), sweep.wall_seconds / 60.0);

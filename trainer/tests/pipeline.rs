@@ -366,3 +366,27 @@ fn a_photo_is_searched_tile_by_tile_only_when_its_zoom_views_hold_no_large_face(
     assert_eq!(staged, detector.detect_batch(&[&group], &device).remove(0));
     assert!(staged.len() > zooms_only.detect_batch(&[&group], &device).remove(0).len(), "{} faces", staged.len());
 }
+
+#[test]
+fn under_test_time_mirror_a_face_and_its_mirror_image_get_the_same_features() {
+    let Some(pipeline) = common::pipeline(BackboneKind::Faceres) else {
+        return;
+    };
+    let path = common::utk(FACE);
+    if !common::present(&path, "UTKFace") {
+        return;
+    }
+    let image = load(&path);
+    let faces = pipeline.detect(&[&image]).remove(0);
+    let crop = pipeline.align(&image, &faces[..1]).remove(0);
+    let side = BackboneKind::Faceres.input_size();
+    let mirrored: Vec<f32> = crop.chunks_exact(side).flat_map(|row| row.iter().rev().copied()).collect();
+    let distance = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    // Without it the two differ (a face is not symmetric); with it each is the mean of both views.
+    let upright = pipeline.features(&[crop.clone(), mirrored.clone()]);
+    assert!(distance(&upright[0], &upright[1]) > 1e-2, "the mirror image alone gives other features");
+    let both = pipeline.clone().with_mirror(true).features(&[crop, mirrored]);
+    assert!(distance(&both[0], &both[1]) < 1e-4, "test-time mirror: {}", distance(&both[0], &both[1]));
+    let mean: Vec<f32> = upright[0].iter().zip(&upright[1]).map(|(a, b)| (a + b) / 2.0).collect();
+    assert!(distance(&both[0], &mean) < 1e-4, "the mean of the two views");
+}

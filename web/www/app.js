@@ -157,7 +157,8 @@ async function pruneCache() {
 function describeModel(header) {
   const metrics = header.metrics.map(([k, v]) => (k === "age_mae" ? `age MAE ${v.toFixed(2)} years` : `${k.replace("_accuracy", "")} ${(100 * v).toFixed(1)} %`));
   const tasks = header.tasks.map((t) => t.name).join(", ");
-  $("model-info").textContent = `Model: ${header.backbone} backbone, tasks ${tasks}; trained on ${header.trained_on}; test: ${metrics.join(", ")}.`;
+  const mirror = header.test_time_mirror ? " Each face is read with its mirror image (test-time mirror)." : "";
+  $("model-info").textContent = `Model: ${header.backbone} backbone, tasks ${tasks}; trained on ${header.trained_on}; test: ${metrics.join(", ")}.${mirror}`;
 }
 
 function useModel(bytes) {

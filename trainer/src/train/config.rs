@@ -107,6 +107,11 @@ pub struct TrainConfig {
     pub head_hidden: usize,
     #[arg(long, default_value_t = 0.5)]
     pub dropout: f64,
+    /// Each face's features are the mean of its own and its mirror image's, in training and in
+    /// every prediction of the exported model (its header says so): test-time mirror.
+    #[arg(long, conflicts_with = "fine_tune")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mirror: bool,
     /// How age is predicted: `regression` (the thesis: one output, squared error) or
     /// `distribution` (a softmax over every year of the protocol's range, DLDL-v2).
     #[arg(long, default_value = "regression")]

@@ -222,7 +222,7 @@ pub fn run(
     let set = config.load(data_dir)?;
     set.warn_skipped();
     let labels = Labels::new(config.tasks(&set.tasks)?, &set.tasks);
-    let pipeline = models::pipeline(cache, config.backbone, device)?;
+    let pipeline = models::pipeline(cache, config.backbone, device)?.with_mirror(config.mirror);
     let all: Vec<&Sample> = set.all().collect();
     let splits = if config.fine_tune {
         let store = crops::collect(&pipeline, &all);
