@@ -18,6 +18,13 @@ fn load(path: &std::path::Path) -> RgbImage {
 
 const FACE: &str = "30_1_0_20170103180631960.jpg.chip.jpg";
 
+/// The faceres pipeline and the UTKFace photo `FACE`, when the weights and data are here.
+fn faceres_and_face() -> Option<(facemtl::pipeline::FacePipeline, RgbImage)> {
+    let pipeline = common::pipeline(BackboneKind::Faceres)?;
+    let path = common::utk(FACE);
+    common::present(&path, "UTKFace").then(|| (pipeline, load(&path)))
+}
+
 #[test]
 fn an_upright_face_has_its_right_eye_on_the_image_left() {
     let Some(detector) = common::detector() else {
@@ -104,14 +111,9 @@ fn a_group_of_thirty_faces_gives_thirty_detections() {
 
 #[test]
 fn alignment_puts_the_eyes_where_the_config_says() {
-    let Some(pipeline) = common::pipeline(BackboneKind::Faceres) else {
+    let Some((pipeline, image)) = faceres_and_face() else {
         return;
     };
-    let path = common::utk(FACE);
-    if !common::present(&path, "UTKFace") {
-        return;
-    }
-    let image = load(&path);
     let detection = pipeline.detect(&[&image]).remove(0)[0];
     let config = BackboneKind::Faceres.align_config();
     let crop = align(&image, &detection.keypoints, &config);
@@ -369,14 +371,9 @@ fn a_photo_is_searched_tile_by_tile_only_when_its_zoom_views_hold_no_large_face(
 
 #[test]
 fn under_test_time_mirror_a_face_and_its_mirror_image_get_the_same_features() {
-    let Some(pipeline) = common::pipeline(BackboneKind::Faceres) else {
+    let Some((pipeline, image)) = faceres_and_face() else {
         return;
     };
-    let path = common::utk(FACE);
-    if !common::present(&path, "UTKFace") {
-        return;
-    }
-    let image = load(&path);
     let faces = pipeline.detect(&[&image]).remove(0);
     let crop = pipeline.align(&image, &faces[..1]).remove(0);
     let side = BackboneKind::Faceres.input_size();
