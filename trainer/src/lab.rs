@@ -3,13 +3,12 @@
 //! train on the very same numbers.
 
 use std::fs;
-
-use clap::builder::TypedValueParser as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use burn::tensor::read_sync;
+use clap::builder::TypedValueParser as _;
 use facemtl::backbone::BackboneKind;
 use facemtl::compact::Precision;
 use facemtl::lab::{self, LabHeader, LabSet, LabSetInfo, LabSplit};

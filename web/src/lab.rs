@@ -9,7 +9,7 @@ use burn::prelude::*;
 use facemtl::compact;
 use facemtl::groups::{self, GroupFigures};
 use facemtl::lab::{self, LabData, LabSet, LabSplit};
-use facemtl::mtl::{Label, TaskKind, TaskSpec};
+use facemtl::mtl::{Label, TaskSpec};
 use facemtl::training::{EpochReport, Evaluation, FeatureExamples, RunSettings, Session, Target, session};
 use facemtl::weights::{self, Header};
 use js_sys::{Promise, Uint8Array};
@@ -70,62 +70,28 @@ struct Finished {
     groups: GroupFigures,
 }
 
-/// Per task, the targets and true values of `split`'s faces (columns of the set's labels).
-fn examples(split: &LabSplit, dim: usize, columns: &[(usize, TaskSpec)], device: &Device) -> FeatureExamples {
-    let n = split.len();
-    let features = Tensor::from_data(TensorData::new(split.features.clone(), [n, dim]), device);
-    let truth: Vec<Vec<f64>> = columns
-        .iter()
-        .map(|(c, _)| {
-            split
-                .labels
-                .iter()
-                .map(|l| match l[*c] {
-                    Label::Class(class) => class as f64,
-                    Label::Value(value) => f64::from(value),
-                })
-                .collect()
-        })
-        .collect();
-    let targets = columns
-        .iter()
-        .zip(&truth)
-        .map(|((_, task), values)| match &task.kind {
-            TaskKind::Class { .. } => {
-                let classes = values.iter().map(|v| *v as i64).collect();
-                Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
-            }
-            TaskKind::Regression { norm } => {
-                let values = values.iter().map(|v| norm.normalise(*v as f32)).collect();
-                Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
-            }
-            TaskKind::Distribution { sigma, .. } => Target::Distribution {
-                values: Tensor::from_data(TensorData::new(values.iter().map(|v| *v as f32).collect(), [n]), device),
-                bins: task.bins(),
-                sigma: *sigma,
-            },
-        })
-        .collect();
-    FeatureExamples { features, targets, truth }
+/// `split`'s faces as examples of `tasks`, each read from its column of the set's labels.
+fn examples(split: &LabSplit, dim: usize, tasks: &[TaskSpec], columns: &[usize], device: &Device) -> FeatureExamples {
+    FeatureExamples::new(split.features.clone(), dim, &split.labels, tasks, columns, device)
 }
 
 impl Run {
     fn new(data: &LabData, request: RunRequest, device: &Device) -> Result<Self, String> {
         let set: &LabSet = data.set(&request.set).ok_or_else(|| format!("the Lab has no data set {}", request.set))?;
-        let columns: Vec<(usize, TaskSpec)> = set
+        let (columns, tasks): (Vec<usize>, Vec<TaskSpec>) = set
             .info
             .tasks
             .iter()
             .enumerate()
             .filter(|(_, t)| request.tasks.contains(&t.name))
             .map(|(c, t)| (c, t.clone()))
-            .collect();
+            .unzip();
         if columns.is_empty() {
             return Err("choose at least one task".into());
         }
         let dim = data.header.dim;
-        let [train, val, test] = [0, 1, 2].map(|i| examples(&set.splits[i], dim, &columns, device));
-        let tasks: Vec<TaskSpec> = columns.iter().map(|(_, t)| t.clone()).collect();
+        let [train, val, test] = [0, 1, 2].map(|i| examples(&set.splits[i], dim, &tasks, &columns, device));
+        let test_on_host = examples(&set.splits[2], dim, &tasks, &columns, &Device::flex());
         let autodiff = device.clone().autodiff();
         autodiff.seed(request.settings.seed);
         let model = request.settings.model(dim, &tasks, &autodiff);
@@ -138,7 +104,7 @@ impl Run {
             train_targets,
             val,
             test,
-            test_on_host: examples(&set.splits[2], dim, &columns, &Device::flex()),
+            test_on_host,
             set_tasks: set.info.tasks.clone(),
             test_labels: set.splits[2].labels.clone(),
         })

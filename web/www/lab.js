@@ -4,6 +4,9 @@
 // and benchmarks.
 
 const LAB_FILE = "lab/lab.fml";
+// One colour per task, as the app's charts use them.
+const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
+const colour = (i) => COLOURS[i % COLOURS.length];
 const $ = (id) => document.getElementById(id);
 
 // Each run: its request, its epoch reports, its timing and, at the end, its results.
@@ -233,14 +236,14 @@ function draw() {
   const tasks = run.request.tasks;
   const out = [];
   for (const [i, task] of tasks.entries()) {
-    const colour = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][i % 4];
+    const taskColour = colour(i);
     const mine = rows(run, task).filter((r) => r.event !== "frozen");
     const theirs = previous ? rows(previous, task).filter((r) => r.event !== "frozen") : [];
     const series = [
-      { name: "training", colour, points: mine.map((r) => [r.epoch, r.train_loss]) },
-      { name: "validation", colour, dash: "6 3", points: mine.map((r) => [r.epoch, r.val_loss]) },
+      { name: "training", colour: taskColour, points: mine.map((r) => [r.epoch, r.train_loss]) },
+      { name: "validation", colour: taskColour, dash: "6 3", points: mine.map((r) => [r.epoch, r.val_loss]) },
     ];
-    const metric = [{ name: "this run", colour, points: mine.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) }];
+    const metric = [{ name: "this run", colour: taskColour, points: mine.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) }];
     if (theirs.length) {
       series.push({ name: "previous: validation", colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map((r) => [r.epoch, r.val_loss]) });
       metric.push({ name: "previous run", colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) });
@@ -251,12 +254,12 @@ function draw() {
   }
   const weightSeries = tasks.map((task, i) => ({
     name: task,
-    colour: ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][i % 4],
+    colour: colour(i),
     points: rows(run, task).map((r) => [r.epoch, r.loss_weight]),
   }));
   if (previous) {
     for (const [i, task] of previous.request.tasks.entries()) {
-      weightSeries.push({ name: `previous: ${task}`, colour: ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"][i % 4], dash: "2 3", opacity: 0.5, points: rows(previous, task).map((r) => [r.epoch, r.loss_weight]) });
+      weightSeries.push({ name: `previous: ${task}`, colour: colour(i), dash: "2 3", opacity: 0.5, points: rows(previous, task).map((r) => [r.epoch, r.loss_weight]) });
     }
   }
   out.push(app.lineChart("Loss weights", weightSeries, [], "weight"));

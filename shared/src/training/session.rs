@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::order::{mirror_flag, shuffle};
 use super::{EarlyFreeze, FreezeEvent, FreezeMode, LossWeighting, Target, TrainingModel, WeightingKind};
 use crate::backbone::Backbone;
-use crate::mtl::{Metric, MtlConfig, MtlHead, TaskKind, TaskSpec, model};
+use crate::mtl::{Label, Metric, MtlConfig, MtlHead, TaskKind, TaskSpec, model};
 use crate::predict::expectation;
 
 /// What defines a run's training, apart from its data and backbone. The defaults are the
@@ -108,6 +108,78 @@ pub struct FeatureExamples {
     pub features: Tensor<2>,
     pub targets: Vec<Target>,
     pub truth: Vec<Vec<f64>>,
+}
+
+impl FeatureExamples {
+    /// `[n, dim]` features (row-major) of faces with these labels, for `tasks`, each read from
+    /// its column of the labels.
+    pub fn new<L: AsRef<[Label]>>(
+        features: Vec<f32>,
+        dim: usize,
+        faces: &[L],
+        tasks: &[TaskSpec],
+        columns: &[usize],
+        device: &Device,
+    ) -> Self {
+        let n = faces.len();
+        Self {
+            features: Tensor::from_data(TensorData::new(features, [n, dim]), device),
+            targets: targets(tasks, columns, faces, device),
+            truth: truth(columns, faces),
+        }
+    }
+}
+
+/// Per task and face, the true class or value in its own unit (what metrics compare), from
+/// the task's column of the faces' labels.
+pub fn truth<L: AsRef<[Label]>>(columns: &[usize], faces: &[L]) -> Vec<Vec<f64>> {
+    columns
+        .iter()
+        .map(|&c| {
+            faces
+                .iter()
+                .map(|f| match f.as_ref()[c] {
+                    Label::Class(class) => class as f64,
+                    Label::Value(value) => f64::from(value),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Per task, the faces' targets on the network's scale, from the task's column of their labels.
+pub fn targets<L: AsRef<[Label]>>(tasks: &[TaskSpec], columns: &[usize], faces: &[L], device: &Device) -> Vec<Target> {
+    let n = faces.len();
+    let value = |f: &L, c: usize| match f.as_ref().get(c) {
+        Some(Label::Value(v)) => Some(*v),
+        _ => None,
+    };
+    let class = |f: &L, c: usize| match f.as_ref().get(c) {
+        Some(Label::Class(k)) => Some(*k),
+        _ => None,
+    };
+    tasks
+        .iter()
+        .zip(columns)
+        .map(|(task, &c)| match &task.kind {
+            TaskKind::Regression { norm } => {
+                let values = faces.iter().map(|f| norm.normalise(value(f, c).unwrap_or(norm.offset))).collect();
+                Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
+            }
+            TaskKind::Class { .. } => {
+                let classes = faces.iter().map(|f| class(f, c).unwrap_or(0) as i64).collect();
+                Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
+            }
+            TaskKind::Distribution { low, sigma, .. } => {
+                let values = faces.iter().map(|f| value(f, c).unwrap_or(*low)).collect();
+                Target::Distribution {
+                    values: Tensor::from_data(TensorData::new(values, [n]), device),
+                    bins: task.bins(),
+                    sigma: *sigma,
+                }
+            }
+        })
+        .collect()
 }
 
 impl Examples for FeatureExamples {

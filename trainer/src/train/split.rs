@@ -3,11 +3,11 @@
 
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
-use facemtl::mtl::{TaskKind, TaskSpec};
-use facemtl::training::{Examples, Target};
+use facemtl::mtl::TaskSpec;
+use facemtl::training::{Examples, Target, session};
 
 use crate::crops::{self, CropStore};
-use crate::data::{Label, Sample};
+use crate::data::Sample;
 use crate::features::FeatureStore;
 
 /// What the network reads for each face of a split (three exist per run, so the variants'
@@ -84,45 +84,12 @@ impl Labels {
 
     /// Per task and sample, the true class or value (in its own unit).
     fn truth(&self, samples: &[&Sample]) -> Vec<Vec<f64>> {
-        self.columns
-            .iter()
-            .map(|&c| {
-                samples
-                    .iter()
-                    .map(|s| match s.labels[c] {
-                        Label::Class(class) => class as f64,
-                        Label::Value(value) => f64::from(value),
-                    })
-                    .collect()
-            })
-            .collect()
+        session::truth(&self.columns, samples)
     }
 
     /// Per task, the targets of `samples` on the network's scale.
     fn targets(&self, samples: &[&Sample], device: &Device) -> Vec<Target> {
-        let n = samples.len();
-        self.tasks
-            .iter()
-            .zip(&self.columns)
-            .map(|(task, &c)| match &task.kind {
-                TaskKind::Regression { norm } => {
-                    let values = samples.iter().map(|s| norm.normalise(s.value(c).unwrap_or(norm.offset))).collect();
-                    Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
-                }
-                TaskKind::Class { .. } => {
-                    let classes = samples.iter().map(|s| s.class(c).unwrap_or(0) as i64).collect();
-                    Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
-                }
-                TaskKind::Distribution { low, sigma, .. } => {
-                    let values = samples.iter().map(|s| s.value(c).unwrap_or(*low)).collect();
-                    Target::Distribution {
-                        values: Tensor::from_data(TensorData::new(values, [n]), device),
-                        bins: task.bins(),
-                        sigma: *sigma,
-                    }
-                }
-            })
-            .collect()
+        session::targets(&self.tasks, &self.columns, samples, device)
     }
 }
 
