@@ -62,6 +62,11 @@ impl FacePipeline {
         Self { mirror, ..self }
     }
 
+    /// The same pipeline around another backbone (a model's tuned one).
+    pub fn with_backbone(self, backbone: Backbone) -> Self {
+        Self { backbone, ..self }
+    }
+
     pub fn mirrors(&self) -> bool {
         self.mirror
     }

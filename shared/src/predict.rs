@@ -140,6 +140,7 @@ mod tests {
             backbone_len: None,
             backbone_weights: Default::default(),
             test_time_mirror: false,
+            tuned_blocks: None,
         }
     }
 

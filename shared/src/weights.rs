@@ -5,7 +5,9 @@
 //! data and protocol, metrics), the payload, and the sha256 of every byte before it. The
 //! payload is the multi-task head's parameters in the compact format (`compact.rs`: half
 //! precision where the values allow it, which the trainer's export ensures), followed, for a
-//! model whose backbone was fine-tuned, by the backbone's own (its length in the header).
+//! model whose backbone was fine-tuned, by the backbone's own (its length in the header), or,
+//! for partial fine-tuning, by the tuned last blocks alone (their count in the header): the
+//! stock backbone, which the app downloads once, supplies the rest.
 //!
 //! A model file is untrusted input (the app loads any file a visitor picks), so loading checks,
 //! in this order and before anything is allocated from the header's numbers: the file's size,
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::align::AlignConfig;
-use crate::backbone::{Backbone, BackboneKind};
+use crate::backbone::{Backbone, BackboneKind, FaceResTailConfig, Tuned, faceres};
 use crate::compact::{self, Precision};
 use crate::detect::DetectorConfig;
 use crate::mtl::{MtlConfig, MtlHead, TaskKind, TaskSpec};
@@ -64,6 +66,10 @@ pub struct Header {
     /// training (test-time mirror); absent means no mirror.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test_time_mirror: bool,
+    /// With `backbone_len`: the record is the last this many blocks of faceres (partial
+    /// fine-tuning), not a whole backbone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned_blocks: Option<usize>,
 }
 
 impl Header {
@@ -91,6 +97,7 @@ impl Header {
             backbone_len: None,
             backbone_weights,
             test_time_mirror: false,
+            tuned_blocks: None,
         }
     }
 }
@@ -192,6 +199,12 @@ impl Header {
         require(a.size == self.backbone.input_size() && fraction(a.eye_distance) && fraction(a.eye_line), || {
             format!("alignment {a:?} for a {} backbone", self.backbone)
         })?;
+        if let Some(tuned) = self.tuned_blocks {
+            require(self.backbone == BackboneKind::Faceres && (1..=faceres::BLOCK_COUNT).contains(&tuned), || {
+                format!("{tuned} tuned blocks of a {} backbone", self.backbone)
+            })?;
+            require(self.backbone_len.is_some(), || "tuned blocks without their record".into())?;
+        }
         let backbone_len = self.backbone_len.unwrap_or(0);
         let head_len = payload_len.checked_sub(backbone_len).ok_or_else(|| {
             WeightsError::Payload(format!("a backbone of {backbone_len} bytes in a payload of {payload_len}"))
@@ -213,20 +226,28 @@ impl Header {
 pub struct Model {
     pub header: Header,
     pub head: MtlHead,
-    /// The fine-tuned backbone, when the file has one.
-    pub backbone: Option<Backbone>,
+    /// What the model tuned of its backbone, when the file has it.
+    pub backbone: Option<Tuned>,
 }
 
-/// Write `head` (and a fine-tuned `backbone`) with `header`, whose version and backbone length
-/// are filled in here.
-pub fn export(head: MtlHead, backbone: Option<Backbone>, mut header: Header) -> Result<Vec<u8>, WeightsError> {
+/// Write `head` (and what was tuned of the backbone) with `header`, whose version, backbone
+/// length and tuned block count are filled in here.
+pub fn export(head: MtlHead, tuned: Option<Tuned>, mut header: Header) -> Result<Vec<u8>, WeightsError> {
     let mut payload = compact::pack(&head);
     header.backbone_len = None;
-    if let Some(backbone) = backbone {
-        if backbone.kind() != header.backbone {
+    header.tuned_blocks = None;
+    let record = match tuned {
+        None => None,
+        Some(Tuned::Whole(backbone)) if backbone.kind() != header.backbone => {
             return Err(WeightsError::Backbone { expected: header.backbone, found: backbone.kind() });
         }
-        let bytes = compact::pack(&backbone);
+        Some(Tuned::Whole(backbone)) => Some(compact::pack(&backbone)),
+        Some(Tuned::Tail(tail)) => {
+            header.tuned_blocks = Some(tail.len());
+            Some(compact::pack(&tail))
+        }
+    };
+    if let Some(bytes) = record {
         header.backbone_len = Some(bytes.len());
         payload.extend(bytes);
     }
@@ -306,9 +327,11 @@ pub fn load(bytes: &[u8], backbone: Option<BackboneKind>, device: &Device) -> Re
     // `check` has made sure the backbone fits in the payload.
     let split = payload.len() - header.backbone_len.unwrap_or(0);
     let head = unpack(header.mtl_config().init(device), &payload[..split])?;
-    let backbone = match header.backbone_len {
-        Some(_) => Some(unpack(Backbone::init(header.backbone, device), &payload[split..])?),
-        None => None,
+    let record = &payload[split..];
+    let backbone = match (header.backbone_len, header.tuned_blocks) {
+        (None, _) => None,
+        (Some(_), None) => Some(Tuned::Whole(unpack(Backbone::init(header.backbone, device), record)?)),
+        (Some(_), Some(tuned)) => Some(Tuned::Tail(unpack(FaceResTailConfig::new(tuned).init(device), record)?)),
     };
     Ok(Model { header, head, backbone })
 }
@@ -337,6 +360,7 @@ mod tests {
             backbone_len: None,
             backbone_weights: Precision::Exact,
             test_time_mirror: false,
+            tuned_blocks: None,
         };
         (head, header)
     }
@@ -376,11 +400,37 @@ mod tests {
         let backbone = Backbone::init(BackboneKind::Dlib, &device);
         let crop = Tensor::<4>::ones([1, 3, 150, 150], &device);
         let before = backbone.forward(crop.clone()).into_data();
-        let bytes = export(head.clone(), Some(backbone), header.clone()).unwrap();
+        let bytes = export(head.clone(), Some(Tuned::Whole(backbone)), header.clone()).unwrap();
         let loaded = load(&bytes, None, &device).unwrap();
-        assert_eq!(loaded.backbone.expect("a backbone").forward(crop).into_data(), before);
-        let wrong = Backbone::init(BackboneKind::Faceres, &device);
+        let Some(Tuned::Whole(tuned)) = loaded.backbone else { panic!("a whole backbone") };
+        assert_eq!(tuned.forward(crop).into_data(), before);
+        let wrong = Tuned::Whole(Backbone::init(BackboneKind::Faceres, &device));
         assert!(matches!(export(head, Some(wrong), header), Err(WeightsError::Backbone { .. })));
+    }
+
+    #[test]
+    fn tuned_blocks_travel_alone_and_replace_the_stock_ones() {
+        let device = Device::flex();
+        let (_, header) = sample();
+        let header = Header { backbone: BackboneKind::Faceres, align: BackboneKind::Faceres.align_config(), ..header };
+        let head = header.mtl_config().init(&device);
+        let stock = Backbone::init(BackboneKind::Faceres, &device);
+        // A tail that differs from the stock blocks: freshly initialised, not copied.
+        let tail = FaceResTailConfig::new(2).init(&device);
+        let bytes = export(head, Some(Tuned::Tail(tail.clone())), header).unwrap();
+        assert!(bytes.len() < compact::pack(&stock).len() / 2, "two blocks weigh less than half the backbone");
+        let loaded = load(&bytes, Some(BackboneKind::Faceres), &device).unwrap();
+        assert_eq!(loaded.header.tuned_blocks, Some(2));
+        let Some(tuned @ Tuned::Tail(_)) = loaded.backbone else { panic!("tuned blocks") };
+        let crop = Tensor::<4>::random([1, 3, 224, 224], burn::tensor::Distribution::Uniform(-100.0, 100.0), &device);
+        let Backbone::Faceres(stock_net) = &stock else { unreachable!() };
+        let cut = stock_net.blocks(stock_net.stem(crop.clone()), 0..faceres::BLOCK_COUNT - 2);
+        let expected = tail.forward(cut).into_data();
+        let combined = tuned.onto(&stock).unwrap();
+        combined.forward(crop.clone()).into_data().assert_approx_eq::<f32>(&expected, Default::default());
+        assert_ne!(stock.forward(crop).into_data(), expected, "the stock blocks were replaced");
+        let dlib = Backbone::init(BackboneKind::Dlib, &device);
+        assert!(Tuned::Tail(tail).onto(&dlib).is_err());
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn header(tasks: Vec<TaskSpec>, shared: Vec<usize>, head_hidden: usize) -> Heade
         backbone_len: None,
         backbone_weights: Default::default(),
         test_time_mirror: false,
+        tuned_blocks: None,
     }
 }
 

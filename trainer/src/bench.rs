@@ -46,6 +46,18 @@ pub enum BenchCommand {
         #[arg(long, default_value = "bench/speed.json")]
         out: PathBuf,
     },
+    /// Build the activation caches of partial fine-tuning for every K asked, in one pass over
+    /// the data set's faces: a JSON line of the build time and of each cache's size on disk.
+    Activations {
+        /// Tuned blocks (repeat the flag for several).
+        #[arg(long = "tune-blocks", value_name = "K", required = true)]
+        tuned: Vec<usize>,
+        /// The data set (and `--limit`) as `train` takes it.
+        #[command(flatten)]
+        config: crate::train::TrainConfig,
+        #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
+        data_dir: PathBuf,
+    },
 }
 
 pub fn progress(len: u64, what: &str) -> ProgressBar {
@@ -89,7 +101,36 @@ pub fn run(command: BenchCommand, cache: &Cache, device: &Device, backend: &str)
             detection(cache, device, backend, &data_dir, &out, batch, limit, &detector)
         }
         BenchCommand::Speed { data_dir, photos, out } => speed(cache, device, backend, &data_dir, photos, &out),
+        BenchCommand::Activations { tuned, config, data_dir } => {
+            activations(cache, device, backend, &tuned, &config, &data_dir)
+        }
     }
+}
+
+/// See [`BenchCommand::Activations`].
+fn activations(
+    cache: &Cache,
+    device: &Device,
+    backend: &str,
+    tuned: &[usize],
+    config: &crate::train::TrainConfig,
+    data_dir: &Path,
+) -> Result<()> {
+    let set = config.load(data_dir)?;
+    let samples: Vec<&crate::data::Sample> = set.all().collect();
+    let pipeline = crate::models::pipeline(cache, config.backbone, device)?;
+    let started = std::time::Instant::now();
+    let stores = crate::activations::extract_many(cache, &pipeline, &samples, tuned)?;
+    let line = serde_json::json!({
+        "data_set": set.name,
+        "images": samples.len(),
+        "faces": samples.iter().filter(|s| stores[0].has(s)).count(),
+        "backend": backend,
+        "seconds": started.elapsed().as_secs_f64(),
+        "caches": stores.iter().map(|s| serde_json::json!({ "tuned_blocks": s.tuned, "bytes": s.size() })).collect::<Vec<_>>(),
+    });
+    println!("{line}");
+    Ok(())
 }
 
 fn sorted_images(dir: &Path) -> Result<Vec<PathBuf>> {

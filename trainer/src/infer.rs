@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use facemtl::backbone::Backbone;
+use facemtl::backbone::Tuned;
 use facemtl::compact::{self, Precision};
 use facemtl::detect::BBox;
 use facemtl::mtl::{MtlHead, TaskSpec};
@@ -39,8 +39,8 @@ pub struct FinishedRun {
     tasks: Vec<TaskSpec>,
     result: RunResult,
     pub head: MtlHead,
-    /// The fine-tuned backbone, if the run trained one.
-    pub backbone: Option<Backbone>,
+    /// What the run tuned of the backbone, if anything.
+    pub backbone: Option<Tuned>,
 }
 
 impl FinishedRun {
@@ -110,10 +110,13 @@ pub fn export(
     data_dir: &Path,
 ) -> Result<Header> {
     let run = FinishedRun::read(run_dir)?;
-    let pipeline = models::pipeline_at(cache, run.config.backbone, backbone_weights, &Device::flex())?
+    let mut pipeline = models::pipeline_at(cache, run.config.backbone, backbone_weights, &Device::flex())?
         .with_mirror(run.config.mirror);
-    let network = (&run.head, run.backbone.as_ref());
-    let (evaluation, _) = evaluate_on_test(cache, &pipeline, network, &run.tasks, &run.config, data_dir)?;
+    if let Some(tuned) = &run.backbone {
+        let backbone = tuned.clone().onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
+        pipeline = pipeline.with_backbone(backbone);
+    }
+    let (evaluation, _) = evaluate_on_test(cache, &pipeline, &run.head, &run.tasks, &run.config, data_dir)?;
     let metrics: Vec<(String, f64)> =
         run.tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
     for ((name, half), full) in metrics.iter().zip(&run.result.test.metrics) {
@@ -122,27 +125,23 @@ pub fn export(
     run.write(out, backbone_weights, metrics)
 }
 
-/// A head (after its fine-tuned backbone, if any) on the test split of `config`'s data set:
-/// per-task losses and metrics, and the faces counted.
+/// A head on the features `pipeline` (the model's, tuned backbone and test-time mirror
+/// included: what `predict` and the app compute) makes of the test split of `config`'s data
+/// set: per-task losses and metrics, and the faces counted.
 fn evaluate_on_test(
     cache: &Cache,
     pipeline: &FacePipeline,
-    (head, backbone): (&MtlHead, Option<&Backbone>),
+    head: &MtlHead,
     tasks: &[TaskSpec],
     config: &TrainConfig,
     data_dir: &Path,
 ) -> Result<(Evaluation, usize)> {
     let set = config.load(data_dir)?;
     let labels = Labels::new(tasks.to_vec(), &set.tasks);
-    let device = pipeline.device();
     let test: Vec<&Sample> = set.test.iter().collect();
-    // Cached features belong to the pretrained backbone; a fine-tuned one reads crops.
-    let split = if backbone.is_some() {
-        Split::of_crops(&set.test, &crate::crops::collect(pipeline, &test), &labels, device)
-    } else {
-        Split::of_features(&set.test, &crate::features::extract(cache, pipeline, &test)?, &labels, device)
-    };
-    Ok((evaluate(head, backbone, &split, tasks), split.len()))
+    let features = crate::features::extract(cache, pipeline, &test)?;
+    let split = Split::of_features(&set.test, &features, &labels, pipeline.device());
+    Ok((evaluate(head, None, &split, tasks), split.len()))
 }
 
 /// Evaluate a model file on the test split of the data set `config` names (data set, protocol,
@@ -166,11 +165,9 @@ pub fn evaluate_file(
     if names(&header.tasks) != names(&config.tasks(&set_tasks)?) {
         anyhow::bail!("the model predicts {:?}, the data set has {:?}", names(&header.tasks), names(&set_tasks));
     }
-    // The header's preprocessing around the pretrained backbone, whose features are cached.
-    let pipeline = models::model_pipeline(cache, &header, None, device)?;
+    let pipeline = models::model_pipeline(cache, &header, backbone, device)?;
     let pipeline = pipeline.clone().with_mirror(mirror.unwrap_or(pipeline.mirrors()));
-    let (evaluation, faces) =
-        evaluate_on_test(cache, &pipeline, (&head, backbone.as_ref()), &header.tasks, config, data_dir)?;
+    let (evaluation, faces) = evaluate_on_test(cache, &pipeline, &head, &header.tasks, config, data_dir)?;
     let report: Vec<_> = header
         .tasks
         .iter()

@@ -1,6 +1,7 @@
 //! The native side of facemtl: fetching and converting pretrained weights, data sets,
 //! training, evaluation and benchmarks. `main.rs` is the command line over these modules.
 
+pub mod activations;
 pub mod bench;
 pub mod cache;
 pub mod crops;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use facemtl::backbone::{Backbone, BackboneKind};
+use facemtl::backbone::{Backbone, BackboneKind, Tuned};
 use facemtl::compact::{self, Precision};
 use facemtl::detect::{BlazeFace, Detector, DetectorConfig};
 use facemtl::pipeline::FacePipeline;
@@ -96,16 +96,17 @@ pub fn pipeline_at(cache: &Cache, kind: BackboneKind, precision: Precision, devi
 }
 
 /// The pipeline a model file was trained with: its header's detector and alignment settings,
-/// and its fine-tuned backbone if it carries one.
-pub fn model_pipeline(
-    cache: &Cache,
-    header: &Header,
-    tuned: Option<Backbone>,
-    device: &Device,
-) -> Result<FacePipeline> {
+/// and the pretrained backbone with what the model tuned of it, if anything.
+pub fn model_pipeline(cache: &Cache, header: &Header, tuned: Option<Tuned>, device: &Device) -> Result<FacePipeline> {
     let backbone = match tuned {
-        Some(backbone) => backbone,
-        None => pretrained_backbone(cache, header.backbone, header.backbone_weights, device)?,
+        Some(Tuned::Whole(backbone)) => backbone,
+        tail => {
+            let stock = pretrained_backbone(cache, header.backbone, header.backbone_weights, device)?;
+            match tail {
+                Some(tail) => tail.onto(&stock).map_err(anyhow::Error::msg)?,
+                None => stock,
+            }
+        }
     };
     Ok(FacePipeline::for_model(detector_model(cache, device)?, backbone, header, device))
 }

@@ -14,6 +14,7 @@ use crate::data::DataSetId;
 use crate::files::write_atomic;
 use crate::groups::{Confusion, GroupTable};
 use crate::reproduce::{Experiment, Finished, Sweep, mean_std, mean_tables};
+use crate::train::config::Recipe;
 
 /// A task's figure in the unit people read: accuracy in %, MAE in its own unit.
 fn scale(task: &TaskSpec, value: f64) -> f64 {
@@ -310,6 +311,7 @@ pub fn write(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     group_sections(&mut md, &index);
     plot_section(&mut md, sweep, runs_dir, out)?;
     claims_section(&mut md, &index, &gaps);
+    beyond_section(&mut md, &index);
     runs_section(&mut md, sweep);
     write_atomic(&out.join("REPORT.md"), md.as_bytes())?;
     write_json(sweep, runs_dir, out)
@@ -543,6 +545,26 @@ fn claims_section(md: &mut String, index: &Index, gaps: &[Gap]) {
          weights move toward the task with the smallest loss (see the loss-weight plots): minimising sum w_i L_i + \
          lambda ||w||^2 under sum w_i = 1 does exactly that.\n"
     );
+}
+
+/// Section 11: our best recipe beside the thesis's settings and the thesis's own figures.
+fn beyond_section(md: &mut String, index: &Index) {
+    let recipe: Vec<String> =
+        Recipe::Best.flags().iter().map(|(flag, value)| format!("{flag} {value}").trim().to_string()).collect();
+    let _ = writeln!(
+        md,
+        "## 11. Beyond the thesis
+
+Our best recipe, `--recipe best` (`{}`), each choice made on the validation          splits, against the thesis's settings on the same faces and the thesis's figures. The age column of the          recipe is its distribution head's expectation.
+",
+        recipe.join(" ")
+    );
+    let rows = [("the thesis's settings (frozen backbone)", "mtl-learned"), ("our best recipe", "best")];
+    for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba, DataSetId::UtkfaceAllAges] {
+        let _ = writeln!(md, "**{}**\n", data.title());
+        let thesis = data.thesis("gender").map(|_| "MTL");
+        comparison(md, index, data, &rows, thesis);
+    }
 }
 
 /// Every run with its epochs and training time.

@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use facemtl::backbone::BackboneKind;
+use facemtl::backbone::{Backbone, BackboneKind};
 use facemtl::mtl::TaskSpec;
 use serde::{Deserialize, Serialize};
 
+use crate::activations::{self, ActivationStore};
 use crate::cache::Cache;
 use crate::data::{DataSet, DataSetId, Sample};
 use crate::features::{self, FeatureStore};
@@ -124,6 +125,13 @@ pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
         );
         add(data, "mtl-dwa".into(), "MTL, dynamic weight averaging".into(), flags(&["--weighting", "dwa"]));
     }
+    // Beyond the thesis: our best recipe (chosen on validation splits), faceres only, as it
+    // tunes faceres blocks.
+    if backbone == BackboneKind::Faceres {
+        for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba, DataSetId::UtkfaceAllAges] {
+            add(data, "best".into(), "our best recipe (`--recipe best`)".into(), flags(&["--recipe", "best"]));
+        }
+    }
     // The shipped protocol: children and the old too (under-10s and over-70s in the groups); for
     // the shipped backbone only, as dlib's features of the whole of UTKFace would take 20 minutes.
     if backbone == BackboneKind::Faceres {
@@ -174,7 +182,39 @@ struct Job<'a> {
     seed: u64,
 }
 
-fn train_one(job: &Job, runs: &Path, set: &DataSet, store: &FeatureStore, device: &Device) -> Result<Finished> {
+/// What the runs of one group read: the frozen backbone's features, or activations where the
+/// last blocks are tuned.
+enum Store {
+    Features(FeatureStore),
+    Activations(ActivationStore),
+}
+
+impl Store {
+    fn has(&self, sample: &Sample) -> bool {
+        match self {
+            Store::Features(store) => store.get(sample).is_some(),
+            Store::Activations(store) => store.has(sample),
+        }
+    }
+
+    fn splits(&self, set: &DataSet, labels: &Labels, config: &TrainConfig, device: &Device) -> Result<Splits> {
+        let of = |s: &[Sample]| match self {
+            Store::Features(store) => Ok(Split::of_features(s, store, labels, device)),
+            Store::Activations(store) => Split::of_activations(s, store, labels, config.mirror, device),
+        };
+        Ok(Splits { train: of(&set.train)?, val: of(&set.val)?, test: of(&set.test)? })
+    }
+}
+
+/// One run of `job` (or its result, if it has finished) on `store`'s inputs; a run that tunes
+/// blocks starts them from `backbone`'s.
+fn train_one(
+    job: &Job,
+    runs: &Path,
+    (set, store): (&DataSet, &Store),
+    backbone: &Backbone,
+    device: &Device,
+) -> Result<Finished> {
     let mut config = TrainConfig::from_flags(&job.experiment.train_flags(job.seed))?;
     config.quiet = true;
     let tasks = config.tasks(&set.tasks)?;
@@ -183,14 +223,17 @@ fn train_one(job: &Job, runs: &Path, set: &DataSet, store: &FeatureStore, device
         Ok(text) => serde_json::from_str(&text)?,
         Err(_) => {
             let labels = Labels::new(tasks.clone(), &set.tasks);
-            let of = |s: &[Sample]| Split::of_features(s, store, &labels, device);
-            let splits = Splits { train: of(&set.train), val: of(&set.val), test: of(&set.test) };
+            let splits = store.splits(set, &labels, &config, device)?;
             let resume = dir.join("checkpoint-latest").exists();
-            Trainer::new(&config, labels.clone(), &dir, device).fit(&splits, None, resume)?
+            let pretrained = config.tuned_part(backbone)?;
+            Trainer::new(&config, labels.clone(), &dir, device).fit(&splits, pretrained, resume)?
         }
     };
     Ok(Finished { seed: job.seed, tasks, result })
 }
+
+/// Runs that read the same inputs: data set, backbone and, where blocks are tuned, their count.
+type GroupKey = (DataSetId, BackboneKind, Option<usize>);
 
 /// Run (or read back) every run of the sweep, then write the report.
 pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) -> Result<Sweep> {
@@ -200,23 +243,27 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     let finished: Mutex<BTreeMap<(usize, u64), Finished>> = Mutex::default();
     let total = experiments.len() as u64 * args.seeds;
     let bar = crate::bench::progress(total, "runs");
-    // One data set and backbone at a time: its features are read once and shared by its runs.
-    let mut groups: Vec<((DataSetId, BackboneKind), Vec<usize>)> = Vec::new();
+    // One data set, backbone and cut at a time: its features (or activations) are read once and
+    // shared by its runs.
+    let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
     for (i, e) in experiments.iter().enumerate() {
-        let key = (e.data, e.backbone);
+        let key = (e.data, e.backbone, TrainConfig::from_flags(&e.train_flags(0))?.tune_blocks);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, indices)) => indices.push(i),
             None => groups.push((key, vec![i])),
         }
     }
-    for ((data, backbone), indices) in &groups {
+    for ((data, backbone, tuned), indices) in &groups {
         let first = &experiments[indices[0]];
         let set = TrainConfig::from_flags(&first.train_flags(0))?.load(&args.data_dir)?;
         set.warn_skipped();
         let pipeline = models::pipeline(cache, *backbone, device)?;
         let all: Vec<&Sample> = set.all().collect();
-        let store = features::extract(cache, &pipeline, &all)?;
-        let with_face = |s: &[Sample]| s.iter().filter(|x| store.get(x).is_some()).count();
+        let store = match tuned {
+            None => Store::Features(features::extract(cache, &pipeline, &all)?),
+            Some(k) => Store::Activations(activations::extract(cache, &pipeline, &all, *k)?),
+        };
+        let with_face = |s: &[Sample]| s.iter().filter(|x| store.has(x)).count();
         sweep.counts.insert(
             *data,
             SplitCounts {
@@ -241,7 +288,7 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
                     loop {
                         let Some((i, job)) = jobs.lock().unwrap().pop() else { break };
                         let what = format!("{}/{}/{} seed {}", data, backbone, job.experiment.name, job.seed);
-                        match train_one(&job, &args.runs_dir, &set, &store, device) {
+                        match train_one(&job, &args.runs_dir, (&set, &store), pipeline.backbone(), device) {
                             Ok(done) => {
                                 finished.lock().unwrap().insert((i, job.seed), done);
                             }
@@ -298,9 +345,10 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
 }
 
 impl Finished {
-    /// The test metric of `task` (accuracy, or MAE in years), if this run has the task.
+    /// The test metric of the task named as `task` (accuracy, or MAE in years, whatever form its
+    /// head takes), if this run has the task.
     pub fn metric(&self, task: &TaskSpec) -> Option<f64> {
-        self.tasks.iter().position(|t| t == task).map(|i| self.result.test.metrics[i])
+        self.tasks.iter().position(|t| t.name == task.name).map(|i| self.result.test.metrics[i])
     }
 
     pub fn groups(&self) -> &GroupFigures {

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::prelude::*;
-use facemtl::backbone::{Backbone, BackboneKind};
+use facemtl::backbone::{Backbone, BackboneKind, Tuned};
 use facemtl::detect::{BlazeFace, Detection};
 use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
@@ -168,16 +168,18 @@ impl App {
         let mut state = self.state.borrow_mut();
         let detector = state.detector.clone().ok_or_else(|| JsError::new("the detector is not loaded yet"))?;
         let backbone = match (loaded.backbone, &state.backbone) {
-            (Some(tuned), _) => tuned,
-            (None, Some(pretrained)) if pretrained.kind() == loaded.header.backbone => pretrained.clone(),
-            (None, Some(pretrained)) => {
+            (Some(Tuned::Whole(tuned)), _) => tuned,
+            (_, Some(pretrained)) if pretrained.kind() != loaded.header.backbone => {
                 return Err(JsError::new(&format!(
                     "this model reads {} features, but the app's backbone is {}",
                     loaded.header.backbone,
                     pretrained.kind()
                 )));
             }
-            (None, None) => return Err(JsError::new("the backbone is not loaded yet")),
+            // Tuned last blocks go in place of the stock ones, which the app downloaded once.
+            (Some(tail), Some(pretrained)) => tail.onto(pretrained).map_err(|e| JsError::new(&e))?,
+            (None, Some(pretrained)) => pretrained.clone(),
+            (_, None) => return Err(JsError::new("the backbone is not loaded yet")),
         };
         let json = serde_json::to_string(&loaded.header).map_err(|e| JsError::new(&e.to_string()))?;
         let settings = &loaded.header.detector;

@@ -40,6 +40,58 @@ pub struct SeparableBlock {
     pointwise: Conv2d,
 }
 
+impl SeparableBlock {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu6(self.pointwise.forward(relu6(self.depthwise.forward(x))))
+    }
+}
+
+/// The last blocks of faceres on their own: what partial fine-tuning trains, on activations of
+/// the frozen blocks before them (cached once per face).
+#[derive(Module, Debug)]
+pub struct FaceResTail {
+    blocks: Vec<SeparableBlock>,
+}
+
+impl FaceResTail {
+    /// How many blocks it holds (the `K` of partial fine-tuning).
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// `[n, c, h, w]` activations at the cut ([`cut_shape`]) -> `[n, 1024]` features.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        pool(self.blocks.iter().fold(x, |x, block| block.forward(x)))
+    }
+}
+
+/// The last `tuned` blocks, freshly initialised (ready for [`Module::load_record`]).
+#[derive(Config, Debug)]
+pub struct FaceResTailConfig {
+    pub tuned: usize,
+}
+
+impl FaceResTailConfig {
+    pub fn init(&self, device: &Device) -> FaceResTail {
+        FaceResConfig::new().init(device).tail(self.tuned)
+    }
+}
+
+/// Channels, height and width of the activations that enter the last `tuned` blocks.
+pub fn cut_shape(tuned: usize) -> [usize; 3] {
+    let mut side = INPUT_SIZE / 2;
+    let mut channels = 32;
+    for &(out, stride) in &BLOCKS[..BLOCKS.len() - tuned] {
+        side = side.div_ceil(stride);
+        channels = out;
+    }
+    [channels, side, side]
+}
+
 #[derive(Module, Debug)]
 pub struct FaceRes {
     stem: Conv2d,
@@ -87,16 +139,43 @@ fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
 }
 
+/// Global average of a feature map: `[n, c, h, w]` -> `[n, c]`.
+fn pool(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, _, _] = x.dims();
+    x.mean_dim(3).mean_dim(2).reshape([n, c])
+}
+
+/// How many depthwise-separable blocks faceres has (at most this many can be tuned).
+pub const BLOCK_COUNT: usize = BLOCKS.len();
+
 impl FaceRes {
     /// `[n, 3, 224, 224]` BGR on 0..255 minus the VGGFace means -> `[n, 1024]` features
     /// (global average of the last feature map).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu6(self.stem.forward(x));
-        for block in &self.blocks {
-            x = relu6(block.pointwise.forward(relu6(block.depthwise.forward(x))));
-        }
-        let [n, c, _, _] = x.dims();
-        x.mean_dim(3).mean_dim(2).reshape([n, c])
+        pool(self.blocks(self.stem(x), 0..BLOCK_COUNT))
+    }
+
+    /// The first layer: `[n, 3, 224, 224]` -> `[n, 32, 112, 112]`.
+    pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
+        relu6(self.stem.forward(x))
+    }
+
+    /// Blocks `range` on the activations that enter the first of them.
+    pub fn blocks(&self, x: Tensor<4>, range: std::ops::Range<usize>) -> Tensor<4> {
+        self.blocks[range].iter().fold(x, |x, block| block.forward(x))
+    }
+
+    /// A copy of the last `tuned` blocks, where partial fine-tuning starts.
+    pub fn tail(&self, tuned: usize) -> FaceResTail {
+        FaceResTail { blocks: self.blocks[BLOCK_COUNT - tuned..].to_vec() }
+    }
+
+    /// This network with its last blocks replaced by tuned ones.
+    pub fn with_tail(mut self, tail: FaceResTail) -> Self {
+        let first = BLOCK_COUNT - tail.len();
+        self.blocks.truncate(first);
+        self.blocks.extend(tail.blocks);
+        self
     }
 
     /// The upstream heads on `[n, 1024]` features: (P(male) `[n]`, age distribution over

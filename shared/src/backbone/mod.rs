@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::AlignConfig;
 pub use dlib::{DlibResNet, DlibResNetConfig};
-pub use faceres::{FaceRes, FaceResConfig};
+pub use faceres::{FaceRes, FaceResConfig, FaceResTail, FaceResTailConfig};
 
 /// Which pretrained network turns a face into features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,6 +115,43 @@ impl Backbone {
         match self {
             Backbone::Faceres(m) => m.forward(x),
             Backbone::Dlib(m) => m.forward(x),
+        }
+    }
+}
+
+/// What a model tuned of its backbone: all of it (fine-tuning on crops), or the last blocks of
+/// faceres (partial fine-tuning on cached activations of the blocks before them).
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Tuned {
+    Whole(Backbone),
+    Tail(FaceResTail),
+}
+
+impl Tuned {
+    /// A training row in, features out: `[n, 3 * s * s]` normalised crops for a whole backbone,
+    /// `[n, c * h * w]` activations at the cut ([`faceres::cut_shape`]) for a tail.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let n = x.dims()[0];
+        match self {
+            Tuned::Whole(backbone) => {
+                let side = backbone.kind().input_size();
+                backbone.forward(x.reshape([n, 3, side, side]))
+            }
+            Tuned::Tail(tail) => {
+                let [c, h, w] = faceres::cut_shape(tail.len());
+                tail.forward(x.reshape([n, c, h, w]))
+            }
+        }
+    }
+
+    /// The backbone that predicts with it: a whole one as it is, a tail in place of the last
+    /// blocks of the `pretrained` faceres (the stock weights every model shares).
+    pub fn onto(self, pretrained: &Backbone) -> Result<Backbone, String> {
+        match (self, pretrained) {
+            (Tuned::Whole(backbone), _) => Ok(backbone),
+            (Tuned::Tail(tail), Backbone::Faceres(stock)) => Ok(Backbone::Faceres(stock.clone().with_tail(tail))),
+            (Tuned::Tail(_), other) => Err(format!("tuned faceres blocks cannot go onto a {} backbone", other.kind())),
         }
     }
 }

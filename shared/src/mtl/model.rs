@@ -5,7 +5,7 @@
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::backbone::Backbone;
+use crate::backbone::Tuned;
 
 #[derive(Config, Debug)]
 pub struct MtlConfig {
@@ -119,15 +119,16 @@ impl MtlHead {
     }
 }
 
-/// `[n, features]` backbone features through `head`; with a `backbone` (a fine-tuned one),
-/// `[n, 3 * s * s]` normalised crops (rows of [`Backbone::forward`]'s input) through both ->
-/// one `[n, outputs]` tensor per task.
-pub fn forward(head: &MtlHead, backbone: Option<&Backbone>, x: Tensor<2>) -> Vec<Tensor<2>> {
-    head.forward(match backbone {
-        Some(backbone) => {
-            let (n, side) = (x.dims()[0], backbone.kind().input_size());
-            backbone.forward(x.reshape([n, 3, side, side]))
-        }
+/// `[n, features]` backbone features through `head`; with a `tuned` part of the backbone, its
+/// input rows ([`Tuned::forward`]) through both -> one `[n, outputs]` tensor per task.
+pub fn forward(head: &MtlHead, tuned: Option<&Tuned>, x: Tensor<2>) -> Vec<Tensor<2>> {
+    head.forward(features(tuned, x))
+}
+
+/// The features a head reads: `x` itself, or what the `tuned` part makes of it.
+pub fn features(tuned: Option<&Tuned>, x: Tensor<2>) -> Tensor<2> {
+    match tuned {
+        Some(tuned) => tuned.forward(x),
         None => x,
-    })
+    }
 }

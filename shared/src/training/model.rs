@@ -5,15 +5,16 @@
 use burn::prelude::*;
 
 use super::loss::LossWeighting;
-use crate::backbone::Backbone;
+use crate::backbone::Tuned;
 use crate::mtl::{MtlHead, model};
 
 #[derive(Module, Debug)]
 pub struct TrainingModel {
     pub head: MtlHead,
     pub weighting: LossWeighting,
-    /// `None` when the head trains on cached features of a frozen backbone.
-    pub backbone: Option<Backbone>,
+    /// The part of the backbone that trains too; `None` when the head trains on cached
+    /// features of a frozen backbone.
+    pub backbone: Option<Tuned>,
 }
 
 impl TrainingModel {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::order::{mirror_flag, shuffle};
 use super::{EarlyFreeze, FreezeEvent, FreezeMode, LossWeighting, Target, TrainingModel, WeightingKind};
-use crate::backbone::Backbone;
+use crate::backbone::Tuned;
 use crate::mtl::{Label, Metric, MtlConfig, MtlHead, TaskKind, TaskSpec, model};
 use crate::predict::expectation;
 
@@ -96,8 +96,15 @@ pub trait Examples {
         self.len().max(1)
     }
 
-    /// Whether training sees mirror views (crops can be mirrored, features cannot).
+    /// Whether training sees mirror views (crops and cached activations can be mirrored,
+    /// features cannot).
     fn mirrors(&self) -> bool {
+        false
+    }
+
+    /// Whether evaluation reads each example as the mean of its own and its mirror view's
+    /// features (test-time mirror, as the exported model predicts).
+    fn averages_mirror(&self) -> bool {
         false
     }
 }
@@ -450,11 +457,11 @@ async fn read<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     }
 }
 
-/// `head` (after `backbone` when it has one) on every example of `examples`: per-task losses,
+/// `head` (after the tuned part of the backbone when it has one) on every example of `examples`: per-task losses,
 /// metrics and predictions.
 pub async fn evaluate(
     head: &MtlHead,
-    backbone: Option<&Backbone>,
+    backbone: Option<&Tuned>,
     examples: &dyn Examples,
     tasks: &[TaskSpec],
 ) -> Evaluation {
@@ -463,7 +470,14 @@ pub async fn evaluate(
     let order: Vec<i64> = (0..n as i64).collect();
     let chunks: Vec<Vec<Tensor<2>>> = order
         .chunks(examples.chunk())
-        .map(|chunk| model::forward(head, backbone, examples.rows(chunk, &[], &device)))
+        .map(|chunk| {
+            let features =
+                |mirrored: bool| model::features(backbone, examples.rows(chunk, &vec![mirrored; chunk.len()], &device));
+            head.forward(match examples.averages_mirror() {
+                true => (features(false) + features(true)).div_scalar(2.0),
+                false => features(false),
+            })
+        })
         .collect();
     let outputs: Vec<Tensor<2>> =
         (0..tasks.len()).map(|t| Tensor::cat(chunks.iter().map(|c| c[t].clone()).collect(), 0)).collect();

@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use burn::optim::OptimizerRecord;
 use burn::prelude::*;
 use burn::tensor::read_sync;
-use facemtl::backbone::Backbone;
+use facemtl::backbone::Tuned;
 use facemtl::mtl::{MtlHead, TaskSpec};
 use facemtl::training::{Session, Target};
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ use crate::cache::Cache;
 use crate::data::Sample;
 use crate::files::write_atomic;
 use crate::groups::{self, GroupFigures};
-use crate::{crops, features, models, plots};
+use crate::{activations, crops, features, models, plots};
 use checkpoint::{load_module, record_bytes, save_checkpoint, write_metrics};
 
 /// The result of a run.
@@ -50,8 +50,9 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
-/// `head` (after `backbone` when it has one) on every face of `split` (a blocking read).
-pub fn evaluate(head: &MtlHead, backbone: Option<&Backbone>, split: &Split, tasks: &[TaskSpec]) -> Evaluation {
+/// `head` (after the tuned part of the backbone when it has one) on every face of `split` (a
+/// blocking read).
+pub fn evaluate(head: &MtlHead, backbone: Option<&Tuned>, split: &Split, tasks: &[TaskSpec]) -> Evaluation {
     read_sync(facemtl::training::session::evaluate(head, backbone, split, tasks))
 }
 
@@ -74,8 +75,8 @@ impl<'a> Trainer<'a> {
         &self.labels.tasks
     }
 
-    /// Train (or resume) the run; a fine-tuning run starts from `pretrained`.
-    pub fn fit(&self, splits: &Splits, pretrained: Option<Backbone>, resume: bool) -> Result<RunResult> {
+    /// Train (or resume) the run; a fine-tuning run starts from the `pretrained` part it tunes.
+    pub fn fit(&self, splits: &Splits, pretrained: Option<Tuned>, resume: bool) -> Result<RunResult> {
         let started = Instant::now();
         self.prepare(resume)?;
         let mut session = self.start(pretrained, resume)?;
@@ -122,11 +123,11 @@ impl<'a> Trainer<'a> {
     }
 
     /// A new run's starting point, or a resumed run's last checkpoint.
-    fn start(&self, pretrained: Option<Backbone>, resume: bool) -> Result<Session> {
+    fn start(&self, pretrained: Option<Tuned>, resume: bool) -> Result<Session> {
         let config = self.config;
         self.device.seed(config.seed);
         let mut model = self.fresh();
-        if config.fine_tune {
+        if model.backbone.is_some() {
             model.backbone = Some(pretrained.context("fine-tuning needs the pretrained backbone")?.train());
         }
         let mut session = Session::new(config.settings(), self.tasks().to_vec(), model, &self.device);
@@ -228,6 +229,11 @@ pub fn run(
         let store = crops::collect(&pipeline, &all);
         let of = |s: &[Sample]| Split::of_crops(s, &store, &labels, device);
         Splits { train: of(&set.train), val: of(&set.val), test: of(&set.test) }
+    } else if let Some(tuned) = config.tune_blocks {
+        let store = activations::extract(cache, &pipeline, &all, tuned)?;
+        eprintln!("activations before the last {tuned} blocks: {:.2} GB cached", store.size() as f64 / 1e9);
+        let of = |s: &[Sample]| Split::of_activations(s, &store, &labels, config.mirror, device);
+        Splits { train: of(&set.train)?, val: of(&set.val)?, test: of(&set.test)? }
     } else {
         let store = features::extract(cache, &pipeline, &all)?;
         let of = |s: &[Sample]| Split::of_features(s, &store, &labels, device);
@@ -244,7 +250,7 @@ pub fn run(
         splits.val.len(),
         splits.test.len()
     );
-    let pretrained = config.fine_tune.then(|| pipeline.backbone().clone());
+    let pretrained = config.tuned_part(pipeline.backbone())?;
     Trainer::new(config, labels, run_dir, device).fit(&splits, pretrained, resume)
 }
 

@@ -1,11 +1,13 @@
-//! One split of a run as the network reads it: each face's input (cached features, or an
-//! aligned crop when the backbone trains too) and its typed target per task.
+//! One split of a run as the network reads it: each face's input (cached features, cached
+//! activations of both mirror views when the last blocks train too, or an aligned crop when the
+//! whole backbone does) and its typed target per task.
 
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
 use facemtl::mtl::TaskSpec;
 use facemtl::training::{Examples, Target, session};
 
+use crate::activations::ActivationStore;
 use crate::crops::{self, CropStore};
 use crate::data::Sample;
 use crate::features::FeatureStore;
@@ -18,10 +20,14 @@ pub enum Inputs {
     Features(Tensor<2>),
     /// Aligned crops, planar RGB bytes back to back, kept on the host.
     Crops { pixels: Vec<u8>, kind: BackboneKind },
+    /// f16 bits of the activations at the tuned blocks' cut, `width` values per view, each face's
+    /// upright view then its mirror view; `average_views`: evaluation averages the two views'
+    /// features (test-time mirror).
+    Activations { values: Vec<u16>, width: usize, average_views: bool },
 }
 
-/// Faces at a time when evaluating crops (features go in one pass).
-const CROP_CHUNK: usize = 32;
+/// Faces at a time when evaluating crops or activations (features go in one pass).
+const CHUNK: usize = 32;
 
 impl Inputs {
     /// Rows `indices` as the network's input on `device` (see [`facemtl::mtl::model::forward`]);
@@ -49,6 +55,17 @@ impl Inputs {
                     .collect();
                 Tensor::from_data(TensorData::new(rows, [indices.len(), width]), device)
             }
+            Inputs::Activations { values, width, .. } => {
+                let rows: Vec<f32> = indices
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, &i)| {
+                        let view = 2 * i as usize + usize::from(mirror.get(k).copied().unwrap_or(false));
+                        values[view * width..(view + 1) * width].iter().map(|b| half::f16::from_bits(*b).to_f32())
+                    })
+                    .collect();
+                Tensor::from_data(TensorData::new(rows, [indices.len(), *width]), device)
+            }
         }
     }
 
@@ -56,7 +73,7 @@ impl Inputs {
     pub fn chunk(&self, n: usize) -> usize {
         match self {
             Inputs::Features(_) => n.max(1),
-            Inputs::Crops { .. } => CROP_CHUNK,
+            Inputs::Crops { .. } | Inputs::Activations { .. } => CHUNK,
         }
     }
 }
@@ -137,6 +154,22 @@ impl Split {
     }
 }
 
+impl Split {
+    /// The samples that have cached activations; `average_views`: evaluated with test-time
+    /// mirror.
+    pub fn of_activations(
+        samples: &[Sample],
+        store: &ActivationStore,
+        labels: &Labels,
+        average_views: bool,
+        device: &Device,
+    ) -> anyhow::Result<Self> {
+        let (kept, values) = store.read(samples)?;
+        let width = crate::activations::view_len(store.tuned);
+        Ok(Self::of(kept, Inputs::Activations { values, width, average_views }, labels, device))
+    }
+}
+
 /// The three splits of a run.
 pub struct Splits {
     pub train: Split,
@@ -166,6 +199,10 @@ impl Examples for Split {
     }
 
     fn mirrors(&self) -> bool {
-        matches!(self.inputs, Inputs::Crops { .. })
+        matches!(self.inputs, Inputs::Crops { .. } | Inputs::Activations { .. })
+    }
+
+    fn averages_mirror(&self) -> bool {
+        matches!(self.inputs, Inputs::Activations { average_views: true, .. })
     }
 }

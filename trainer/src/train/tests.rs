@@ -1,4 +1,4 @@
-//! The trainer on synthetic features: fine-tuning moves the backbone and exports it, Early
+//! The trainer on synthetic features: fine-tuning (whole or the last blocks) moves what it tunes and exports it, Early
 //! Freeze never moves frozen parameters, and a damaged checkpoint pointer deletes nothing.
 
 use std::fs;
@@ -6,7 +6,7 @@ use std::fs;
 use burn::module::Module;
 use burn::prelude::*;
 use clap::Parser;
-use facemtl::backbone::{Backbone, BackboneKind};
+use facemtl::backbone::{Backbone, BackboneKind, FaceResConfig, Tuned};
 use sha2::{Digest, Sha256};
 
 use super::checkpoint::{RunDir, load_module};
@@ -73,40 +73,71 @@ fn digest<M: Module>(module: M) -> String {
     hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[test]
-fn fine_tuning_trains_the_backbone_and_exports_it() {
+/// Train one epoch of `flags` on 8 faces of `inputs` from `pretrained`; check that what it
+/// tuned moved, is saved, and goes into the model file in half precision. Returns the file's
+/// header.
+fn check_tuning(flags: &[&str], inputs: impl Fn() -> Inputs, pretrained: Tuned) -> facemtl::weights::Header {
     let device = Device::flex();
-    let config =
-        config(&["--backbone", "dlib", "--fine-tune", "--max-epochs", "1", "--batch-size", "4", "--lr", "1e-3"]);
-    let split = || {
-        let mut split = synthetic(8, 128, 3, &device);
-        let width = 3 * 150 * 150;
-        split.inputs = Inputs::Crops {
-            pixels: (0..8 * width).map(|i| (i * 7919 % 251) as u8).collect(),
-            kind: BackboneKind::Dlib,
-        };
-        split
-    };
-    let pretrained = Backbone::init(BackboneKind::Dlib, &device);
+    let config = config(&[flags, &["--max-epochs", "1", "--batch-size", "4", "--lr", "1e-3"]].concat());
+    let split = || Split { inputs: inputs(), ..synthetic(8, 128, 3, &device) };
     let before = digest(pretrained.clone());
-    let dir = std::env::temp_dir().join(format!("facemtl-finetune-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("facemtl-finetune-{}-{}", std::process::id(), flags.join("")));
     let _ = fs::remove_dir_all(&dir);
     let splits = Splits { train: split(), val: split(), test: split() };
     let result = Trainer::new(&config, labels(), &dir, &device).fit(&splits, Some(pretrained), false).unwrap();
     assert_eq!(result.epochs, 1);
     let run = RunDir { root: dir.clone() };
     let last = run.load_model(&config, "last.bpk", &device).unwrap();
-    let tuned = digest(last.backbone.clone().expect("the fine-tuned backbone is saved"));
+    let tuned = digest(last.backbone.clone().expect("the tuned part is saved"));
     assert_ne!(tuned, before);
     let file = dir.join("model.fmtl");
     let finished = crate::infer::FinishedRun::read(&dir).unwrap();
-    let rounded = digest(finished.backbone.clone().expect("the run's backbone"));
+    let rounded = digest(finished.backbone.clone().expect("the run's tuned part"));
     assert_ne!(rounded, tuned, "the file holds the parameters in half precision");
     assert_eq!(rounded, digest(facemtl::compact::half(last.backbone.unwrap())));
     finished.write(&file, facemtl::compact::Precision::Exact, Vec::new()).unwrap();
     let exported = facemtl::weights::load(&fs::read(&file).unwrap(), None, &device).unwrap();
-    assert_eq!(digest(exported.backbone.expect("the model file carries the backbone")), rounded);
+    assert_eq!(digest(exported.backbone.expect("the model file carries the tuned part")), rounded);
     let _ = fs::remove_dir_all(&dir);
+    exported.header
+}
+
+#[test]
+fn fine_tuning_trains_the_backbone_and_exports_it() {
+    let width = 3 * 150 * 150;
+    let crops =
+        || Inputs::Crops { pixels: (0..8 * width).map(|i| (i * 7919 % 251) as u8).collect(), kind: BackboneKind::Dlib };
+    let pretrained = Tuned::Whole(Backbone::init(BackboneKind::Dlib, &Device::flex()));
+    let header = check_tuning(&["--backbone", "dlib", "--fine-tune"], crops, pretrained);
+    assert_eq!(header.tuned_blocks, None);
+}
+
+#[test]
+fn partial_fine_tuning_trains_the_last_blocks_on_activations_and_exports_them_alone() {
+    let width = crate::activations::view_len(1);
+    let activations = || Inputs::Activations {
+        values: (0..8 * 2 * width).map(|i| half::f16::from_f32((i * 7919 % 251) as f32 / 100.0).to_bits()).collect(),
+        width,
+        average_views: true,
+    };
+    let stock = FaceResConfig::new().init(&Device::flex());
+    let header = check_tuning(&["--tune-blocks", "1", "--mirror"], activations, Tuned::Tail(stock.tail(1)));
+    assert_eq!(header.tuned_blocks, Some(1));
+    assert!(header.test_time_mirror);
+}
+
+#[test]
+fn activation_rows_pick_the_view_each_face_is_seen_in() {
+    let device = Device::flex();
+    // Two faces of 3 values per view: the views' values tell them apart.
+    let values = [1.0f32, 1.0, 1.0, -1.0, -1.0, -1.0, 2.0, 2.0, 2.0, -2.0, -2.0, -2.0];
+    let inputs = Inputs::Activations {
+        values: values.iter().map(|v| half::f16::from_f32(*v).to_bits()).collect(),
+        width: 3,
+        average_views: false,
+    };
+    let rows = inputs.rows(&[1, 0, 1], &[true, false, false], &device).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(rows, vec![-2.0, -2.0, -2.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
 }
 
 #[test]
@@ -194,4 +225,20 @@ fn frozen_parameters_never_change_after_early_freeze() {
 fn train_s_default_flags_are_the_shared_crate_s_default_settings() {
     // The browser's Lab starts from `RunSettings::default()`: the same run as a bare `train`.
     assert_eq!(config(&[]).settings(), facemtl::training::RunSettings::default());
+}
+
+#[test]
+fn a_recipe_sets_its_flags_and_flags_given_beside_it_win() {
+    let parse =
+        |args: &[&str]| TrainConfig::from_flags(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let best = parse(&["--recipe", "best", "--lr", "3e-4"]);
+    assert_eq!(best.lr, 3e-4, "the flag given wins");
+    assert_eq!(best.tune_blocks, Some(1));
+    assert!(best.mirror);
+    assert_eq!(best.age_head, super::config::AgeHead::Distribution);
+    let thesis = parse(&["--recipe=thesis"]);
+    let defaults = parse(&[]);
+    assert_eq!(thesis.settings(), defaults.settings());
+    assert_eq!((thesis.tune_blocks, thesis.mirror, thesis.age_head), (None, false, defaults.age_head));
+    assert!(TrainConfig::from_flags(&["--recipe".into(), "fastest".into()]).is_err());
 }
