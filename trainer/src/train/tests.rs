@@ -127,6 +127,42 @@ fn partial_fine_tuning_trains_the_last_blocks_on_activations_and_exports_them_al
 }
 
 #[test]
+fn early_freeze_freezes_the_tuned_blocks_with_the_shared_layers() {
+    let device = Device::flex();
+    let config =
+        config(&["--tune-blocks", "1", "--lr", "1e-2", "--patience", "1", "--max-epochs", "8", "--batch-size", "8"]);
+    let width = crate::activations::view_len(1);
+    let split = |n: usize, seed: usize| Split {
+        inputs: Inputs::Activations {
+            values: (0..n * 2 * width)
+                .map(|i| half::f16::from_f32(((i * 7919 + seed * 104729) % 251) as f32 / 100.0).to_bits())
+                .collect(),
+            width,
+            average_views: false,
+        },
+        ..synthetic(n, 128, seed as u64, &device)
+    };
+    let splits = Splits { train: split(16, 1), val: split(8, 2), test: split(8, 3) };
+    let dir = std::env::temp_dir().join(format!("facemtl-freeze-tail-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let stock = FaceResConfig::new().init(&device);
+    Trainer::new(&config, labels(), &dir, &device).fit(&splits, Some(Tuned::Tail(stock.tail(1))), false).unwrap();
+    let checkpoint = RunDir { root: dir.clone() }.latest_checkpoint().unwrap();
+    let state: SessionState =
+        serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
+    assert!(state.early.shared_frozen, "a task converged within {} epochs", state.epoch);
+    let first =
+        (0..3).filter(|&t| state.early.is_converged(t)).min_by_key(|&t| state.early.tasks[t].converged_at).unwrap();
+    let tasks = labels().tasks;
+    let fresh = || config.model(&tasks, &device);
+    let last = load_module(fresh(), &dir.join("last.bpk")).unwrap();
+    let snapshot = load_module(fresh(), &checkpoint.join(format!("best-task{first}.bpk"))).unwrap();
+    assert_eq!(digest(last.backbone.clone().unwrap()), digest(snapshot.backbone.unwrap()), "the tuned blocks");
+    assert_ne!(digest(last.backbone.unwrap()), digest(Tuned::Tail(stock.tail(1))), "they did train first");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn activation_rows_pick_the_view_each_face_is_seen_in() {
     let device = Device::flex();
     // Two faces of 3 values per view: the views' values tell them apart.
