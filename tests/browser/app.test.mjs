@@ -51,6 +51,13 @@ function native(files, model = MODEL) {
   return byFile;
 }
 
+/// An age head's kind edited to predict 30 years more: a regression's offset, or a distribution's
+/// range of years (every bin moves by 30).
+function olderBy30(kind) {
+  if (kind.regression) kind.regression.norm.offset += 30;
+  else (kind.distribution.low += 30), (kind.distribution.high += 30);
+}
+
 /// A model file with its header changed by `edit` and its checksum made whole again: what a
 /// new deployment, or a careful editor, would produce.
 function resealModel(bytes, edit) {
@@ -140,25 +147,59 @@ test("without WebGPU the CPU fallback runs, and agrees with the native predict",
   }
 });
 
-test("a model whose header asks for test-time mirror gets it in the page as in the native predict", async (t) => {
+test("test-time mirror follows the model's header in the page as in the native predict, on or off", async (t) => {
   if (skipWithoutData(t)) return;
-  const mirrored = join(mkdtempSync(join(tmpdir(), "facemtl-mirror-")), "mirror.fmtl");
+  // The shipped model reads each face with its mirror image; the same model with it off:
+  const dir = mkdtempSync(join(tmpdir(), "facemtl-mirror-"));
+  const [mirrored, upright] = [join(dir, "mirror.fmtl"), join(dir, "upright.fmtl")];
   writeFileSync(mirrored, resealModel(readFileSync(MODEL), (h) => (h.test_time_mirror = true)));
+  writeFileSync(upright, resealModel(readFileSync(MODEL), (h) => delete h.test_time_mirror));
   const faces = UTK.map((f) => join(DATA, "utkface/UTKFace", f));
   // The mirror changes the answers (a face is not symmetric)...
-  const [plain, both] = [native(faces), native(faces, mirrored)];
+  const [plain, both] = [native(faces, upright), native(faces, mirrored)];
   const ages = (byFile) => faces.map((f) => byFile.get(f)[0].age.years);
   assert.notDeepEqual(ages(plain), ages(both), "test-time mirror changes the predicted ages");
-  // ... and the page computes what `predict` computes with it.
+  // ... and the page computes what `predict` computes, each way.
   const { page, errors, close } = await open({ query: "?backend=cpu" });
   try {
     await ready(page);
+    await page.setInputFiles("#model-file", upright);
+    await page.waitForFunction(() => !/mirror/.test(document.getElementById("model-info").textContent));
+    await checkAgainstNative(page, faces, "upright", upright);
     await page.setInputFiles("#model-file", mirrored);
     await page.waitForFunction(() => /mirror/.test(document.getElementById("model-info").textContent));
     await checkAgainstNative(page, faces, "mirror", mirrored);
     assert.deepEqual(errors, []);
   } finally {
     await close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a model that fine-tuned the backbone's last block carries only it, and the page predicts with it as `predict` does", async (t) => {
+  if (skipWithoutData(t)) return;
+  // A small partial fine-tuning run on real faces (its activations are cached once), exported
+  // for the browser's int8 backbone.
+  const dir = mkdtempSync(join(tmpdir(), "facemtl-tuned-"));
+  const tuned = join(dir, "tuned.fmtl");
+  const run = (args) => execFileSync(BIN, ["--backend", "cpu", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  run(["train", "--dataset", "utkface", "--protocol", "all-ages", "--tune-blocks", "1", "--limit", "40", "--max-epochs", "1", "--lr", "1e-3", "--data-dir", DATA, "--run-dir", join(dir, "run")]);
+  run(["export", "--run-dir", join(dir, "run"), "--out", tuned, "--backbone-weights", "int8", "--data-dir", DATA]);
+  const bytes = readFileSync(tuned);
+  const header = JSON.parse(bytes.subarray(12, 12 + bytes.readUInt32LE(8)).toString());
+  assert.equal(header.tuned_blocks, 1);
+  assert.ok(bytes.length < 4e6, `one block and the head, not the backbone: ${bytes.length} bytes`);
+  const faces = UTK.map((f) => join(DATA, "utkface/UTKFace", f));
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    await page.setInputFiles("#model-file", tuned);
+    await page.waitForFunction(() => /fine-tuned/.test(document.getElementById("model-info").textContent));
+    await checkAgainstNative(page, faces, "tuned", tuned);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -521,7 +562,7 @@ test("a model loaded while a WebGPU prediction reads back does not mix with that
     const face = (name) => ({ name, mimeType: "image/jpeg", buffer: bytes });
     await predict(page, face("first.jpg"));
     const years = (await lastResult(page)).faces[0].age.years;
-    const older = resealModel(readFileSync(MODEL), (h) => (h.tasks.find((t) => t.name === "age").kind.regression.norm.offset += 30));
+    const older = resealModel(readFileSync(MODEL), (h) => olderBy30(h.tasks.find((t) => t.name === "age").kind));
     // The prediction starts, and while it waits on the GPU, a model predicting 30 years more
     // is loaded: the prediction ends with the model it started with.
     await page.setInputFiles("#file", face("during.jpg"));

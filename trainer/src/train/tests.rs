@@ -269,7 +269,7 @@ fn a_recipe_sets_its_flags_and_flags_given_beside_it_win() {
         |args: &[&str]| TrainConfig::from_flags(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     let best = parse(&["--recipe", "best", "--lr", "3e-4"]);
     assert_eq!(best.lr, 3e-4, "the flag given wins");
-    assert_eq!(best.tune_blocks, Some(1));
+    assert_eq!(best.tune_blocks, Some(2));
     assert!(best.mirror);
     assert_eq!(best.age_head, super::config::AgeHead::Distribution);
     let thesis = parse(&["--recipe=thesis"]);
@@ -277,4 +277,7 @@ fn a_recipe_sets_its_flags_and_flags_given_beside_it_win() {
     assert_eq!(thesis.settings(), defaults.settings());
     assert_eq!((thesis.tune_blocks, thesis.mirror, thesis.age_head), (None, false, defaults.age_head));
     assert!(TrainConfig::from_flags(&["--recipe".into(), "fastest".into()]).is_err());
+    // On a data set without age the recipe's age head has nothing to change.
+    let celeba = parse(&["--recipe", "best", "--dataset", "celeba"]);
+    assert_eq!(celeba.tasks(&DataSetId::Celeba.tasks()).unwrap(), DataSetId::Celeba.tasks());
 }
