@@ -715,4 +715,27 @@ mod tests {
         assert!(table.contains("| faceres | single-task network | 97.05 ± 0.07 | 88.05 ± 0.07 |"), "{table}");
         assert!(table.contains("| thesis (fine-tuned backbone) | MTL | 98.82 | 87.53 |"), "{table}");
     }
+
+    #[test]
+    fn the_beyond_section_sets_the_best_recipe_beside_the_thesis_even_with_another_age_head() {
+        let tasks = DataSetId::UtkfaceCoral.tasks();
+        // The recipe's age is a distribution head: the report matches tasks by name.
+        let best_tasks: Vec<TaskSpec> =
+            tasks.iter().map(|t| if t.name == "age" { t.as_distribution(21.0, 60.0) } else { t.clone() }).collect();
+        let sweep = Sweep {
+            runs: vec![
+                (
+                    experiment(DataSetId::UtkfaceCoral, "mtl-learned"),
+                    vec![run(0, tasks.clone(), vec![0.978, 4.9, 0.862])],
+                ),
+                (experiment(DataSetId::UtkfaceCoral, "best"), vec![run(0, best_tasks, vec![0.9805, 4.29, 0.8654])]),
+            ],
+            ..Sweep::default()
+        };
+        let mut md = String::new();
+        beyond_section(&mut md, &Index { sweep: &sweep });
+        assert!(md.contains("## 11. Beyond the thesis") && md.contains("--tune-blocks 2"), "{md}");
+        assert!(md.contains("| faceres | our best recipe | 98.05 ± 0.00 | 4.29 ± 0.00 | 86.54 ± 0.00 |"), "{md}");
+        assert!(md.contains("| thesis (fine-tuned backbone) | MTL | 98.47 | 4.68 | 87.56 |"), "{md}");
+    }
 }
