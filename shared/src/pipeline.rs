@@ -134,15 +134,21 @@ impl FacePipeline {
     /// [`Self::with_mirror`], each the mean of the crop's and its mirror image's (one batch of
     /// `2n`).
     pub fn embed(&self, crops: &[Vec<f32>]) -> Tensor<2> {
-        let kind = self.kind();
-        let (n, side) = (crops.len(), kind.input_size());
-        let input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c)).collect();
-        let x = Tensor::<4>::from_data(TensorData::new(input, [n, 3, side, side]), &self.device);
+        let n = crops.len();
+        let x = self.input(crops);
         if !self.mirror {
             return self.backbone.forward(x);
         }
         let both = self.backbone.forward(Tensor::cat(vec![x.clone(), x.flip([3])], 0));
         (both.clone().narrow(0, 0, n) + both.narrow(0, n, n)).div_scalar(2.0)
+    }
+
+    /// Aligned crops as the backbone's input `[n, 3, s, s]`, normalised, on the device.
+    pub fn input<C: AsRef<[f32]>>(&self, crops: &[C]) -> Tensor<4> {
+        let kind = self.kind();
+        let (n, side) = (crops.len(), kind.input_size());
+        let input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c.as_ref())).collect();
+        Tensor::from_data(TensorData::new(input, [n, 3, side, side]), &self.device)
     }
 
     /// [`Self::embed`] read back, one vector per crop.

@@ -200,10 +200,8 @@ fn views(net: &faceres::FaceRes, pipeline: &FacePipeline, crops: &[&Vec<f32>], t
     if crops.is_empty() {
         return vec![Vec::new(); tuned.len()];
     }
-    let kind = pipeline.kind();
-    let (n, side) = (crops.len(), kind.input_size());
-    let input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c)).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(input, [n, 3, side, side]), pipeline.device());
+    let n = crops.len();
+    let x = pipeline.input(crops);
     let mut cuts: Vec<usize> = tuned.iter().map(|k| faceres::BLOCK_COUNT - k).collect();
     cuts.sort_unstable();
     cuts.dedup();
