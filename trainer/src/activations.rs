@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use facemtl::backbone::{Backbone, faceres};
+use facemtl::backbone::faceres;
 use facemtl::pipeline::FacePipeline;
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -131,7 +131,7 @@ pub fn extract_many(
     samples: &[&Sample],
     tuned: &[usize],
 ) -> Result<Vec<ActivationStore>> {
-    let Backbone::Faceres(net) = pipeline.backbone() else {
+    let Some(net) = pipeline.backbone().faceres() else {
         bail!("partial fine-tuning tunes faceres blocks, not {}", pipeline.kind())
     };
     let mut builds = Vec::new();

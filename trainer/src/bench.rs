@@ -285,7 +285,8 @@ fn speed(cache: &Cache, device: &Device, backend: &str, data: &Path, count: usiz
     let files: Vec<_> = sorted_images(&data.join("utkface/UTKFace"))?.into_iter().take(count).collect();
     let bytes: Vec<Vec<u8>> = files.iter().map(fs::read).collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
-    for kind in BackboneKind::ALL {
+    // faceres-deep is faceres's network with other weights: the same speed.
+    for kind in [BackboneKind::Faceres, BackboneKind::Dlib] {
         let pipeline = models::pipeline(cache, kind, device)?;
         for batch in [1usize, 16] {
             // One untimed batch warms caches and lazily initialised kernels.

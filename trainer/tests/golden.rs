@@ -45,6 +45,7 @@ struct GoldenImage {
     logits: Vec<f32>,
     detections: Vec<GoldenDetection>,
     faceres: Option<Vec<f32>>,
+    faceres_deep: Option<Vec<f32>>,
     dlib: Option<Vec<f32>>,
 }
 
@@ -150,6 +151,7 @@ fn backbones_match_tfjs() {
             let expected = match kind {
                 BackboneKind::Faceres => reference.faceres.as_ref(),
                 BackboneKind::Dlib => reference.dlib.as_ref(),
+                BackboneKind::FaceresDeep => reference.faceres_deep.as_ref(),
             }
             .expect("reference features present");
             let ours = pipeline.features(&[tf_resize(&decode(&path), kind.input_size())]).remove(0);

