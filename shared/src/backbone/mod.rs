@@ -93,7 +93,7 @@ impl std::str::FromStr for BackboneKind {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown backbone `{s}` (faceres, faceres-deep or dlib)"))
+            .ok_or_else(|| format!("unknown backbone `{s}` ({})", Self::ALL.map(|k| k.name()).join(", ")))
     }
 }
 
