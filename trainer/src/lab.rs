@@ -195,7 +195,6 @@ fn train_head(set: &LabSet, dim: usize, settings: &RunSettings, device: &Device)
     let tasks = set.info.tasks.clone();
     let splits = splits(set, dim, &Labels::new(tasks.clone(), &tasks), device);
     let autodiff = device.clone().autodiff();
-    autodiff.seed(settings.seed);
     let model = settings.model(dim, &tasks, &autodiff);
     let mut session = Session::new(settings.clone(), tasks.clone(), model, &autodiff);
     let targets: Vec<_> = splits.train.targets.iter().map(|t| t.to_device(&autodiff)).collect();

@@ -77,6 +77,7 @@ fn examples(split: &LabSplit, dim: usize, tasks: &[TaskSpec], columns: &[usize],
 
 impl Run {
     fn new(data: &LabData, request: RunRequest, device: &Device) -> Result<Self, String> {
+        request.settings.check()?;
         let set: &LabSet = data.set(&request.set).ok_or_else(|| format!("the Lab has no data set {}", request.set))?;
         let (columns, tasks): (Vec<usize>, Vec<TaskSpec>) = set
             .info
@@ -93,7 +94,6 @@ impl Run {
         let [train, val, test] = [0, 1, 2].map(|i| examples(&set.splits[i], dim, &tasks, &columns, device));
         let test_on_host = examples(&set.splits[2], dim, &tasks, &columns, &Device::flex());
         let autodiff = device.clone().autodiff();
-        autodiff.seed(request.settings.seed);
         let model = request.settings.model(dim, &tasks, &autodiff);
         let train_targets = train.targets.iter().map(|t| t.to_device(&autodiff)).collect();
         Ok(Run {

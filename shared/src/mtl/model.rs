@@ -1,8 +1,10 @@
 //! The multi-task network on top of backbone features, as in the thesis: shared fully
 //! connected layers (Linear, LeakyReLU, then BatchNorm), then one head per task (Linear,
-//! Dropout, LeakyReLU, and a bare Linear output).
+//! Dropout, LeakyReLU, and a bare Linear output). Dropout takes its masks from the caller
+//! (training draws them from its seed, [`crate::training::order::dropout_keep`]) so that a
+//! seed drops the same units on every backend.
 
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, LeakyRelu, LeakyReluConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::backbone::Tuned;
@@ -20,8 +22,6 @@ pub struct MtlConfig {
     /// with no shared layers is the single-task baseline: one output layer on the features.
     #[config(default = 128)]
     pub head_hidden: usize,
-    #[config(default = 0.5)]
-    pub dropout: f64,
     #[config(default = 0.01)]
     pub negative_slope: f64,
 }
@@ -36,7 +36,6 @@ pub struct SharedLayer {
 #[derive(Module, Debug)]
 pub struct TaskHead {
     hidden: Option<Linear>,
-    dropout: Dropout,
     activation: LeakyRelu,
     output: Linear,
 }
@@ -89,7 +88,6 @@ impl MtlConfig {
             .iter()
             .map(|&outputs| TaskHead {
                 hidden: (self.head_hidden > 0).then(|| LinearConfig::new(width, self.head_hidden).init(device)),
-                dropout: DropoutConfig::new(self.dropout).init(),
                 activation: activation.init(),
                 output: LinearConfig::new(if self.head_hidden > 0 { self.head_hidden } else { width }, outputs)
                     .init(device),
@@ -100,18 +98,28 @@ impl MtlConfig {
 }
 
 impl MtlHead {
-    /// `[n, features]` -> one `[n, outputs]` tensor per task, in task order.
+    /// `[n, features]` -> one `[n, outputs]` tensor per task, in task order (inference: no
+    /// dropout).
     pub fn forward(&self, features: Tensor<2>) -> Vec<Tensor<2>> {
+        self.forward_dropped(features, &[])
+    }
+
+    /// [`Self::forward`] with dropout: `keep` holds one `[n, head_hidden]` mask per head, 0 for
+    /// a dropped unit and `1 / (1 - p)` for a kept one (inverted dropout); heads without a mask
+    /// (an empty `keep`, or no hidden layer) drop nothing.
+    pub fn forward_dropped(&self, features: Tensor<2>, keep: &[Tensor<2>]) -> Vec<Tensor<2>> {
         let mut x = features;
         for layer in &self.shared {
             x = layer.norm.forward(layer.activation.forward(layer.linear.forward(x)));
         }
         self.heads
             .iter()
-            .map(|head| {
-                let hidden = match &head.hidden {
-                    Some(hidden) => head.activation.forward(head.dropout.forward(hidden.forward(x.clone()))),
-                    None => x.clone(),
+            .enumerate()
+            .map(|(i, head)| {
+                let hidden = match (&head.hidden, keep.get(i)) {
+                    (Some(hidden), Some(keep)) => head.activation.forward(hidden.forward(x.clone()) * keep.clone()),
+                    (Some(hidden), None) => head.activation.forward(hidden.forward(x.clone())),
+                    (None, _) => x.clone(),
                 };
                 head.output.forward(hidden)
             })
@@ -119,10 +127,11 @@ impl MtlHead {
     }
 }
 
-/// `[n, features]` backbone features through `head`; with a `tuned` part of the backbone, its
-/// input rows ([`Tuned::forward`]) through both -> one `[n, outputs]` tensor per task.
-pub fn forward(head: &MtlHead, tuned: Option<&Tuned>, x: Tensor<2>) -> Vec<Tensor<2>> {
-    head.forward(features(tuned, x))
+/// `[n, features]` backbone features through `head` with dropout masks `keep` (see
+/// [`MtlHead::forward_dropped`]); with a `tuned` part of the backbone, its input rows
+/// ([`Tuned::forward`]) through both -> one `[n, outputs]` tensor per task.
+pub fn forward(head: &MtlHead, tuned: Option<&Tuned>, x: Tensor<2>, keep: &[Tensor<2>]) -> Vec<Tensor<2>> {
+    head.forward_dropped(features(tuned, x), keep)
 }
 
 /// The features a head reads: `x` itself, or what the `tuned` part makes of it.

@@ -19,7 +19,7 @@ pub struct TrainingModel {
 
 impl TrainingModel {
     /// See [`model::forward`].
-    pub fn forward(&self, x: Tensor<2>) -> Vec<Tensor<2>> {
-        model::forward(&self.head, self.backbone.as_ref(), x)
+    pub fn forward(&self, x: Tensor<2>, keep: &[Tensor<2>]) -> Vec<Tensor<2>> {
+        model::forward(&self.head, self.backbone.as_ref(), x, keep)
     }
 }

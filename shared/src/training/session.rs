@@ -8,7 +8,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDec
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::order::{mirror_flag, shuffle};
+use super::order::{self, mirror_flag, shuffle};
 use super::{EarlyFreeze, FreezeEvent, FreezeMode, LossWeighting, Target, TrainingModel, WeightingKind};
 use crate::backbone::Tuned;
 use crate::mtl::{Label, Metric, MtlConfig, MtlHead, TaskKind, TaskSpec, model};
@@ -60,16 +60,32 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
+    /// Settings a run can train with, or what is wrong with them.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout is a probability below 1, not {}", self.dropout));
+        }
+        if self.batch_size < 2 {
+            return Err(format!("a batch needs at least 2 faces (batch norm), not {}", self.batch_size));
+        }
+        Ok(())
+    }
+
     /// A freshly initialised head and loss weighting for `tasks` on `features`-wide inputs (no
-    /// backbone: a fine-tuning run puts its own in).
+    /// backbone: a fine-tuning run puts its own in). The weights are drawn on the CPU from the
+    /// seed and then loaded onto `device`: a seed starts the same network on every backend.
     pub fn model(&self, features: usize, tasks: &[TaskSpec], device: &Device) -> TrainingModel {
-        let head = MtlConfig::new(features, tasks.iter().map(TaskSpec::outputs).collect())
-            .with_shared(self.shared.clone())
-            .with_head_hidden(self.head_hidden)
-            .with_dropout(self.dropout)
-            .init(device);
-        let weighting = LossWeighting::new(self.weighting, tasks.len(), self.lambda, device);
-        TrainingModel { head, weighting, backbone: None }
+        let init = |device: &Device| {
+            let head = MtlConfig::new(features, tasks.iter().map(TaskSpec::outputs).collect())
+                .with_shared(self.shared.clone())
+                .with_head_hidden(self.head_hidden)
+                .init(device);
+            let weighting = LossWeighting::new(self.weighting, tasks.len(), self.lambda, device);
+            TrainingModel { head, weighting, backbone: None }
+        };
+        let host = Device::flex();
+        host.seed(self.seed);
+        init(device).load_record(init(&host).into_record())
     }
 }
 
@@ -306,7 +322,6 @@ impl Session {
     /// `train_targets`), evaluate on `val`, let Early Freeze decide, adjust the learning rate.
     pub async fn epoch(&mut self, train: &dyn Examples, train_targets: &[Target], val: &dyn Examples) -> EpochReport {
         let epoch = self.state.epoch;
-        self.device.seed(self.settings.seed.wrapping_add(epoch as u64 + 1));
         if let [.., before, last] = self.state.train_history.as_slice() {
             self.model.weighting.update_dwa(last, before);
         }
@@ -381,10 +396,11 @@ impl Session {
             let mirror: Vec<bool> =
                 chunk.iter().map(|&i| train.mirrors() && mirror_flag(seed, epoch, i as u64)).collect();
             let x = train.rows(chunk, &mirror, &self.device);
+            let keep = self.dropout_keep(epoch, batches, chunk.len());
             let rows = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [chunk.len()]), &self.device);
             let losses: Vec<Tensor<1>> = self
                 .model
-                .forward(x)
+                .forward(x, &keep)
                 .into_iter()
                 .zip(targets)
                 .map(|(output, target)| target.select(rows.clone()).loss(output))
@@ -405,6 +421,21 @@ impl Session {
             means.push(read(sum).await.first().copied().unwrap_or(f64::NAN) / batches as f64);
         }
         means
+    }
+
+    /// Dropout's masks for the `rows` faces of batch `batch` (see [`order::dropout_keep`]):
+    /// one per head, none without dropout or hidden layers.
+    fn dropout_keep(&self, epoch: usize, batch: usize, rows: usize) -> Vec<Tensor<2>> {
+        let (width, p) = (self.settings.head_hidden, self.settings.dropout);
+        if width == 0 || p == 0.0 {
+            return Vec::new();
+        }
+        (0..self.tasks.len())
+            .map(|head| {
+                let keep = order::dropout_keep(self.settings.seed, epoch, batch, head, rows * width, p);
+                Tensor::from_data(TensorData::new(keep, [rows, width]), &self.device)
+            })
+            .collect()
     }
 
     /// Early Freeze's events applied: a task that improved is snapshotted; a task that
@@ -501,4 +532,50 @@ pub async fn evaluate(
         evaluation.predictions.push(predicted);
     }
     evaluation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mtl::AgeNorm;
+
+    /// Every parameter of `module`, flattened in visiting order.
+    fn values<M: Module>(module: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl burn::module::ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0.extend(param.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
+            }
+        }
+        let mut collect = Collect(Vec::new());
+        module.visit(&mut collect);
+        collect.0
+    }
+
+    #[test]
+    fn a_seed_starts_the_same_network_whatever_the_device_drew_before() {
+        let tasks = [TaskSpec::gender(), TaskSpec::age(AgeNorm::CORAL), TaskSpec::race()];
+        let settings = RunSettings { shared: vec![16], head_hidden: 8, ..Default::default() };
+        let autodiff = Device::flex().autodiff();
+        let first = values(&settings.model(12, &tasks, &autodiff).head);
+        // Random numbers drawn on the training device in between change nothing.
+        autodiff.seed(1234);
+        let _ = Tensor::<2>::random([4, 4], burn::tensor::Distribution::Default, &autodiff);
+        assert_eq!(values(&settings.model(12, &tasks, &autodiff).head), first);
+        let reseeded = RunSettings { seed: 43, ..settings.clone() };
+        assert_ne!(values(&reseeded.model(12, &tasks, &autodiff).head), first);
+    }
+
+    #[test]
+    fn settings_a_run_cannot_train_with_are_refused() {
+        assert!(RunSettings::default().check().is_ok());
+        for bad in [
+            RunSettings { dropout: 1.0, ..Default::default() },
+            RunSettings { dropout: -0.1, ..Default::default() },
+            RunSettings { dropout: f64::NAN, ..Default::default() },
+            RunSettings { batch_size: 1, ..Default::default() },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+    }
 }

@@ -125,7 +125,6 @@ impl<'a> Trainer<'a> {
     /// A new run's starting point, or a resumed run's last checkpoint.
     fn start(&self, pretrained: Option<Tuned>, resume: bool) -> Result<Session> {
         let config = self.config;
-        self.device.seed(config.seed);
         let mut model = self.fresh();
         if model.backbone.is_some() {
             model.backbone = Some(pretrained.context("fine-tuning needs the pretrained backbone")?.train());
@@ -217,6 +216,7 @@ pub fn run(
     run_dir: &Path,
     resume: bool,
 ) -> Result<RunResult> {
+    config.settings().check().map_err(anyhow::Error::msg)?;
     if let Some(path) = &config.lab {
         return fit_lab(device, config, path, run_dir, resume);
     }
