@@ -141,3 +141,33 @@ pub fn features(tuned: Option<&Tuned>, x: Tensor<2>) -> Tensor<2> {
         None => x,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    #[test]
+    fn a_dropped_unit_contributes_nothing_and_a_kept_one_is_scaled() {
+        let device = Device::flex();
+        let head = MtlConfig::new(6, vec![2, 1]).with_shared(vec![]).with_head_hidden(4).init(&device);
+        let x = Tensor::<2>::random([3, 6], Distribution::Default, &device);
+        let masks = |value: f32| vec![Tensor::<2>::full([3, 4], value, &device); 2];
+        let [plain, dropped, doubled] = [None, Some(0.0), Some(2.0)].map(|value| match value {
+            None => head.forward(x.clone()),
+            Some(value) => head.forward_dropped(x.clone(), &masks(value)),
+        });
+        for task in 0..2 {
+            // Every hidden unit dropped: the output is the output layer's bias, whatever the input.
+            let rows = dropped[task].clone();
+            rows.clone()
+                .into_data()
+                .assert_approx_eq::<f32>(&rows.narrow(0, 0, 1).repeat_dim(0, 3).into_data(), Tolerance::default());
+            // LeakyReLU is positively homogeneous: units kept at scale 2 move the output twice as far.
+            let twice = (plain[task].clone() - dropped[task].clone()).mul_scalar(2.0);
+            (doubled[task].clone() - dropped[task].clone())
+                .into_data()
+                .assert_approx_eq::<f32>(&twice.into_data(), Tolerance::default());
+        }
+    }
+}
