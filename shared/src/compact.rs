@@ -302,7 +302,7 @@ pub fn unpack<M: Module>(module: M, bytes: &[u8]) -> Result<M, CompactError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::backbone::{Backbone, BackboneKind};
 
@@ -314,7 +314,8 @@ mod tests {
         }
     }
 
-    fn values<M: Module>(module: &M) -> Vec<f32> {
+    /// Every float parameter of `module`, flattened in visiting order.
+    pub(crate) fn values<M: Module>(module: &M) -> Vec<f32> {
         let mut v = Values(Vec::new());
         module.visit(&mut v);
         v.0

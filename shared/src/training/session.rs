@@ -537,20 +537,8 @@ pub async fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compact::tests::values;
     use crate::mtl::AgeNorm;
-
-    /// Every parameter of `module`, flattened in visiting order.
-    fn values<M: Module>(module: &M) -> Vec<f32> {
-        struct Collect(Vec<f32>);
-        impl burn::module::ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-                self.0.extend(param.val().into_data().convert::<f32>().try_to_vec::<f32>().unwrap());
-            }
-        }
-        let mut collect = Collect(Vec::new());
-        module.visit(&mut collect);
-        collect.0
-    }
 
     #[test]
     fn a_seed_starts_the_same_network_whatever_the_device_drew_before() {
