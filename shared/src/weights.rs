@@ -6,8 +6,9 @@
 //! payload is the multi-task head's parameters in the compact format (`compact.rs`: half
 //! precision where the values allow it, which the trainer's export ensures), followed, for a
 //! model whose backbone was fine-tuned, by the backbone's own (its length in the header), or,
-//! for partial fine-tuning, by the tuned last blocks alone (their count in the header): the
-//! stock backbone, which the app downloads once, supplies the rest.
+//! for partial fine-tuning, by the tuned last blocks alone (their count in the header, their
+//! weights at the precision of the stock backbone's that the model runs on): the stock
+//! backbone, which the app downloads once, supplies the rest.
 //!
 //! A model file is untrusted input (the app loads any file a visitor picks), so loading checks,
 //! in this order and before anything is allocated from the header's numbers: the file's size,
@@ -230,6 +231,23 @@ pub struct Model {
     pub backbone: Option<Tuned>,
 }
 
+/// The bytes a model file keeps of `tuned`: tuned last blocks at the precision of the stock
+/// backbone weights they join (int8 halves their share of the download again), a whole
+/// fine-tuned backbone without loss.
+fn tuned_record(tuned: &Tuned, backbone_weights: Precision) -> Vec<u8> {
+    match tuned {
+        Tuned::Whole(backbone) => compact::pack(backbone),
+        Tuned::Tail(tail) => compact::pack_with(tail, backbone_weights),
+    }
+}
+
+/// `tuned` as a model file written for `backbone_weights` gives it back: what `predict` and the
+/// app compute with.
+pub fn as_stored(tuned: Tuned, backbone_weights: Precision) -> Tuned {
+    let bytes = tuned_record(&tuned, backbone_weights);
+    compact::unpack(tuned, &bytes).expect("a record just packed from the same network")
+}
+
 /// Write `head` (and what was tuned of the backbone) with `header`, whose version, backbone
 /// length and tuned block count are filled in here.
 pub fn export(head: MtlHead, tuned: Option<Tuned>, mut header: Header) -> Result<Vec<u8>, WeightsError> {
@@ -241,10 +259,11 @@ pub fn export(head: MtlHead, tuned: Option<Tuned>, mut header: Header) -> Result
         Some(Tuned::Whole(backbone)) if backbone.kind() != header.backbone => {
             return Err(WeightsError::Backbone { expected: header.backbone, found: backbone.kind() });
         }
-        Some(Tuned::Whole(backbone)) => Some(compact::pack(&backbone)),
-        Some(Tuned::Tail(tail)) => {
-            header.tuned_blocks = Some(tail.len());
-            Some(compact::pack(&tail))
+        Some(tuned) => {
+            if let Tuned::Tail(tail) = &tuned {
+                header.tuned_blocks = Some(tail.len());
+            }
+            Some(tuned_record(&tuned, header.backbone_weights))
         }
     };
     if let Some(bytes) = record {
@@ -431,6 +450,32 @@ mod tests {
         assert_ne!(stock.forward(crop).into_data(), expected, "the stock blocks were replaced");
         let dlib = Backbone::init(BackboneKind::Dlib, &device);
         assert!(Tuned::Tail(tail).onto(&dlib).is_err());
+    }
+
+    #[test]
+    fn tuned_blocks_for_the_int8_backbone_are_stored_in_int8_and_load_as_measured() {
+        let device = Device::flex();
+        let (_, header) = sample();
+        let header = Header { backbone: BackboneKind::Faceres, align: BackboneKind::Faceres.align_config(), ..header };
+        let tail = Tuned::Tail(compact::half(FaceResTailConfig::new(1).init(&device)));
+        let file = |weights: Precision| {
+            let head = header.mtl_config().init(&device);
+            export(head, Some(tail.clone()), Header { backbone_weights: weights, ..header.clone() }).unwrap()
+        };
+        let (exact, int8) = (file(Precision::Exact), file(Precision::Int8));
+        assert!(
+            int8.len() * 10 < exact.len() * 6,
+            "a byte per weight instead of two: {} vs {}",
+            int8.len(),
+            exact.len()
+        );
+        let values = |bytes: &[u8]| {
+            let loaded = load(bytes, Some(BackboneKind::Faceres), &device).unwrap();
+            compact::tests::values(&loaded.backbone.expect("the tuned block"))
+        };
+        assert_eq!(values(&exact), compact::tests::values(&tail), "half-precision blocks travel as they are");
+        assert_eq!(values(&int8), compact::tests::values(&as_stored(tail.clone(), Precision::Int8)));
+        assert_ne!(values(&int8), values(&exact));
     }
 
     #[test]

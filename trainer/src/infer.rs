@@ -113,7 +113,8 @@ pub fn export(
     let mut pipeline = models::pipeline_at(cache, run.config.backbone, backbone_weights, &Device::flex())?
         .with_mirror(run.config.mirror);
     if let Some(tuned) = &run.backbone {
-        let backbone = tuned.clone().onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
+        let stored = weights::as_stored(tuned.clone(), backbone_weights);
+        let backbone = stored.onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
         pipeline = pipeline.with_backbone(backbone);
     }
     let (evaluation, _) = evaluate_on_test(cache, &pipeline, &run.head, &run.tasks, &run.config, data_dir)?;
