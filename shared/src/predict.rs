@@ -139,6 +139,7 @@ mod tests {
             metrics: vec![("age_mae".into(), 5.0), ("weight_mae".into(), 3.0)],
             backbone_len: None,
             backbone_weights: Default::default(),
+            head_weights: Default::default(),
             test_time_mirror: false,
             tuned_blocks: None,
         }

@@ -4,7 +4,8 @@
 //! length, the header (JSON: backbone, tasks, network sizes, preprocessing constants, training
 //! data and protocol, metrics), the payload, and the sha256 of every byte before it. The
 //! payload is the multi-task head's parameters in the compact format (`compact.rs`: half
-//! precision where the values allow it, which the trainer's export ensures), followed, for a
+//! precision where the values allow it, which the trainer's export ensures, or one byte per
+//! weight when the header's `head_weights` is `int8`), followed, for a
 //! model whose backbone was fine-tuned, by the backbone's own (its length in the header), or,
 //! for partial fine-tuning, by the tuned last blocks alone (their count in the header, their
 //! weights at the precision of the stock backbone's that the model runs on): the stock
@@ -63,6 +64,10 @@ pub struct Header {
     /// with: `int8` for the browser's smaller file; absent means exact.
     #[serde(default, skip_serializing_if = "Precision::is_exact")]
     pub backbone_weights: Precision,
+    /// How the head's weight matrices are stored: `int8` takes half the bytes of f16 (the
+    /// header's figures are measured as stored); absent means exact.
+    #[serde(default, skip_serializing_if = "Precision::is_exact")]
+    pub head_weights: Precision,
     /// The features of each face are the mean of its own and its mirror image's, as in
     /// training (test-time mirror); absent means no mirror.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -97,6 +102,7 @@ impl Header {
             metrics,
             backbone_len: None,
             backbone_weights,
+            head_weights: Precision::Exact,
             test_time_mirror: false,
             tuned_blocks: None,
         }
@@ -210,9 +216,10 @@ impl Header {
         let head_len = payload_len.checked_sub(backbone_len).ok_or_else(|| {
             WeightsError::Payload(format!("a backbone of {backbone_len} bytes in a payload of {payload_len}"))
         })?;
-        // Every weight takes at least two bytes (half precision): a header whose network needs
-        // more than the file holds is refused without building it.
-        let needed = 2 * self.mtl_config().linear_parameters();
+        // Every weight takes at least two bytes (half precision), or one in int8: a header whose
+        // network needs more than the file holds is refused without building it.
+        let bytes_per_weight = if self.head_weights.is_exact() { 2 } else { 1 };
+        let needed = bytes_per_weight * self.mtl_config().linear_parameters();
         if needed > head_len {
             return Err(WeightsError::Payload(format!(
                 "the header's network needs {needed} bytes, the file has {head_len}"
@@ -248,10 +255,10 @@ pub fn as_stored(tuned: Tuned, backbone_weights: Precision) -> Tuned {
     compact::unpack(tuned, &bytes).expect("a record just packed from the same network")
 }
 
-/// Write `head` (and what was tuned of the backbone) with `header`, whose version, backbone
-/// length and tuned block count are filled in here.
+/// Write `head` (at the header's `head_weights`, and what was tuned of the backbone) with
+/// `header`, whose version, backbone length and tuned block count are filled in here.
 pub fn export(head: MtlHead, tuned: Option<Tuned>, mut header: Header) -> Result<Vec<u8>, WeightsError> {
-    let mut payload = compact::pack(&head);
+    let mut payload = compact::pack_with(&head, header.head_weights);
     header.backbone_len = None;
     header.tuned_blocks = None;
     let record = match tuned {
@@ -378,6 +385,7 @@ mod tests {
             metrics: vec![("gender_accuracy".into(), 0.9)],
             backbone_len: None,
             backbone_weights: Precision::Exact,
+            head_weights: Precision::Exact,
             test_time_mirror: false,
             tuned_blocks: None,
         };
@@ -476,6 +484,24 @@ mod tests {
         assert_eq!(values(&exact), compact::tests::values(&tail), "half-precision blocks travel as they are");
         assert_eq!(values(&int8), compact::tests::values(&as_stored(tail.clone(), Precision::Int8)));
         assert_ne!(values(&int8), values(&exact));
+    }
+
+    #[test]
+    fn an_int8_head_takes_about_half_the_bytes_and_loads_as_measured() {
+        let (_, header) = sample();
+        let header = Header { shared: vec![256], head_hidden: 64, ..header };
+        let device = Device::flex();
+        let head = compact::half(header.mtl_config().init(&device));
+        let exact = export(head.clone(), None, header.clone()).unwrap();
+        let int8 = export(head.clone(), None, Header { head_weights: Precision::Int8, ..header }).unwrap();
+        let payload = |bytes: &[u8]| read_header(bytes).unwrap().1.len();
+        assert!(payload(&int8) * 10 < payload(&exact) * 6, "{} vs {} bytes", payload(&int8), payload(&exact));
+        let loaded = load_dlib(&int8).unwrap();
+        assert_eq!(loaded.header.head_weights, Precision::Int8);
+        let x = Tensor::<2>::ones([2, 128], &device);
+        let as_measured = compact::at_precision(head.clone(), Precision::Int8).forward(x.clone())[1].clone();
+        assert_eq!(loaded.head.forward(x.clone())[1].clone().into_data(), as_measured.clone().into_data());
+        assert_ne!(head.forward(x)[1].clone().into_data(), as_measured.into_data(), "int8 rounds the weights");
     }
 
     #[test]

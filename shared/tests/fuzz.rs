@@ -136,6 +136,7 @@ fn header(tasks: Vec<TaskSpec>, shared: Vec<usize>, head_hidden: usize) -> Heade
         metrics: vec![("age_mae".into(), 5.0)],
         backbone_len: None,
         backbone_weights: Default::default(),
+        head_weights: Default::default(),
         test_time_mirror: false,
         tuned_blocks: None,
     }
@@ -180,6 +181,7 @@ fn header_edit() -> impl Strategy<Value = (String, serde_json::Value)> {
         "tasks",
         "backbone",
         "backbone_len",
+        "head_weights",
         "metrics",
         "format_version",
         "detector",
@@ -200,6 +202,7 @@ fn header_edit() -> impl Strategy<Value = (String, serde_json::Value)> {
             json!([{"name": "x", "kind": {"class": {"labels": ["a", "b"]}}}, {"name": "x", "kind": {"class": {"labels": ["a", "b"]}}}])
         ),
         Just(json!("faceres")),
+        Just(json!("int8")),
         Just(json!(null)),
         Just(json!({"zooms": [], "tiles": true})),
         Just(json!([["age_mae", 1e300]])),

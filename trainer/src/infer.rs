@@ -21,6 +21,14 @@ use crate::models;
 use crate::output::JsonLines;
 use crate::train::{Evaluation, Labels, RunDir, RunResult, Split, TrainConfig, evaluate};
 
+/// The precisions a model file stores: the pretrained backbone's weights the model runs on
+/// (with its tuned blocks), and the head's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoredWeights {
+    pub backbone: Precision,
+    pub head: Precision,
+}
+
 /// What the app's educator panel shows of a model's training, written beside the model file as
 /// `<name>.report.json`: every epoch's metrics row and the test split's group figures.
 #[derive(Serialize)]
@@ -71,13 +79,14 @@ impl FinishedRun {
     }
 
     /// Write the model file with its test `metrics`, and its training report beside it.
-    pub fn write(self, out: &Path, backbone_weights: Precision, metrics: Vec<(String, f64)>) -> Result<Header> {
+    pub fn write(self, out: &Path, stored: StoredWeights, metrics: Vec<(String, f64)>) -> Result<Header> {
         let config = &self.config;
         let header = Header {
             test_time_mirror: config.mirror,
+            head_weights: stored.head,
             ..Header::for_head(
                 config.backbone,
-                backbone_weights,
+                stored.backbone,
                 self.tasks.clone(),
                 &config.settings(),
                 self.trained_on()?,
@@ -100,30 +109,24 @@ impl FinishedRun {
 }
 
 /// Write the final model of `run_dir` and its training report, with the test figures of the
-/// file's half-precision parameters, on the pretrained backbone's weights at `backbone_weights`,
-/// on the run's test split in `data_dir`.
-pub fn export(
-    cache: &Cache,
-    run_dir: &Path,
-    out: &Path,
-    backbone_weights: Precision,
-    data_dir: &Path,
-) -> Result<Header> {
+/// parameters as the file stores them (`stored`), on the run's test split in `data_dir`.
+pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, data_dir: &Path) -> Result<Header> {
     let run = FinishedRun::read(run_dir)?;
-    let mut pipeline = models::pipeline_at(cache, run.config.backbone, backbone_weights, &Device::flex())?
+    let mut pipeline = models::pipeline_at(cache, run.config.backbone, stored.backbone, &Device::flex())?
         .with_mirror(run.config.mirror);
     if let Some(tuned) = &run.backbone {
-        let stored = weights::as_stored(tuned.clone(), backbone_weights);
-        let backbone = stored.onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
+        let tuned = weights::as_stored(tuned.clone(), stored.backbone);
+        let backbone = tuned.onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
         pipeline = pipeline.with_backbone(backbone);
     }
-    let (evaluation, _) = evaluate_on_test(cache, &pipeline, &run.head, &run.tasks, &run.config, data_dir)?;
+    let head = compact::at_precision(run.head.clone(), stored.head);
+    let (evaluation, _) = evaluate_on_test(cache, &pipeline, &head, &run.tasks, &run.config, data_dir)?;
     let metrics: Vec<(String, f64)> =
         run.tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
     for ((name, half), full) in metrics.iter().zip(&run.result.test.metrics) {
         eprintln!("test {name}: {half:.4} as exported ({full:.4} as trained)");
     }
-    run.write(out, backbone_weights, metrics)
+    run.write(out, stored, metrics)
 }
 
 /// A head on the features `pipeline` (the model's, tuned backbone and test-time mirror

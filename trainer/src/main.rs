@@ -57,6 +57,10 @@ enum Command {
         /// browser's smaller download (the test figures are measured on them).
         #[arg(long, default_value = "exact")]
         backbone_weights: facemtl::compact::Precision,
+        /// How the head's weights are stored: `exact` (half precision), or `int8`, half the
+        /// bytes again (the test figures are measured as stored).
+        #[arg(long, default_value = "exact")]
+        head_weights: facemtl::compact::Precision,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
         data_dir: PathBuf,
     },
@@ -126,8 +130,9 @@ fn main() -> Result<()> {
     // Neither needs a device: setup converts on the CPU, export measures its file there.
     match &cli.command {
         Command::Setup => return setup::run(&cache),
-        Command::Export { run_dir, out, backbone_weights, data_dir } => {
-            let header = facemtl_trainer::infer::export(&cache, run_dir, out, *backbone_weights, data_dir)?;
+        Command::Export { run_dir, out, backbone_weights, head_weights, data_dir } => {
+            let stored = facemtl_trainer::infer::StoredWeights { backbone: *backbone_weights, head: *head_weights };
+            let header = facemtl_trainer::infer::export(&cache, run_dir, out, stored, data_dir)?;
             eprintln!("wrote {} ({} on {}, {:?})", out.display(), header.backbone, header.trained_on, header.metrics);
             return Ok(());
         }
