@@ -555,7 +555,9 @@ fn beyond_section(md: &mut String, index: &Index) {
         md,
         "## 11. Beyond the thesis
 
-Our best recipe, `--recipe best` (`{}`), each choice made on the validation          splits, against the thesis's settings on the same faces and the thesis's figures. The age column of the          recipe is its distribution head's expectation.
+Our best recipe, `--recipe best` (`{}`), each choice made on the validation splits, against \
+         the thesis's settings on the same faces and the thesis's figures. The age column of the recipe \
+         is its distribution head's expectation.
 ",
         recipe.join(" ")
     );
