@@ -197,6 +197,15 @@ impl Store {
         }
     }
 
+    /// What one run holds of this store in memory for `faces` faces: tuned runs keep both
+    /// views of every face's cut (f16); features are small beside that and count as nothing.
+    fn bytes_per_run(&self, faces: usize) -> u64 {
+        match self {
+            Store::Features(_) => 0,
+            Store::Activations(store) => (faces * 2 * activations::view_len(store.tuned) * 2) as u64,
+        }
+    }
+
     fn splits(&self, set: &DataSet, labels: &Labels, config: &TrainConfig, device: &Device) -> Result<Splits> {
         let of = |s: &[Sample]| match self {
             Store::Features(store) => Ok(Split::of_features(s, store, labels, device)),
@@ -282,8 +291,16 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
                 .collect(),
         );
         let errors: Mutex<Vec<anyhow::Error>> = Mutex::default();
+        let faces = with_face(&set.train) + with_face(&set.val) + with_face(&set.test);
+        let parallel = side_by_side(args.jobs, store.bytes_per_run(faces), available_memory());
+        if parallel < args.jobs {
+            eprintln!(
+                "{data}/{backbone}: {parallel} run(s) at a time, as each holds {:.1} GB of activations",
+                store.bytes_per_run(faces) as f64 / 1e9
+            );
+        }
         std::thread::scope(|scope| {
-            for _ in 0..args.jobs.max(1) {
+            for _ in 0..parallel {
                 scope.spawn(|| {
                     loop {
                         let Some((i, job)) = jobs.lock().unwrap().pop() else { break };
@@ -318,6 +335,25 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     sweep.invocations = invocations;
     report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
     Ok(sweep)
+}
+
+/// How many of `jobs` runs that each hold `per_run` bytes train side by side within `available`
+/// bytes of memory (four fifths of it, leaving room for the networks and the process); at least
+/// one, and all of them where the memory is unknown.
+fn side_by_side(jobs: usize, per_run: u64, available: Option<u64>) -> usize {
+    let fit = match (available, per_run) {
+        (Some(bytes), per_run) if per_run > 0 => (bytes / 5 * 4 / per_run) as usize,
+        _ => usize::MAX,
+    };
+    jobs.min(fit).max(1)
+}
+
+/// The memory the system can still give (Linux's `MemAvailable`), in bytes.
+fn available_memory() -> Option<u64> {
+    let info = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn hardware() -> String {
@@ -374,4 +410,22 @@ pub fn mean_tables(runs: &[Finished]) -> Vec<GroupTable> {
             table
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_side_by_side_fit_their_activations_in_memory() {
+        const GB: u64 = 1_000_000_000;
+        // Every UTKFace face's K = 2 cut, both views, f16: 9.5 GB; CORAL's faces: 6.6 GB.
+        let (all_ages, coral) = (23_686 * 401_408, 16_423 * 401_408);
+        assert_eq!(side_by_side(2, all_ages, Some(21 * GB)), 1, "two copies would not fit");
+        assert_eq!(side_by_side(2, coral, Some(21 * GB)), 2);
+        assert_eq!(side_by_side(2, all_ages, Some(4 * GB)), 1, "one run always trains");
+        assert_eq!(side_by_side(2, 0, Some(GB)), 2, "features take no say");
+        assert_eq!(side_by_side(3, all_ages, None), 3, "unknown memory leaves the choice to --jobs");
+        assert_eq!(side_by_side(0, 0, None), 1);
+    }
 }
