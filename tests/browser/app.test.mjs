@@ -194,7 +194,7 @@ test("a model that fine-tuned the backbone's last block carries only it, and the
   try {
     await ready(page);
     await page.setInputFiles("#model-file", tuned);
-    await page.waitForFunction(() => /fine-tuned/.test(document.getElementById("model-info").textContent));
+    await page.waitForFunction(() => /Its last backbone block was fine-tuned/.test(document.getElementById("model-info").textContent));
     await checkAgainstNative(page, faces, "tuned", tuned);
     assert.deepEqual(errors, []);
   } finally {

@@ -158,7 +158,8 @@ function describeModel(header) {
   const metrics = header.metrics.map(([k, v]) => (k === "age_mae" ? `age MAE ${v.toFixed(2)} years` : `${k.replace("_accuracy", "")} ${(100 * v).toFixed(1)} %`));
   const tasks = header.tasks.map((t) => t.name).join(", ");
   const mirror = header.test_time_mirror ? " Each face is read with its mirror image (test-time mirror)." : "";
-  const tuned = header.tuned_blocks ? ` Its last ${header.tuned_blocks} backbone block${header.tuned_blocks > 1 ? "s were" : " was"} fine-tuned with it.` : "";
+  const blocks = header.tuned_blocks > 1 ? `last ${header.tuned_blocks} backbone blocks were` : "last backbone block was";
+  const tuned = header.tuned_blocks ? ` Its ${blocks} fine-tuned with it.` : "";
   $("model-info").textContent = `Model: ${header.backbone} backbone, tasks ${tasks}; trained on ${header.trained_on}; test: ${metrics.join(", ")}.${mirror}${tuned}`;
 }
 
