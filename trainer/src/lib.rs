@@ -18,4 +18,5 @@ pub mod plots;
 pub mod report;
 pub mod reproduce;
 pub mod setup;
+pub mod thesis;
 pub mod train;

@@ -14,6 +14,7 @@ use crate::data::DataSetId;
 use crate::files::write_atomic;
 use crate::groups::{Confusion, GroupTable};
 use crate::reproduce::{Experiment, Finished, Sweep, mean_std, mean_tables};
+use crate::thesis;
 use crate::train::config::Recipe;
 
 /// A task's figure in the unit people read: accuracy in %, MAE in its own unit.
@@ -85,8 +86,19 @@ impl<'a> Index<'a> {
     }
 }
 
-/// A comparison table: rows of (label, experiment or row name) per backbone, one column per task.
-fn comparison(out: &mut String, index: &Index, data: DataSetId, rows: &[(&str, &str)], thesis_row: Option<&str>) {
+/// Who the thesis's rows are: its headline backbone, fine-tuned, on `data`'s own test set.
+fn thesis_source(data: DataSetId) -> String {
+    let test = if data == DataSetId::Celeba { ", official test set" } else { "" };
+    format!("thesis ({}, fine-tuned{test})", thesis::HEADLINE)
+}
+
+fn thesis_cell(value: Option<f64>) -> String {
+    value.map_or("—".into(), |v| format!("{v:.2}"))
+}
+
+/// A comparison table: rows of (label, experiment or row name) per backbone, one column per task,
+/// then the thesis's figures of the rows it ran.
+fn comparison(out: &mut String, index: &Index, data: DataSetId, rows: &[(&str, &str)]) {
     let tasks = data.tasks();
     let _ = write!(out, "| backbone | model |");
     for t in &tasks {
@@ -106,12 +118,38 @@ fn comparison(out: &mut String, index: &Index, data: DataSetId, rows: &[(&str, &
             let _ = writeln!(out);
         }
     }
-    if let Some(label) = thesis_row {
-        let _ = write!(out, "| thesis (fine-tuned backbone) | {label} |");
+    for (label, row) in rows {
+        if tasks.iter().all(|t| thesis::figure(data, row, &t.name).is_none()) {
+            continue;
+        }
+        let _ = write!(out, "| {} | {label} |", thesis_source(data));
         for t in &tasks {
-            let _ = write!(out, " {} |", data.thesis(&t.name).map_or("—".into(), |v| format!("{v:.2}")));
+            let _ = write!(out, " {} |", thesis_cell(thesis::figure(data, row, &t.name)));
         }
         let _ = writeln!(out);
+    }
+    let _ = writeln!(out);
+}
+
+/// Tables 4.6-4.15 as the thesis published them: every backbone it fine-tuned.
+fn thesis_backbones(out: &mut String, data: DataSetId) {
+    let tasks = data.tasks();
+    let _ = writeln!(out, "The thesis's own table, every backbone it fine-tuned ({}):\n", data.title());
+    let _ = write!(out, "| thesis backbone | model |");
+    for t in &tasks {
+        let _ = write!(out, " {} |", header(t));
+    }
+    let _ = writeln!(out, "\n|---|---|{}", "---|".repeat(tasks.len()));
+    let models = ["single-task baseline", "single-task network", "MTL"];
+    for (backbone, rows) in thesis::backbones(data) {
+        for (model, figures) in models.iter().zip(rows) {
+            let _ = write!(out, "| {backbone} | {model} |");
+            for t in &tasks {
+                let value = figures.iter().find(|(name, _)| *name == t.name).map(|(_, v)| *v);
+                let _ = write!(out, " {} |", thesis_cell(value));
+            }
+            let _ = writeln!(out);
+        }
     }
     let _ = writeln!(out);
 }
@@ -326,8 +364,8 @@ fn intro(md: &mut String, sweep: &Sweep) {
         md,
         "Written by `facemtl reproduce` (`bash scripts/reproduce.sh`). {runs} runs: {} configurations x {} seeds. \
          Wall time of the sweep: {:.1} min in {} invocation(s) of the command (finished runs are read back, not \
-         retrained; the last invocation took {:.1} min); two runs train side by side, and the runs' own training \
-         time adds up to {:.1} min.\n",
+         retrained; the last invocation took {:.1} min); runs train two side by side (one at a time where their \
+         activations would not fit in memory twice), and the runs' own training time adds up to {:.1} min.\n",
         sweep.runs.len(),
         sweep.seeds,
         sweep.invocations.iter().sum::<f64>() / 60.0,
@@ -348,9 +386,11 @@ fn intro(md: &mut String, sweep: &Sweep) {
     );
     let _ = writeln!(
         md,
-        "- Thesis figures: only the thesis's headline results (its fine-tuned MTL network) were available to \
-         this project; its per-table numbers for baselines and ablations were not, and show as —. Its backbone was \
-         fine-tuned; ours are frozen here, so the comparison is of methods on top of a backbone, not of backbones.\n"
+        "- Thesis figures: from its tables (`../shared/docs/thesis-figures.md`), those of its headline backbone, {}, \
+         unless a row names another; a configuration the thesis did not run has no thesis row, and a figure it did \
+         not publish shows as —. Its backbones were fine-tuned; ours are frozen here (section 11's recipe tunes \
+         faceres's last blocks), so the comparison is of methods on top of a backbone, not of backbones.\n",
+        thesis::HEADLINE
     );
 }
 
@@ -379,9 +419,11 @@ fn single_task_sections(md: &mut String, index: &Index) {
         ("single-task network", "single-net"),
         ("MTL (learned loss, Early Freeze)", "mtl-learned"),
     ];
-    comparison(md, index, DataSetId::UtkfaceCoral, &st_rows, Some("MTL"));
+    comparison(md, index, DataSetId::UtkfaceCoral, &st_rows);
+    thesis_backbones(md, DataSetId::UtkfaceCoral);
     let _ = writeln!(md, "## 2. Single task vs multi-task, CelebA subset (Tables 4.11-4.15)\n");
-    comparison(md, index, DataSetId::Celeba, &st_rows, Some("MTL (official test set)"));
+    comparison(md, index, DataSetId::Celeba, &st_rows);
+    thesis_backbones(md, DataSetId::Celeba);
 }
 
 /// Sections 3-6: the loss weightings, Early Freeze and lambda.
@@ -418,7 +460,7 @@ fn ablation_sections(md: &mut String, index: &Index) {
         let _ = writeln!(md, "{title}\n");
         for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
             let _ = writeln!(md, "{}:\n", data.title());
-            comparison(md, index, data, rows, None);
+            comparison(md, index, data, rows);
         }
     }
 }
@@ -453,6 +495,14 @@ fn bias_section(md: &mut String, index: &Index) -> Vec<Gap> {
                 old.0, old.1, young.0, young.1, gap.0, gap.1
             );
         }
+    }
+    for (label, old, young) in thesis::BIAS {
+        let _ = writeln!(
+            md,
+            "| thesis ({}, fine-tuned, official test set) | {label} | {old:.2} | {young:.2} | {:.2} |",
+            thesis::BIAS_BACKBONE,
+            young - old
+        );
     }
     let _ = writeln!(md);
     gaps
@@ -561,12 +611,12 @@ Our best recipe, `--recipe best` (`{}`), each choice made on the validation spli
 ",
         recipe.join(" ")
     );
-    let rows = [("the thesis's settings (frozen backbone)", "mtl-learned"), ("our best recipe", "best")];
+    let rows = [("MTL, the thesis's settings", "mtl-learned"), ("our best recipe", "best")];
     for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba, DataSetId::UtkfaceAllAges] {
         let _ = writeln!(md, "**{}**\n", data.title());
-        let thesis = data.thesis("gender").map(|_| "MTL");
-        comparison(md, index, data, &rows, thesis);
+        comparison(md, index, data, &rows);
     }
+    let _ = writeln!(md, "Earlier work the thesis compares with: {}\n", thesis::EARLIER_WORK);
 }
 
 /// Every run with its epochs and training time.
@@ -713,9 +763,11 @@ mod tests {
         assert_eq!(word, "**confirmed**: better in 1, within noise in 1, worse in 0 of 2 comparisons");
         let mut table = String::new();
         let rows = [("single-task network", "single-net"), ("MTL", "mtl-learned")];
-        comparison(&mut table, &index, DataSetId::Celeba, &rows, Some("MTL"));
+        comparison(&mut table, &index, DataSetId::Celeba, &rows);
         assert!(table.contains("| faceres | single-task network | 97.05 ± 0.07 | 88.05 ± 0.07 |"), "{table}");
-        assert!(table.contains("| thesis (fine-tuned backbone) | MTL | 98.82 | 87.53 |"), "{table}");
+        let thesis = "| thesis (SE-ResNet-50-128D, fine-tuned, official test set) |";
+        assert!(table.contains(&format!("{thesis} single-task network | 97.23 | 84.75 |")), "{table}");
+        assert!(table.contains(&format!("{thesis} MTL | 98.82 | 87.53 |")), "{table}");
     }
 
     #[test]
@@ -738,6 +790,43 @@ mod tests {
         beyond_section(&mut md, &Index { sweep: &sweep });
         assert!(md.contains("## 11. Beyond the thesis") && md.contains("--tune-blocks 2"), "{md}");
         assert!(md.contains("| faceres | our best recipe | 98.05 ± 0.00 | 4.29 ± 0.00 | 86.54 ± 0.00 |"), "{md}");
-        assert!(md.contains("| thesis (fine-tuned backbone) | MTL | 98.47 | 4.68 | 87.56 |"), "{md}");
+        assert!(
+            md.contains(
+                "| thesis (SE-ResNet-50-128D, fine-tuned) | MTL, the thesis's settings | 98.47 | 4.68 | 87.56 |"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("| our best recipe | 98.47"), "the thesis has no row of our recipe");
+    }
+
+    #[test]
+    fn ablations_and_the_bias_stand_beside_the_thesis_figures_of_the_same_configuration() {
+        let tasks = DataSetId::UtkfaceCoral.tasks();
+        let sweep = Sweep {
+            runs: vec![(
+                experiment(DataSetId::UtkfaceCoral, "mtl-lambda-0.001"),
+                vec![run(0, tasks.clone(), vec![0.977, 5.1, 0.861])],
+            )],
+            ..Sweep::default()
+        };
+        let mut md = String::new();
+        ablation_sections(&mut md, &Index { sweep: &sweep });
+        assert!(md.contains("| faceres | lambda 0.001 | 97.70 ± 0.00 | 5.10 ± 0.00 | 86.10 ± 0.00 |"), "{md}");
+        assert!(
+            md.contains("| thesis (SE-ResNet-50-128D, fine-tuned) | lambda 0.001 | 98.31 | 4.76 | 86.83 |"),
+            "{md}"
+        );
+        assert!(md.contains("| thesis (SE-ResNet-50-128D, fine-tuned) | lambda 1 | 98.23 | 4.82 | 86.79 |"), "{md}");
+        assert!(!md.lines().any(|l| l.starts_with("| thesis") && l.contains("DWA")), "the thesis did not run DWA");
+        let mut bias = String::new();
+        bias_section(&mut bias, &Index { sweep: &sweep });
+        assert!(
+            bias.contains("| thesis (ResNet-50, fine-tuned, official test set) | MTL | 84.46 | 87.59 | 3.13 |"),
+            "{bias}"
+        );
+        let mut tables = String::new();
+        single_task_sections(&mut tables, &Index { sweep: &sweep });
+        assert!(tables.contains("| LightCNN | single-task baseline | 91.69 | 7.14 | 73.01 |"), "{tables}");
+        assert!(tables.contains("| ResNet-50 | MTL | 98.79 | 86.83 |"), "{tables}");
     }
 }

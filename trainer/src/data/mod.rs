@@ -77,19 +77,6 @@ impl DataSetId {
             DataSetId::Csv => Vec::new(),
         }
     }
-
-    /// The thesis's headline figure for `task` on this data set (accuracy in %, MAE in years):
-    /// the only figures of the thesis available to this project.
-    pub fn thesis(&self, task: &str) -> Option<f64> {
-        match (self, task) {
-            (DataSetId::UtkfaceCoral, "gender") => Some(98.47),
-            (DataSetId::UtkfaceCoral, "age") => Some(4.68),
-            (DataSetId::UtkfaceCoral, "race") => Some(87.56),
-            (DataSetId::Celeba, "gender") => Some(98.82),
-            (DataSetId::Celeba, "young") => Some(87.53),
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Display for DataSetId {
