@@ -145,8 +145,7 @@ fn thesis_backbones(out: &mut String, data: DataSetId) {
         for (model, figures) in models.iter().zip(rows) {
             let _ = write!(out, "| {backbone} | {model} |");
             for t in &tasks {
-                let value = figures.iter().find(|(name, _)| *name == t.name).map(|(_, v)| *v);
-                let _ = write!(out, " {} |", thesis_cell(value));
+                let _ = write!(out, " {} |", thesis_cell(thesis::value(figures, &t.name)));
             }
             let _ = writeln!(out);
         }

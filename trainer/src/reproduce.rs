@@ -273,15 +273,9 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
             Some(k) => Store::Activations(activations::extract(cache, &pipeline, &all, *k)?),
         };
         let with_face = |s: &[Sample]| s.iter().filter(|x| store.has(x)).count();
-        sweep.counts.insert(
-            *data,
-            SplitCounts {
-                train: with_face(&set.train),
-                val: with_face(&set.val),
-                test: with_face(&set.test),
-                no_face: all.len() - with_face(&set.train) - with_face(&set.val) - with_face(&set.test),
-            },
-        );
+        let (train, val, test) = (with_face(&set.train), with_face(&set.val), with_face(&set.test));
+        let faces = train + val + test;
+        sweep.counts.insert(*data, SplitCounts { train, val, test, no_face: all.len() - faces });
         let jobs: Mutex<Vec<(usize, Job)>> = Mutex::new(
             indices
                 .iter()
@@ -291,12 +285,12 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
                 .collect(),
         );
         let errors: Mutex<Vec<anyhow::Error>> = Mutex::default();
-        let faces = with_face(&set.train) + with_face(&set.val) + with_face(&set.test);
-        let parallel = side_by_side(args.jobs, store.bytes_per_run(faces), available_memory());
+        let per_run = store.bytes_per_run(faces);
+        let parallel = side_by_side(args.jobs, per_run, available_memory());
         if parallel < args.jobs {
             eprintln!(
                 "{data}/{backbone}: {parallel} run(s) at a time, as each holds {:.1} GB of activations",
-                store.bytes_per_run(faces) as f64 / 1e9
+                per_run as f64 / 1e9
             );
         }
         std::thread::scope(|scope| {

@@ -31,6 +31,11 @@ pub fn figure(data: DataSetId, row: &str, task: &str) -> Option<f64> {
         Some(model) => backbones(data).iter().find(|(name, _)| *name == HEADLINE)?.1[model],
         None => ABLATIONS.iter().find(|(d, r, _)| *d == data && *r == row)?.2,
     };
+    value(figures, task)
+}
+
+/// The figure of `task` among `figures`, if the thesis published one.
+pub fn value(figures: Figures, task: &str) -> Option<f64> {
     figures.iter().find(|(t, _)| *t == task).map(|(_, value)| *value)
 }
 
