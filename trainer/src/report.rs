@@ -362,8 +362,8 @@ fn intro(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
         "Written by `facemtl reproduce` (`bash scripts/reproduce.sh`). {runs} runs: {} configurations x {} seeds. \
-         Wall time of the sweep: {:.1} min in {} invocation(s) of the command (finished runs are read back, not \
-         retrained; the last invocation took {:.1} min); runs train two side by side (one at a time where their \
+         Wall time of the sweep: {:.1} min over {} invocation(s) of the command (a stopped one counts up to its \
+         last finished run; finished runs are read back, not retrained; the last invocation took {:.1} min); runs train two side by side (one at a time where their \
          activations would not fit in memory twice), and the runs' own training time adds up to {:.1} min.\n",
         sweep.runs.len(),
         sweep.seeds,

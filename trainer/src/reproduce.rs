@@ -253,7 +253,7 @@ type GroupKey = (DataSetId, BackboneKind, Option<usize>);
 
 /// Run (or read back) every run of the sweep, then write the report.
 pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) -> Result<Sweep> {
-    let started = Instant::now();
+    let ledger = Ledger::open(&args.runs_dir);
     let experiments: Vec<Experiment> = args.backbones.iter().flat_map(|b| experiments(*b)).collect();
     let mut sweep = Sweep { seeds: args.seeds, backend: backend.into(), hardware: hardware(), ..Sweep::default() };
     let finished: Mutex<BTreeMap<(usize, u64), Finished>> = Mutex::default();
@@ -309,6 +309,9 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
                         match train_one(&job, &args.runs_dir, (&set, &store), pipeline.backbone(), device) {
                             Ok(done) => {
                                 finished.lock().unwrap().insert((i, job.seed), done);
+                                if let Err(e) = ledger.record() {
+                                    errors.lock().unwrap().push(e.context("timing the sweep"));
+                                }
                             }
                             Err(e) => errors.lock().unwrap().push(e.context(what)),
                         }
@@ -327,15 +330,46 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
         let runs = (0..args.seeds).filter_map(|seed| finished.remove(&(i, seed))).collect();
         sweep.runs.push((experiment, runs));
     }
-    sweep.wall_seconds = started.elapsed().as_secs_f64();
-    let ledger = args.runs_dir.join("invocations.json");
-    let mut invocations: Vec<f64> =
-        fs::read_to_string(&ledger).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    invocations.push(sweep.wall_seconds);
-    crate::files::write_atomic(&ledger, serde_json::to_string(&invocations)?.as_bytes())?;
-    sweep.invocations = invocations;
+    sweep.invocations = ledger.record()?;
+    sweep.wall_seconds = sweep.invocations.last().copied().unwrap_or_default();
     report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
     Ok(sweep)
+}
+
+/// The wall time of every invocation of the sweep in a runs directory (`invocations.json`).
+/// This invocation's entry is rewritten each time a run finishes, so that one stopped part way
+/// (a session's end, a kill) still counts up to its last finished run.
+struct Ledger {
+    path: PathBuf,
+    earlier: Vec<f64>,
+    started: Instant,
+}
+
+impl Ledger {
+    fn open(runs_dir: &Path) -> Self {
+        let path = runs_dir.join("invocations.json");
+        let earlier = match fs::read_to_string(&path).map(|text| serde_json::from_str(&text)) {
+            Ok(Ok(times)) => times,
+            Ok(Err(e)) => {
+                // Only the report's wall-time sentence depends on it: not worth stopping a sweep.
+                eprintln!("warning: {} is damaged ({e}); the report counts invocations from this one", path.display());
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        Self { path, earlier, started: Instant::now() }
+    }
+
+    /// Write the ledger with this invocation's time so far; returns every entry.
+    fn record(&self) -> Result<Vec<f64>> {
+        let mut all = self.earlier.clone();
+        all.push(self.started.elapsed().as_secs_f64());
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        crate::files::write_atomic(&self.path, serde_json::to_string(&all)?.as_bytes())?;
+        Ok(all)
+    }
 }
 
 /// How many of `jobs` runs that each hold `per_run` bytes train side by side within `available`
@@ -428,5 +462,24 @@ mod tests {
         assert_eq!(side_by_side(2, 0, Some(GB)), 2, "features take no say");
         assert_eq!(side_by_side(3, all_ages, None), 3, "unknown memory leaves the choice to --jobs");
         assert_eq!(side_by_side(0, 0, None), 1);
+    }
+
+    #[test]
+    fn an_invocation_stopped_part_way_keeps_its_time() {
+        let dir = std::env::temp_dir().join(format!("facemtl-ledger-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let first = Ledger::open(&dir);
+        first.record().unwrap();
+        let after_one_run = first.record().unwrap();
+        assert_eq!(after_one_run.len(), 1, "a run's end rewrites this invocation's entry");
+        drop(first); // stopped here, before the sweep's end
+        let second = Ledger::open(&dir);
+        assert_eq!(second.earlier, after_one_run);
+        let all = second.record().unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[1] >= 0.0 && all[0] == after_one_run[0]);
+        fs::write(dir.join("invocations.json"), "not json").unwrap();
+        assert!(Ledger::open(&dir).earlier.is_empty(), "a damaged ledger restarts rather than stopping the sweep");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -49,12 +49,17 @@ fn a_killed_run_resumes_to_the_same_result() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!killed.join("result.json").exists(), "the run was killed before the end");
-    assert!(train(&killed, &["--resume"]).status().unwrap().success(), "resumed run");
-
     let read = |dir: &Path, file: &str| fs::read_to_string(dir.join(file)).unwrap();
+    let json = |dir: &Path, file: &str| serde_json::from_str::<serde_json::Value>(&read(dir, file)).unwrap();
+    let checkpoint = killed.join(read(&killed, "checkpoint-latest").trim());
+    let before_kill = json(&checkpoint, "state.json")["seconds"].as_f64().unwrap();
+    assert!(before_kill > 0.0, "the checkpoint keeps the time its epochs took");
+    assert!(train(&killed, &["--resume"]).status().unwrap().success(), "resumed run");
+    let seconds = json(&killed, "result.json")["seconds"].as_f64().unwrap();
+    assert!(seconds > before_kill, "the run's time counts the part before the kill: {seconds} s");
+
     assert_eq!(read(&whole, "metrics.csv"), read(&killed, "metrics.csv"));
-    let test =
-        |dir: &Path| serde_json::from_str::<serde_json::Value>(&read(dir, "result.json")).unwrap()["test"].clone();
+    let test = |dir: &Path| json(dir, "result.json")["test"].clone();
     assert_eq!(test(&whole), test(&killed));
 
     // The finished run exports to a model file that `predict` uses on real photos.

@@ -261,6 +261,10 @@ pub struct SessionState {
     pub rows: Vec<MetricRow>,
     /// Per-epoch mean training loss per task (DWA reads the last two).
     pub train_history: Vec<Vec<f64>>,
+    /// Wall seconds of the epochs so far, over every process that trained the run (the caller
+    /// times its epochs: this crate reads no clock, as it also runs in the browser).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// What one epoch did.
@@ -299,6 +303,7 @@ impl Session {
             early: EarlyFreeze::new(tasks.len(), settings.patience, settings.freeze_mode),
             rows: Vec::new(),
             train_history: Vec::new(),
+            seconds: 0.0,
         };
         let snapshots = vec![None; tasks.len()];
         Self { optim: Self::adam(&settings).init(), settings, tasks, state, model, snapshots, device: device.clone() }

@@ -47,6 +47,8 @@ pub struct RunResult {
     /// Per-group figures on the test split.
     #[serde(default)]
     pub test_groups: GroupFigures,
+    /// Training time: the epochs of every process that trained the run (a resumed run counts
+    /// its earlier part too) and the final evaluation.
     pub seconds: f64,
 }
 
@@ -98,7 +100,7 @@ impl<'a> Trainer<'a> {
             }
         }
         bar.finish();
-        self.finish(&session, splits, started)
+        self.finish(&session, splits)
     }
 
     /// The run's directory: its configuration written, or checked against the saved one.
@@ -149,6 +151,7 @@ impl<'a> Trainer<'a> {
     fn epoch(&self, session: &mut Session, splits: &Splits, targets: &[Target]) -> Result<String> {
         let epoch_started = Instant::now();
         let report = read_sync(session.epoch(&splits.train, targets, &splits.val));
+        session.state.seconds += epoch_started.elapsed().as_secs_f64();
         if report.best_total {
             write_atomic(&self.run.root.join("best.bpk"), &record_bytes(session.model.clone())?)?;
         }
@@ -165,7 +168,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// The final model's weights, test figures, group tables and plots.
-    fn finish(&self, session: &Session, splits: &Splits, started: Instant) -> Result<RunResult> {
+    fn finish(&self, session: &Session, splits: &Splits) -> Result<RunResult> {
+        let started = Instant::now();
         let tasks = self.tasks();
         write_atomic(&self.run.root.join("last.bpk"), &record_bytes(session.model.clone())?)?;
         let valid = session.model.valid();
@@ -176,7 +180,7 @@ impl<'a> Trainer<'a> {
             val: evaluate(&splits.val),
             test_groups: groups::compute(self.labels.set_tasks(), tasks, &splits.test.samples, &test.predictions),
             test,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: session.state.seconds + started.elapsed().as_secs_f64(),
         };
         write_plots(&self.run.root, &session.state.rows, &result.test_groups)?;
         write_atomic(&self.run.root.join("result.json"), serde_json::to_string_pretty(&result)?.as_bytes())?;
