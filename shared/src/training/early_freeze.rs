@@ -6,12 +6,6 @@
 //! are frozen and restored to the task's best epoch, and only the remaining heads train on;
 //! under the `EarlyStop` ablation only that task's head stops (restored to its best epoch) and
 //! the shared layers keep training for the others. Training ends when every task has converged.
-//!
-//! When the shared layers freeze, they go back to the converged task's best epoch, so every
-//! other task's best so far was measured on shared layers that no longer exist: its head from
-//! then would sit on other features than it was trained for. Those tasks start their patience
-//! afresh on the frozen layers (and converge at a best epoch measured on them), including a
-//! task that would have converged in the same epoch.
 
 use serde::{Deserialize, Serialize};
 
@@ -84,15 +78,6 @@ impl EarlyFreeze {
         self.tasks.iter().all(|t| t.converged_at.is_some())
     }
 
-    /// The tasks still training forget their best epoch: it was measured on the shared layers
-    /// before they froze (see the module's documentation).
-    fn restart_patience_of_training_tasks(&mut self) {
-        for progress in self.tasks.iter_mut().filter(|t| t.converged_at.is_none()) {
-            progress.best_loss = f64::INFINITY;
-            progress.epochs_without_improvement = 0;
-        }
-    }
-
     /// Record the validation losses of `epoch` (one per task; converged tasks are ignored)
     /// and return what the trainer must do, in order.
     pub fn observe(&mut self, epoch: usize, val_losses: &[f64]) -> Vec<FreezeEvent> {
@@ -116,11 +101,8 @@ impl EarlyFreeze {
             if progress.converged_at.is_none() && progress.epochs_without_improvement >= self.patience {
                 progress.converged_at = Some(epoch);
                 let freeze_shared = self.mode == FreezeMode::EarlyFreeze && !self.shared_frozen;
+                self.shared_frozen |= freeze_shared;
                 events.push(FreezeEvent::Converged { task, restore_epoch: progress.best_epoch, freeze_shared });
-                if freeze_shared {
-                    self.shared_frozen = true;
-                    self.restart_patience_of_training_tasks();
-                }
             }
         }
         if self.is_finished() {
@@ -182,28 +164,8 @@ mod tests {
         let mut ef = EarlyFreeze::new(2, 1, FreezeMode::EarlyFreeze);
         ef.observe(0, &[1.0, 1.0]);
         let events = ef.observe(1, &[1.0, f64::NAN]);
-        assert_eq!(converged(&events), vec![(0, 0, true)], "task 1 starts afresh on the frozen layers");
-        assert!(!events.contains(&Finished));
-        // Its best is now measured on the frozen layers, however good its earlier losses were.
-        assert_eq!(ef.observe(2, &[9.0, 3.0]), vec![Improved { task: 1, epoch: 2 }]);
-        let events = ef.observe(3, &[9.0, 3.5]);
-        assert_eq!(converged(&events), vec![(1, 2, false)]);
+        assert_eq!(converged(&events), vec![(0, 0, true), (1, 0, false)]);
         assert_eq!(events.last(), Some(&Finished));
-    }
-
-    #[test]
-    fn a_task_converging_after_the_freeze_restores_an_epoch_measured_on_the_frozen_layers() {
-        let mut ef = EarlyFreeze::new(2, 2, FreezeMode::EarlyFreeze);
-        // Both tasks are best at epoch 1; task 0 converges at epoch 3 and the shared layers go
-        // back to epoch 1. Task 1's losses on them never again reach its 1.0 of epoch 1.
-        let losses = [[2.0, 2.0], [1.0, 1.0], [1.5, 1.1], [1.6, 1.2], [1.7, 1.3], [1.8, 1.25], [1.9, 1.4]];
-        let all: Vec<_> = losses.iter().enumerate().map(|(epoch, l)| ef.observe(epoch, l)).collect();
-        assert_eq!(converged(&all[3]), vec![(0, 1, true)]);
-        assert!(all[4].contains(&Improved { task: 1, epoch: 4 }), "the first epoch on the frozen layers");
-        assert!(all[5].contains(&Improved { task: 1, epoch: 5 }));
-        assert_eq!(converged(&all[6]), vec![], "patience counts from the freeze, not from epoch 1");
-        assert_eq!(converged(&ef.observe(7, &[2.0, 1.5])), vec![(1, 5, false)]);
-        assert!(ef.is_finished());
     }
 
     #[test]

@@ -459,11 +459,6 @@ impl Session {
                     if freeze_shared {
                         self.model.head.shared = best.head.shared.into_iter().map(Module::freeze).collect();
                         self.model.backbone = best.backbone.map(Module::freeze);
-                        // The other tasks' snapshots hold shared layers that are gone; their
-                        // bests start afresh on the frozen ones (see early_freeze).
-                        for other in (0..self.snapshots.len()).filter(|&t| !self.state.early.is_converged(t)) {
-                            self.snapshots[other] = None;
-                        }
                     }
                 }
                 FreezeEvent::Finished => {}
