@@ -8,7 +8,7 @@
 //! the shared layers keep training for the others. Training ends when every task has converged.
 //!
 //! The tasks still training keep their best epoch and patience across the freeze (the thesis
-//! describes per-task patience and no restart), although a best epoch from before it was measured on shared layers
+//! mentions no restart), although a best epoch from before it was measured on shared layers
 //! that the freeze replaced. Restarting their patience on the frozen layers was measured
 //! (RESULTS.md, "Early Freeze across the freeze"): validation age 0.02-0.13 years worse in all
 //! six CORAL configurations, gender and race unchanged.
