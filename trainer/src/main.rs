@@ -160,7 +160,7 @@ fn main() -> Result<()> {
         }
         Command::Reproduce { args } => {
             let sweep = facemtl_trainer::reproduce::run(&cache, &device, &backend, &args)?;
-            eprintln!("wrote {} in {:.1} min", args.out.join("REPORT.md").display(), sweep.wall_seconds / 60.0);
+            eprintln!("wrote {} in {:.1} min", args.out.join("REPORT.md").display(), sweep.wall_seconds() / 60.0);
             Ok(())
         }
         Command::Lab(LabCommand::Build { out, faces }) => facemtl_trainer::lab::build(&cache, &device, &faces, &out),

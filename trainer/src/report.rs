@@ -362,14 +362,15 @@ fn intro(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
         "Written by `facemtl reproduce` (`bash scripts/reproduce.sh`). {runs} runs: {} configurations x {} seeds. \
-         Wall time of the sweep: {:.1} min over {} invocation(s) of the command (a stopped one counts up to its \
-         last finished run; finished runs are read back, not retrained; the last invocation took {:.1} min); runs train two side by side (one at a time where their \
-         activations would not fit in memory twice), and the runs' own training time adds up to {:.1} min.\n",
+         Wall time of the sweep: {:.1} min over {} invocation(s) of the command (a stopped one counts up to \
+         its last finished run; finished runs are read back, not retrained; the last invocation took {:.1} \
+         min); runs train two side by side (one at a time where their activations would not fit in memory \
+         twice), and the runs' own training time adds up to {:.1} min.\n",
         sweep.runs.len(),
         sweep.seeds,
         sweep.invocations.iter().sum::<f64>() / 60.0,
         sweep.invocations.len(),
-        sweep.wall_seconds / 60.0,
+        sweep.wall_seconds() / 60.0,
         train_seconds / 60.0
     );
     let _ = writeln!(md, "- Hardware: {}; backend: {}.", sweep.hardware, sweep.backend);
@@ -665,7 +666,7 @@ fn write_json(sweep: &Sweep, runs_dir: &Path, out: &Path) -> Result<()> {
     let json = serde_json::json!({
         "hardware": sweep.hardware,
         "backend": sweep.backend,
-        "wall_seconds": sweep.wall_seconds,
+        "wall_seconds": sweep.wall_seconds(),
         "seeds": sweep.seeds,
         "counts": sweep.counts,
         "experiments": summaries,

@@ -174,14 +174,19 @@ pub struct SplitCounts {
 pub struct Sweep {
     pub runs: Vec<(Experiment, Vec<Finished>)>,
     pub counts: BTreeMap<DataSetId, SplitCounts>,
-    /// Wall time of this invocation.
-    pub wall_seconds: f64,
-    /// Wall time of every invocation so far, this one included (`invocations.json` in the runs
+    /// Wall time of every invocation so far, this one last (`invocations.json` in the runs
     /// directory), so that a resumed sweep still reports what the whole took.
     pub invocations: Vec<f64>,
     pub hardware: String,
     pub backend: String,
     pub seeds: u64,
+}
+
+impl Sweep {
+    /// Wall time of this invocation.
+    pub fn wall_seconds(&self) -> f64 {
+        self.invocations.last().copied().unwrap_or_default()
+    }
 }
 
 struct Job<'a> {
@@ -331,7 +336,6 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
         sweep.runs.push((experiment, runs));
     }
     sweep.invocations = ledger.record()?;
-    sweep.wall_seconds = sweep.invocations.last().copied().unwrap_or_default();
     report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
     Ok(sweep)
 }
