@@ -176,6 +176,9 @@ function onWorker(data) {
       setState("paused");
       status(`Paused after epoch ${run.reports.length}.`);
       break;
+    case "resumed":
+      setState("running");
+      break;
     case "finished":
       run.results = data.results;
       run.wall = (performance.now() - run.started) / 1000;
