@@ -147,11 +147,14 @@ pub fn save_checkpoint(run: &RunDir, session: &Session) -> Result<()> {
     run.advance_latest(&dir)
 }
 
+/// Figures are written in full (the shortest text that reads back to the same `f64`): runs on
+/// two machines, or in the browser and natively, part in the last bits, and comparing them needs
+/// those bits.
 pub fn write_metrics(run: &RunDir, rows: &[MetricRow]) -> Result<()> {
     let mut csv = String::from("epoch,task,train_loss,val_loss,val_metric,loss_weight,lr,event\n");
     for r in rows {
         csv.push_str(&format!(
-            "{},{},{:.6},{:.6},{:.6},{:.6},{:e},{}\n",
+            "{},{},{},{},{},{},{:e},{}\n",
             r.epoch, r.task, r.train_loss, r.val_loss, r.val_metric, r.loss_weight, r.lr, r.event
         ));
     }
