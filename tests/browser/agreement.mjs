@@ -64,8 +64,11 @@ export function replay(losses, patience) {
 /// - every task converges in both runs, in the same order, each at most CONVERGENCE_SHIFT epochs
 ///   apart, and each run ends with its last convergence (so their lengths differ by at most as
 ///   much).
+/// The largest relative gap of two runs' first-epoch validation losses, over the tasks.
+export const firstEpochGap = (a, b) => Math.max(...a[0].map((loss, t) => relative(loss, b[0][t])));
+
 export function disagreement(a, b, tasks, patience) {
-  const first = Math.max(...tasks.map((_, t) => relative(a[0][t], b[0][t])));
+  const first = firstEpochGap(a, b);
   if (!(first <= FIRST_EPOCH_GAP)) return `the first epoch's validation losses part by ${first.toExponential(2)} (float order alone: below ${FIRST_EPOCH_GAP})`;
   const [ra, rb] = [replay(a, patience), replay(b, patience)];
   if ([ra, rb].some((r) => r.tasks.some((t) => t.converged === null))) return "a task never converged";
