@@ -1,4 +1,5 @@
-//! Detection rate on the full data sets and pipeline speed: the figures of BENCHMARKS.md.
+//! `facemtl bench`: the detection rate on the full data sets, the pipeline's speed, and the
+//! activation caches' build time and size: the figures of BENCHMARKS.md.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,15 +9,14 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use clap::Subcommand;
 use facemtl::backbone::BackboneKind;
-use facemtl::detect::Detection;
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::pipeline::FacePipeline;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cache::Cache;
+use crate::files::write_json;
 use crate::models::{self, DetectorArgs};
-use crate::output::JsonLines;
+use crate::progress::progress;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -60,41 +60,6 @@ pub enum BenchCommand {
     },
 }
 
-pub fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len).with_message(what.to_string());
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}] {per_sec}")
-            .expect("valid template"),
-    );
-    bar
-}
-
-#[derive(Serialize)]
-struct FaceLine<'a> {
-    file: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    faces: Vec<Detection>,
-}
-
-pub fn detect_files(cache: &Cache, device: &Device, images: &[PathBuf], args: &DetectorArgs) -> Result<()> {
-    let detector = models::detector(cache, device, args.config())?;
-    let mut out = JsonLines::stdout();
-    for path in images {
-        let file = path.display().to_string();
-        let line = match models::read_photo(path) {
-            Ok(image) => {
-                FaceLine { file: &file, error: None, faces: detector.detect_batch(&[&image], device).remove(0) }
-            }
-            Err(error) => FaceLine { file: &file, error: Some(error), faces: Vec::new() },
-        };
-        if !out.write(&line)? {
-            break;
-        }
-    }
-    Ok(())
-}
-
 pub fn run(command: BenchCommand, cache: &Cache, device: &Device, backend: &str) -> Result<()> {
     match command {
         BenchCommand::Detection { data_dir, out, batch, limit, detector } => {
@@ -120,7 +85,7 @@ fn activations(
     let samples: Vec<&crate::data::Sample> = set.all().collect();
     let pipeline = crate::models::pipeline(cache, config.backbone, device)?;
     let started = std::time::Instant::now();
-    let stores = crate::activations::extract_many(cache, &pipeline, &samples, tuned)?;
+    let stores = crate::faces::activations::extract_many(cache, &pipeline, &samples, tuned)?;
     let line = serde_json::json!({
         "data_set": set.name,
         "images": samples.len(),
@@ -253,15 +218,6 @@ fn detection(
         datasets,
     };
     write_json(out, &report)
-}
-
-pub fn write_json<T: Serialize>(out: &Path, value: &T) -> Result<()> {
-    if let Some(parent) = out.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    crate::files::write_atomic(out, serde_json::to_string_pretty(value)?.as_bytes())?;
-    eprintln!("wrote {}", out.display());
-    Ok(())
 }
 
 #[derive(Serialize)]

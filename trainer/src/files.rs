@@ -12,6 +12,16 @@ use sha2::{Digest, Sha256};
 /// Name of the lock file each directory written to gets (one per directory, not per file).
 const LOCK_FILE: &str = ".facemtl.lock";
 
+/// `value` as pretty JSON at `out` (its folder made when missing), written atomically.
+pub fn write_json<T: serde::Serialize>(out: &Path, value: &T) -> Result<()> {
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    write_atomic(out, serde_json::to_string_pretty(value)?.as_bytes())?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 /// Write `bytes` to `path` atomically: a temporary file of a name no other writer uses,
 /// fsynced, renamed over `path` while holding the directory's lock, then the directory fsynced
 /// so that the rename itself survives a power cut. Readers see the old file or the new one,

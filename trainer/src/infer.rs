@@ -143,7 +143,7 @@ fn evaluate_on_test(
     let set = config.load(data_dir)?;
     let labels = Labels::new(tasks.to_vec(), &set.tasks);
     let test: Vec<&Sample> = set.test.iter().collect();
-    let features = crate::features::extract(cache, pipeline, &test)?;
+    let features = crate::faces::features::extract(cache, pipeline, &test)?;
     let split = Split::of_features(&set.test, &features, &labels, pipeline.device());
     Ok((evaluate(head, None, &split, tasks), split.len()))
 }

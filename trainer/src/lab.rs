@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::read_sync;
 use clap::builder::TypedValueParser as _;
@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::data::{DataSet, DataSetId, Sample, Source};
-use crate::features::{self, FeatureStore};
+use crate::faces::features::{self, FeatureStore};
 use crate::files::write_atomic;
 use crate::models;
-use crate::train::{Labels, Split, Splits, evaluate};
+use crate::train::{Labels, Splits, evaluate};
 
 /// The data sets' terms, as the Lab and the README state them.
 pub const LICENCE: &str = "Features derived from UTKFace (Zhang, Song and Qi, 2017) and CelebA (Liu, Luo, Wang and \
@@ -114,45 +114,6 @@ pub fn build(cache: &Cache, device: &Device, args: &LabFaces, out: &Path) -> Res
     Ok(())
 }
 
-/// The Lab file's set for the data set `id`, read from `path`.
-pub fn read_set(path: &Path, id: DataSetId) -> Result<(LabHeader, LabSet)> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read the Lab file {}", path.display()))?;
-    let data = lab::decode(&bytes).with_context(|| path.display().to_string())?;
-    let names: Vec<&str> = data.sets.iter().map(|s| s.info.name.as_str()).collect();
-    let set = data
-        .set(id.name())
-        .with_context(|| format!("{} holds {}, not {}", path.display(), names.join(" and "), id.name()))?
-        .clone();
-    Ok((data.header, set))
-}
-
-/// A Lab set's three splits as a run's, each face named `lab/SET/SPLIT/INDEX`.
-pub fn splits(set: &LabSet, dim: usize, labels: &Labels, device: &Device) -> Splits {
-    let split = |which: usize, name: &str| {
-        let lab = &set.splits[which];
-        let samples: Vec<Sample> = lab
-            .labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Sample {
-                file: PathBuf::new(),
-                key: format!("lab/{}/{name}/{i}", set.info.name),
-                labels: l.clone(),
-            })
-            .collect();
-        let store = FeatureStore {
-            dim,
-            rows: samples
-                .iter()
-                .zip(lab.features.chunks_exact(dim))
-                .map(|(s, f)| (s.key.clone(), Some(f.to_vec())))
-                .collect(),
-        };
-        Split::of_features(&samples, &store, labels, device)
-    };
-    Splits { train: split(0, "train"), val: split(1, "val"), test: split(2, "test") }
-}
-
 /// What the quantisation costs: the same faces' exact and quantised features, one head trained
 /// on each with the same seed and settings.
 #[derive(Debug, Serialize)]
@@ -193,7 +154,7 @@ pub fn quantisation_effect(cache: &Cache, device: &Device, args: &LabFaces) -> R
 /// A head trained on `set` with `settings` (no files): its validation and test metrics.
 fn train_head(set: &LabSet, dim: usize, settings: &RunSettings, device: &Device) -> [Vec<f64>; 2] {
     let tasks = set.info.tasks.clone();
-    let splits = splits(set, dim, &Labels::new(tasks.clone(), &tasks), device);
+    let splits = Splits::of_lab(set, dim, &Labels::new(tasks.clone(), &tasks), device);
     let autodiff = device.clone().autodiff();
     let model = settings.model(dim, &tasks, &autodiff);
     let mut session = Session::new(settings.clone(), tasks.clone(), model, &autodiff);

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use facemtl_trainer::cache::{self, Cache};
 use facemtl_trainer::device::{self, Backend};
-use facemtl_trainer::{bench, setup};
+use facemtl_trainer::{bench, detect, setup};
 
 #[derive(Parser)]
 #[command(name = "facemtl", version, about = "Face attributes with one multi-task network")]
@@ -142,7 +142,7 @@ fn main() -> Result<()> {
     eprintln!("backend: {backend}");
     match cli.command {
         Command::Setup | Command::Export { .. } => unreachable!("handled above"),
-        Command::Detect { images, detector } => bench::detect_files(&cache, &device, &images, &detector),
+        Command::Detect { images, detector } => detect::detect_files(&cache, &device, &images, &detector),
         Command::Train { config, data_dir, run_dir, resume } => {
             let result = facemtl_trainer::train::run(&cache, &device, &config, &data_dir, &run_dir, resume)?;
             let tasks = facemtl_trainer::train::RunDir { root: run_dir }.tasks(&config)?;

@@ -10,7 +10,7 @@ use facemtl::pretrained;
 use facemtl::weights::Header;
 
 use crate::cache::Cache;
-use crate::setup::read_weights;
+use crate::cache::read_weights;
 
 /// Detector settings that can be changed from the command line; unset ones keep the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -8,9 +8,9 @@ use std::fs;
 
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, faceres};
-use facemtl_trainer::activations::{extract, extract_many, view_len};
 use facemtl_trainer::cache::Cache;
 use facemtl_trainer::data::Sample;
+use facemtl_trainer::faces::activations::{extract, extract_many, view_len};
 
 const FACES: [&str; 2] = ["30_1_0_20170103180631960.jpg.chip.jpg", "10_0_3_20170105175322885.jpg.chip.jpg"];
 
@@ -38,7 +38,7 @@ fn the_tuned_blocks_on_cached_activations_give_the_backbones_features_and_a_kill
     let stores = extract_many(&cache, &pipeline, &first, &[1, 2]).unwrap();
     let Backbone::Faceres(net) = pipeline.backbone() else { unreachable!() };
     let device = Device::flex();
-    let crop = facemtl_trainer::features::best_face_crops(&pipeline, &first).remove(0).expect("a face");
+    let crop = facemtl_trainer::faces::best_face_crops(&pipeline, &first).remove(0).expect("a face");
     let upright = &pipeline.features(std::slice::from_ref(&crop))[0];
     let mirrored = &pipeline.clone().with_mirror(true).features(std::slice::from_ref(&crop))[0];
     for store in &stores {

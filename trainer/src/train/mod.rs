@@ -11,6 +11,8 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod lab_input;
+pub mod plots;
 pub mod split;
 
 use std::fs;
@@ -33,9 +35,11 @@ pub use split::{Labels, Split, Splits};
 
 use crate::cache::Cache;
 use crate::data::Sample;
+use crate::faces::{activations, crops, features};
 use crate::files::write_atomic;
 use crate::groups::{self, GroupFigures};
-use crate::{activations, crops, features, models, plots};
+use crate::models;
+
 use checkpoint::{load_module, record_bytes, save_checkpoint, write_metrics};
 
 /// The result of a run.
@@ -83,7 +87,7 @@ impl<'a> Trainer<'a> {
         self.prepare(resume)?;
         let mut session = self.start(pretrained, resume)?;
         let targets: Vec<_> = splits.train.targets.iter().map(|t| t.to_device(&self.device)).collect();
-        let bar = crate::bench::progress(self.config.max_epochs as u64, "epochs");
+        let bar = crate::progress::progress(self.config.max_epochs as u64, "epochs");
         if self.config.quiet {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
@@ -261,12 +265,12 @@ pub fn run(
 /// `facemtl train --lab FILE`: the data set's faces and features as the browser's Lab has them.
 fn fit_lab(device: &Device, config: &TrainConfig, path: &Path, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let crate::data::Source::BuiltIn(id) = config.source()? else { bail!("--lab reads UTKFace or CelebA") };
-    let (header, set) = crate::lab::read_set(path, id)?;
+    let (header, set) = lab_input::read_set(path, id)?;
     if header.backbone != config.backbone {
         bail!("{} holds {} features, not {}", path.display(), header.backbone, config.backbone);
     }
     let labels = Labels::new(config.tasks(&set.info.tasks)?, &set.info.tasks);
-    let splits = crate::lab::splits(&set, header.dim, &labels, device);
+    let splits = Splits::of_lab(&set, header.dim, &labels, device);
     eprintln!(
         "{} (the Lab's): {} train, {} validation, {} test faces",
         set.info.name,

@@ -7,10 +7,10 @@ use facemtl::backbone::BackboneKind;
 use facemtl::mtl::TaskSpec;
 use facemtl::training::{Examples, Target, session};
 
-use crate::activations::ActivationStore;
-use crate::crops::{self, CropStore};
 use crate::data::Sample;
-use crate::features::FeatureStore;
+use crate::faces::activations::ActivationStore;
+use crate::faces::crops::{self, CropStore};
+use crate::faces::features::FeatureStore;
 
 /// What the network reads for each face of a split (three exist per run, so the variants'
 /// difference in size does not matter).
@@ -165,7 +165,7 @@ impl Split {
         device: &Device,
     ) -> anyhow::Result<Self> {
         let (kept, values) = store.read(samples)?;
-        let width = crate::activations::view_len(store.tuned);
+        let width = crate::faces::activations::view_len(store.tuned);
         Ok(Self::of(kept, Inputs::Activations { values, width, average_views }, labels, device))
     }
 }

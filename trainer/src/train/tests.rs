@@ -13,7 +13,7 @@ use super::checkpoint::{RunDir, load_module};
 use super::split::{Inputs, Labels, Split, Splits};
 use super::{TrainConfig, Trainer};
 use crate::data::{DataSetId, Label, Sample};
-use crate::features::FeatureStore;
+use crate::faces::features::FeatureStore;
 use facemtl::training::SessionState;
 
 #[derive(Parser)]
@@ -114,7 +114,7 @@ fn fine_tuning_trains_the_backbone_and_exports_it() {
 
 #[test]
 fn partial_fine_tuning_trains_the_last_blocks_on_activations_and_exports_them_alone() {
-    let width = crate::activations::view_len(1);
+    let width = crate::faces::activations::view_len(1);
     let activations = || Inputs::Activations {
         values: (0..8 * 2 * width).map(|i| half::f16::from_f32((i * 7919 % 251) as f32 / 100.0).to_bits()).collect(),
         width,
@@ -131,7 +131,7 @@ fn early_freeze_freezes_the_tuned_blocks_with_the_shared_layers() {
     let device = Device::flex();
     let config =
         config(&["--tune-blocks", "1", "--lr", "1e-2", "--patience", "1", "--max-epochs", "8", "--batch-size", "8"]);
-    let width = crate::activations::view_len(1);
+    let width = crate::faces::activations::view_len(1);
     let split = |n: usize, seed: usize| Split {
         inputs: Inputs::Activations {
             values: (0..n * 2 * width)

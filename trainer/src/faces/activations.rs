@@ -20,11 +20,11 @@ use facemtl::pipeline::FacePipeline;
 use half::f16;
 use serde::{Deserialize, Serialize};
 
-use crate::bench::progress;
+use super::{batch_size, best_face_crops, cache_key};
 use crate::cache::Cache;
 use crate::data::Sample;
-use crate::features::{batch_size, best_face_crops, cache_key};
 use crate::files::{checked, with_checksum, write_atomic};
+use crate::progress::progress;
 
 const FORMAT: &str = "facemtl-activations-v1";
 /// Save progress every so many images.

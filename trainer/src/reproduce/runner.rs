@@ -1,5 +1,5 @@
-//! `facemtl reproduce`: the thesis's experiments, each with several seeds, for each backbone,
-//! on cached features; then `results/REPORT.md`, `results/report.json` and the plots. Runs that
+//! Running the sweep: each configuration's seeds trained on cached features (side by side as far
+//! as memory allows), then `results/REPORT.md`, `results/report.json` and the plots. Runs that
 //! finished are read back, runs that were killed resume from their checkpoint, so the command
 //! can be stopped and started again at any point.
 
@@ -12,16 +12,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind};
-use facemtl::mtl::TaskSpec;
-use serde::{Deserialize, Serialize};
 
-use crate::activations::{self, ActivationStore};
+use super::experiments::{Experiment, experiments};
+use super::report;
+use super::sweep::{Finished, SplitCounts, Sweep};
 use crate::cache::Cache;
 use crate::data::{DataSet, DataSetId, Sample};
-use crate::features::{self, FeatureStore};
-use crate::groups::{GroupFigures, GroupTable};
+use crate::faces::activations::{self, ActivationStore};
+use crate::faces::features::{self, FeatureStore};
 use crate::models;
-use crate::report;
 use crate::train::{Labels, RunResult, Split, Splits, TrainConfig, Trainer};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,151 +41,6 @@ pub struct ReproduceArgs {
     /// Runs trained side by side.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
-}
-
-/// One configuration of the sweep (its seeds are separate runs).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Experiment {
-    pub data: DataSetId,
-    pub backbone: BackboneKind,
-    /// Directory-safe name, e.g. `mtl-learned`, `single-net-gender`.
-    pub name: String,
-    /// What the thesis calls it.
-    pub label: String,
-    /// `facemtl train` flags without backbone, data and seed.
-    pub flags: Vec<String>,
-}
-
-impl Experiment {
-    fn data_flags(&self) -> Vec<String> {
-        let flags: &[&str] = match self.data {
-            DataSetId::UtkfaceCoral => &["--dataset", "utkface", "--protocol", "coral"],
-            DataSetId::UtkfaceAllAges => &["--dataset", "utkface", "--protocol", "all-ages"],
-            DataSetId::Celeba | DataSetId::Csv => &["--dataset", "celeba"],
-        };
-        flags.iter().map(|s| s.to_string()).collect()
-    }
-
-    /// The full `facemtl train` flags of seed `seed`.
-    pub fn train_flags(&self, seed: u64) -> Vec<String> {
-        let mut flags = self.data_flags();
-        flags.extend(["--backbone".into(), self.backbone.name().into(), "--seed".into(), seed.to_string()]);
-        flags.extend(self.flags.iter().cloned());
-        flags
-    }
-
-    pub fn run_dir(&self, runs: &Path, seed: u64) -> PathBuf {
-        runs.join(self.data.name()).join(self.backbone.name()).join(format!("{}-seed{seed}", self.name))
-    }
-}
-
-fn flags(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// The sweep for one backbone: the analogues of the thesis's Tables 4.6-4.15 and 5.1-5.5.
-pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
-    let mut list = Vec::new();
-    let mut add = |data: DataSetId, name: String, label: String, f: Vec<String>| {
-        list.push(Experiment { data, backbone, name, label, flags: f })
-    };
-    for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
-        for task in data.tasks() {
-            let t = task.name.as_str();
-            add(
-                data,
-                format!("baseline-{t}"),
-                format!("single-task baseline ({t})"),
-                flags(&["--only", t, "--shared", "--head-hidden", "0"]),
-            );
-            add(data, format!("single-net-{t}"), format!("single-task network ({t})"), flags(&["--only", t]));
-        }
-        add(data, "mtl-learned".into(), "MTL, learned loss, Early Freeze (the thesis)".into(), Vec::new());
-        add(data, "mtl-average".into(), "MTL, average loss".into(), flags(&["--weighting", "average"]));
-        add(
-            data,
-            "mtl-early-stop".into(),
-            "MTL, early stopping of converged tasks".into(),
-            flags(&["--freeze-mode", "early-stop"]),
-        );
-        for lambda in ["0.001", "0.01", "1"] {
-            add(
-                data,
-                format!("mtl-lambda-{lambda}"),
-                format!("MTL, learned loss, lambda {lambda}"),
-                flags(&["--lambda", lambda]),
-            );
-        }
-        add(
-            data,
-            "mtl-uncertainty".into(),
-            "MTL, uncertainty weighting".into(),
-            flags(&["--weighting", "uncertainty"]),
-        );
-        add(data, "mtl-dwa".into(), "MTL, dynamic weight averaging".into(), flags(&["--weighting", "dwa"]));
-    }
-    // Beyond the thesis: our best recipe (chosen on validation splits), faceres only, as it
-    // tunes faceres blocks. On all ages it tunes one block, as the shipped model does: two
-    // blocks' activations of every UTKFace face take 9.5 GB per run, one at a time.
-    if backbone == BackboneKind::Faceres {
-        for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
-            add(data, "best".into(), "our best recipe (`--recipe best`)".into(), flags(&["--recipe", "best"]));
-        }
-        add(
-            DataSetId::UtkfaceAllAges,
-            "best".into(),
-            "our best recipe, one tuned block (`--recipe best --tune-blocks 1`, the shipped model)".into(),
-            flags(&["--recipe", "best", "--tune-blocks", "1"]),
-        );
-    }
-    // The shipped protocol: children and the old too (under-10s and over-70s in the groups); for
-    // the shipped backbone only, as dlib's features of the whole of UTKFace would take 20 minutes.
-    if backbone == BackboneKind::Faceres {
-        add(
-            DataSetId::UtkfaceAllAges,
-            "mtl-learned".into(),
-            "MTL, learned loss, Early Freeze (the thesis)".into(),
-            Vec::new(),
-        );
-    }
-    list
-}
-
-/// A finished run as the report reads it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Finished {
-    pub seed: u64,
-    pub tasks: Vec<TaskSpec>,
-    pub result: RunResult,
-}
-
-/// Counts of faces per split of one data set (after face detection).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SplitCounts {
-    pub train: usize,
-    pub val: usize,
-    pub test: usize,
-    pub no_face: usize,
-}
-
-/// What `reproduce` measured, for the report and the app.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Sweep {
-    pub runs: Vec<(Experiment, Vec<Finished>)>,
-    pub counts: BTreeMap<DataSetId, SplitCounts>,
-    /// Wall time of every invocation so far, this one last (`invocations.json` in the runs
-    /// directory), so that a resumed sweep still reports what the whole took.
-    pub invocations: Vec<f64>,
-    pub hardware: String,
-    pub backend: String,
-    pub seeds: u64,
-}
-
-impl Sweep {
-    /// Wall time of this invocation.
-    pub fn wall_seconds(&self) -> f64 {
-        self.invocations.last().copied().unwrap_or_default()
-    }
 }
 
 struct Job<'a> {
@@ -263,7 +117,7 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     let mut sweep = Sweep { seeds: args.seeds, backend: backend.into(), hardware: hardware(), ..Sweep::default() };
     let finished: Mutex<BTreeMap<(usize, u64), Finished>> = Mutex::default();
     let total = experiments.len() as u64 * args.seeds;
-    let bar = crate::bench::progress(total, "runs");
+    let bar = crate::progress::progress(total, "runs");
     // One data set, backbone and cut at a time: its features (or activations) are read once and
     // shared by its runs.
     let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
@@ -406,49 +260,6 @@ fn hardware() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{cpu}, {cores} cores available")
-}
-
-/// Mean and sample standard deviation.
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
-}
-
-impl Finished {
-    /// The test metric of the task named as `task` (accuracy, or MAE in years, whatever form its
-    /// head takes), if this run has the task.
-    pub fn metric(&self, task: &TaskSpec) -> Option<f64> {
-        self.tasks.iter().position(|t| t.name == task.name).map(|i| self.result.test.metrics[i])
-    }
-
-    pub fn groups(&self) -> &GroupFigures {
-        &self.result.test_groups
-    }
-}
-
-/// The seeds' group tables averaged group by group (the split, hence the groups, is shared).
-pub fn mean_tables(runs: &[Finished]) -> Vec<GroupTable> {
-    let Some(first) = runs.first() else { return Vec::new() };
-    first
-        .groups()
-        .tables
-        .iter()
-        .enumerate()
-        .map(|(t, table)| {
-            let mut table = table.clone();
-            for (g, group) in table.groups.iter_mut().enumerate() {
-                let values: Vec<f64> =
-                    runs.iter().filter_map(|r| r.groups().tables.get(t)?.groups.get(g).map(|x| x.value)).collect();
-                group.value = mean_std(&values).0;
-            }
-            table
-        })
-        .collect()
 }
 
 #[cfg(test)]

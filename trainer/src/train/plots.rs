@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::groups::{Confusion, GroupTable};
-use crate::train::MetricRow;
+use facemtl::training::MetricRow;
 
 const FONT: &str = "sans-serif";
 const COLOURS: [RGBColor; 5] = [

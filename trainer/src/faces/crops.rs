@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use facemtl::backbone::BackboneKind;
 use facemtl::pipeline::FacePipeline;
 
-use crate::bench::progress;
+use super::{batch_size, best_face_crops};
 use crate::data::Sample;
-use crate::features::{batch_size, best_face_crops};
+use crate::progress::progress;
 
 /// Planar RGB bytes (`3 * side * side`) by sample key; `None` where no face was found.
 pub struct CropStore {
