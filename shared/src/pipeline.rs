@@ -10,10 +10,10 @@ use image::RgbImage;
 use crate::align::{AlignConfig, align};
 use crate::backbone::{Backbone, BackboneKind};
 use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig};
+use crate::model_file::Header;
 use crate::mtl::MtlHead;
 use crate::predict::{Attributes, NonFiniteOutput, attributes, output_tensors, raw_outputs};
 use crate::track::FaceTracker;
-use crate::weights::Header;
 
 /// One face of a photo and what the model predicts of it.
 #[derive(Debug, Clone)]

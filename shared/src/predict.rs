@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use crate::model_file::Header;
 use crate::mtl::{MtlHead, TaskKind, TaskSpec};
-use crate::weights::Header;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Age {
@@ -46,13 +46,6 @@ pub struct Attributes {
 /// The head's outputs for `[n, features]`: class probabilities, or the bare regression output.
 pub fn output_tensors(head: &MtlHead, features: Tensor<2>) -> Vec<Tensor<2>> {
     head.forward(features).into_iter().map(|out| if out.dims()[1] > 1 { softmax(out, 1) } else { out }).collect()
-}
-
-/// The expectation `[n]` of distributions over `bins` given as logits `[n, bins]`.
-pub fn expectation(logits: Tensor<2>, bins: &[f32]) -> Tensor<1> {
-    let [n, k] = logits.dims();
-    let grid = Tensor::<1>::from_data(TensorData::new(bins.to_vec(), [k]), &logits.device());
-    (softmax(logits, 1) * grid.reshape([1, k]).expand([n, k])).sum_dim(1).reshape([n])
 }
 
 /// [`output_tensors`] read back as plain numbers per task (a native, blocking read).
@@ -128,7 +121,7 @@ mod tests {
 
     fn header(tasks: Vec<TaskSpec>) -> Header {
         Header {
-            format_version: crate::weights::FORMAT_VERSION,
+            format_version: crate::model_file::FORMAT_VERSION,
             backbone: BackboneKind::Faceres,
             tasks,
             shared: vec![512],

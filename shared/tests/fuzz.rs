@@ -14,10 +14,10 @@ use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
 use facemtl::compact;
 use facemtl::detect::DetectorConfig;
+use facemtl::model_file::{self, Header};
 use facemtl::mtl::{AgeNorm, MtlConfig, TaskSpec};
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::tfjs::TfjsWeights;
-use facemtl::weights::{self, Header};
 use image::{ImageEncoder, Rgb, RgbImage};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -125,7 +125,7 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 
 fn header(tasks: Vec<TaskSpec>, shared: Vec<usize>, head_hidden: usize) -> Header {
     Header {
-        format_version: weights::FORMAT_VERSION,
+        format_version: model_file::FORMAT_VERSION,
         backbone: BackboneKind::Dlib,
         tasks,
         shared,
@@ -156,7 +156,7 @@ fn model_file(tasks: &[TaskSpec], shared: &[usize], head_hidden: usize) -> Vec<u
     let device = Device::flex();
     let head =
         MtlConfig::new(128, outputs(tasks)).with_shared(shared.to_vec()).with_head_hidden(head_hidden).init(&device);
-    weights::export(compact::half(head), None, header(tasks.to_vec(), shared.to_vec(), head_hidden)).unwrap()
+    model_file::export(compact::half(head), None, header(tasks.to_vec(), shared.to_vec(), head_hidden)).unwrap()
 }
 
 /// The file with its checksum made whole again, as a deliberate editor would.
@@ -228,7 +228,7 @@ fn edit_header(bytes: &[u8], field: &str, value: serde_json::Value) -> Vec<u8> {
 /// numbers or an error, never a panic.
 fn load_and_use(bytes: &[u8]) {
     let device = Device::flex();
-    if let Ok(model) = weights::load(bytes, None, &device) {
+    if let Ok(model) = model_file::load(bytes, None, &device) {
         let features = Tensor::<2>::ones([2, model.header.backbone.feature_dim()], &device);
         let raw = facemtl::predict::raw_outputs(&model.head, features);
         let _ = facemtl::predict::attributes(&model.header, &raw, 2);
@@ -259,9 +259,9 @@ proptest! {
         let mut bytes = bytes;
         if magic && bytes.len() >= 12 {
             bytes[..4].copy_from_slice(b"FMTL");
-            bytes[4..8].copy_from_slice(&weights::FORMAT_VERSION.to_le_bytes());
+            bytes[4..8].copy_from_slice(&model_file::FORMAT_VERSION.to_le_bytes());
         }
-        prop_assert!(weights::load(&reseal(bytes), None, &Device::flex()).is_err());
+        prop_assert!(model_file::load(&reseal(bytes), None, &Device::flex()).is_err());
     }
 
     // ---- compact weight files ----

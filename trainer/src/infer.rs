@@ -8,10 +8,10 @@ use burn::prelude::*;
 use facemtl::backbone::Tuned;
 use facemtl::compact::{self, Precision};
 use facemtl::detect::BBox;
+use facemtl::model_file::{self, Header};
 use facemtl::mtl::{MtlHead, TaskSpec};
 use facemtl::pipeline::FacePipeline;
 use facemtl::predict::Attributes;
-use facemtl::weights::{self, Header};
 use serde::Serialize;
 
 use crate::cache::Cache;
@@ -88,12 +88,12 @@ impl FinishedRun {
                 config.backbone,
                 stored.backbone,
                 self.tasks.clone(),
-                &config.settings(),
+                config.settings().widths(),
                 self.trained_on()?,
                 metrics,
             )
         };
-        let bytes = weights::export(self.head, self.backbone, header)?;
+        let bytes = model_file::export(self.head, self.backbone, header)?;
         if let Some(parent) = out.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -104,7 +104,7 @@ impl FinishedRun {
             epochs: self.result.epochs,
         };
         write_atomic(&out.with_extension("report.json"), serde_json::to_string(&report)?.as_bytes())?;
-        Ok(weights::read_header(&bytes)?.0)
+        Ok(model_file::read_header(&bytes)?.0)
     }
 }
 
@@ -115,7 +115,7 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
     let mut pipeline = models::pipeline_at(cache, run.config.backbone, stored.backbone, &Device::flex())?
         .with_mirror(run.config.mirror);
     if let Some(tuned) = &run.backbone {
-        let tuned = weights::as_stored(tuned.clone(), stored.backbone);
+        let tuned = model_file::as_stored(tuned.clone(), stored.backbone);
         let backbone = tuned.onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
         pipeline = pipeline.with_backbone(backbone);
     }
@@ -160,7 +160,7 @@ pub fn evaluate_file(
     mirror: Option<bool>,
 ) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
+    let model_file::Model { header, head, backbone } = model_file::load(&bytes, None, device)?;
     let set_tasks = match config.source()? {
         Source::BuiltIn(id) => id.tasks(),
         Source::Csv { .. } => header.tasks.clone(),
@@ -235,7 +235,7 @@ pub fn predict(
     mirror: Option<bool>,
 ) -> Result<()> {
     let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let weights::Model { header, head, backbone } = weights::load(&bytes, None, device)?;
+    let model_file::Model { header, head, backbone } = model_file::load(&bytes, None, device)?;
     let pipeline = models::model_pipeline(cache, &header, backbone, device)?
         .with_detector_config(header.detector.clone().answering_photos())
         .with_mirror(mirror.unwrap_or(header.test_time_mirror));

@@ -5,9 +5,9 @@ use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind, Tuned};
 use facemtl::compact::{self, Precision};
 use facemtl::detect::{BlazeFace, Detector, DetectorConfig};
+use facemtl::model_file::Header;
 use facemtl::pipeline::FacePipeline;
 use facemtl::pretrained;
-use facemtl::weights::Header;
 
 use crate::cache::Cache;
 use crate::cache::read_weights;

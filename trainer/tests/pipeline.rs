@@ -239,7 +239,7 @@ fn the_shipped_model_runs_natively_on_the_int8_backbone_file_the_browser_downloa
     }
     let device = Device::flex();
     let bytes = fs::read(common::repo_root().join("models/utkface-allages-faceres.fmtl")).unwrap();
-    let header = facemtl::weights::read_header(&bytes).unwrap().0;
+    let header = facemtl::model_file::read_header(&bytes).unwrap().0;
     assert_eq!(header.backbone_weights, Precision::Int8);
     let pipeline = facemtl_trainer::models::model_pipeline(&cache, &header, None, &device).unwrap();
     let int8 = facemtl_trainer::models::pipeline_at(&cache, kind, Precision::Int8, &device).unwrap();
@@ -273,12 +273,12 @@ fn a_model_files_detector_and_alignment_settings_are_the_ones_used() {
     let scratch = std::env::temp_dir().join(format!("facemtl-settings-{}", std::process::id()));
     fs::create_dir_all(&scratch).unwrap();
     // The shipped model again, with one preprocessing setting of its header changed.
-    let variant = |name: &str, edit: &dyn Fn(&mut facemtl::weights::Header)| {
-        let model = facemtl::weights::load(&fs::read(&shipped).unwrap(), None, &device).unwrap();
+    let variant = |name: &str, edit: &dyn Fn(&mut facemtl::model_file::Header)| {
+        let model = facemtl::model_file::load(&fs::read(&shipped).unwrap(), None, &device).unwrap();
         let mut header = model.header;
         edit(&mut header);
         let path = scratch.join(name);
-        fs::write(&path, facemtl::weights::export(model.head, model.backbone, header).unwrap()).unwrap();
+        fs::write(&path, facemtl::model_file::export(model.head, model.backbone, header).unwrap()).unwrap();
         predict_lines(&path, &photo)
     };
     let stock = predict_lines(&shipped, &photo);

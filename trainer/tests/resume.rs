@@ -76,7 +76,7 @@ fn a_killed_run_resumes_to_the_same_result() {
     };
     cli(&["export".as_ref(), "--run-dir".as_ref(), whole.as_os_str(), "--out".as_ref(), model.as_os_str()]);
     // Half precision in the file moves the test figures by a few faces at most.
-    let (header, _) = facemtl::weights::read_header(&fs::read(&model).unwrap()).unwrap();
+    let (header, _) = facemtl::model_file::read_header(&fs::read(&model).unwrap()).unwrap();
     let trained = test(&whole)["metrics"].as_array().unwrap().clone();
     assert_eq!(header.metrics.len(), trained.len());
     for ((name, half), full) in header.metrics.iter().zip(&trained) {

@@ -9,9 +9,9 @@ use burn::prelude::*;
 use facemtl::compact;
 use facemtl::groups::{self, GroupFigures};
 use facemtl::lab::{self, LabData, LabSet, LabSplit};
+use facemtl::model_file::{self, Header};
 use facemtl::mtl::{Label, TaskSpec};
-use facemtl::training::{EpochReport, Evaluation, FeatureExamples, RunSettings, Session, Target, session};
-use facemtl::weights::{self, Header};
+use facemtl::training::{EpochReport, Evaluation, FeatureExamples, RunSettings, Session, Target, evaluate};
 use js_sys::{Promise, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -173,8 +173,8 @@ impl Lab {
             let run = cell.take().ok_or_else(|| js_error("no run"))?;
             let valid = run.session.model.valid();
             let tasks = &run.session.tasks;
-            let val = session::evaluate(&valid.head, None, &run.val, tasks).await;
-            let test = session::evaluate(&valid.head, None, &run.test, tasks).await;
+            let val = evaluate(&valid.head, None, &run.val, tasks).await;
+            let test = evaluate(&valid.head, None, &run.test, tasks).await;
             let groups = groups::compute(&run.set_tasks, tasks, &run.test_labels, &test.predictions);
             cell.replace(Some(run));
             let finished = Finished { val, test, groups };
@@ -199,17 +199,17 @@ impl Lab {
             let result = async {
                 let head = head?;
                 let tasks = run.session.tasks.clone();
-                let evaluation = session::evaluate(&head, None, &run.test_on_host, &tasks).await;
+                let evaluation = evaluate(&head, None, &run.test_on_host, &tasks).await;
                 let metrics = tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
                 let header = Header::for_head(
                     backbone,
                     backbone_weights,
                     tasks,
-                    &run.session.settings,
+                    run.session.settings.widths(),
                     trained_on.unwrap_or_default(),
                     metrics,
                 );
-                weights::export(head, None, header).map_err(|e| e.to_string())
+                model_file::export(head, None, header).map_err(|e| e.to_string())
             }
             .await;
             cell.replace(Some(run));

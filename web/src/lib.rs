@@ -9,12 +9,12 @@ use std::rc::Rc;
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind, Tuned};
 use facemtl::detect::{BlazeFace, Detection};
+use facemtl::model_file::{self, Header};
 use facemtl::mtl::MtlHead;
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::pipeline::FacePipeline;
 use facemtl::predict::Attributes;
 use facemtl::track::FaceTracker;
-use facemtl::weights::{self, Header};
 use facemtl::{compact, pretrained};
 use image::RgbImage;
 use js_sys::Promise;
@@ -150,7 +150,7 @@ impl App {
 
     /// The largest model file `load_model` accepts, for the page to check before it reads one.
     pub fn max_model_bytes() -> usize {
-        weights::MAX_MODEL_BYTES
+        model_file::MAX_MODEL_BYTES
     }
 
     /// The size of the module's linear memory (which grows and never shrinks), for soak tests.
@@ -164,7 +164,7 @@ impl App {
     /// are used from then on. A prediction already under way finishes with the model it
     /// started with.
     pub fn load_model(&self, bytes: &[u8]) -> Result<String, JsError> {
-        let loaded = weights::load(bytes, None, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+        let loaded = model_file::load(bytes, None, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
         let mut state = self.state.borrow_mut();
         let detector = state.detector.clone().ok_or_else(|| JsError::new("the detector is not loaded yet"))?;
         let backbone = match (loaded.backbone, &state.backbone) {

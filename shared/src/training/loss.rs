@@ -255,7 +255,7 @@ mod tests {
         let [right, mean, flat] = [Some(70.0), Some(35.0), None].map(|p| value(target.loss(logits(p))));
         assert!(right < flat && flat < mean, "right {right}, flat {flat}, at the mean {mean}");
         // The expectation of the distribution peaked at 70 is 70.
-        let expected = crate::predict::expectation(logits(Some(70.0)), &bins);
+        let expected = crate::mtl::expectation(logits(Some(70.0)), &bins);
         assert!((value(expected) - 70.0).abs() < 1e-3);
         // Two faces: the loss is their mean, and rows are selected with their values.
         let both = Target::Distribution {

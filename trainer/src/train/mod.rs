@@ -59,7 +59,7 @@ pub struct RunResult {
 /// `head` (after the tuned part of the backbone when it has one) on every face of `split` (a
 /// blocking read).
 pub fn evaluate(head: &MtlHead, backbone: Option<&Tuned>, split: &Split, tasks: &[TaskSpec]) -> Evaluation {
-    read_sync(facemtl::training::session::evaluate(head, backbone, split, tasks))
+    read_sync(facemtl::training::evaluate(head, backbone, split, tasks))
 }
 
 /// One run: its configuration, the tasks it trains (with the columns of the data set they read)

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
 use facemtl::mtl::TaskSpec;
-use facemtl::training::{Examples, Target, session};
+use facemtl::training::{Examples, Target, examples};
 
 use crate::data::Sample;
 use crate::faces::activations::ActivationStore;
@@ -101,12 +101,12 @@ impl Labels {
 
     /// Per task and sample, the true class or value (in its own unit).
     fn truth(&self, samples: &[&Sample]) -> Vec<Vec<f64>> {
-        session::truth(&self.columns, samples)
+        examples::truth(&self.columns, samples)
     }
 
     /// Per task, the targets of `samples` on the network's scale.
     fn targets(&self, samples: &[&Sample], device: &Device) -> Vec<Target> {
-        session::targets(&self.tasks, &self.columns, samples, device)
+        examples::targets(&self.tasks, &self.columns, samples, device)
     }
 }
 

@@ -76,7 +76,7 @@ fn digest<M: Module>(module: M) -> String {
 /// Train one epoch of `flags` on 8 faces of `inputs` from `pretrained`; check that what it
 /// tuned moved, is saved, and goes into the model file in half precision. Returns the file's
 /// header.
-fn check_tuning(flags: &[&str], inputs: impl Fn() -> Inputs, pretrained: Tuned) -> facemtl::weights::Header {
+fn check_tuning(flags: &[&str], inputs: impl Fn() -> Inputs, pretrained: Tuned) -> facemtl::model_file::Header {
     let device = Device::flex();
     let config = config(&[flags, &["--max-epochs", "1", "--batch-size", "4", "--lr", "1e-3"]].concat());
     let split = || Split { inputs: inputs(), ..synthetic(8, 128, 3, &device) };
@@ -96,7 +96,7 @@ fn check_tuning(flags: &[&str], inputs: impl Fn() -> Inputs, pretrained: Tuned) 
     assert_ne!(rounded, tuned, "the file holds the parameters in half precision");
     assert_eq!(rounded, digest(facemtl::compact::half(last.backbone.unwrap())));
     finished.write(&file, Default::default(), Vec::new()).unwrap();
-    let exported = facemtl::weights::load(&fs::read(&file).unwrap(), None, &device).unwrap();
+    let exported = facemtl::model_file::load(&fs::read(&file).unwrap(), None, &device).unwrap();
     assert_eq!(digest(exported.backbone.expect("the model file carries the tuned part")), rounded);
     let _ = fs::remove_dir_all(&dir);
     exported.header

@@ -80,13 +80,13 @@ pub struct Header {
 
 impl Header {
     /// The header of a head trained on `backbone` features (the pretrained weights at
-    /// `backbone_weights`), with `settings`' layer widths, the default detector and the
-    /// backbone's alignment: what `export` and the browser's Lab write.
+    /// `backbone_weights`), with its `shared` layers' and heads' hidden widths, the default
+    /// detector and the backbone's alignment: what `export` and the browser's Lab write.
     pub fn for_head(
         backbone: BackboneKind,
         backbone_weights: Precision,
         tasks: Vec<TaskSpec>,
-        settings: &crate::training::RunSettings,
+        (shared, head_hidden): (Vec<usize>, usize),
         trained_on: String,
         metrics: Vec<(String, f64)>,
     ) -> Self {
@@ -94,8 +94,8 @@ impl Header {
             format_version: FORMAT_VERSION,
             backbone,
             tasks,
-            shared: settings.shared.clone(),
-            head_hidden: settings.head_hidden,
+            shared,
+            head_hidden,
             detector: DetectorConfig::default(),
             align: backbone.align_config(),
             trained_on,
