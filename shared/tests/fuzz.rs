@@ -5,8 +5,8 @@
 //! an error or a result, never a panic, and never an allocation beyond `CAP` bytes.
 //!
 //! CI runs `PROPTEST_CASES` cases per target (default 256); `bench/fuzz.sh` runs many more
-//! (BENCHMARKS.md). A failure proptest finds is kept under `proptest-regressions/` and replayed
-//! first on every later run.
+//! (BENCHMARKS.md). A failure proptest finds is kept beside this file, in `fuzz.regressions`,
+//! and replayed first on every later run.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -1,4 +1,6 @@
-//! `facemtl`: set up pretrained weights, detect faces, and measure the face pipeline.
+//! `facemtl`: the command line, a thin dispatcher onto the library's modules: set up the
+//! pretrained weights, detect, train, evaluate, export, predict, reproduce the thesis, build
+//! the browser Lab's data, and benchmark.
 
 use std::path::PathBuf;
 
