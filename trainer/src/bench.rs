@@ -118,7 +118,7 @@ struct Miss {
 }
 
 #[derive(Serialize)]
-struct DatasetRate {
+struct DataSetRate {
     dataset: String,
     images: usize,
     exactly_one: usize,
@@ -135,7 +135,7 @@ struct DetectionReport {
     backend: String,
     detector: &'static str,
     config: facemtl::detect::DetectorConfig,
-    datasets: Vec<DatasetRate>,
+    datasets: Vec<DataSetRate>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -158,7 +158,7 @@ fn detection(
         files.truncate(limit.unwrap_or(usize::MAX));
         let started = Instant::now();
         let bar = progress(files.len() as u64, name);
-        let mut rate = DatasetRate {
+        let mut rate = DataSetRate {
             dataset: name.into(),
             images: files.len(),
             exactly_one: 0,

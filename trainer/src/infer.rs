@@ -19,7 +19,7 @@ use crate::data::{Sample, Source};
 use crate::files::write_atomic;
 use crate::models;
 use crate::output::JsonLines;
-use crate::train::{Evaluation, Labels, RunDir, RunResult, Split, TrainConfig, evaluate};
+use crate::train::{Evaluation, RunDir, RunResult, Split, TaskSelection, TrainConfig, evaluate};
 
 /// The precisions a model file stores: the pretrained backbone's weights the model runs on
 /// (with its tuned blocks), and the head's.
@@ -141,7 +141,7 @@ fn evaluate_on_test(
     data_dir: &Path,
 ) -> Result<(Evaluation, usize)> {
     let set = config.load(data_dir)?;
-    let labels = Labels::new(tasks.to_vec(), &set.tasks);
+    let labels = TaskSelection::new(tasks.to_vec(), &set.tasks);
     let test: Vec<&Sample> = set.test.iter().collect();
     let features = crate::faces::features::extract(cache, pipeline, &test)?;
     let split = Split::of_features(&set.test, &features, &labels, pipeline.device());

@@ -20,7 +20,7 @@ use crate::data::{DataSet, DataSetId, Sample, Source};
 use crate::faces::features::{self, FeatureStore};
 use crate::files::write_atomic;
 use crate::models;
-use crate::train::{Labels, Splits, evaluate};
+use crate::train::{Splits, TaskSelection, evaluate};
 
 /// The data sets' terms, as the Lab and the README state them.
 pub const LICENCE: &str = "Features derived from UTKFace (Zhang, Song and Qi, 2017) and CelebA (Liu, Luo, Wang and \
@@ -154,7 +154,7 @@ pub fn quantisation_effect(cache: &Cache, device: &Device, args: &LabFaces) -> R
 /// A head trained on `set` with `settings` (no files): its validation and test metrics.
 fn train_head(set: &LabSet, dim: usize, settings: &RunSettings, device: &Device) -> [Vec<f64>; 2] {
     let tasks = set.info.tasks.clone();
-    let splits = Splits::of_lab(set, dim, &Labels::new(tasks.clone(), &tasks), device);
+    let splits = Splits::of_lab(set, dim, &TaskSelection::new(tasks.clone(), &tasks), device);
     let autodiff = device.clone().autodiff();
     let model = settings.model(dim, &tasks, &autodiff);
     let mut session = Session::new(settings.clone(), tasks.clone(), model, &autodiff);

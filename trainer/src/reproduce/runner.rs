@@ -21,7 +21,7 @@ use crate::data::{DataSet, DataSetId, Sample};
 use crate::faces::activations::{self, ActivationStore};
 use crate::faces::features::{self, FeatureStore};
 use crate::models;
-use crate::train::{Labels, RunResult, Split, Splits, TrainConfig, Trainer};
+use crate::train::{RunResult, Split, Splits, TaskSelection, TrainConfig, Trainer};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReproduceArgs {
@@ -72,7 +72,7 @@ impl Store {
         }
     }
 
-    fn splits(&self, set: &DataSet, labels: &Labels, config: &TrainConfig, device: &Device) -> Result<Splits> {
+    fn splits(&self, set: &DataSet, labels: &TaskSelection, config: &TrainConfig, device: &Device) -> Result<Splits> {
         let of = |s: &[Sample]| match self {
             Store::Features(store) => Ok(Split::of_features(s, store, labels, device)),
             Store::Activations(store) => Split::of_activations(s, store, labels, config.mirror, device),
@@ -97,7 +97,7 @@ fn train_one(
     let result: RunResult = match fs::read_to_string(dir.join("result.json")) {
         Ok(text) => serde_json::from_str(&text)?,
         Err(_) => {
-            let labels = Labels::new(tasks.clone(), &set.tasks);
+            let labels = TaskSelection::new(tasks.clone(), &set.tasks);
             let splits = store.splits(set, &labels, &config, device)?;
             let resume = dir.join("checkpoint-latest").exists();
             let pretrained = config.tuned_part(backbone)?;

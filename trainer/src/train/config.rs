@@ -15,7 +15,7 @@ use crate::data::{DataSet, DataSetId, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
-pub enum DatasetName {
+pub enum DataSetName {
     Utkface,
     Celeba,
     /// A CSV of your own labelled faces (`--csv`, `--task`).
@@ -25,8 +25,8 @@ pub enum DatasetName {
 /// Everything that defines a run; saved as `config.json` in its directory.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct TrainConfig {
-    #[arg(long, value_enum, default_value_t = DatasetName::Utkface)]
-    pub dataset: DatasetName,
+    #[arg(long, value_enum, default_value_t = DataSetName::Utkface)]
+    pub dataset: DataSetName,
     /// UTKFace protocol.
     #[arg(long, value_enum, default_value_t = Protocol::Coral)]
     pub protocol: Protocol,
@@ -225,10 +225,10 @@ impl TrainConfig {
 
     pub fn source(&self) -> Result<Source> {
         Ok(match (self.dataset, self.protocol) {
-            (DatasetName::Utkface, Protocol::Coral) => Source::BuiltIn(DataSetId::UtkfaceCoral),
-            (DatasetName::Utkface, Protocol::AllAges) => Source::BuiltIn(DataSetId::UtkfaceAllAges),
-            (DatasetName::Celeba, _) => Source::BuiltIn(DataSetId::Celeba),
-            (DatasetName::Csv, _) => Source::Csv {
+            (DataSetName::Utkface, Protocol::Coral) => Source::BuiltIn(DataSetId::UtkfaceCoral),
+            (DataSetName::Utkface, Protocol::AllAges) => Source::BuiltIn(DataSetId::UtkfaceAllAges),
+            (DataSetName::Celeba, _) => Source::BuiltIn(DataSetId::Celeba),
+            (DataSetName::Csv, _) => Source::Csv {
                 path: self.csv.clone().context("--dataset csv needs --csv FILE")?,
                 tasks: self.tasks.clone(),
             },

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::lab::{self, LabHeader, LabSet};
 
-use super::split::{Labels, Split, Splits};
+use super::split::{Split, Splits, TaskSelection};
 use crate::data::{DataSetId, Sample};
 use crate::faces::features::FeatureStore;
 
@@ -26,7 +26,7 @@ pub fn read_set(path: &Path, id: DataSetId) -> Result<(LabHeader, LabSet)> {
 
 impl Splits {
     /// A Lab set's three splits as a run's, each face named `lab/SET/SPLIT/INDEX`.
-    pub fn of_lab(set: &LabSet, dim: usize, labels: &Labels, device: &Device) -> Splits {
+    pub fn of_lab(set: &LabSet, dim: usize, labels: &TaskSelection, device: &Device) -> Splits {
         let split = |which: usize, name: &str| {
             let lab = &set.splits[which];
             let samples: Vec<Sample> = lab

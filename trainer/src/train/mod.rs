@@ -29,9 +29,9 @@ use facemtl::training::{Session, Target};
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{RunDir, read_metrics};
-pub use config::{DatasetName, TrainConfig};
+pub use config::{DataSetName, TrainConfig};
 pub use facemtl::training::{Evaluation, MetricRow};
-pub use split::{Labels, Split, Splits};
+pub use split::{Split, Splits, TaskSelection};
 
 use crate::cache::Cache;
 use crate::data::Sample;
@@ -66,14 +66,14 @@ pub fn evaluate(head: &MtlHead, backbone: Option<&Tuned>, split: &Split, tasks: 
 /// and its directory.
 pub struct Trainer<'a> {
     config: &'a TrainConfig,
-    labels: Labels,
+    labels: TaskSelection,
     run: RunDir,
     /// The autodiff device training runs on.
     device: Device,
 }
 
 impl<'a> Trainer<'a> {
-    pub fn new(config: &'a TrainConfig, labels: Labels, run_dir: &Path, device: &Device) -> Self {
+    pub fn new(config: &'a TrainConfig, labels: TaskSelection, run_dir: &Path, device: &Device) -> Self {
         Self { config, labels, run: RunDir { root: run_dir.to_path_buf() }, device: device.clone().autodiff() }
     }
 
@@ -230,7 +230,7 @@ pub fn run(
     }
     let set = config.load(data_dir)?;
     set.warn_skipped();
-    let labels = Labels::new(config.tasks(&set.tasks)?, &set.tasks);
+    let labels = TaskSelection::new(config.tasks(&set.tasks)?, &set.tasks);
     let pipeline = models::pipeline(cache, config.backbone, device)?.with_mirror(config.mirror);
     let all: Vec<&Sample> = set.all().collect();
     let splits = if config.fine_tune {
@@ -269,7 +269,7 @@ fn fit_lab(device: &Device, config: &TrainConfig, path: &Path, run_dir: &Path, r
     if header.backbone != config.backbone {
         bail!("{} holds {} features, not {}", path.display(), header.backbone, config.backbone);
     }
-    let labels = Labels::new(config.tasks(&set.info.tasks)?, &set.info.tasks);
+    let labels = TaskSelection::new(config.tasks(&set.info.tasks)?, &set.info.tasks);
     let splits = Splits::of_lab(&set, header.dim, &labels, device);
     eprintln!(
         "{} (the Lab's): {} train, {} validation, {} test faces",

@@ -80,14 +80,14 @@ impl Inputs {
 
 /// The trained tasks and where each finds its label in a sample (its data set's column).
 #[derive(Debug, Clone)]
-pub struct Labels {
+pub struct TaskSelection {
     pub tasks: Vec<TaskSpec>,
     /// The data set's tasks, whose order the samples' labels follow.
     set_tasks: Vec<TaskSpec>,
     columns: Vec<usize>,
 }
 
-impl Labels {
+impl TaskSelection {
     /// `tasks` (a subset of `set_tasks`), each read from its own column.
     pub fn new(tasks: Vec<TaskSpec>, set_tasks: &[TaskSpec]) -> Self {
         let columns =
@@ -128,7 +128,7 @@ impl Split {
         self.samples.is_empty()
     }
 
-    fn of(kept: Vec<&Sample>, inputs: Inputs, labels: &Labels, device: &Device) -> Self {
+    fn of(kept: Vec<&Sample>, inputs: Inputs, labels: &TaskSelection, device: &Device) -> Self {
         Split {
             inputs,
             targets: labels.targets(&kept, device),
@@ -138,7 +138,7 @@ impl Split {
     }
 
     /// The samples that have cached features.
-    pub fn of_features(samples: &[Sample], store: &FeatureStore, labels: &Labels, device: &Device) -> Self {
+    pub fn of_features(samples: &[Sample], store: &FeatureStore, labels: &TaskSelection, device: &Device) -> Self {
         let kept: Vec<(&Sample, &[f32])> = samples.iter().filter_map(|s| store.get(s).map(|f| (s, f))).collect();
         let x: Vec<f32> = kept.iter().flat_map(|(_, f)| f.iter().copied()).collect();
         let inputs = Inputs::Features(Tensor::from_data(TensorData::new(x, [kept.len(), store.dim]), device));
@@ -146,7 +146,7 @@ impl Split {
     }
 
     /// The samples that have a face crop.
-    pub fn of_crops(samples: &[Sample], store: &CropStore, labels: &Labels, device: &Device) -> Self {
+    pub fn of_crops(samples: &[Sample], store: &CropStore, labels: &TaskSelection, device: &Device) -> Self {
         let kept: Vec<(&Sample, &[u8])> = samples.iter().filter_map(|s| store.get(s).map(|c| (s, c))).collect();
         let pixels: Vec<u8> = kept.iter().flat_map(|(_, c)| c.iter().copied()).collect();
         let inputs = Inputs::Crops { pixels, kind: store.kind };
@@ -160,7 +160,7 @@ impl Split {
     pub fn of_activations(
         samples: &[Sample],
         store: &ActivationStore,
-        labels: &Labels,
+        labels: &TaskSelection,
         average_views: bool,
         device: &Device,
     ) -> anyhow::Result<Self> {

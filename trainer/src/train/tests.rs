@@ -10,7 +10,7 @@ use facemtl::backbone::{Backbone, BackboneKind, FaceResConfig, Tuned};
 use sha2::{Digest, Sha256};
 
 use super::checkpoint::{RunDir, load_module};
-use super::split::{Inputs, Labels, Split, Splits};
+use super::split::{Inputs, Split, Splits, TaskSelection};
 use super::{TrainConfig, Trainer};
 use crate::data::{DataSetId, Label, Sample};
 use crate::faces::features::FeatureStore;
@@ -26,9 +26,9 @@ fn config(args: &[&str]) -> TrainConfig {
     Cli::parse_from(std::iter::once("train").chain(args.iter().copied())).config
 }
 
-fn labels() -> Labels {
+fn labels() -> TaskSelection {
     let tasks = DataSetId::UtkfaceCoral.tasks();
-    Labels::new(tasks.clone(), &tasks)
+    TaskSelection::new(tasks.clone(), &tasks)
 }
 
 /// Features where gender is easy (one feature) and age is noisy (learns slowly), so that the
