@@ -80,13 +80,29 @@ pub(super) fn thesis_backbones(out: &mut String, data: DataSetId) {
     let _ = writeln!(out);
 }
 
+/// One data set and backbone's group tables, averaged over seeds, one row per configuration;
+/// then, for UTKFace, each race's recall.
 pub(super) fn group_section(out: &mut String, index: &Index, data: DataSetId, backbone: BackboneKind) {
     let experiments: Vec<&(Experiment, Vec<Finished>)> =
         index.sweep.runs.iter().filter(|(e, r)| e.data == data && e.backbone == backbone && !r.is_empty()).collect();
     let Some((_, first_runs)) = experiments.first() else { return };
+    mean_group_tables(out, &experiments, first_runs, data, backbone);
+    if data != DataSetId::Celeba {
+        race_recall_table(out, &experiments, data, backbone);
+    }
+}
+
+/// Every group table any configuration has, its groups' figures averaged over the seeds.
+fn mean_group_tables(
+    out: &mut String,
+    experiments: &[&(Experiment, Vec<Finished>)],
+    first_runs: &[Finished],
+    data: DataSetId,
+    backbone: BackboneKind,
+) {
     let titles: Vec<String> = mean_tables(first_runs).iter().map(|t| t.title.clone()).collect();
     let mut all_titles = titles.clone();
-    for (_, runs) in &experiments {
+    for (_, runs) in experiments {
         for t in mean_tables(runs) {
             if !all_titles.contains(&t.title) {
                 all_titles.push(t.title);
@@ -117,7 +133,15 @@ pub(super) fn group_section(out: &mut String, index: &Index, data: DataSetId, ba
         }
         let _ = writeln!(out);
     }
-    // Race: per-class recall from the confusion matrix (summed over seeds), worst class named.
+}
+
+/// Per-class recall of race from the confusion matrices (summed over seeds), worst class named.
+fn race_recall_table(
+    out: &mut String,
+    experiments: &[&(Experiment, Vec<Finished>)],
+    data: DataSetId,
+    backbone: BackboneKind,
+) {
     let recall = |runs: &[Finished], task: &str| -> Option<Confusion> {
         let mut sum: Option<Confusion> = None;
         for r in runs {
@@ -135,29 +159,26 @@ pub(super) fn group_section(out: &mut String, index: &Index, data: DataSetId, ba
         }
         sum
     };
-    if data != DataSetId::Celeba {
-        let _ =
-            writeln!(out, "**Race recall per class** ({}, {backbone}; %, from the confusion matrices)\n", data.title());
-        let race = TaskSpec::race();
-        let labels = race.labels();
-        let _ = writeln!(out, "| model | {} | worst |\n|---|{}---|", labels.join(" | "), "---|".repeat(labels.len()));
-        for (e, runs) in &experiments {
-            if let Some(c) = recall(runs, "race") {
-                let recalls: Vec<f64> = c
-                    .counts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, row)| 100.0 * row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
-                    .collect();
-                let worst = recalls
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, v)| format!("{} ({v:.1})", labels[i]));
-                let cells: Vec<String> = recalls.iter().map(|v| format!("{v:.1}")).collect();
-                let _ = writeln!(out, "| {} | {} | {} |", e.label, cells.join(" | "), worst.unwrap_or_default());
-            }
+    let _ = writeln!(out, "**Race recall per class** ({}, {backbone}; %, from the confusion matrices)\n", data.title());
+    let race = TaskSpec::race();
+    let labels = race.labels();
+    let _ = writeln!(out, "| model | {} | worst |\n|---|{}---|", labels.join(" | "), "---|".repeat(labels.len()));
+    for (e, runs) in experiments {
+        if let Some(c) = recall(runs, "race") {
+            let recalls: Vec<f64> = c
+                .counts
+                .iter()
+                .enumerate()
+                .map(|(i, row)| 100.0 * row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
+                .collect();
+            let worst = recalls
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, v)| format!("{} ({v:.1})", labels[i]));
+            let cells: Vec<String> = recalls.iter().map(|v| format!("{v:.1}")).collect();
+            let _ = writeln!(out, "| {} | {} | {} |", e.label, cells.join(" | "), worst.unwrap_or_default());
         }
-        let _ = writeln!(out);
     }
+    let _ = writeln!(out);
 }
