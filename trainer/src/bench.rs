@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use clap::Subcommand;
 use facemtl::backbone::BackboneKind;
+use facemtl::detect::Detector;
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::pipeline::FacePipeline;
 use serde::Serialize;
@@ -156,49 +157,7 @@ fn detection(
     {
         let mut files = sorted_images(&dir)?;
         files.truncate(limit.unwrap_or(usize::MAX));
-        let started = Instant::now();
-        let bar = progress(files.len() as u64, name);
-        let mut rate = DataSetRate {
-            dataset: name.into(),
-            images: files.len(),
-            exactly_one: 0,
-            none: 0,
-            several: 0,
-            unreadable: 0,
-            rate: 0.0,
-            seconds: 0.0,
-            misses: Vec::new(),
-        };
-        for chunk in files.chunks(batch.max(1)) {
-            let mut decoded = Vec::new();
-            for path in chunk {
-                match models::read_photo(path) {
-                    Ok(image) => decoded.push((path, image)),
-                    Err(_) => rate.unreadable += 1,
-                }
-            }
-            let images: Vec<_> = decoded.iter().map(|(_, i)| i).collect();
-            for ((path, image), faces) in decoded.iter().zip(detector.detect_batch(&images, device)) {
-                match faces.len() {
-                    1 => rate.exactly_one += 1,
-                    0 => rate.none += 1,
-                    _ => rate.several += 1,
-                }
-                if faces.len() != 1 {
-                    rate.misses.push(Miss {
-                        file: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-                        faces: faces.len(),
-                        scores: faces.iter().map(|f| f.score).collect(),
-                        width: image.width(),
-                        height: image.height(),
-                    });
-                }
-            }
-            bar.inc(chunk.len() as u64);
-        }
-        bar.finish();
-        rate.seconds = started.elapsed().as_secs_f64();
-        rate.rate = rate.exactly_one as f64 / rate.images.max(1) as f64;
+        let rate = detection_rate(&detector, device, name, &files, batch);
         eprintln!(
             "{name}: {}/{} exactly one face ({:.2} %), {} none, {} several, {} unreadable, {:.0} s",
             rate.exactly_one,
@@ -218,6 +177,55 @@ fn detection(
         datasets,
     };
     write_json(out, &report)
+}
+
+/// How many of `files` hold exactly one face, none, several, or cannot be read, `batch`
+/// photos per forward pass; every photo without exactly one face is listed.
+fn detection_rate(detector: &Detector, device: &Device, name: &str, files: &[PathBuf], batch: usize) -> DataSetRate {
+    let started = Instant::now();
+    let bar = progress(files.len() as u64, name);
+    let mut rate = DataSetRate {
+        dataset: name.into(),
+        images: files.len(),
+        exactly_one: 0,
+        none: 0,
+        several: 0,
+        unreadable: 0,
+        rate: 0.0,
+        seconds: 0.0,
+        misses: Vec::new(),
+    };
+    for chunk in files.chunks(batch.max(1)) {
+        let mut decoded = Vec::new();
+        for path in chunk {
+            match models::read_photo(path) {
+                Ok(image) => decoded.push((path, image)),
+                Err(_) => rate.unreadable += 1,
+            }
+        }
+        let images: Vec<_> = decoded.iter().map(|(_, i)| i).collect();
+        for ((path, image), faces) in decoded.iter().zip(detector.detect_batch(&images, device)) {
+            match faces.len() {
+                1 => rate.exactly_one += 1,
+                0 => rate.none += 1,
+                _ => rate.several += 1,
+            }
+            if faces.len() != 1 {
+                rate.misses.push(Miss {
+                    file: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                    faces: faces.len(),
+                    scores: faces.iter().map(|f| f.score).collect(),
+                    width: image.width(),
+                    height: image.height(),
+                });
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish();
+    rate.seconds = started.elapsed().as_secs_f64();
+    rate.rate = rate.exactly_one as f64 / rate.images.max(1) as f64;
+    rate
 }
 
 #[derive(Serialize)]
