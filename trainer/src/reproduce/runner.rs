@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind};
+use indicatif::ProgressBar;
 
 use super::experiments::{Experiment, experiments};
 use super::report;
@@ -115,73 +116,13 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     let ledger = Ledger::open(&args.runs_dir);
     let experiments: Vec<Experiment> = args.backbones.iter().flat_map(|b| experiments(*b)).collect();
     let mut sweep = Sweep { seeds: args.seeds, backend: backend.into(), hardware: hardware(), ..Sweep::default() };
-    let finished: Mutex<BTreeMap<(usize, u64), Finished>> = Mutex::default();
-    let total = experiments.len() as u64 * args.seeds;
-    let bar = crate::progress::progress(total, "runs");
-    // One data set, backbone and cut at a time: its features (or activations) are read once and
-    // shared by its runs.
-    let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
-    for (i, e) in experiments.iter().enumerate() {
-        let key = (e.data, e.backbone, TrainConfig::from_flags(&e.train_flags(0))?.tune_blocks);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, indices)) => indices.push(i),
-            None => groups.push((key, vec![i])),
-        }
-    }
-    for ((data, backbone, tuned), indices) in &groups {
-        let first = &experiments[indices[0]];
-        let set = TrainConfig::from_flags(&first.train_flags(0))?.load(&args.data_dir)?;
-        set.warn_skipped();
-        let pipeline = models::pipeline(cache, *backbone, device)?;
-        let all: Vec<&Sample> = set.all().collect();
-        let store = match tuned {
-            None => Store::Features(features::extract(cache, &pipeline, &all)?),
-            Some(k) => Store::Activations(activations::extract(cache, &pipeline, &all, *k)?),
-        };
-        let with_face = |s: &[Sample]| s.iter().filter(|x| store.has(x)).count();
-        let (train, val, test) = (with_face(&set.train), with_face(&set.val), with_face(&set.test));
-        let faces = train + val + test;
-        sweep.counts.insert(*data, SplitCounts { train, val, test, no_face: all.len() - faces });
-        let jobs: Mutex<Vec<(usize, Job)>> = Mutex::new(
-            indices
-                .iter()
-                .flat_map(|&i| (0..args.seeds).map(move |seed| (i, seed)))
-                .map(|(i, seed)| (i, Job { experiment: &experiments[i], seed }))
-                .rev()
-                .collect(),
-        );
-        let errors: Mutex<Vec<anyhow::Error>> = Mutex::default();
-        let per_run = store.bytes_per_run(faces);
-        let parallel = side_by_side(args.jobs, per_run, available_memory());
-        if parallel < args.jobs {
-            eprintln!(
-                "{data}/{backbone}: {parallel} run(s) at a time, as each holds {:.1} GB of activations",
-                per_run as f64 / 1e9
-            );
-        }
-        std::thread::scope(|scope| {
-            for _ in 0..parallel {
-                scope.spawn(|| {
-                    loop {
-                        let Some((i, job)) = jobs.lock().unwrap().pop() else { break };
-                        let what = format!("{}/{}/{} seed {}", data, backbone, job.experiment.name, job.seed);
-                        match train_one(&job, &args.runs_dir, (&set, &store), pipeline.backbone(), device) {
-                            Ok(done) => {
-                                finished.lock().unwrap().insert((i, job.seed), done);
-                                if let Err(e) = ledger.record() {
-                                    errors.lock().unwrap().push(e.context("timing the sweep"));
-                                }
-                            }
-                            Err(e) => errors.lock().unwrap().push(e.context(what)),
-                        }
-                        bar.inc(1);
-                    }
-                });
-            }
-        });
-        if let Some(e) = errors.into_inner().unwrap().into_iter().next() {
-            return Err(e);
-        }
+    let finished = Mutex::default();
+    let bar = crate::progress::progress(experiments.len() as u64 * args.seeds, "runs");
+    let sweep_run =
+        SweepRun { cache, device, args, experiments: &experiments, ledger: &ledger, finished: &finished, bar: &bar };
+    for (key, indices) in groups(&experiments)? {
+        let counts = sweep_run.run_group(key, &indices)?;
+        sweep.counts.insert(key.0, counts);
     }
     bar.finish();
     let mut finished = finished.into_inner().unwrap();
@@ -192,6 +133,104 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
     sweep.invocations = ledger.record()?;
     report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
     Ok(sweep)
+}
+
+/// The experiments' indices by data set, backbone and cut, in order: a group's features (or
+/// activations) are read once and shared by its runs.
+fn groups(experiments: &[Experiment]) -> Result<Vec<(GroupKey, Vec<usize>)>> {
+    let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
+    for (i, e) in experiments.iter().enumerate() {
+        let key = (e.data, e.backbone, TrainConfig::from_flags(&e.train_flags(0))?.tune_blocks);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, indices)) => indices.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    Ok(groups)
+}
+
+/// What every group of the sweep shares: where it runs, its experiments, and where finished
+/// runs and the progress go.
+struct SweepRun<'a> {
+    cache: &'a Cache,
+    device: &'a Device,
+    args: &'a ReproduceArgs,
+    experiments: &'a [Experiment],
+    ledger: &'a Ledger,
+    finished: &'a Mutex<BTreeMap<(usize, u64), Finished>>,
+    bar: &'a ProgressBar,
+}
+
+impl SweepRun<'_> {
+    /// One group's runs (`indices` of the experiments, every seed), side by side as far as their
+    /// inputs fit in memory: the data set's face counts.
+    fn run_group(&self, (data, backbone, tuned): GroupKey, indices: &[usize]) -> Result<SplitCounts> {
+        let first = &self.experiments[indices[0]];
+        let set = TrainConfig::from_flags(&first.train_flags(0))?.load(&self.args.data_dir)?;
+        set.warn_skipped();
+        let pipeline = models::pipeline(self.cache, backbone, self.device)?;
+        let all: Vec<&Sample> = set.all().collect();
+        let store = match tuned {
+            None => Store::Features(features::extract(self.cache, &pipeline, &all)?),
+            Some(k) => Store::Activations(activations::extract(self.cache, &pipeline, &all, k)?),
+        };
+        let with_face = |s: &[Sample]| s.iter().filter(|x| store.has(x)).count();
+        let (train, val, test) = (with_face(&set.train), with_face(&set.val), with_face(&set.test));
+        let faces = train + val + test;
+        let per_run = store.bytes_per_run(faces);
+        let parallel = side_by_side(self.args.jobs, per_run, available_memory());
+        if parallel < self.args.jobs {
+            eprintln!(
+                "{data}/{backbone}: {parallel} run(s) at a time, as each holds {:.1} GB of activations",
+                per_run as f64 / 1e9
+            );
+        }
+        let jobs: Vec<(usize, Job)> = indices
+            .iter()
+            .flat_map(|&i| (0..self.args.seeds).map(move |seed| (i, seed)))
+            .map(|(i, seed)| (i, Job { experiment: &self.experiments[i], seed }))
+            .rev()
+            .collect();
+        self.train_jobs(jobs, parallel, (&set, &store), pipeline.backbone())?;
+        Ok(SplitCounts { train, val, test, no_face: all.len() - faces })
+    }
+
+    /// `jobs` trained on `parallel` threads, each finished run recorded; the first error.
+    fn train_jobs(
+        &self,
+        jobs: Vec<(usize, Job)>,
+        parallel: usize,
+        inputs: (&DataSet, &Store),
+        backbone: &Backbone,
+    ) -> Result<()> {
+        let jobs = Mutex::new(jobs);
+        let errors: Mutex<Vec<anyhow::Error>> = Mutex::default();
+        std::thread::scope(|scope| {
+            for _ in 0..parallel {
+                scope.spawn(|| {
+                    loop {
+                        let Some((i, job)) = jobs.lock().unwrap().pop() else { break };
+                        let e = job.experiment;
+                        let what = format!("{}/{}/{} seed {}", e.data, e.backbone, e.name, job.seed);
+                        match train_one(&job, &self.args.runs_dir, inputs, backbone, self.device) {
+                            Ok(done) => {
+                                self.finished.lock().unwrap().insert((i, job.seed), done);
+                                if let Err(e) = self.ledger.record() {
+                                    errors.lock().unwrap().push(e.context("timing the sweep"));
+                                }
+                            }
+                            Err(e) => errors.lock().unwrap().push(e.context(what)),
+                        }
+                        self.bar.inc(1);
+                    }
+                });
+            }
+        });
+        match errors.into_inner().unwrap().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The wall time of every invocation of the sweep in a runs directory (`invocations.json`).
