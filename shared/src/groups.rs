@@ -120,12 +120,22 @@ pub fn compute<L: AsRef<[Label]>>(
     predictions: &[Vec<f64>],
 ) -> GroupFigures {
     let samples: Vec<&[Label]> = labels.iter().map(AsRef::as_ref).collect();
-    let samples = samples.as_slice();
-    let mut figures = GroupFigures::default();
-    let column = |spec: &TaskSpec| columns.iter().position(|c| c == spec);
-    let trained_index = |spec: &TaskSpec| trained.iter().position(|t| t == spec);
+    GroupFigures {
+        confusions: confusions(columns, trained, &samples, predictions),
+        tables: tables(columns, trained, &samples, predictions),
+    }
+}
+
+/// The confusion matrix of each trained classification task the data set labels.
+fn confusions(
+    columns: &[TaskSpec],
+    trained: &[TaskSpec],
+    samples: &[&[Label]],
+    predictions: &[Vec<f64>],
+) -> Vec<Confusion> {
+    let mut confusions = Vec::new();
     for (task, predicted) in trained.iter().zip(predictions) {
-        let (labels, Some(c)) = (task.labels(), column(task)) else { continue };
+        let (labels, Some(c)) = (task.labels(), columns.iter().position(|s| s == task)) else { continue };
         if labels.is_empty() {
             continue;
         }
@@ -135,8 +145,22 @@ pub fn compute<L: AsRef<[Label]>>(
                 counts[truth][(*p as usize).min(labels.len() - 1)] += 1;
             }
         }
-        figures.confusions.push(Confusion { task: task.name.clone(), labels: labels.to_vec(), counts });
+        confusions.push(Confusion { task: task.name.clone(), labels: labels.to_vec(), counts });
     }
+    confusions
+}
+
+/// Age MAE per age band, gender accuracy per race and per age band, and Young/Old accuracy per
+/// class, each where the model and the data set have what it needs.
+fn tables(
+    columns: &[TaskSpec],
+    trained: &[TaskSpec],
+    samples: &[&[Label]],
+    predictions: &[Vec<f64>],
+) -> Vec<GroupTable> {
+    let mut tables = Vec::new();
+    let column = |spec: &TaskSpec| columns.iter().position(|c| c == spec);
+    let trained_index = |spec: &TaskSpec| trained.iter().position(|t| t == spec);
     // Age bands sort by their first year, so "70+" after "60-69" and "0-9" before "10-19".
     let band_key = |years: f32| ((years as u32).min(70) / 10, age_band(years));
     let age = columns.iter().position(|c| c.name == "age" && c.is_regression());
@@ -145,7 +169,7 @@ pub fn compute<L: AsRef<[Label]>>(
     // data set's regression column.
     let trained_age = trained.iter().position(|t| t.name == "age" && t.is_regression());
     if let Some(a) = age.and(trained_age) {
-        figures.tables.push(table(
+        tables.push(table(
             "Age MAE (years) per age band",
             "mae",
             samples
@@ -159,7 +183,7 @@ pub fn compute<L: AsRef<[Label]>>(
     if let (Some(g), Some(gc)) = (trained_index(&gender), column(&gender)) {
         let truth = |s: &[Label]| class(s, gc);
         if let Some(rc) = column(&race) {
-            figures.tables.push(accuracy_table(
+            tables.push(accuracy_table(
                 "Gender accuracy per race",
                 samples,
                 &predictions[g],
@@ -169,7 +193,7 @@ pub fn compute<L: AsRef<[Label]>>(
             ));
         }
         if age.is_some() {
-            figures.tables.push(accuracy_table(
+            tables.push(accuracy_table(
                 "Gender accuracy per age band",
                 samples,
                 &predictions[g],
@@ -180,7 +204,7 @@ pub fn compute<L: AsRef<[Label]>>(
         }
     }
     if let (Some(y), Some(yc)) = (trained_index(&young), column(&young)) {
-        figures.tables.push(accuracy_table(
+        tables.push(accuracy_table(
             "Young/Old accuracy per class",
             samples,
             &predictions[y],
@@ -189,7 +213,7 @@ pub fn compute<L: AsRef<[Label]>>(
             |c| young.labels()[*c].clone(),
         ));
     }
-    figures
+    tables
 }
 
 #[cfg(test)]
