@@ -161,8 +161,6 @@ fn tables(
     let mut tables = Vec::new();
     let column = |spec: &TaskSpec| columns.iter().position(|c| c == spec);
     let trained_index = |spec: &TaskSpec| trained.iter().position(|t| t == spec);
-    // Age bands sort by their first year, so "70+" after "60-69" and "0-9" before "10-19".
-    let band_key = |years: f32| ((years as u32).min(70) / 10, age_band(years));
     let age = columns.iter().position(|c| c.name == "age" && c.is_regression());
     let years = |s: &[Label]| age.and_then(|a| value(s, a));
     // Matched by name: the model may predict age in another form (a distribution) than the
@@ -204,16 +202,26 @@ fn tables(
         }
     }
     if let (Some(y), Some(yc)) = (trained_index(&young), column(&young)) {
-        tables.push(accuracy_table(
-            "Young/Old accuracy per class",
-            samples,
-            &predictions[y],
-            |s| class(s, yc),
-            |s| class(s, yc),
-            |c| young.labels()[*c].clone(),
-        ));
+        tables.push(young_table(&young, samples, &predictions[y], yc));
     }
     tables
+}
+
+/// Age bands sort by their first year, so "70+" after "60-69" and "0-9" before "10-19".
+fn band_key(years: f32) -> (u32, String) {
+    ((years as u32).min(70) / 10, age_band(years))
+}
+
+/// Young/Old accuracy per true class (`column` of the labels).
+fn young_table(young: &TaskSpec, samples: &[&[Label]], predicted: &[f64], column: usize) -> GroupTable {
+    accuracy_table(
+        "Young/Old accuracy per class",
+        samples,
+        predicted,
+        |s| class(s, column),
+        |s| class(s, column),
+        |c| young.labels()[*c].clone(),
+    )
 }
 
 #[cfg(test)]
@@ -244,5 +252,25 @@ mod tests {
         assert_eq!(by_race.worst().unwrap().label, "Black");
         assert_eq!(by_race.worst().unwrap().value, 0.5);
         assert_eq!(figures.confusions[1].counts[1][1], 2);
+    }
+
+    #[test]
+    fn celeba_models_get_gender_and_young_old_confusions_and_young_old_accuracy_per_class() {
+        let samples = vec![
+            vec![Label::Class(0), Label::Class(0)],
+            vec![Label::Class(1), Label::Class(0)],
+            vec![Label::Class(1), Label::Class(1)],
+            vec![Label::Class(0), Label::Class(1)],
+        ];
+        let tasks = vec![TaskSpec::gender(), TaskSpec::young()];
+        // Young wrong on the last face only.
+        let predictions = vec![vec![0.0, 1.0, 1.0, 0.0], vec![0.0, 0.0, 1.0, 0.0]];
+        let figures = compute(&tasks, &tasks, &samples, &predictions);
+        assert_eq!(figures.confusions.len(), 2);
+        assert_eq!(figures.confusions[1].counts, vec![vec![2, 0], vec![1, 1]]);
+        let titles: Vec<&str> = figures.tables.iter().map(|t| t.title.as_str()).collect();
+        assert_eq!(titles, ["Young/Old accuracy per class"], "no race or age column: no other table");
+        let young = &figures.tables[0];
+        assert_eq!(young.groups.iter().map(|g| (g.count, g.value)).collect::<Vec<_>>(), [(2, 1.0), (2, 0.5)]);
     }
 }
