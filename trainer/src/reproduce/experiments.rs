@@ -51,67 +51,47 @@ fn flags(list: &[&str]) -> Vec<String> {
 /// The sweep for one backbone: the analogues of the thesis's Tables 4.6-4.15 and 5.1-5.5.
 pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
     let mut list = Vec::new();
-    let mut add = |data: DataSetId, name: String, label: String, f: Vec<String>| {
-        list.push(Experiment { data, backbone, name, label, flags: f })
+    let mut add = |data: DataSetId, name: String, label: String, f: &[&str]| {
+        list.push(Experiment { data, backbone, name, label, flags: flags(f) })
     };
     for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
         for task in data.tasks() {
             let t = task.name.as_str();
-            add(
-                data,
-                format!("baseline-{t}"),
-                format!("single-task baseline ({t})"),
-                flags(&["--only", t, "--shared", "--head-hidden", "0"]),
-            );
-            add(data, format!("single-net-{t}"), format!("single-task network ({t})"), flags(&["--only", t]));
+            let baseline = ["--only", t, "--shared", "--head-hidden", "0"];
+            add(data, format!("baseline-{t}"), format!("single-task baseline ({t})"), &baseline);
+            add(data, format!("single-net-{t}"), format!("single-task network ({t})"), &["--only", t]);
         }
-        add(data, "mtl-learned".into(), "MTL, learned loss, Early Freeze (the thesis)".into(), Vec::new());
-        add(data, "mtl-average".into(), "MTL, average loss".into(), flags(&["--weighting", "average"]));
-        add(
-            data,
-            "mtl-early-stop".into(),
-            "MTL, early stopping of converged tasks".into(),
-            flags(&["--freeze-mode", "early-stop"]),
-        );
-        for lambda in ["0.001", "0.01", "1"] {
-            add(
-                data,
-                format!("mtl-lambda-{lambda}"),
-                format!("MTL, learned loss, lambda {lambda}"),
-                flags(&["--lambda", lambda]),
-            );
+        for (name, label, f) in MTL_CONFIGURATIONS {
+            add(data, name.to_string(), label.to_string(), f);
         }
-        add(
-            data,
-            "mtl-uncertainty".into(),
-            "MTL, uncertainty weighting".into(),
-            flags(&["--weighting", "uncertainty"]),
-        );
-        add(data, "mtl-dwa".into(), "MTL, dynamic weight averaging".into(), flags(&["--weighting", "dwa"]));
     }
-    // Beyond the thesis: our best recipe (chosen on validation splits), faceres only, as it
-    // tunes faceres blocks. On all ages it tunes one block, as the shipped model does: two
-    // blocks' activations of every UTKFace face take 9.5 GB per run, one at a time.
     if backbone == BackboneKind::Faceres {
+        // Beyond the thesis: our best recipe (chosen on validation splits), faceres only, as it
+        // tunes faceres blocks. On all ages it tunes one block, as the shipped model does: two
+        // blocks' activations of every UTKFace face take 9.5 GB per run, one at a time.
         for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
-            add(data, "best".into(), "our best recipe (`--recipe best`)".into(), flags(&["--recipe", "best"]));
+            add(data, "best".into(), "our best recipe (`--recipe best`)".into(), &["--recipe", "best"]);
         }
-        add(
-            DataSetId::UtkfaceAllAges,
-            "best".into(),
-            "our best recipe, one tuned block (`--recipe best --tune-blocks 1`, the shipped model)".into(),
-            flags(&["--recipe", "best", "--tune-blocks", "1"]),
-        );
-    }
-    // The shipped protocol: children and the old too (under-10s and over-70s in the groups); for
-    // the shipped backbone only, as dlib's features of the whole of UTKFace would take 20 minutes.
-    if backbone == BackboneKind::Faceres {
-        add(
-            DataSetId::UtkfaceAllAges,
-            "mtl-learned".into(),
-            "MTL, learned loss, Early Freeze (the thesis)".into(),
-            Vec::new(),
-        );
+        let one_block = "our best recipe, one tuned block (`--recipe best --tune-blocks 1`, the shipped model)";
+        add(DataSetId::UtkfaceAllAges, "best".into(), one_block.into(), &["--recipe", "best", "--tune-blocks", "1"]);
+        // The shipped protocol: children and the old too (under-10s and over-70s in the groups);
+        // for the shipped backbone only, as dlib's features of the whole of UTKFace would take 20
+        // minutes.
+        let (name, label, f) = MTL_CONFIGURATIONS[0];
+        add(DataSetId::UtkfaceAllAges, name.into(), label.into(), f);
     }
     list
 }
+
+/// The thesis's multi-task configurations, run on each of its data sets: name, label, flags.
+/// The first is the thesis's own method.
+const MTL_CONFIGURATIONS: [(&str, &str, &[&str]); 8] = [
+    ("mtl-learned", "MTL, learned loss, Early Freeze (the thesis)", &[]),
+    ("mtl-average", "MTL, average loss", &["--weighting", "average"]),
+    ("mtl-early-stop", "MTL, early stopping of converged tasks", &["--freeze-mode", "early-stop"]),
+    ("mtl-lambda-0.001", "MTL, learned loss, lambda 0.001", &["--lambda", "0.001"]),
+    ("mtl-lambda-0.01", "MTL, learned loss, lambda 0.01", &["--lambda", "0.01"]),
+    ("mtl-lambda-1", "MTL, learned loss, lambda 1", &["--lambda", "1"]),
+    ("mtl-uncertainty", "MTL, uncertainty weighting", &["--weighting", "uncertainty"]),
+    ("mtl-dwa", "MTL, dynamic weight averaging", &["--weighting", "dwa"]),
+];
