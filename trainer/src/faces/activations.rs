@@ -123,6 +123,44 @@ pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample], tune
     Ok(extract_many(cache, pipeline, samples, &[tuned])?.remove(0))
 }
 
+/// One cut's cache being built: its store, its index file and its data file open for appending.
+type Build = (ActivationStore, PathBuf, BufWriter<File>);
+
+/// The cache of the cut before the last `tuned` blocks, opened to go on where it stopped.
+fn open_build(cache: &Cache, pipeline: &FacePipeline, tuned: usize) -> Result<Build> {
+    let (data, index_path) = ActivationStore::paths(cache, pipeline, tuned)?;
+    let store = ActivationStore { tuned, index: ActivationStore::load_index(&index_path, tuned), data };
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&store.data)?;
+    // Rows a killed build wrote after its last index are not trusted.
+    file.set_len(store.size())?;
+    let mut out = BufWriter::new(file);
+    out.seek(SeekFrom::End(0))?;
+    Ok((store, index_path, out))
+}
+
+/// `rows` (one per found crop of `chunk`, in order) appended to the build, each sample not
+/// cached yet indexed by its row, or by `None` where no face was found.
+fn append(build: &mut Build, chunk: &[&Sample], crops: &[Option<Vec<f32>>], rows: Vec<Vec<u16>>) -> Result<()> {
+    let (store, _, out) = build;
+    let mut rows = rows.into_iter();
+    for (sample, crop) in chunk.iter().zip(crops) {
+        let row = crop.as_ref().map(|_| rows.next().expect("one row per crop"));
+        if store.index.rows.contains_key(&sample.key) {
+            continue;
+        }
+        let at = match row {
+            None => None,
+            Some(bits) => {
+                out.write_all(&bits.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>())?;
+                store.index.count += 1;
+                Some(store.index.count - 1)
+            }
+        };
+        store.index.rows.insert(sample.key.clone(), at);
+    }
+    Ok(())
+}
+
 /// [`extract`] for several cuts at once: the detector and the frozen blocks run once per face
 /// for all of them.
 pub fn extract_many(
@@ -134,20 +172,9 @@ pub fn extract_many(
     let Some(net) = pipeline.backbone().faceres() else {
         bail!("partial fine-tuning tunes faceres blocks, not {}", pipeline.kind())
     };
-    let mut builds = Vec::new();
-    for &k in tuned {
-        let (data, index_path) = ActivationStore::paths(cache, pipeline, k)?;
-        let store = ActivationStore { tuned: k, index: ActivationStore::load_index(&index_path, k), data };
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&store.data)?;
-        // Rows a killed build wrote after its last index are not trusted.
-        file.set_len(store.size())?;
-        let mut out = BufWriter::new(file);
-        out.seek(SeekFrom::End(0))?;
-        builds.push((store, index_path, out));
-    }
-    let missing = |s: &Sample, builds: &[(ActivationStore, PathBuf, BufWriter<File>)]| {
-        builds.iter().any(|(store, ..)| !store.index.rows.contains_key(&s.key))
-    };
+    let mut builds: Vec<Build> = tuned.iter().map(|&k| open_build(cache, pipeline, k)).collect::<Result<_>>()?;
+    let missing =
+        |s: &Sample, builds: &[Build]| builds.iter().any(|(store, ..)| !store.index.rows.contains_key(&s.key));
     let todo: Vec<&Sample> = samples.iter().copied().filter(|s| missing(s, &builds)).collect();
     if !todo.is_empty() {
         let bar = progress(todo.len() as u64, &format!("faceres activations before the last {tuned:?} blocks"));
@@ -156,23 +183,8 @@ pub fn extract_many(
             let crops = best_face_crops(pipeline, chunk);
             let found: Vec<&Vec<f32>> = crops.iter().flatten().collect();
             let per_cut = views(net, pipeline, &found, tuned);
-            for ((store, _, out), rows) in builds.iter_mut().zip(per_cut) {
-                let mut rows = rows.into_iter();
-                for (sample, crop) in chunk.iter().zip(&crops) {
-                    let row = crop.as_ref().map(|_| rows.next().expect("one row per crop"));
-                    if store.index.rows.contains_key(&sample.key) {
-                        continue;
-                    }
-                    let at = match row {
-                        None => None,
-                        Some(bits) => {
-                            out.write_all(&bits.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>())?;
-                            store.index.count += 1;
-                            Some(store.index.count - 1)
-                        }
-                    };
-                    store.index.rows.insert(sample.key.clone(), at);
-                }
+            for (build, rows) in builds.iter_mut().zip(per_cut) {
+                append(build, chunk, &crops, rows)?;
             }
             bar.inc(chunk.len() as u64);
             since_save += chunk.len();
