@@ -35,20 +35,7 @@ fn a_killed_run_resumes_to_the_same_result() {
     let _ = fs::remove_dir_all(&scratch);
     assert!(train(&whole, &[]).status().unwrap().success(), "uninterrupted run");
 
-    let mut child = train(&killed, &[]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let latest = fs::read_to_string(killed.join("checkpoint-latest")).unwrap_or_default();
-        if latest.trim() >= "checkpoint-0003" {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        assert!(Instant::now() < deadline, "no checkpoint in time");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(!killed.join("result.json").exists(), "the run was killed before the end");
+    kill_after_its_fourth_checkpoint(&killed);
     let read = |dir: &Path, file: &str| fs::read_to_string(dir.join(file)).unwrap();
     let json = |dir: &Path, file: &str| serde_json::from_str::<serde_json::Value>(&read(dir, file)).unwrap();
     let checkpoint = killed.join(read(&killed, "checkpoint-latest").trim());
@@ -62,8 +49,32 @@ fn a_killed_run_resumes_to_the_same_result() {
     let test = |dir: &Path| json(dir, "result.json")["test"].clone();
     assert_eq!(test(&whole), test(&killed));
 
-    // The finished run exports to a model file that `predict` uses on real photos.
-    let model = scratch.join("celeba.fmtl");
+    export_and_predict(&whole, &scratch.join("celeba.fmtl"));
+    let _ = fs::remove_dir_all(&scratch);
+}
+
+/// A run into `run_dir`, killed (SIGKILL) once its fourth epoch's checkpoint is written.
+fn kill_after_its_fourth_checkpoint(run_dir: &Path) {
+    let mut child = train(run_dir, &[]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let latest = fs::read_to_string(run_dir.join("checkpoint-latest")).unwrap_or_default();
+        if latest.trim() >= "checkpoint-0003" {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(Instant::now() < deadline, "no checkpoint in time");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!run_dir.join("result.json").exists(), "the run was killed before the end");
+}
+
+/// The finished run in `whole` exports to `model`, a file whose test figures are the run's
+/// within a few faces and that `predict` uses on a real photo (and refuses a non-image).
+fn export_and_predict(whole: &Path, model: &Path) {
+    let json = |file: &Path| serde_json::from_str::<serde_json::Value>(&fs::read_to_string(file).unwrap()).unwrap();
     let cli = |args: &[&std::ffi::OsStr]| {
         let out = Command::new(env!("CARGO_BIN_EXE_facemtl"))
             .args(args)
@@ -76,8 +87,8 @@ fn a_killed_run_resumes_to_the_same_result() {
     };
     cli(&["export".as_ref(), "--run-dir".as_ref(), whole.as_os_str(), "--out".as_ref(), model.as_os_str()]);
     // Half precision in the file moves the test figures by a few faces at most.
-    let (header, _) = facemtl::model_file::read_header(&fs::read(&model).unwrap()).unwrap();
-    let trained = test(&whole)["metrics"].as_array().unwrap().clone();
+    let (header, _) = facemtl::model_file::read_header(&fs::read(model).unwrap()).unwrap();
+    let trained = json(&whole.join("result.json"))["test"]["metrics"].as_array().unwrap().clone();
     assert_eq!(header.metrics.len(), trained.len());
     for ((name, half), full) in header.metrics.iter().zip(&trained) {
         assert!((half - full.as_f64().unwrap()).abs() <= 0.005, "{name}: {half} in the file, {full} as trained");
@@ -100,5 +111,4 @@ fn a_killed_run_resumes_to_the_same_result() {
         assert!((0.0..=1.0).contains(&p), "{key} {p}");
     }
     assert!(lines[1]["error"].as_str().unwrap().contains("not an image"));
-    let _ = fs::remove_dir_all(&scratch);
 }
