@@ -91,8 +91,8 @@ mod tests {
 
     #[test]
     fn concurrent_writers_of_one_file_never_mix_and_leave_no_temporary_files() {
-        let dir = std::env::temp_dir().join(format!("facemtl-atomic-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("atomic");
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("cache.bin");
         let writers: Vec<_> = (0..6u8)
@@ -117,7 +117,6 @@ mod tests {
         assert!(reads > 0);
         let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 2, "{left:?}: the file and the directory's lock only");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

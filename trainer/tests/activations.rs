@@ -30,8 +30,8 @@ fn the_tuned_blocks_on_cached_activations_give_the_backbones_features_and_a_kill
     if !FACES.iter().all(|f| common::present(&common::utk(f), "UTKFace")) {
         return;
     }
-    let scratch = std::env::temp_dir().join(format!("facemtl-activations-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&scratch);
+    let temp = tempfile::tempdir().unwrap();
+    let scratch = temp.path().join("activations");
     let cache = Cache::new(scratch.clone());
     let samples: Vec<Sample> = FACES.iter().map(|f| sample(f)).collect();
     let first: Vec<&Sample> = samples[..1].iter().collect();
@@ -72,5 +72,4 @@ fn the_tuned_blocks_on_cached_activations_give_the_backbones_features_and_a_kill
     let (_, both) = store.read(&samples).unwrap();
     let (_, second) = extract(&cache, &pipeline, &all[1..], 1).unwrap().read(&samples[1..]).unwrap();
     assert_eq!(&both[both.len() / 2..], &second[..], "the second face's row follows the first's");
-    let _ = fs::remove_dir_all(&scratch);
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
 fn facemtl(args: &[&str]) -> std::process::Output {
@@ -38,8 +37,8 @@ fn a_csv_data_set_with_its_own_task_trains_exports_and_predicts() {
     if common::pipeline(facemtl::backbone::BackboneKind::Faceres).is_none() || !common::present(&photos, "UTKFace") {
         return;
     }
-    let scratch = std::env::temp_dir().join(format!("facemtl-csv-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&scratch);
+    let temp = tempfile::tempdir().unwrap();
+    let scratch = temp.path().join("csv");
     fs::create_dir_all(&scratch).unwrap();
     let mut names: Vec<String> =
         fs::read_dir(&photos).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -88,5 +87,4 @@ fn a_csv_data_set_with_its_own_task_trains_exports_and_predicts() {
     let bands = line["age_band"].as_array().unwrap_or_else(|| panic!("{line}"));
     let labels: Vec<&str> = bands.iter().map(|b| b[0].as_str().unwrap()).collect();
     assert_eq!(labels, ["child", "adult", "senior"]);
-    fs::remove_dir_all(Path::new(&scratch)).unwrap();
 }

@@ -270,7 +270,8 @@ fn a_model_files_detector_and_alignment_settings_are_the_ones_used() {
         return;
     }
     let device = Device::flex();
-    let scratch = std::env::temp_dir().join(format!("facemtl-settings-{}", std::process::id()));
+    let temp = tempfile::tempdir().unwrap();
+    let scratch = temp.path().join("settings");
     fs::create_dir_all(&scratch).unwrap();
     // The shipped model again, with one preprocessing setting of its header changed.
     let variant = |name: &str, edit: &dyn Fn(&mut facemtl::model_file::Header)| {
@@ -291,7 +292,6 @@ fn a_model_files_detector_and_alignment_settings_are_the_ones_used() {
     let tight = variant("tight.fmtl", &|h| h.align.eye_distance = 0.45);
     assert_eq!(tight[0]["bbox"], stock[0]["bbox"], "the same face is found");
     assert_ne!(tight[0]["age"]["years"], stock[0]["age"]["years"], "the header's alignment is used");
-    fs::remove_dir_all(&scratch).unwrap();
 }
 
 #[test]

@@ -30,9 +30,9 @@ fn a_killed_run_resumes_to_the_same_result() {
     {
         return;
     }
-    let scratch = std::env::temp_dir().join(format!("facemtl-resume-{}", std::process::id()));
+    let temp = tempfile::tempdir().unwrap();
+    let scratch = temp.path().join("resume");
     let (whole, killed) = (scratch.join("whole"), scratch.join("killed"));
-    let _ = fs::remove_dir_all(&scratch);
     assert!(train(&whole, &[]).status().unwrap().success(), "uninterrupted run");
 
     kill_after_its_fourth_checkpoint(&killed);
@@ -50,7 +50,6 @@ fn a_killed_run_resumes_to_the_same_result() {
     assert_eq!(test(&whole), test(&killed));
 
     export_and_predict(&whole, &scratch.join("celeba.fmtl"));
-    let _ = fs::remove_dir_all(&scratch);
 }
 
 /// A run into `run_dir`, killed (SIGKILL) once its fourth epoch's checkpoint is written.

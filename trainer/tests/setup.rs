@@ -15,17 +15,18 @@ fn setup(cache: &std::path::Path, path_env: &str) -> std::process::Output {
 
 #[test]
 fn missing_npm_is_a_clear_error() {
-    let cache = std::env::temp_dir().join(format!("facemtl-setup-npm-{}", std::process::id()));
+    let temp = tempfile::tempdir().unwrap();
+    let cache = temp.path().join("setup-npm");
     let out = setup(&cache, "/nonexistent");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "an error exit, not a panic (101): {stderr}");
     assert!(stderr.contains("could not run `npm`") && stderr.contains("install Node.js"), "{stderr}");
-    let _ = fs::remove_dir_all(&cache);
 }
 
 #[test]
 fn a_tarball_with_the_wrong_checksum_is_refused_and_removed() {
-    let cache = std::env::temp_dir().join(format!("facemtl-setup-sum-{}", std::process::id()));
+    let temp = tempfile::tempdir().unwrap();
+    let cache = temp.path().join("setup-sum");
     let home = cache.join("npm/@vladmandic/human");
     fs::create_dir_all(&home).unwrap();
     let tarball = home.join("_vladmandic_human-3.3.6.tgz");
@@ -35,14 +36,13 @@ fn a_tarball_with_the_wrong_checksum_is_refused_and_removed() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("checksum mismatch for @vladmandic/human@3.3.6"), "{stderr}");
     assert!(!tarball.exists(), "the bad download is removed so that the next run fetches it again");
-    let _ = fs::remove_dir_all(&cache);
 }
 
 mod common;
 
 /// A scratch cache holding copies of the real cache's verified tarballs (so that nothing is
-/// downloaded), set up once.
-fn scratch_cache(name: &str) -> Option<std::path::PathBuf> {
+/// downloaded), set up once; removed when the returned folder is dropped, failed test or not.
+fn scratch_cache() -> Option<tempfile::TempDir> {
     let real = common::cache().root;
     let tarballs = [
         "npm/@vladmandic/human/_vladmandic_human-3.3.6.tgz",
@@ -52,20 +52,21 @@ fn scratch_cache(name: &str) -> Option<std::path::PathBuf> {
     if !tarballs.iter().all(|t| common::present(&real.join(t), "the pinned npm tarballs")) {
         return None;
     }
-    let cache = std::env::temp_dir().join(format!("facemtl-setup-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&cache);
+    let temp = tempfile::tempdir().unwrap();
+    let cache = temp.path();
     for t in tarballs {
         fs::create_dir_all(cache.join(t).parent().unwrap()).unwrap();
         fs::copy(real.join(t), cache.join(t)).unwrap();
     }
-    let out = setup(&cache, "/nonexistent");
+    let out = setup(cache, "/nonexistent");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Some(cache)
+    Some(temp)
 }
 
 #[test]
 fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again() {
-    let Some(cache) = scratch_cache("altered") else { return };
+    let Some(temp) = scratch_cache() else { return };
+    let cache = temp.path();
     let shard = cache.join("npm/@vladmandic/human/package/models/faceres.bin");
     // The shipped model runs on the int8 backbone file (its header says so).
     let (weights, compact) = (cache.join("weights/faceres-int8.fmh"), cache.join("weights/faceres.fmh"));
@@ -78,7 +79,7 @@ fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again
     let mut edited = original_shard.clone();
     edited[1000] ^= 0xff;
     fs::write(&shard, &edited).unwrap();
-    let out = setup(&cache, "/nonexistent");
+    let out = setup(cache, "/nonexistent");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("unpacking the package again"), "{stderr}");
@@ -95,7 +96,7 @@ fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again
             .args(["--backend", "cpu", "predict", "--model"])
             .arg(common::repo_root().join("models/utkface-allages-faceres.fmtl"))
             .arg(common::fixture("exif_rotated.jpg"))
-            .env("FACEMTL_CACHE", &cache)
+            .env("FACEMTL_CACHE", cache)
             .output()
             .unwrap()
     };
@@ -103,10 +104,9 @@ fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("faceres-int8.fmh is damaged") && stderr.contains("facemtl setup"), "{stderr}");
-    assert!(setup(&cache, "/nonexistent").status.success());
+    assert!(setup(cache, "/nonexistent").status.success());
     assert_ne!(fs::read(&weights).unwrap(), damaged);
     let repaired = predict();
     assert!(repaired.status.success(), "{}", String::from_utf8_lossy(&repaired.stderr));
     assert!(String::from_utf8_lossy(&repaired.stdout).contains("female_probability"));
-    let _ = fs::remove_dir_all(&cache);
 }

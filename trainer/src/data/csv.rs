@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn rows_become_samples_or_are_skipped_with_their_reason() {
-        let dir = std::env::temp_dir().join(format!("facemtl-csv-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("csv");
         std::fs::create_dir_all(dir.join("faces")).unwrap();
         for i in 0..12 {
             std::fs::write(dir.join(format!("faces/{i}.jpg")), b"").unwrap();
@@ -206,6 +207,5 @@ mod tests {
         assert!((norm.offset - mean).abs() < 1e-4 && norm.scale > 1.0);
         assert!(load(&csv, &["band:class:a,b".to_string()], 7).unwrap_err().to_string().contains("too few"));
         assert!(load(&csv, &["size:regression".to_string()], 7).unwrap_err().to_string().contains("`size` column"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -132,7 +132,8 @@ mod tests {
 
     #[test]
     fn a_damaged_feature_cache_is_recomputed_not_trusted() {
-        let path = std::env::temp_dir().join(format!("facemtl-features-{}.bin", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("features.bin");
         let mut store = FeatureStore { dim: 3, rows: HashMap::new() };
         store.rows.insert("a.jpg".into(), Some(vec![1.0, 2.0, 3.0]));
         store.rows.insert("b.jpg".into(), None);
@@ -145,6 +146,5 @@ mod tests {
         bytes[at + 3] ^= 0x01;
         fs::write(&path, &bytes).unwrap();
         assert!(FeatureStore::load(&path, 3).unwrap().rows.is_empty());
-        fs::remove_file(&path).unwrap();
     }
 }

@@ -320,8 +320,8 @@ mod tests {
 
     #[test]
     fn an_invocation_stopped_part_way_keeps_its_time() {
-        let dir = std::env::temp_dir().join(format!("facemtl-ledger-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("ledger");
         let first = Ledger::open(&dir);
         first.record().unwrap();
         let after_one_run = first.record().unwrap();
@@ -334,6 +334,5 @@ mod tests {
         assert!(all[1] >= 0.0 && all[0] == after_one_run[0]);
         fs::write(dir.join("invocations.json"), "not json").unwrap();
         assert!(Ledger::open(&dir).earlier.is_empty(), "a damaged ledger restarts rather than stopping the sweep");
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -81,8 +81,8 @@ fn check_tuning(flags: &[&str], inputs: impl Fn() -> Inputs, pretrained: Tuned) 
     let config = config(&[flags, &["--max-epochs", "1", "--batch-size", "4", "--lr", "1e-3"]].concat());
     let split = || Split { inputs: inputs(), ..synthetic(8, 128, 3, &device) };
     let before = digest(pretrained.clone());
-    let dir = std::env::temp_dir().join(format!("facemtl-finetune-{}-{}", std::process::id(), flags.join("")));
-    let _ = fs::remove_dir_all(&dir);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("finetune");
     let splits = Splits { train: split(), val: split(), test: split() };
     let result = Trainer::new(&config, labels(), &dir, &device).fit(&splits, Some(pretrained), false).unwrap();
     assert_eq!(result.epochs, 1);
@@ -98,7 +98,6 @@ fn check_tuning(flags: &[&str], inputs: impl Fn() -> Inputs, pretrained: Tuned) 
     finished.write(&file, Default::default(), Vec::new()).unwrap();
     let exported = facemtl::model_file::load(&fs::read(&file).unwrap(), None, &device).unwrap();
     assert_eq!(digest(exported.backbone.expect("the model file carries the tuned part")), rounded);
-    let _ = fs::remove_dir_all(&dir);
     exported.header
 }
 
@@ -143,8 +142,8 @@ fn early_freeze_freezes_the_tuned_blocks_with_the_shared_layers() {
         ..synthetic(n, 128, seed as u64, &device)
     };
     let splits = Splits { train: split(16, 1), val: split(8, 2), test: split(8, 3) };
-    let dir = std::env::temp_dir().join(format!("facemtl-freeze-tail-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("freeze-tail");
     let stock = FaceResConfig::new().init(&device);
     Trainer::new(&config, labels(), &dir, &device).fit(&splits, Some(Tuned::Tail(stock.tail(1))), false).unwrap();
     let checkpoint = RunDir { root: dir.clone() }.latest_checkpoint().unwrap();
@@ -159,7 +158,6 @@ fn early_freeze_freezes_the_tuned_blocks_with_the_shared_layers() {
     let snapshot = load_module(fresh(), &checkpoint.join(format!("best-task{first}.bpk"))).unwrap();
     assert_eq!(digest(last.backbone.clone().unwrap()), digest(snapshot.backbone.unwrap()), "the tuned blocks");
     assert_ne!(digest(last.backbone.unwrap()), digest(Tuned::Tail(stock.tail(1))), "they did train first");
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -178,8 +176,8 @@ fn activation_rows_pick_the_view_each_face_is_seen_in() {
 
 #[test]
 fn a_damaged_checkpoint_pointer_deletes_nothing_and_resumes_from_the_newest_checkpoint() {
-    let scratch = std::env::temp_dir().join(format!("facemtl-pointer-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&scratch);
+    let temp = tempfile::tempdir().unwrap();
+    let scratch = temp.path().join("pointer");
     let run = RunDir { root: scratch.join("run") };
     let outside = scratch.join("x");
     for dir in [run.checkpoint(3), run.checkpoint(4), outside.clone()] {
@@ -199,7 +197,6 @@ fn a_damaged_checkpoint_pointer_deletes_nothing_and_resumes_from_the_newest_chec
     run.advance_latest(&run.checkpoint(4)).unwrap();
     assert!(!run.checkpoint(3).exists(), "the previous checkpoint is removed");
     assert_eq!(fs::read_to_string(run.latest()).unwrap(), "checkpoint-0004");
-    fs::remove_dir_all(&scratch).unwrap();
 }
 
 #[test]
@@ -224,8 +221,8 @@ fn frozen_parameters_never_change_after_early_freeze() {
         val: synthetic(128, 128, 2, &device),
         test: synthetic(128, 128, 2, &device),
     };
-    let dir = std::env::temp_dir().join(format!("facemtl-freeze-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("freeze");
     Trainer::new(&config, labels(), &dir, &device).fit(&splits, None, false).unwrap();
 
     let run = RunDir { root: dir.clone() };
@@ -253,7 +250,6 @@ fn frozen_parameters_never_change_after_early_freeze() {
     assert!(dir.join("plots/confusion-race.png").is_file() && dir.join("plots/loss-weights.png").is_file());
     // And the run did train: the shared layers are not at their initial values.
     assert_ne!(digest(config.model(&tasks, &device.clone().autodiff()).head.shared), digest(last.head.shared));
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
