@@ -17,7 +17,7 @@ import { launch, ready } from "../tests/browser/browser.mjs";
 const ROOT = resolve(import.meta.dirname, "..");
 const DIST = join(ROOT, "dist");
 const SHOTS = join(ROOT, "bench/screenshots");
-const site = await serve(DIST, 0, "/bench/");
+const site = await serve(DIST, 0, "/bench/", { log: true });
 
 const served = (path) => statSync(join(DIST, `${path}.br`)).size;
 const BIN = process.env.FACEMTL_BIN;
@@ -78,7 +78,7 @@ const out = {
   date: new Date().toISOString(),
   download: {
     lab_file: { raw: statSync(join(DIST, "assets/lab/lab.fml")).size, served: served("assets/lab/lab.fml") },
-    lab_js: served("lab.js"),
+    lab_js: served("modules/lab.js"),
     lab_worker_js: served("lab-worker.js"),
     wasm_served: served(readFileSync(join(DIST, "index.html"), "utf8").match(/href="\.\/(facemtl-web-[0-9a-f]+_bg\.wasm)"/)[1]),
   },

@@ -11,14 +11,13 @@
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";
+import { launch } from "../tests/browser/browser.mjs";
 import { serve } from "../web/serve.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const PEERS = join(ROOT, "bench/peers");
 const MODULES = join(PEERS, "node_modules");
 const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
-const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
 
 // One folder served as one site: the three analysers and the photos.
@@ -38,20 +37,18 @@ const gallery = [1, 2, 3, 4, 5, 6].map((i) => `sample${i}.jpg`);
 for (const name of gallery) cpSync(join(ROOT, "dist/assets/samples", name), join(site, "photos", name));
 cpSync(join(DATA, "utkface/UTKFace", UTK), join(site, "photos/utkface.jpg"));
 const glue = readdirSync(join(ROOT, "dist")).find((f) => /^facemtl-web-.*\.js$/.test(f)).replace(/\.js$/, "");
-const server = await serve(site, 0, "/");
+const server = await serve(site, 0, "/", { log: true });
 
 // A one-face portrait every analyser finds: the first face of the first gallery photo, cut out
 // with three times its box around it (found here by facemtl, cut and encoded by the browser).
 async function portrait() {
-  const profile = mkdtempSync(join(tmpdir(), "facemtl-peer-profile-"));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
-  const page = context.pages()[0] || (await context.newPage());
+  const { page, close } = await launch(null);
   await page.goto(`${server.url}peer.html?peer=facemtl&backend=cpu&glue=${glue}`);
   await page.waitForFunction(() => window.peerReady, null, { timeout: 60_000 });
   const jpeg = await page.evaluate(async () => {
     await window.peerReady;
     const bytes = new Uint8Array(await (await fetch("photos/sample1.jpg")).arrayBuffer());
-    const { faces } = JSON.parse(await window.facemtlApp.predict_photo(bytes));
+    const { faces } = await window.facemtlApp.predict_photo(bytes);
     const b = faces[0].bbox;
     const side = 3 * Math.max(b.x_max - b.x_min, b.y_max - b.y_min);
     const [cx, cy] = [(b.x_min + b.x_max) / 2, (b.y_min + b.y_max) / 2];
@@ -60,8 +57,7 @@ async function portrait() {
     canvas.getContext("2d").drawImage(img, cx - side / 2, cy - side / 2, side, side, 0, 0, side, side);
     return canvas.toDataURL("image/jpeg", 0.92).split(",")[1];
   });
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
   writeFileSync(join(site, "photos/one-face.jpg"), Buffer.from(jpeg, "base64"));
 }
 await portrait();
@@ -69,12 +65,8 @@ await portrait();
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function measure(peer, backend) {
-  const args = [...FLAGS, ...(backend === "webgpu" ? ["--enable-unsafe-webgpu"] : [])];
-  const profile = mkdtempSync(join(tmpdir(), "facemtl-peer-profile-"));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: "/usr/bin/chromium", headless: true, args });
-  const page = context.pages()[0] || (await context.newPage());
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(e.message));
+  // The peers' pages are not the app's: launched without one, and opened here.
+  const { page, errors, close } = await launch(null, { webgpu: backend === "webgpu" });
   const served = server.log.length;
   const t0 = performance.now();
   await page.goto(`${server.url}peer.html?peer=${peer}&backend=${backend}&glue=${glue}`);
@@ -124,8 +116,7 @@ async function measure(peer, backend) {
   } catch (e) {
     return { peer, backend, error: String(e.message || e).split("\n")[0], errors };
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

@@ -9,17 +9,18 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
-import { chromium } from "../tests/browser/node_modules/playwright-core/index.mjs";
+import { launch, ready } from "../tests/browser/browser.mjs";
 import { INCOMPRESSIBLE, serve } from "../web/serve.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 // The build to measure: dist/, or another one (e.g. a build without SIMD) named by $DIST.
 const DIST = process.env.DIST || join(ROOT, "dist");
-const FLAGS = ["--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ONE_FACE = join(ROOT, "tests/fixtures/exif_rotated.jpg");
 const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
 const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
-const site = await serve(DIST, 0, "/bench/");
+const site = await serve(DIST, 0, "/bench/", { log: true });
+// Chromium's fake camera, granted without asking.
+const FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
 
 async function predictions(page) {
   return Number((await page.getAttribute("body", "data-predictions")) || 0);
@@ -42,9 +43,7 @@ async function timed(page, file) {
 // What Chromium's fake camera plays: a face filling a 640x480 frame (a UTKFace face scaled to
 // 400x400 on grey), as a motion-JPEG file; null for its default picture, which has no face.
 async function faceClip() {
-  const context = await chromium.launchPersistentContext(join(tmpdir(), `facemtl-clip-${Date.now()}`), { executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
-  const page = context.pages()[0] || (await context.newPage());
-  await page.goto(`${site.url}?backend=cpu`);
+  const { page, close } = await launch(site.url, { query: "?backend=cpu" });
   const face = readFileSync(join(DATA, "utkface/UTKFace", UTK)).toString("base64");
   const jpeg = await page.evaluate(async (face) => {
     const img = new Image();
@@ -59,39 +58,32 @@ async function faceClip() {
     g.drawImage(img, 120, 40, 400, 400);
     return c.toDataURL("image/jpeg", 0.9).split(",")[1];
   }, face);
-  await context.close();
+  await close();
   const file = join(tmpdir(), "facemtl-face.mjpeg");
   writeFileSync(file, Buffer.from(jpeg, "base64"));
   return file;
 }
 
 async function webcamFps(backend, clip) {
-  const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
-  if (clip) args.push(`--use-file-for-fake-video-capture=${clip}`);
-  if (backend === "webgpu") args.push("--enable-unsafe-webgpu");
-  const context = await chromium.launchPersistentContext(join(tmpdir(), `facemtl-cam-${backend}-${Date.now()}`), { executablePath: "/usr/bin/chromium", headless: true, args });
-  const page = context.pages()[0] || (await context.newPage());
-  await page.goto(`${site.url}?backend=${backend}`);
-  await page.waitForSelector("body[data-ready=true]", { timeout: 600_000 });
+  const args = [...FAKE_CAMERA, ...(clip ? [`--use-file-for-fake-video-capture=${clip}`] : [])];
+  const { page, close } = await launch(site.url, { query: `?backend=${backend}`, webgpu: backend === "webgpu", args });
+  await ready(page, 600_000);
   await page.click("#webcam");
   await page.waitForTimeout(backend === "webgpu" ? 30_000 : 15_000);
   const fps = Number(await page.getAttribute("body", "data-fps"));
   const last = await page.evaluate(() => window.facemtlLast);
   const { frames, faces, computed } = await page.evaluate(() => window.facemtlWebcam);
   await page.click("#webcam");
-  await context.close();
+  await close();
   return { fps, faces: last.faces.length, stages: last.stages, frames, faces_shown: faces, faces_computed: computed };
 }
 
 async function run(backend) {
-  const args = [...FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
-  if (backend === "webgpu") args.push("--enable-unsafe-webgpu");
-  const context = await chromium.launchPersistentContext(join(tmpdir(), `facemtl-bench-${backend}-${Date.now()}`), { executablePath: "/usr/bin/chromium", headless: true, args });
-  const page = context.pages()[0] || (await context.newPage());
+  const { page, close } = await launch(null, { webgpu: backend === "webgpu", args: FAKE_CAMERA });
   const served = site.log.length;
   const t0 = performance.now();
   await page.goto(`${site.url}?backend=${backend}`);
-  await page.waitForSelector("body[data-ready=true]", { timeout: 600_000 });
+  await ready(page, 600_000);
   const ready = performance.now() - t0;
   const first = await timed(page, ONE_FACE);
   const cold = performance.now() - t0;
@@ -135,14 +127,14 @@ async function run(backend) {
   const visit = async () => {
     const t = performance.now();
     await page.reload();
-    await page.waitForSelector("body[data-ready=true]", { timeout: 600_000 });
+    await ready(page, 600_000);
     await timed(page, ONE_FACE);
     return Math.round(performance.now() - t);
   };
   await page.evaluate(() => caches.delete("facemtl-assets"));
   const coldCacheApi = await visit();
   const returning = await visit();
-  await context.close();
+  await close();
   const face = await webcamFps(backend, clip);
   const noFace = await webcamFps(backend, null);
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

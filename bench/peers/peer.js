@@ -42,10 +42,10 @@ async function facemtl() {
   return async (what) => {
     if (what.frame) {
       const pixels = what.frame.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, 640, 480).data;
-      const result = JSON.parse(await app.predict_rgba(new Uint8Array(pixels.buffer), 640, 480));
+      const result = await app.predict_rgba(new Uint8Array(pixels.buffer), 640, 480);
       return { faces: result.faces.length, stages: result.stages };
     }
-    const result = JSON.parse(await app.predict_photo(await bytes(what.url)));
+    const result = await app.predict_photo(await bytes(what.url));
     return { faces: result.faces.length, stages: result.stages };
   };
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::mtl::{Label, TaskSpec};
+use crate::mtl::{Label, Metric, TaskSpec};
 
 /// The class in column `c` of a face's labels.
 fn class(labels: &[Label], c: usize) -> Option<usize> {
@@ -34,8 +34,7 @@ pub struct Group {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupTable {
     pub title: String,
-    /// `accuracy` (higher is better) or `mae` (lower is better).
-    pub figure: String,
+    pub figure: Metric,
     pub groups: Vec<Group>,
 }
 
@@ -43,7 +42,7 @@ impl GroupTable {
     /// The group with the worst figure (empty groups aside).
     pub fn worst(&self) -> Option<&Group> {
         let groups = self.groups.iter().filter(|g| g.count > 0);
-        if self.figure == "mae" {
+        if self.figure == Metric::Mae {
             groups.max_by(|a, b| a.value.total_cmp(&b.value))
         } else {
             groups.min_by(|a, b| a.value.total_cmp(&b.value))
@@ -76,7 +75,7 @@ pub fn age_band(years: f32) -> String {
 
 fn table<K: Ord>(
     title: &str,
-    figure: &str,
+    figure: Metric,
     items: impl Iterator<Item = (K, f64)>,
     order: impl Fn(&K) -> String,
 ) -> GroupTable {
@@ -88,7 +87,7 @@ fn table<K: Ord>(
     }
     GroupTable {
         title: title.into(),
-        figure: figure.into(),
+        figure,
         groups: sums
             .into_iter()
             .map(|(key, (count, sum))| Group { label: order(&key), count, value: sum / count as f64 })
@@ -107,7 +106,7 @@ fn accuracy_table<K: Ord>(
 ) -> GroupTable {
     let items =
         faces.iter().zip(predicted).filter_map(|(s, p)| Some((key(s)?, f64::from(u8::from(*p as usize == truth(s)?)))));
-    table(title, "accuracy", items, label)
+    table(title, Metric::Accuracy, items, label)
 }
 
 /// Group figures of one model's `predictions` (per trained task and face: the class, or the
@@ -169,7 +168,7 @@ fn tables(
     if let Some(a) = age.and(trained_age) {
         tables.push(table(
             "Age MAE (years) per age band",
-            "mae",
+            Metric::Mae,
             samples
                 .iter()
                 .zip(&predictions[a])

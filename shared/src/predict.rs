@@ -43,6 +43,40 @@ pub struct Attributes {
     pub other: BTreeMap<String, Other>,
 }
 
+/// One task's answer for one face, named by its task, in a shape that does not depend on the
+/// task: what the page shows in the task's column, in the order of the model's tasks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Answer {
+    /// The probability of each label, in the task's label order.
+    Class { task: String, probabilities: Vec<(String, f32)> },
+    /// The value, and the model's test MAE as its typical miss.
+    Value { task: String, value: f32, plus_minus: f32 },
+}
+
+impl Attributes {
+    /// The answers to `tasks` (the model's, in its order), each read from its field.
+    pub fn answers(&self, tasks: &[TaskSpec]) -> Vec<Answer> {
+        let (gender, young) = (TaskSpec::gender(), TaskSpec::young());
+        let class = |task: &TaskSpec, probabilities| Answer::Class { task: task.name.clone(), probabilities };
+        let binary = |task: &TaskSpec, p: f32| class(task, task.labels().iter().cloned().zip([1.0 - p, p]).collect());
+        let value = |task: &TaskSpec, value, plus_minus| Answer::Value { task: task.name.clone(), value, plus_minus };
+        tasks
+            .iter()
+            .filter_map(|task| match (&self.female_probability, &self.young_probability, &self.age, &self.race) {
+                (Some(p), _, _, _) if *task == gender => Some(binary(task, *p)),
+                (_, Some(p), _, _) if *task == young => Some(binary(task, *p)),
+                (_, _, Some(age), _) if task.name == "age" => Some(value(task, age.years, age.plus_minus)),
+                (_, _, _, Some(race)) if *task == TaskSpec::race() => Some(class(task, race.clone())),
+                _ => match self.other.get(&task.name)? {
+                    Other::Class(probabilities) => Some(class(task, probabilities.clone())),
+                    Other::Value { value: v, plus_minus } => Some(value(task, *v, *plus_minus)),
+                },
+            })
+            .collect()
+    }
+}
+
 /// The head's outputs for `[n, features]`: class probabilities, or the bare regression output.
 pub fn output_tensors(head: &MtlHead, features: Tensor<2>) -> Vec<Tensor<2>> {
     head.forward(features).into_iter().map(|out| if out.dims()[1] > 1 { softmax(out, 1) } else { out }).collect()
@@ -67,8 +101,7 @@ pub struct NonFiniteOutput {
 /// The attributes of `n` faces from [`raw_outputs`].
 pub fn attributes(header: &Header, raw: &[Vec<f32>], n: usize) -> Result<Vec<Attributes>, NonFiniteOutput> {
     // The header's figures are checked finite when the file is read.
-    let mae =
-        |task: &TaskSpec| header.metrics.iter().find(|(k, _)| *k == task.metric_name()).map_or(0.0, |(_, v)| *v as f32);
+    let mae = |task: &TaskSpec| header.test_figure(task).unwrap_or(0.0) as f32;
     let (gender, race, young) = (TaskSpec::gender(), TaskSpec::race(), TaskSpec::young());
     (0..n)
         .map(|i| {
@@ -163,6 +196,29 @@ mod tests {
         let json = serde_json::to_value(&faces[0]).unwrap();
         assert_eq!(json["band"], serde_json::json!([["child", 0.2f32], ["adult", 0.8f32]]));
         assert_eq!(json["weight"], serde_json::json!({"value": 75.0, "plus_minus": 3.0}));
+    }
+
+    #[test]
+    fn every_task_answers_in_the_models_order_whatever_its_field() {
+        let band = TaskSpec::parse("band:class:child,adult", AgeNorm::ALL_AGES).unwrap();
+        let weight = TaskSpec::parse("weight:regression", AgeNorm { offset: 70.0, scale: 10.0 }).unwrap();
+        let mut h = utkface();
+        h.tasks.extend([band, weight, TaskSpec::young()]);
+        let raw =
+            vec![vec![0.25, 0.75], vec![0.5], vec![0.1, 0.2, 0.3, 0.2, 0.2], vec![0.2, 0.8], vec![0.5], vec![0.5, 0.5]];
+        let answers = attributes(&h, &raw, 1).unwrap()[0].answers(&h.tasks);
+        let names: Vec<_> = answers.iter().map(|a| serde_json::to_value(a).unwrap()["task"].clone()).collect();
+        assert_eq!(names, ["gender", "age", "race", "band", "weight", "young"]);
+        let json = |i: usize| serde_json::to_value(&answers[i]).unwrap();
+        assert_eq!(
+            json(0),
+            serde_json::json!({"kind": "class", "task": "gender", "probabilities": [["male", 0.25], ["female", 0.75]]})
+        );
+        assert_eq!(json(1), serde_json::json!({"kind": "value", "task": "age", "value": 20.0, "plus_minus": 5.0}));
+        assert_eq!(json(2)["probabilities"][2], serde_json::json!(["Asian", 0.3f32]));
+        assert_eq!(json(3)["probabilities"][1], serde_json::json!(["adult", 0.8f32]));
+        assert_eq!(json(4), serde_json::json!({"kind": "value", "task": "weight", "value": 75.0, "plus_minus": 3.0}));
+        assert_eq!(json(5)["probabilities"], serde_json::json!([["old", 0.5f32], ["young", 0.5f32]]));
     }
 
     #[test]

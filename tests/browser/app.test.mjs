@@ -27,7 +27,7 @@ const photos = () => [...UTK.map((f) => join(DATA, "utkface/UTKFace", f)), join(
 let site;
 before(async () => {
   assert.ok(existsSync(join(DIST, "index.html")), "dist/ is missing: build the app first (scripts/web.sh)");
-  site = await serve(DIST, 0, "/some/prefix/");
+  site = await serve(DIST, 0, "/some/prefix/", { log: true });
   mkdirSync(ARTIFACTS, { recursive: true });
 });
 after(() => site?.server.close());
@@ -54,6 +54,12 @@ function native(files, model = MODEL, wrapper = []) {
     if (!face.error) byFile.get(face.file).push(face);
   }
   return byFile;
+}
+
+/// The task names in a model file's header, in its order.
+function modelTasks(file) {
+  const bytes = readFileSync(file);
+  return JSON.parse(bytes.subarray(12, 12 + bytes.readUInt32LE(8)).toString()).tasks.map((t) => t.name);
 }
 
 /// An age head's kind edited to predict 30 years more: a regression's offset, or a distribution's
@@ -123,6 +129,8 @@ async function checkAgainstNative(t, page, files, label, { model = MODEL, otherP
     assert.ok(result.faces.length > 0, `${label}: a face in ${file}`);
     const rows = await page.locator("#results tbody tr").count();
     assert.equal(rows, result.faces.length, "one table row per face");
+    const columns = await page.locator("#results thead th").allTextContents();
+    assert.deepEqual(columns, ["#", ...modelTasks(model), "detector score"], "one column per task of the model, in its order");
   }
 }
 
@@ -196,6 +204,56 @@ test("test-time mirror follows the model's header in the page as in the native p
     await page.setInputFiles("#model-file", mirrored);
     await page.waitForFunction(() => /mirror/.test(document.getElementById("model-info").textContent));
     await checkAgainstNative(t, page, faces, "mirror", { model: mirrored });
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a model of a user's own tasks is shown by what its header says: its tasks as columns, its answers as `predict` gives them", async (t) => {
+  if (skipWithoutData(t)) return;
+  // The shipped model with its age and race heads renamed into tasks the page has never heard
+  // of (the weights are the same): `predict` writes them under their own names.
+  const dir = mkdtempSync(join(tmpdir(), "facemtl-own-tasks-"));
+  const own = join(dir, "own.fmtl");
+  const labels = ["w", "b", "a", "i", "o"];
+  writeFileSync(
+    own,
+    resealModel(readFileSync(MODEL), (h) => {
+      h.tasks[1].name = "years";
+      h.tasks[2] = { name: "ancestry", kind: { class: { labels } } };
+      h.metrics = h.metrics.map(([k, v]) => [k.replace(/^age_/, "years_").replace(/^race_/, "ancestry_"), v]);
+    }),
+  );
+  const face = join(DATA, "utkface/UTKFace", UTK[1]);
+  const expected = native([face], own).get(face)[0];
+  assert.ok(expected.years && expected.ancestry, "predict names the renamed tasks");
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    await page.setInputFiles("#model-file", own);
+    await page.waitForFunction(() => /tasks gender, years, ancestry; .*test: .*years MAE \d/.test(document.getElementById("model-info").textContent));
+    await predict(page, face);
+    const columns = await page.locator("#results thead th").allTextContents();
+    assert.deepEqual(columns, ["#", "gender", "years", "ancestry", "detector score"]);
+    const got = (await lastResult(page)).faces[0];
+    const [gender, years, ancestry] = got.answers;
+    assert.deepEqual(got.answers.map((a) => [a.task, a.kind]), [["gender", "class"], ["years", "value"], ["ancestry", "class"]]);
+    assert.ok(Math.abs(gender.probabilities[1][1] - expected.female_probability) <= GAPS.probability, "gender");
+    assert.ok(Math.abs(years.value - expected.years.value) <= GAPS.years, `years: page ${years.value}, native ${expected.years.value}`);
+    // The same f32 on both sides (the header's figure, rounded once): the page has its exact
+    // value, `predict` its shortest decimal.
+    assert.equal(years.plus_minus, Math.fround(expected.years.plus_minus), "the typical miss is the header's test MAE");
+    ancestry.probabilities.forEach(([label, p], i) => {
+      assert.equal(label, expected.ancestry[i][0]);
+      assert.ok(Math.abs(p - expected.ancestry[i][1]) <= GAPS.probability, `ancestry ${label}`);
+    });
+    // A class of more than two labels shows them all, likeliest first; a value with its miss.
+    const cells = await page.locator("#results tbody tr").first().locator("td").allTextContents();
+    assert.match(cells[2], /^\d+ ± \d+$/);
+    const shown = cells[3].split(", ").map((c) => c.split(" ")[0]);
+    assert.deepEqual(shown, [...expected.ancestry].sort((x, y) => y[1] - x[1]).map(([l]) => l));
     assert.deepEqual(errors, []);
   } finally {
     await close();
@@ -355,7 +413,10 @@ test("the educator panel draws the architecture, the training curves and the gro
   // shipped run's tasks converged before its last epoch is the recipe's business, not the panel's.
   const report = JSON.parse(readFileSync(join(ROOT, "models/utkface-allages-faceres.report.json"), "utf8"));
   for (const row of report.rows) if (row.task === "gender") row.event = row.epoch === 1 ? "converged" : row.epoch > 1 ? "frozen" : "";
-  const { page, close } = await open({
+  // A group label with markup in it is shown as text: the page builds no HTML from data.
+  const MARKUP = '<img src="x" id="injected">';
+  report.groups.tables[0].groups[0].label = MARKUP;
+  const { page, errors, close } = await open({
     query: "?backend=cpu",
     route: (p) => p.route((url) => url.pathname.endsWith(".report.json"), (r) => r.fulfill({ contentType: "application/json", body: JSON.stringify(report) })),
   });
@@ -366,6 +427,9 @@ test("the educator panel draws the architecture, the training curves and the gro
     assert.ok((await page.locator("#curves svg").count()) >= 4, "loss weights and one curve per task");
     assert.match(await page.textContent("#curves"), /gender: validation loss.*frozen at 1/);
     assert.match(await page.textContent("#groups"), /worst: /);
+    assert.ok((await page.textContent("#groups")).includes(MARKUP), "the label's text is shown");
+    assert.equal(await page.locator("#injected").count(), 0, "no element was made from the label");
+    assert.deepEqual(errors, []);
     await page.screenshot({ path: join(ARTIFACTS, "educator.png"), fullPage: true });
   } finally {
     await close();

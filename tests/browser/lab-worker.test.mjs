@@ -14,16 +14,16 @@ const FAKE_MODULE = `data:text/javascript,${encodeURIComponent(`
 export default async function init() {}
 export class Lab {
   static async create() { return new Lab(); }
-  info() { return "{}"; }
-  start(request) { this.run = { epoch: 0, max: JSON.parse(request).settings.max_epochs }; }
+  info() { return {}; }
+  start(request) { this.run = { epoch: 0, max: request.settings.max_epochs }; }
   finished() { return !this.run || this.run.epoch >= this.run.max; }
   async step() {
     const run = this.run;
     if (!run) throw new Error("no run: press Train");
     await new Promise((r) => setTimeout(r, ${EPOCH_MS}));
-    return JSON.stringify({ report: { epoch: run.epoch++ }, seconds: 0, faces: 0 });
+    return { report: { epoch: run.epoch++ }, seconds: 0, faces: 0 };
   }
-  async results() { return "{}"; }
+  async results() { return {}; }
   reset() { this.run = null; }
 }`)}`;
 

@@ -10,14 +10,14 @@ use facemtl::compact;
 use facemtl::groups::{self, GroupFigures};
 use facemtl::lab::{self, LabData, LabSet, LabSplit};
 use facemtl::model_file::{self, Header};
-use facemtl::mtl::{Label, TaskSpec};
+use facemtl::mtl::{Label, TaskOverview, TaskSpec};
 use facemtl::training::{EpochReport, Evaluation, FeatureExamples, RunSettings, Session, Target, evaluate};
 use js_sys::{Promise, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::js_error;
+use crate::{js_error, to_js};
 
 /// What a run trains on and with.
 #[derive(Debug, Deserialize)]
@@ -61,6 +61,16 @@ struct Info<'a> {
     backend: &'a str,
     header: &'a lab::LabHeader,
     defaults: RunSettings,
+    /// Every set's tasks as the page shows them, once each.
+    tasks: Vec<TaskOverview>,
+}
+
+/// One epoch's report, its time, and the faces it trained on.
+#[derive(Serialize)]
+struct Epoch {
+    report: EpochReport,
+    seconds: f64,
+    faces: usize,
 }
 
 #[derive(Serialize)]
@@ -121,23 +131,28 @@ impl Lab {
     /// The Lab on WebGPU when the browser offers it (unless `force` is "cpu"), else the CPU,
     /// over the Lab file's `bytes`.
     pub async fn create(force: Option<String>, bytes: Vec<u8>) -> Result<Lab, JsError> {
-        let data = lab::decode(&bytes).map_err(|e| JsError::new(&e.to_string()))?;
+        let data = lab::decode(&bytes).map_err(js_error)?;
         let (device, backend) = crate::pick_device(force.as_deref()).await?;
         Ok(Lab { device, backend, data, run: Rc::default() })
     }
 
     /// The backend, the Lab file's header (sets, tasks, licence) and the controls' starting
-    /// settings, as JSON.
-    pub fn info(&self) -> Result<String, JsError> {
-        let info = Info { backend: &self.backend, header: &self.data.header, defaults: lab::demo_settings() };
-        serde_json::to_string(&info).map_err(|e| JsError::new(&e.to_string()))
+    /// settings, and the tasks' metrics.
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        let mut tasks: Vec<TaskOverview> = Vec::new();
+        for task in self.data.header.sets.iter().flat_map(|s| &s.tasks) {
+            if !tasks.iter().any(|t| t.name == task.name) {
+                tasks.push(task.overview(None));
+            }
+        }
+        to_js(&Info { backend: &self.backend, header: &self.data.header, defaults: lab::demo_settings(), tasks })
     }
 
     /// Start a run: `request` is `{ set, tasks: [names], settings }` (settings as the native
-    /// trainer's, JSON). A run in progress is dropped.
-    pub fn start(&self, request: &str) -> Result<(), JsError> {
-        let request: RunRequest = serde_json::from_str(request).map_err(|e| JsError::new(&e.to_string()))?;
-        let run = Run::new(&self.data, request, &self.device).map_err(|e| JsError::new(&e))?;
+    /// trainer's). A run in progress is dropped.
+    pub fn start(&self, request: JsValue) -> Result<(), JsError> {
+        let request: RunRequest = serde_wasm_bindgen::from_value(request).map_err(js_error)?;
+        let run = Run::new(&self.data, request, &self.device).map_err(js_error)?;
         self.run.replace(Some(run));
         Ok(())
     }
@@ -152,7 +167,8 @@ impl Lab {
         self.run.borrow().as_ref().is_none_or(|r| r.session.is_finished())
     }
 
-    /// One epoch: a promise of its report (per-task rows, Early Freeze's events) as JSON.
+    /// One epoch: a promise of its report (per-task rows, Early Freeze's events), its time and
+    /// the faces it trained on.
     pub fn step(&self) -> Promise {
         let cell = self.run.clone();
         future_to_promise(async move {
@@ -160,13 +176,13 @@ impl Lab {
             let started = crate::now();
             let report: EpochReport = run.session.epoch(&run.train, &run.train_targets, &run.val).await;
             let seconds = (crate::now() - started) / 1000.0;
-            let json = serde_json::json!({ "report": report, "seconds": seconds, "faces": run.faces });
+            let epoch = Epoch { report, seconds, faces: run.faces };
             cell.replace(Some(run));
-            Ok(JsValue::from_str(&json.to_string()))
+            Ok(to_js(&epoch)?)
         })
     }
 
-    /// The run's network on validation and test, with the test faces' group tables, as JSON.
+    /// The run's network on validation and test, with the test faces' group tables.
     pub fn results(&self) -> Promise {
         let cell = self.run.clone();
         future_to_promise(async move {
@@ -178,7 +194,7 @@ impl Lab {
             let groups = groups::compute(&run.set_tasks, tasks, &run.test_labels, &test.predictions);
             cell.replace(Some(run));
             let finished = Finished { val, test, groups };
-            Ok(JsValue::from_str(&serde_json::to_string(&finished).map_err(js_error)?))
+            Ok(to_js(&finished)?)
         })
     }
 

@@ -10,10 +10,10 @@ use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind, Tuned};
 use facemtl::detect::{BlazeFace, Detection};
 use facemtl::model_file::{self, Header};
-use facemtl::mtl::MtlHead;
+use facemtl::mtl::{MtlHead, TaskOverview};
 use facemtl::photo::{self, DecodeLimits};
 use facemtl::pipeline::FacePipeline;
-use facemtl::predict::Attributes;
+use facemtl::predict::{Answer, Attributes};
 use facemtl::track::FaceTracker;
 use facemtl::{compact, pretrained};
 use image::RgbImage;
@@ -61,13 +61,22 @@ pub struct App {
     state: RefCell<State>,
 }
 
+/// A face as `facemtl predict` writes it, and its answers in the model's task order, which the
+/// page shows without knowing the fields.
 #[derive(Serialize)]
 struct Face {
-    score: f32,
     #[serde(flatten)]
     detection: Detection,
     #[serde(flatten)]
     attributes: Attributes,
+    answers: Vec<Answer>,
+}
+
+/// A loaded model: its header, and its tasks as the page shows them.
+#[derive(Serialize)]
+struct LoadedModel<'a> {
+    header: &'a Header,
+    tasks: Vec<TaskOverview>,
 }
 
 #[derive(Serialize)]
@@ -89,8 +98,14 @@ struct Stages {
     pipeline: facemtl::pipeline::Stages,
 }
 
-fn js_error(e: impl std::fmt::Display) -> JsValue {
-    JsError::new(&e.to_string()).into()
+/// The one way an error crosses to JavaScript: an `Error` with the message.
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// `value` as a plain JavaScript value (objects, arrays, numbers; no JSON text in between).
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
 }
 
 #[wasm_bindgen]
@@ -107,7 +122,7 @@ async fn pick_device(force: Option<&str>) -> Result<(Device, String), JsError> {
     if want != "cpu" {
         match Device::wgpu_options().init_async().await {
             Ok(device) => return Ok((device, "webgpu".into())),
-            Err(why) if want == "webgpu" => return Err(JsError::new(&format!("WebGPU is not available: {why}"))),
+            Err(why) if want == "webgpu" => return Err(js_error(format_args!("WebGPU is not available: {why}"))),
             Err(_) => {}
         }
     }
@@ -130,7 +145,7 @@ impl App {
 
     /// The BlazeFace weights (`blazeface.bpk`).
     pub fn load_detector(&self, bytes: &[u8]) -> Result<(), JsError> {
-        let model = pretrained::load_detector(bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+        let model = pretrained::load_detector(bytes, &self.device).map_err(js_error)?;
         self.state.borrow_mut().detector = Some(model);
         Ok(())
     }
@@ -138,11 +153,11 @@ impl App {
     /// A pretrained backbone's weights: the compact file `facemtl setup` writes for the browser
     /// (`faceres.fmh`), or a burnpack record (`faceres.bpk`).
     pub fn load_backbone(&self, kind: &str, bytes: &[u8]) -> Result<(), JsError> {
-        let kind: BackboneKind = kind.parse().map_err(|e: String| JsError::new(&e))?;
+        let kind = kind.parse::<BackboneKind>().map_err(js_error)?;
         let backbone = if compact::is_compact(bytes) {
-            compact::unpack(Backbone::init(kind, &self.device), bytes).map_err(|e| JsError::new(&e.to_string()))?
+            compact::unpack(Backbone::init(kind, &self.device), bytes).map_err(js_error)?
         } else {
-            pretrained::load_backbone(kind, bytes, &self.device).map_err(|e| JsError::new(&e.to_string()))?
+            pretrained::load_backbone(kind, bytes, &self.device).map_err(js_error)?
         };
         self.state.borrow_mut().backbone = Some(backbone);
         Ok(())
@@ -160,39 +175,40 @@ impl App {
     }
 
     /// Load an exported model (after the detector and backbone), refused unless its format,
-    /// checksum and sizes hold; its header as JSON. Its header's detector and alignment settings
+    /// checksum and sizes hold: its header, and its tasks with their test figures. Its header's
+    /// detector and alignment settings
     /// are used from then on. A prediction already under way finishes with the model it
     /// started with.
-    pub fn load_model(&self, bytes: &[u8]) -> Result<String, JsError> {
-        let loaded = model_file::load(bytes, None, &self.device).map_err(|e| JsError::new(&e.to_string()))?;
+    pub fn load_model(&self, bytes: &[u8]) -> Result<JsValue, JsError> {
+        let loaded = model_file::load(bytes, None, &self.device).map_err(js_error)?;
         let mut state = self.state.borrow_mut();
-        let detector = state.detector.clone().ok_or_else(|| JsError::new("the detector is not loaded yet"))?;
+        let detector = state.detector.clone().ok_or_else(|| js_error("the detector is not loaded yet"))?;
         let backbone = match (loaded.backbone, &state.backbone) {
             (Some(Tuned::Whole(tuned)), _) => tuned,
             (_, Some(pretrained)) if pretrained.kind() != loaded.header.backbone => {
-                return Err(JsError::new(&format!(
+                return Err(js_error(format_args!(
                     "this model reads {} features, but the app's backbone is {}",
                     loaded.header.backbone,
                     pretrained.kind()
                 )));
             }
             // Tuned last blocks go in place of the stock ones, which the app downloaded once.
-            (Some(tail), Some(pretrained)) => tail.onto(pretrained).map_err(|e| JsError::new(&e))?,
+            (Some(tail), Some(pretrained)) => tail.onto(pretrained).map_err(js_error)?,
             (None, Some(pretrained)) => pretrained.clone(),
-            (_, None) => return Err(JsError::new("the backbone is not loaded yet")),
+            (_, None) => return Err(js_error("the backbone is not loaded yet")),
         };
-        let json = serde_json::to_string(&loaded.header).map_err(|e| JsError::new(&e.to_string()))?;
+        let answer = to_js(&LoadedModel { header: &loaded.header, tasks: loaded.header.task_overviews() })?;
         let settings = &loaded.header.detector;
         let pipeline = FacePipeline::for_model(detector, backbone, &loaded.header, &self.device);
         let photo = pipeline.with_detector_config(settings.clone().answering_photos());
         let video = pipeline.with_detector_config(settings.clone().answering_video());
         let tracker = RefCell::new(FaceTracker::default());
         state.model = Some(Rc::new(Model { header: loaded.header, head: loaded.head, photo, video, tracker }));
-        Ok(json)
+        Ok(answer)
     }
 
     /// Predict every face of an encoded photo (JPEG, PNG, WebP, GIF, BMP; EXIF orientation
-    /// applied): a promise of the prediction as JSON.
+    /// applied): a promise of the prediction.
     pub fn predict_photo(&self, bytes: Vec<u8>) -> Promise {
         let model = self.state.borrow().model.clone();
         future_to_promise(async move {
@@ -217,7 +233,7 @@ impl App {
     }
 }
 
-/// The prediction of `image` (decoded in `decode_ms` before this call) as JSON.
+/// The prediction of `image` (decoded in `decode_ms` before this call).
 async fn predict(model: Option<Rc<Model>>, image: RgbImage, video: bool, decode_ms: f64) -> Result<JsValue, JsValue> {
     let started = now() - decode_ms;
     let model = model.ok_or_else(|| js_error("the model is not loaded yet"))?;
@@ -235,7 +251,11 @@ async fn predict(model: Option<Rc<Model>>, image: RgbImage, video: bool, decode_
     .map_err(js_error)?;
     let faces = faces
         .into_iter()
-        .map(|f| Face { score: f.detection.score, detection: f.detection, attributes: f.attributes })
+        .map(|f| Face {
+            answers: f.attributes.answers(&model.header.tasks),
+            detection: f.detection,
+            attributes: f.attributes,
+        })
         .collect();
     let prediction = Prediction {
         width: image.width(),
@@ -245,5 +265,5 @@ async fn predict(model: Option<Rc<Model>>, image: RgbImage, video: bool, decode_
         milliseconds: now() - started,
         stages: Stages { decode_ms, pipeline: stages },
     };
-    Ok(JsValue::from_str(&serde_json::to_string(&prediction).map_err(js_error)?))
+    Ok(to_js(&prediction)?)
 }

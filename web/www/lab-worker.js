@@ -28,7 +28,7 @@ function exclusive(fn) {
 const breathe = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 // The next epoch's report, or null when the worker should not train now.
-const nextEpoch = () => exclusive(async () => (running && !lab.finished() ? JSON.parse(await lab.step()) : null));
+const nextEpoch = () => exclusive(async () => (running && !lab.finished() ? await lab.step() : null));
 
 // Trains while `running`; only one loop at a time. From the epoch that says "stop" to
 // `looping` cleared nothing yields to the event loop, so no resume can come in between and
@@ -44,7 +44,7 @@ async function loop() {
     if (!reported && lab.finished()) {
       reported = true;
       running = false;
-      const results = await exclusive(async () => JSON.parse(await lab.results()));
+      const results = await exclusive(() => lab.results());
       postMessage({ type: "finished", results });
     }
   } catch (e) {
@@ -70,12 +70,12 @@ onmessage = async ({ data }) => {
         const bindings = await import(data.js);
         await bindings.default({ module_or_path: data.wasm });
         lab = await bindings.Lab.create(data.backend, data.bytes);
-        postMessage({ type: "ready", info: JSON.parse(lab.info()) });
+        postMessage({ type: "ready", info: lab.info() });
         break;
       }
       case "start":
         running = false;
-        await exclusive(() => lab.start(JSON.stringify(data.request)));
+        await exclusive(() => lab.start(data.request));
         reported = false;
         running = true;
         postMessage({ type: "started" });

@@ -9,7 +9,7 @@ use crate::align::AlignConfig;
 use crate::backbone::{BackboneKind, faceres};
 use crate::compact::Precision;
 use crate::detect::DetectorConfig;
-use crate::mtl::{MtlConfig, TaskKind, TaskSpec};
+use crate::mtl::{MtlConfig, TaskKind, TaskOverview, TaskSpec};
 
 /// Widest layer a header may ask for, and most shared layers.
 pub const MAX_WIDTH: usize = 4096;
@@ -81,6 +81,18 @@ impl Header {
             test_time_mirror: false,
             tuned_blocks: None,
         }
+    }
+
+    /// `task`'s figure on the model's test set (accuracy, or MAE in the task's unit), if the
+    /// file records one.
+    pub fn test_figure(&self, task: &TaskSpec) -> Option<f64> {
+        let name = task.metric_name();
+        self.metrics.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    }
+
+    /// The model's tasks as a page shows them, each with its test figure.
+    pub fn task_overviews(&self) -> Vec<TaskOverview> {
+        self.tasks.iter().map(|t| t.overview(self.test_figure(t))).collect()
     }
 }
 

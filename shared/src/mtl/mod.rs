@@ -6,4 +6,4 @@ pub mod tasks;
 
 pub use distribution::expectation;
 pub use model::{MtlConfig, MtlHead};
-pub use tasks::{AgeNorm, Label, Metric, RACES, TaskKind, TaskSpec};
+pub use tasks::{AgeNorm, Label, Metric, RACES, TaskKind, TaskOverview, TaskSpec};

@@ -66,6 +66,16 @@ pub enum Metric {
     Mae,
 }
 
+/// What a page shows of a task without knowing it: its name, how it is measured, and the
+/// model's figure on its test set where there is one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskOverview {
+    pub name: String,
+    pub metric: Metric,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskSpec {
     pub name: String,
@@ -135,6 +145,11 @@ impl TaskSpec {
             TaskKind::Class { labels } => labels,
             TaskKind::Regression { .. } | TaskKind::Distribution { .. } => &[],
         }
+    }
+
+    /// This task as a page shows it, with its `test` figure.
+    pub fn overview(&self, test: Option<f64>) -> TaskOverview {
+        TaskOverview { name: self.name.clone(), metric: self.metric(), test }
     }
 
     /// The name of the task's test figure in a model header (`age_mae`, `gender_accuracy`).

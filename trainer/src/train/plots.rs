@@ -12,6 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::groups::{Confusion, GroupTable};
+use facemtl::mtl::Metric;
 use facemtl::training::MetricRow;
 
 const FONT: &str = "sans-serif";
@@ -203,7 +204,7 @@ pub fn group_bars(table: &GroupTable, path: &Path) -> Result<()> {
     let n = table.groups.len().max(1);
     png(path, ((90 * n as u32).max(360) + 80, 340), |root| {
         let top = table.groups.iter().map(|g| g.value).fold(0.0, f64::max);
-        let top = if table.figure == "accuracy" { 1.0 } else { top * 1.15 + 1e-9 };
+        let top = if table.figure == Metric::Accuracy { 1.0 } else { top * 1.15 + 1e-9 };
         let mut chart = ChartBuilder::on(root)
             .caption(&table.title, (FONT, 18))
             .margin(12)
@@ -224,7 +225,7 @@ pub fn group_bars(table: &GroupTable, path: &Path) -> Result<()> {
                     String::new()
                 }
             })
-            .y_desc(if table.figure == "mae" { "MAE (years)" } else { "accuracy" })
+            .y_desc(if table.figure == Metric::Mae { "MAE (years)" } else { "accuracy" })
             .draw()
             .map_err(err)?;
         let worst = table.worst().map(|w| w.label.clone());

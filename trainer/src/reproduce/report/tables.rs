@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use facemtl::backbone::BackboneKind;
-use facemtl::mtl::TaskSpec;
+use facemtl::mtl::{Metric, TaskSpec};
 
 use super::index::{Index, Stat, header};
 use crate::data::DataSetId;
@@ -115,7 +115,7 @@ fn mean_group_tables(
             .filter_map(|(e, runs)| mean_tables(runs).into_iter().find(|t| t.title == title).map(|t| (e, t)))
             .collect();
         let Some((_, reference)) = tables.first() else { continue };
-        let unit = if reference.figure == "mae" { "years" } else { "%" };
+        let unit = if reference.figure == Metric::Mae { "years" } else { "%" };
         let _ = writeln!(out, "**{title}** ({}, {backbone}; {unit}; faces per group in brackets)\n", data.title());
         let _ = write!(out, "| model |");
         for g in &reference.groups {
@@ -124,7 +124,8 @@ fn mean_group_tables(
         let _ = writeln!(out, " worst |\n|---|{}---|", "---|".repeat(reference.groups.len()));
         for (e, table) in &tables {
             let _ = write!(out, "| {} |", e.label);
-            let show = |v: f64| if table.figure == "mae" { format!("{v:.2}") } else { format!("{:.1}", 100.0 * v) };
+            let show =
+                |v: f64| if table.figure == Metric::Mae { format!("{v:.2}") } else { format!("{:.1}", 100.0 * v) };
             for g in &table.groups {
                 let _ = write!(out, " {} |", show(g.value));
             }

@@ -2,17 +2,17 @@
 // charts of a run that trains in a Web Worker (lab-worker.js) with the native trainer's code.
 // Loaded only when the visitor opens the Lab. `window.facemtlLab` exposes the runs for tests
 // and benchmarks.
+import { download } from "./assets.js";
+import { colour, drawGroups, figureText, lineChart } from "./charts.js";
+import { loadUserModel } from "./model.js";
+import { $, element, state } from "./page.js";
+import { predictAgain } from "./results.js";
 
 const LAB_FILE = "lab/lab.fml";
-// One colour per task, as the app's charts use them.
-const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
-const colour = (i) => COLOURS[i % COLOURS.length];
-const $ = (id) => document.getElementById(id);
 
 // Each run: its request, its epoch reports, its timing and, at the end, its results.
 const lab = { runs: [], info: null, worker: null, state: "closed" };
 window.facemtlLab = lab;
-let app = null;
 
 function setState(state) {
   lab.state = state;
@@ -42,10 +42,9 @@ function moduleUrls() {
   return { js, wasm };
 }
 
-export async function open(context) {
-  app = context;
+export async function open() {
   setState("loading");
-  const bytes = await app.download(app.state.manifest, LAB_FILE, "Lab data", $("lab-downloads"));
+  const bytes = await download(state.manifest, LAB_FILE, "Lab data", $("lab-downloads"));
   lab.downloadedBytes = bytes.length;
   const worker = new Worker("lab-worker.js", { type: "module" });
   lab.worker = worker;
@@ -53,7 +52,7 @@ export async function open(context) {
     worker.onmessage = ({ data }) => (data.type === "ready" ? resolve(data.info) : data.type === "error" ? reject(new Error(data.message)) : null);
     worker.onerror = (e) => reject(new Error(e.message || "the Lab's worker failed"));
   });
-  worker.postMessage({ type: "init", ...moduleUrls(), backend: app.state.app.backend, bytes }, [bytes.buffer]);
+  worker.postMessage({ type: "init", ...moduleUrls(), backend: state.app.backend, bytes }, [bytes.buffer]);
   lab.info = await ready;
   worker.onmessage = ({ data }) => onWorker(data);
   showControls(lab.info);
@@ -77,11 +76,7 @@ function showControls(info) {
   const showTasks = () => {
     const set = info.header.sets.find((s) => s.name === sets.value);
     $("lab-tasks").replaceChildren(
-      ...set.tasks.map((t) => {
-        const label = document.createElement("label");
-        label.innerHTML = `<input type="checkbox" name="lab-task" value="${t.name}" checked /> ${t.name}`;
-        return label;
-      }),
+      ...set.tasks.map((t) => element("label", {}, element("input", { type: "checkbox", name: "lab-task", value: t.name, checked: "" }), ` ${t.name}`)),
     );
   };
   sets.addEventListener("change", showTasks);
@@ -184,7 +179,7 @@ function onWorker(data) {
       run.wall = (performance.now() - run.started) / 1000;
       setState("finished");
       status(`Finished after ${run.reports.length} epochs in ${run.wall.toFixed(1)} s. Test: ${figures(run.request, data.results.test)}.`);
-      app.drawGroups($("lab-groups"), data.results.groups);
+      drawGroups($("lab-groups"), data.results.groups);
       draw();
       break;
     case "reset":
@@ -196,9 +191,9 @@ function onWorker(data) {
       break;
     case "model":
       if (data.purpose === "use") {
-        if (app.loadUserModel(data.bytes, "The Lab's model")) {
+        if (loadUserModel(data.bytes, "The Lab's model")) {
           status("The app now predicts with the model just trained: drop a photo above.");
-          app.predictAgain();
+          predictAgain();
         }
       } else {
         const a = document.createElement("a");
@@ -215,8 +210,11 @@ function onWorker(data) {
   }
 }
 
+// The task named `name` as the Lab's data describes it (its metric).
+const overview = (name) => lab.info.tasks.find((t) => t.name === name);
+
 function figures(req, evaluation) {
-  return evaluation.metrics.map((m, i) => (req.tasks[i] === "age" ? `age MAE ${m.toFixed(2)} years` : `${req.tasks[i]} ${(100 * m).toFixed(1)} %`)).join(", ");
+  return evaluation.metrics.map((m, i) => figureText(overview(req.tasks[i]), m)).join(", ");
 }
 
 // Per task: loss (training solid, validation dashed) with its freeze point, and its validation
@@ -240,20 +238,23 @@ function draw() {
   const out = [];
   for (const [i, task] of tasks.entries()) {
     const taskColour = colour(i);
+    // Accuracy is drawn in per cent, an error in the task's own unit.
+    const mae = overview(task).metric === "mae";
+    const shown = (r) => [r.epoch, mae ? r.val_metric : 100 * r.val_metric];
     const mine = rows(run, task).filter((r) => r.event !== "frozen");
     const theirs = previous ? rows(previous, task).filter((r) => r.event !== "frozen") : [];
     const series = [
       { name: "training", colour: taskColour, points: mine.map((r) => [r.epoch, r.train_loss]) },
       { name: "validation", colour: taskColour, dash: "6 3", points: mine.map((r) => [r.epoch, r.val_loss]) },
     ];
-    const metric = [{ name: "this run", colour: taskColour, points: mine.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) }];
+    const metric = [{ name: "this run", colour: taskColour, points: mine.map(shown) }];
     if (theirs.length) {
       series.push({ name: "previous: validation", colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map((r) => [r.epoch, r.val_loss]) });
-      metric.push({ name: "previous run", colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map((r) => [r.epoch, task === "age" ? r.val_metric : 100 * r.val_metric]) });
+      metric.push({ name: "previous run", colour: "#777", dash: "2 3", opacity: 0.8, points: theirs.map(shown) });
     }
     const marks = [...freezes(run, task, "red", ""), ...(previous ? freezes(previous, task, "#777", "previous: ") : [])];
-    out.push(app.lineChart(`${task}: loss`, series, marks, "loss"));
-    out.push(app.lineChart(`${task}: validation ${task === "age" ? "MAE (years)" : "accuracy (%)"}`, metric, marks, task === "age" ? "MAE" : "%"));
+    out.push(lineChart(`${task}: loss`, series, marks, "loss"));
+    out.push(lineChart(`${task}: validation ${mae ? "MAE" : "accuracy (%)"}`, metric, marks, mae ? "MAE" : "%"));
   }
   const weightSeries = tasks.map((task, i) => ({
     name: task,
@@ -265,7 +266,7 @@ function draw() {
       weightSeries.push({ name: `previous: ${task}`, colour: colour(i), dash: "2 3", opacity: 0.5, points: rows(previous, task).map((r) => [r.epoch, r.loss_weight]) });
     }
   }
-  out.push(app.lineChart("Loss weights", weightSeries, [], "weight"));
+  out.push(lineChart("Loss weights", weightSeries, [], "weight"));
   const legend = document.createElement("p");
   legend.className = "small";
   legend.textContent = `This run: ${describe(run)} (solid: training, dashed: validation).${previous ? ` Dotted grey: the previous run, ${describe(previous)}.` : ""}`;
