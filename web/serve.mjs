@@ -1,7 +1,8 @@
 // A static server for the built app (dist/) on 127.0.0.1, compressed as a static host would
 // serve it: the brotli file written by postbuild.mjs when the browser accepts brotli, else gzip.
 // Usage: node web/serve.mjs [DIR] [PORT] [PREFIX]; prints the address.
-// Imported by the browser tests, which also read the log of every request it answered.
+// Imported by the browser tests and benchmarks, which may ask for a log of the requests it
+// answered (never kept otherwise: a server that remembered every path would grow with each).
 //
 // It is written for hostile requests: only GET and HEAD, a malformed URL is a 400 (never a
 // crash), a path is served only when its real path (symlinks resolved) lies inside DIR, and
@@ -10,7 +11,8 @@ import { createServer } from "node:http";
 import { createHash } from "node:crypto";
 import { readFile, realpath, stat } from "node:fs/promises";
 import { extname, isAbsolute, join, relative } from "node:path";
-import { gzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { gzip } from "node:zlib";
 
 const TYPES = {
   ".html": "text/html; charset=utf-8",
@@ -76,17 +78,34 @@ async function contained(root, file) {
   return inside === "" || (!inside.startsWith("..") && !isAbsolute(inside)) ? real : null;
 }
 
-/// Serve `dir` under `prefix` (e.g. "/some/path/"); resolves to { server, url, log }.
-export async function serve(dir, port = 0, prefix = "/") {
+const gzipAsync = promisify(gzip);
+
+/// Serve `dir` under `prefix` (e.g. "/some/path/"); resolves to { server, url, log, stats }.
+/// With `{ log: true }`, `log` lists every request answered (its path, bytes and encoding);
+/// `stats.compressions` counts the files gzipped on the fly.
+export async function serve(dir, port = 0, prefix = "/", options = {}) {
   const root = await realpath(dir);
   const log = [];
-  // Compressed bodies by file, kept while the file's size and modification time hold.
+  const stats = { compressions: 0 };
+  // Compressed bodies by file, kept while the file's size and modification time hold; one
+  // compression in flight per file, which every request that wants it awaits.
   const gzipped = new Map();
+  async function gzipOf(file, info) {
+    const version = `${info.size}:${info.mtimeMs}`;
+    if (gzipped.get(file)?.version !== version) {
+      stats.compressions += 1;
+      const body = readFile(file).then((bytes) => gzipAsync(bytes, { level: 9 }));
+      gzipped.set(file, { version, body });
+      // A failed compression is not kept: the next request tries again.
+      body.catch(() => gzipped.get(file)?.body === body && gzipped.delete(file));
+    }
+    return gzipped.get(file).body;
+  }
   const answer = (res, status, headers = {}) => res.writeHead(status, { ...SECURITY_HEADERS, ...headers }).end();
 
   async function respond(req, res) {
     const entry = { path: req.url, bytes: 0 };
-    log.push(entry);
+    if (options.log) log.push(entry);
     if (req.method !== "GET" && req.method !== "HEAD") return answer(res, 405, { allow: "GET, HEAD" });
     const path = requestPath(req.url);
     if (path === null) return answer(res, 400);
@@ -113,11 +132,7 @@ export async function serve(dir, port = 0, prefix = "/") {
       body = await readFile(`${file}.br`);
       headers["content-encoding"] = "br";
     } else if (compressible && accepts.includes("gzip")) {
-      const version = `${info.size}:${info.mtimeMs}`;
-      if (gzipped.get(file)?.version !== version) {
-        gzipped.set(file, { version, body: gzipSync(await readFile(file), { level: 9 }) });
-      }
-      body = gzipped.get(file).body;
+      body = await gzipOf(file, info);
       headers["content-encoding"] = "gzip";
     } else {
       body = await readFile(file);
@@ -137,7 +152,7 @@ export async function serve(dir, port = 0, prefix = "/") {
   // A request line node cannot parse is answered, not left hanging.
   server.on("clientError", (_, socket) => socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n"));
   await new Promise((ok) => server.listen(port, "127.0.0.1", ok));
-  return { server, url: `http://127.0.0.1:${server.address().port}${prefix}`, log };
+  return { server, url: `http://127.0.0.1:${server.address().port}${prefix}`, log, stats };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -4,12 +4,16 @@
 // request on its way.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { Agent, get as httpGet } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { serve } from "../../web/serve.mjs";
+
+const SERVE = resolve(import.meta.dirname, "../../web/serve.mjs");
 
 let scratch, site, port;
 before(async () => {
@@ -106,4 +110,55 @@ test("a file changed while the server runs is served as it is now, compressed or
   utimesSync(`${path}.br`, past, past);
   const response = await raw("GET /app.js HTTP/1.1", { "accept-encoding": "br, gzip" });
   assert.equal(response.headers["content-encoding"], "gzip");
+});
+
+test("concurrent first requests for a file share one compression", async () => {
+  // A few megabytes that compress (as the 20 MB wasm does), asked for 40 times at once.
+  const text = Array.from({ length: 200_000 }, (_, i) => `line ${i} of the big file ${i % 97}`).join("\n");
+  writeFileSync(join(scratch, "dist/big.js"), text);
+  const before = site.stats.compressions;
+  const bodies = await Promise.all(Array.from({ length: 40 }, () => raw("GET /big.js HTTP/1.1", { "accept-encoding": "gzip" })));
+  assert.equal(site.stats.compressions - before, 1, "one compression for 40 requests");
+  for (const response of bodies) assert.equal(gunzipSync(response.body).toString(), text);
+});
+
+/// The resident memory of process `pid`, in MB.
+const residentMb = (pid) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)[1]) / 1024;
+
+/// `count` GETs of `path` on `url`'s server, `parallel` at a time over kept-alive connections.
+async function flood(url, path, count, parallel) {
+  const agent = new Agent({ keepAlive: true, maxSockets: parallel });
+  let sent = 0;
+  const one = () =>
+    new Promise((done, fail) => httpGet(new URL(path, url), { agent }, (res) => res.resume().on("end", done)).on("error", fail));
+  const worker = async () => {
+    while (sent < count) {
+      sent += 1;
+      await one();
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  agent.destroy();
+}
+
+test("a flood of requests with long paths leaves the server's memory where it was", async (t) => {
+  // The server as a visitor runs it, in its own process, whose memory is measured alone.
+  const server = spawn(process.execPath, [SERVE, join(scratch, "dist"), "0", "/"], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const url = await new Promise((found) => server.stdout.on("data", (d) => /(http:\S+)/.test(d) && found(d.toString().match(/(http:\S+)/)[1])));
+    const path = `/${"x".repeat(14_000)}`;
+    // Warmed up first: the server's own allocations settle in the first requests.
+    await flood(url, path, 2_000, 20);
+    const start = residentMb(server.pid);
+    const after = [];
+    for (let round = 0; round < 2; round++) {
+      await flood(url, path, 20_000, 20);
+      after.push(residentMb(server.pid));
+    }
+    t.diagnostic(`server resident memory: ${start.toFixed(0)} MB warmed up, ${after.map((m) => m.toFixed(0)).join(" MB, ")} MB after each flood of 20,000 requests with a 14 KB path`);
+    // Each flood carries 280 MB of paths: a server that kept them would grow by that much.
+    for (const mb of after) assert.ok(mb - start < 40, `grew from ${start.toFixed(0)} to ${mb.toFixed(0)} MB`);
+  } finally {
+    server.kill();
+  }
 });
