@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::BackboneKind;
 use crate::compact::Precision;
-use crate::mtl::{Label, TaskKind, TaskSpec};
+use crate::mtl::{Label, TaskKind, TaskSpec, check_tasks};
 
 const MAGIC: &[u8; 8] = b"FMTLLAB1";
 
@@ -166,10 +166,8 @@ pub fn decode(bytes: &[u8]) -> Result<LabData, LabError> {
         return Err(damaged("header too long"));
     }
     let header: LabHeader = serde_json::from_slice(take(length)?).map_err(|e| LabError::Damaged(e.to_string()))?;
+    header.check().map_err(LabError::Damaged)?;
     let (dim, bits) = (header.dim, header.bits);
-    if !(bits == 4 || bits == 8) || dim == 0 || dim > 1 << 16 {
-        return Err(damaged("bits or width out of range"));
-    }
     let floats =
         |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
     let low = floats(take(4 * dim)?);
@@ -202,16 +200,55 @@ pub fn decode(bytes: &[u8]) -> Result<LabData, LabError> {
     Ok(LabData { header, sets })
 }
 
-/// A stored label as its task's kind reads it; a class out of range is damage.
-fn label(value: f32, task: &TaskSpec) -> Result<Label, LabError> {
-    match &task.kind {
-        TaskKind::Class { labels } if value >= 0.0 && (value as usize) < labels.len() && value.fract() == 0.0 => {
-            Ok(Label::Class(value as usize))
+/// Most data sets in one Lab file.
+const MAX_SETS: usize = 16;
+
+impl LabHeader {
+    /// A header the Lab can train from, checked before any of its numbers sizes an allocation:
+    /// features as wide as its backbone's, 4 or 8 bits each, and sets whose tasks a model file
+    /// could hold (`mtl::check`), each named once with faces in every split (two at least to
+    /// train on: batch norm).
+    fn check(&self) -> Result<(), String> {
+        if self.bits != 4 && self.bits != 8 {
+            return Err(format!("{} bits per feature (4 or 8)", self.bits));
         }
-        TaskKind::Class { .. } => Err(LabError::Damaged(format!("class {value} out of range for {}", task.name))),
-        _ if value.is_finite() => Ok(Label::Value(value)),
-        _ => Err(LabError::Damaged(format!("a non-finite {}", task.name))),
+        if self.dim != self.backbone.feature_dim() {
+            return Err(format!(
+                "{} features per face, but a {} backbone gives {}",
+                self.dim,
+                self.backbone,
+                self.backbone.feature_dim()
+            ));
+        }
+        if self.sets.is_empty() || self.sets.len() > MAX_SETS {
+            return Err(format!("{} data sets (1 to {MAX_SETS})", self.sets.len()));
+        }
+        for (i, set) in self.sets.iter().enumerate() {
+            if self.sets[..i].iter().any(|s| s.name == set.name) {
+                return Err(format!("the data set {} is there twice", set.name));
+            }
+            check_tasks(&set.tasks).map_err(|why| format!("{}: {why}", set.name))?;
+            let [train, val, test] = set.splits;
+            if train < 2 || val == 0 || test == 0 {
+                return Err(format!("{}: {train} training, {val} validation and {test} test faces", set.name));
+            }
+        }
+        Ok(())
     }
+}
+
+/// A stored label as its task's kind reads it; a class out of range, or a value no task of
+/// ours could learn from (`TaskSpec::check_label`), is damage.
+fn label(value: f32, task: &TaskSpec) -> Result<Label, LabError> {
+    let label = match &task.kind {
+        TaskKind::Class { .. } if value >= 0.0 && value.fract() == 0.0 => Label::Class(value as usize),
+        TaskKind::Class { .. } => {
+            return Err(LabError::Damaged(format!("class {value} out of range for {}", task.name)));
+        }
+        TaskKind::Regression { .. } | TaskKind::Distribution { .. } => Label::Value(value),
+    };
+    task.check_label(&label).map_err(LabError::Damaged)?;
+    Ok(label)
 }
 
 #[cfg(test)]
@@ -219,10 +256,12 @@ mod tests {
     use super::*;
     use crate::mtl::AgeNorm;
 
+    const DIM: usize = 128;
+
     fn data(bits: u8) -> (LabHeader, Vec<LabSet>) {
         let tasks = vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::ALL_AGES)];
         let split = |n: usize, shift: f32| LabSplit {
-            features: (0..n * 3).map(|i| (i as f32 * 0.37 + shift).sin()).collect(),
+            features: (0..n * DIM).map(|i| (i as f32 * 0.37 + shift).sin()).collect(),
             labels: (0..n).map(|i| vec![Label::Class(i % 2), Label::Value(20.0 + i as f32)]).collect(),
         };
         let info = LabSetInfo {
@@ -233,9 +272,9 @@ mod tests {
             splits: [0; 3],
         };
         let header = LabHeader {
-            backbone: BackboneKind::Faceres,
+            backbone: BackboneKind::Dlib,
             backbone_weights: Precision::Int8,
-            dim: 3,
+            dim: DIM,
             bits,
             licence: "research only".into(),
             sets: Vec::new(),
@@ -275,8 +314,73 @@ mod tests {
         assert!(decode(&longer).is_err());
         // A class label beyond the task's classes.
         let mut bad = bytes.clone();
-        let first_face = bytes.len() - (5 + 7 + 40) * (8 + 2);
+        let first_face = bytes.len() - (5 + 7 + 40) * (8 + DIM / 2);
         bad[first_face..first_face + 4].copy_from_slice(&7.0f32.to_le_bytes());
         assert!(matches!(decode(&bad), Err(LabError::Damaged(_))));
+    }
+
+    /// The Lab file of `sets` with its header edited by `edit` (the payload left as it was).
+    fn with_header(edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let (header, sets) = data(4);
+        let bytes = encode(header, &sets);
+        let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes[12..12 + len]).unwrap();
+        edit(&mut json);
+        let json = serde_json::to_vec(&json).unwrap();
+        let mut out = bytes[..8].to_vec();
+        out.extend((json.len() as u32).to_le_bytes());
+        out.extend(json);
+        out.extend(&bytes[12 + len..]);
+        out
+    }
+
+    #[test]
+    fn a_header_no_network_of_ours_could_train_from_is_refused_before_anything_is_sized() {
+        let refused = |edit: &dyn Fn(&mut serde_json::Value), why: &str| {
+            let err = decode(&with_header(edit)).expect_err(why);
+            assert!(matches!(err, LabError::Damaged(_)), "{why}: {err}");
+        };
+        // A distribution over a billion values (7.8 GB before it aborted), or up to 3e38.
+        refused(
+            &|h| {
+                h["sets"][0]["tasks"][1]["kind"] =
+                    serde_json::json!({"distribution": {"low": 0.0, "high": 1e9, "sigma": 2.0}})
+            },
+            "1e9 bins",
+        );
+        refused(
+            &|h| {
+                h["sets"][0]["tasks"][1]["kind"] =
+                    serde_json::json!({"distribution": {"low": 0.0, "high": 3e38, "sigma": 2.0}})
+            },
+            "3e38",
+        );
+        refused(&|h| h["sets"][0]["tasks"][1]["kind"]["regression"]["norm"]["scale"] = 0.0.into(), "scale 0");
+        refused(&|h| h["sets"][0]["tasks"][0]["name"] = "score".into(), "a reserved name");
+        refused(
+            &|h| h["sets"][0]["tasks"][0]["kind"]["class"]["labels"] = serde_json::json!(["male", "male"]),
+            "repeated labels",
+        );
+        // Features narrower than the backbone's (the head then panicked on their shape).
+        refused(&|h| h["dim"] = 3.into(), "3 features for a 128-wide backbone");
+        // Splits a run cannot use (training panicked on an empty concatenation).
+        refused(&|h| h["sets"][0]["splits"] = serde_json::json!([40, 0, 12]), "no validation faces");
+        refused(&|h| h["sets"][0]["splits"] = serde_json::json!([1, 7, 44]), "one training face");
+        refused(&|h| h["sets"] = serde_json::json!([]), "no data set");
+        refused(
+            &|h| {
+                let set = h["sets"][0].clone();
+                h["sets"].as_array_mut().unwrap().push(set)
+            },
+            "a set twice",
+        );
+        assert!(decode(&with_header(|_| {})).is_ok(), "the unedited file");
+    }
+
+    #[test]
+    fn a_value_no_task_could_learn_from_is_damage() {
+        let (header, mut sets) = data(8);
+        sets[0].splits[0].labels[3][1] = Label::Value(3e38);
+        assert!(matches!(decode(&encode(header, &sets)), Err(LabError::Damaged(_))));
     }
 }

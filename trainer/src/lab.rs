@@ -136,8 +136,8 @@ pub fn quantisation_effect(cache: &Cache, device: &Device, args: &LabFaces) -> R
     let settings = lab::demo_settings();
     let mut effects = Vec::new();
     for (exact, quantised) in exact.iter().zip(&quantised) {
-        let [exact_val, exact_test] = train_head(exact, dim, &settings, device);
-        let [quantised_val, quantised_test] = train_head(quantised, dim, &settings, device);
+        let [exact_val, exact_test] = train_head(exact, dim, &settings, device)?;
+        let [quantised_val, quantised_test] = train_head(quantised, dim, &settings, device)?;
         effects.push(QuantisationEffect {
             set: exact.info.name.clone(),
             bits: args.bits,
@@ -152,7 +152,7 @@ pub fn quantisation_effect(cache: &Cache, device: &Device, args: &LabFaces) -> R
 }
 
 /// A head trained on `set` with `settings` (no files): its validation and test metrics.
-fn train_head(set: &LabSet, dim: usize, settings: &RunSettings, device: &Device) -> [Vec<f64>; 2] {
+fn train_head(set: &LabSet, dim: usize, settings: &RunSettings, device: &Device) -> Result<[Vec<f64>; 2]> {
     let tasks = set.info.tasks.clone();
     let splits = Splits::of_lab(set, dim, &TaskSelection::new(tasks.clone(), &tasks), device);
     let autodiff = device.clone().autodiff();
@@ -160,8 +160,8 @@ fn train_head(set: &LabSet, dim: usize, settings: &RunSettings, device: &Device)
     let mut session = Session::new(settings.clone(), tasks.clone(), model, &autodiff);
     let targets: Vec<_> = splits.train.targets.iter().map(|t| t.to_device(&autodiff)).collect();
     while !session.is_finished() {
-        read_sync(session.epoch(&splits.train, &targets, &splits.val));
+        read_sync(session.epoch(&splits.train, &targets, &splits.val))?;
     }
     let valid = session.model.valid();
-    [&splits.val, &splits.test].map(|split| evaluate(&valid.head, None, split, &tasks).metrics)
+    Ok([&splits.val, &splits.test].map(|split| evaluate(&valid.head, None, split, &tasks).metrics))
 }

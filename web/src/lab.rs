@@ -174,11 +174,12 @@ impl Lab {
         future_to_promise(async move {
             let mut run = cell.take().ok_or_else(|| js_error("no run: press Train"))?;
             let started = crate::now();
-            let report: EpochReport = run.session.epoch(&run.train, &run.train_targets, &run.val).await;
+            let report = run.session.epoch(&run.train, &run.train_targets, &run.val).await;
             let seconds = (crate::now() - started) / 1000.0;
-            let epoch = Epoch { report, seconds, faces: run.faces };
+            let faces = run.faces;
+            // A diverged run stays in place, as trained so far; the page says why it stopped.
             cell.replace(Some(run));
-            Ok(to_js(&epoch)?)
+            Ok(to_js(&Epoch { report: report.map_err(js_error)?, seconds, faces })?)
         })
     }
 

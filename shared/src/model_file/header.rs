@@ -9,12 +9,7 @@ use crate::align::AlignConfig;
 use crate::backbone::{BackboneKind, faceres};
 use crate::compact::Precision;
 use crate::detect::DetectorConfig;
-use crate::mtl::{MtlConfig, TaskKind, TaskOverview, TaskSpec};
-
-/// Widest layer a header may ask for, and most shared layers.
-pub const MAX_WIDTH: usize = 4096;
-pub const MAX_SHARED_LAYERS: usize = 4;
-pub const MAX_TASKS: usize = 16;
+use crate::mtl::{MtlConfig, TaskOverview, TaskSpec, check_tasks, check_widths};
 
 /// Everything needed to use the head, and to know what it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,44 +116,14 @@ impl Header {
         self.check_payload(payload_len)
     }
 
-    /// A few tasks, each named once, with sizes and normalisations of ours.
+    /// A few tasks, each named once, with sizes and normalisations of ours (`mtl::check`).
     fn check_tasks(&self) -> Result<(), WeightsError> {
-        let tasks = &self.tasks;
-        require(!tasks.is_empty() && tasks.len() <= MAX_TASKS, || format!("{} tasks", tasks.len()))?;
-        require(tasks.iter().enumerate().all(|(i, t)| tasks[..i].iter().all(|o| o.name != t.name)), || {
-            "a task is repeated".into()
-        })?;
-        for task in tasks {
-            match &task.kind {
-                TaskKind::Class { labels } => require((2..=MAX_WIDTH).contains(&labels.len()), || {
-                    format!("task {} with {} labels", task.name, labels.len())
-                })?,
-                TaskKind::Regression { norm } => {
-                    require(within(norm.scale.into(), 1e-3, 1e6) && within(norm.offset.into(), -1e6, 1e6), || {
-                        format!("task {} normalised by {norm:?}", task.name)
-                    })?
-                }
-                TaskKind::Distribution { low, high, sigma } => {
-                    let (low, high) = (f64::from(*low), f64::from(*high));
-                    require(
-                        within(low, -1e6, 1e6)
-                            && within(high - low, 1.0, (MAX_WIDTH - 1) as f64)
-                            && within((*sigma).into(), 1e-3, 1e3),
-                        || format!("task {} as a distribution over {low}..={high}, width {sigma}", task.name),
-                    )?
-                }
-            }
-        }
-        Ok(())
+        check_tasks(&self.tasks).map_err(WeightsError::Header)
     }
 
     /// Layer widths within bounds, and test figures that are numbers.
     fn check_network(&self) -> Result<(), WeightsError> {
-        require(self.shared.len() <= MAX_SHARED_LAYERS, || format!("{} shared layers", self.shared.len()))?;
-        require(self.shared.iter().all(|w| (1..=MAX_WIDTH).contains(w)), || {
-            format!("shared layer widths {:?} (1 to {MAX_WIDTH})", self.shared)
-        })?;
-        require(self.head_hidden <= MAX_WIDTH, || format!("head width {} (at most {MAX_WIDTH})", self.head_hidden))?;
+        check_widths(&self.shared, self.head_hidden).map_err(WeightsError::Header)?;
         require(self.metrics.iter().all(|(_, v)| v.is_finite()), || "a test figure is not a number".into())
     }
 

@@ -25,7 +25,7 @@ mod header;
 
 pub use error::WeightsError;
 pub use file::{FORMAT_VERSION, MAGIC, MAX_MODEL_BYTES, Model, as_stored, export, load, read_header};
-pub use header::{Header, MAX_SHARED_LAYERS, MAX_TASKS, MAX_WIDTH};
+pub use header::Header;
 
 #[cfg(test)]
 mod tests;

@@ -168,20 +168,18 @@ impl TaskSpec {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(format!("`{declaration}`: a task name is letters, digits, `_` or `-`"));
         }
-        match (parts.next().map(str::trim), parts.next()) {
+        let kind = match (parts.next().map(str::trim), parts.next()) {
             (Some("class"), Some(labels)) => {
-                let labels: Vec<String> = labels.split(',').map(|l| l.trim().to_string()).collect();
-                if labels.len() < 2 || labels.iter().any(String::is_empty) {
-                    return Err(format!("`{declaration}`: a classification needs two or more labels"));
-                }
-                if labels.iter().enumerate().any(|(i, l)| labels[..i].contains(l)) {
-                    return Err(format!("`{declaration}`: a label is repeated"));
-                }
-                Ok(TaskSpec { name: name.into(), kind: TaskKind::Class { labels } })
+                TaskKind::Class { labels: labels.split(',').map(|l| l.trim().to_string()).collect() }
             }
-            (Some("regression"), None) => Ok(TaskSpec { name: name.into(), kind: TaskKind::Regression { norm } }),
-            _ => Err(format!("`{declaration}`: expected `{name}:class:LABEL,LABEL,...` or `{name}:regression`")),
-        }
+            (Some("regression"), None) => TaskKind::Regression { norm },
+            _ => {
+                return Err(format!("`{declaration}`: expected `{name}:class:LABEL,LABEL,...` or `{name}:regression`"));
+            }
+        };
+        let task = TaskSpec { name: name.into(), kind };
+        task.check().map_err(|why| format!("`{declaration}`: {why}"))?;
+        Ok(task)
     }
 }
 
@@ -196,9 +194,19 @@ mod tests {
         assert_eq!((band.outputs(), band.metric()), (3, Metric::Accuracy));
         assert_eq!(band.labels()[1], "adult");
         assert_eq!(TaskSpec::parse("age:regression", AgeNorm::CORAL), Ok(TaskSpec::age(AgeNorm::CORAL)));
-        for bad in
-            ["", "x", "x:class", "x:class:one", "x:class:a,,b", "x:class:a,a", "x:regress", "bad name:regression"]
-        {
+        for bad in [
+            "",
+            "x",
+            "x:class",
+            "x:class:one",
+            "x:class:a,,b",
+            "x:class:a,a",
+            "x:regress",
+            "bad name:regression",
+            "score:regression",
+            "bbox:class:a,b",
+            "file:class:a,b",
+        ] {
             assert!(TaskSpec::parse(bad, AgeNorm::ALL_AGES).is_err(), "{bad}");
         }
         assert_eq!(AgeNorm::CORAL.value(AgeNorm::CORAL.normalise(37.0)), 37.0);

@@ -16,5 +16,5 @@ pub use evaluation::{Evaluation, evaluate};
 pub use examples::{Examples, FeatureExamples};
 pub use loss::{LossWeighting, Target, WeightingKind};
 pub use model::TrainingModel;
-pub use session::{EpochReport, MetricRow, Session, SessionState};
+pub use session::{Diverged, EpochReport, MetricRow, Session, SessionState};
 pub use settings::RunSettings;

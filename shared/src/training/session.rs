@@ -56,6 +56,17 @@ pub struct EpochReport {
     pub best_total: bool,
 }
 
+/// A run whose losses stopped being numbers: from there it can only produce NaN, so it stops
+/// and says where, instead of finishing with "MAE NaN".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("training diverged at epoch {epoch}: the {task} {split} loss is {value} (try a lower learning rate)")]
+pub struct Diverged {
+    pub epoch: usize,
+    pub task: String,
+    pub split: &'static str,
+    pub value: f64,
+}
+
 /// A run in progress: settings, tasks, model, optimiser and each task's best model so far.
 pub struct Session {
     pub settings: RunSettings,
@@ -104,7 +115,13 @@ impl Session {
 
     /// One epoch: train on `train` (its targets already on the autodiff device in
     /// `train_targets`), evaluate on `val`, let Early Freeze decide, adjust the learning rate.
-    pub async fn epoch(&mut self, train: &dyn Examples, train_targets: &[Target], val: &dyn Examples) -> EpochReport {
+    /// A loss that is not a finite number stops the run before Early Freeze sees it.
+    pub async fn epoch(
+        &mut self,
+        train: &dyn Examples,
+        train_targets: &[Target],
+        val: &dyn Examples,
+    ) -> Result<EpochReport, Diverged> {
         let epoch = self.state.epoch;
         if let [.., before, last] = self.state.train_history.as_slice() {
             self.model.weighting.update_dwa(last, before);
@@ -114,6 +131,7 @@ impl Session {
         self.state.train_history.push(train_losses.clone());
         let valid = self.model.valid();
         let evaluation = evaluate(&valid.head, valid.backbone.as_ref(), val, &self.tasks).await;
+        self.check_finite(epoch, &train_losses, &evaluation.losses)?;
         let weights = self.model.weighting.weights().await;
         let events = self.state.early.observe(epoch, &evaluation.losses);
         self.apply_events(&events);
@@ -154,7 +172,18 @@ impl Session {
             }
         }
         self.state.epoch += 1;
-        EpochReport { rows, events, best_total }
+        Ok(EpochReport { rows, events, best_total })
+    }
+
+    /// [`Diverged`] at the first loss of `epoch` that is not a finite number.
+    fn check_finite(&self, epoch: usize, train: &[f64], val: &[f64]) -> Result<(), Diverged> {
+        let splits = [("training", train), ("validation", val)];
+        for (split, losses) in splits {
+            if let Some((t, &value)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
+                return Err(Diverged { epoch, task: self.tasks[t].name.clone(), split, value });
+            }
+        }
+        Ok(())
     }
 
     /// A seeded shuffle of `train`, then for each batch the forward pass, each task's loss,
@@ -261,5 +290,38 @@ impl Session {
             .map(|(task, head)| if early.is_converged(task) { head.freeze() } else { head })
             .collect();
         model
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mtl::{AgeNorm, Label};
+    use crate::training::FeatureExamples;
+    use burn::tensor::read_sync;
+
+    /// A session on `n` faces of 4 features each, `scale` times a simple pattern.
+    fn session_on(scale: f32, n: usize) -> (Session, FeatureExamples, Vec<Target>) {
+        let tasks = vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::ALL_AGES)];
+        let faces: Vec<Vec<Label>> = (0..n).map(|i| vec![Label::Class(i % 2), Label::Value(20.0 + i as f32)]).collect();
+        let features = (0..n * 4).map(|i| scale * ((i % 7) as f32 - 3.0)).collect();
+        let device = Device::flex().autodiff();
+        let examples = FeatureExamples::new(features, 4, &faces, &tasks, &[0, 1], &device);
+        let settings = RunSettings { shared: vec![8], head_hidden: 4, batch_size: 4, ..Default::default() };
+        let model = settings.model(4, &tasks, &device);
+        let targets = examples.targets.clone();
+        (Session::new(settings, tasks, model, &device), examples, targets)
+    }
+
+    #[test]
+    fn a_run_whose_losses_stop_being_numbers_stops_and_says_where() {
+        let (mut session, examples, targets) = session_on(1.0, 16);
+        assert!(read_sync(session.epoch(&examples, &targets, &examples)).is_ok());
+        // Features near f32's largest value overflow the first layer: every loss is infinite.
+        let (mut session, examples, targets) = session_on(1e38, 16);
+        let diverged = read_sync(session.epoch(&examples, &targets, &examples)).unwrap_err();
+        assert_eq!((diverged.epoch, diverged.task.as_str(), diverged.split), (0, "gender", "training"));
+        assert!(diverged.to_string().starts_with("training diverged at epoch 0"), "{diverged}");
+        assert!(session.state.rows.is_empty(), "no NaN row was recorded");
     }
 }

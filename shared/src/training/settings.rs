@@ -6,7 +6,11 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{FreezeMode, LossWeighting, TrainingModel, WeightingKind};
-use crate::mtl::{MtlConfig, TaskSpec};
+use crate::mtl::{MtlConfig, TaskSpec, check_widths};
+
+/// The most faces in a batch, and epochs in a run.
+const MAX_BATCH: usize = 1 << 16;
+const MAX_EPOCHS: usize = 100_000;
 
 /// What defines a run's training, apart from its data and backbone. The defaults are the
 /// thesis's (and `facemtl train`'s).
@@ -54,15 +58,34 @@ impl Default for RunSettings {
 }
 
 impl RunSettings {
-    /// Settings a run can train with, or what is wrong with them.
+    /// Settings a run can train with, or what is wrong with them: checked before anything is
+    /// sized from them (a width of 10^8 would take gigabytes before failing) or trained with
+    /// (a learning rate of 10^30 turns every figure into NaN).
     pub fn check(&self) -> Result<(), String> {
+        let within = |value: f64, low: f64, high: f64| value.is_finite() && (low..=high).contains(&value);
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout is a probability below 1, not {}", self.dropout));
         }
-        if self.batch_size < 2 {
-            return Err(format!("a batch needs at least 2 faces (batch norm), not {}", self.batch_size));
+        if !(2..=MAX_BATCH).contains(&self.batch_size) {
+            return Err(format!("a batch holds 2 (batch norm) to {MAX_BATCH} faces, not {}", self.batch_size));
         }
-        Ok(())
+        if !(self.lr > 0.0 && within(self.lr, 0.0, 1.0)) {
+            return Err(format!("the learning rate is above 0 and at most 1, not {}", self.lr));
+        }
+        if !within(self.weight_decay, 0.0, 1.0) || !within(self.lambda, 0.0, 1e3) {
+            return Err(format!(
+                "weight decay is within 0..=1 and λ within 0..=1000, not {} and {}",
+                self.weight_decay, self.lambda
+            ));
+        }
+        if self.patience == 0 || self.lr_patience == 0 || !(1..=MAX_EPOCHS).contains(&self.max_epochs) {
+            return Err(format!(
+                "patience is at least 1 epoch and a run 1 to {MAX_EPOCHS} epochs, not patience {}, lr patience {}, \
+                 {} epochs",
+                self.patience, self.lr_patience, self.max_epochs
+            ));
+        }
+        check_widths(&self.shared, self.head_hidden)
     }
 
     /// The widths of the shared layers and of each head's hidden layer (what a model file's
@@ -117,6 +140,15 @@ mod tests {
             RunSettings { dropout: -0.1, ..Default::default() },
             RunSettings { dropout: f64::NAN, ..Default::default() },
             RunSettings { batch_size: 1, ..Default::default() },
+            RunSettings { shared: vec![200_000_000], ..Default::default() },
+            RunSettings { head_hidden: 200_000_000, ..Default::default() },
+            RunSettings { lr: 1e30, ..Default::default() },
+            RunSettings { lr: 0.0, ..Default::default() },
+            RunSettings { lr: f64::NAN, ..Default::default() },
+            RunSettings { lambda: f64::INFINITY, ..Default::default() },
+            RunSettings { weight_decay: -1.0, ..Default::default() },
+            RunSettings { patience: 0, ..Default::default() },
+            RunSettings { max_epochs: 0, ..Default::default() },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }

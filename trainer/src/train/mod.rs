@@ -154,7 +154,7 @@ impl<'a> Trainer<'a> {
     /// Returns the epoch's line for the log.
     fn epoch(&self, session: &mut Session, splits: &Splits, targets: &[Target]) -> Result<String> {
         let epoch_started = Instant::now();
-        let report = read_sync(session.epoch(&splits.train, targets, &splits.val));
+        let report = read_sync(session.epoch(&splits.train, targets, &splits.val))?;
         session.state.seconds += epoch_started.elapsed().as_secs_f64();
         if report.best_total {
             write_atomic(&self.run.root.join("best.bpk"), &record_bytes(session.model.clone())?)?;
