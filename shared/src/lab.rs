@@ -200,6 +200,9 @@ pub fn decode(bytes: &[u8]) -> Result<LabData, LabError> {
     Ok(LabData { header, sets })
 }
 
+/// The largest Lab file read (the shipped one is 2.4 MB; this holds about a million faces).
+pub const MAX_LAB_BYTES: usize = 256 << 20;
+
 /// Most data sets in one Lab file.
 const MAX_SETS: usize = 16;
 

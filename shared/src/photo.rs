@@ -9,6 +9,10 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
+/// The largest photo file read: a 48-megapixel JPEG is about 20 MB. Checked before a file is
+/// read, so that a huge file costs nothing.
+pub const MAX_PHOTO_BYTES: usize = 40_000_000;
+
 /// Caps applied while decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DecodeLimits {

@@ -2,15 +2,33 @@
 //! not at all, also when two processes write the same file or the machine dies mid-write.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 /// Name of the lock file each directory written to gets (one per directory, not per file).
 const LOCK_FILE: &str = ".facemtl.lock";
+
+/// The bytes of `path`, refused before they are read when it holds more than `limit` bytes: a
+/// 2 GB file named as a photo, or `/dev/zero`, would otherwise fill memory before any check.
+pub fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    let file = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let too_large = || format!("{} is larger than {} MB, the most read for such a file", path.display(), limit >> 20);
+    let len = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
+    if len > limit as u64 {
+        bail!(too_large());
+    }
+    // A device or a pipe says nothing of its length: it is read up to one byte past the limit.
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit as u64 + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() > limit {
+        bail!(too_large());
+    }
+    Ok(bytes)
+}
 
 /// `value` as pretty JSON at `out` (its folder made when missing), written atomically.
 pub fn write_json<T: serde::Serialize>(out: &Path, value: &T) -> Result<()> {
@@ -88,6 +106,32 @@ pub fn checked(bytes: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes the process holds (resident), from /proc.
+    fn resident_bytes() -> u64 {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB");
+        kb.trim().parse::<u64>().unwrap() * 1024
+    }
+
+    #[test]
+    fn a_file_over_its_limit_is_refused_before_it_is_read() {
+        let temp = tempfile::tempdir().unwrap();
+        // 2 GB that take no disk (sparse): reading them first would take 2 GB of memory.
+        let sparse = temp.path().join("huge.jpg");
+        fs::File::create(&sparse).unwrap().set_len(2 << 30).unwrap();
+        let before = resident_bytes();
+        let err = read_bounded(&sparse, 40_000_000).unwrap_err().to_string();
+        assert!(err.contains("larger than 38 MB"), "{err}");
+        assert!(resident_bytes() < before + (100 << 20), "the file was not read");
+        // A device says nothing of its length; it is read no further than the limit.
+        let err = read_bounded(Path::new("/dev/zero"), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("larger than 1 MB"), "{err}");
+        let small = temp.path().join("small.txt");
+        fs::write(&small, b"twelve bytes").unwrap();
+        assert_eq!(read_bounded(&small, 12).unwrap(), b"twelve bytes");
+        assert!(read_bounded(&small, 11).is_err());
+    }
 
     #[test]
     fn concurrent_writers_of_one_file_never_mix_and_leave_no_temporary_files() {

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::data::{Sample, Source};
-use crate::files::write_atomic;
+use crate::files::{read_bounded, write_atomic};
 use crate::models;
 use crate::output::JsonLines;
 use crate::train::{Evaluation, RunDir, RunResult, Split, TaskSelection, TrainConfig, evaluate};
@@ -159,8 +159,7 @@ pub fn evaluate_file(
     data_dir: &Path,
     mirror: Option<bool>,
 ) -> Result<()> {
-    let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let model_file::Model { header, head, backbone } = model_file::load(&bytes, None, device)?;
+    let model_file::Model { header, head, backbone } = load_model(model_file, device)?;
     let set_tasks = match config.source()? {
         Source::BuiltIn(id) => id.tasks(),
         Source::Csv { .. } => header.tasks.clone(),
@@ -224,6 +223,12 @@ fn expand(inputs: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// The model file at `path` (at most `MAX_MODEL_BYTES`, checked before it is read), loaded.
+fn load_model(path: &Path, device: &Device) -> Result<model_file::Model> {
+    let bytes = read_bounded(path, model_file::MAX_MODEL_BYTES).context("cannot read the model")?;
+    Ok(model_file::load(&bytes, None, device)?)
+}
+
 /// Print one JSON line per face (or per unreadable file / file without a face); stops quietly
 /// when the reader closes the pipe.
 /// `mirror`: test-time mirror on or off against the header's choice (`None` keeps it).
@@ -234,8 +239,7 @@ pub fn predict(
     inputs: &[PathBuf],
     mirror: Option<bool>,
 ) -> Result<()> {
-    let bytes = fs::read(model_file).with_context(|| format!("cannot read the model {}", model_file.display()))?;
-    let model_file::Model { header, head, backbone } = model_file::load(&bytes, None, device)?;
+    let model_file::Model { header, head, backbone } = load_model(model_file, device)?;
     let pipeline = models::model_pipeline(cache, &header, backbone, device)?
         .with_detector_config(header.detector.clone().answering_photos())
         .with_mirror(mirror.unwrap_or(header.test_time_mirror));

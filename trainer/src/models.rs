@@ -7,10 +7,11 @@ use facemtl::compact::{self, Precision};
 use facemtl::detect::{BlazeFace, Detector, DetectorConfig};
 use facemtl::model_file::Header;
 use facemtl::pipeline::FacePipeline;
-use facemtl::pretrained;
+use facemtl::{photo, pretrained};
 
 use crate::cache::Cache;
 use crate::cache::read_weights;
+use crate::files::read_bounded;
 
 /// Detector settings that can be changed from the command line; unset ones keep the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -48,8 +49,8 @@ impl DetectorArgs {
 
 /// Read and decode a photo file with the default limits; the error says what went wrong.
 pub fn read_photo(path: &std::path::Path) -> Result<image::RgbImage, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    facemtl::photo::decode(&bytes, facemtl::photo::DecodeLimits::default()).map_err(|e| e.to_string())
+    let bytes = read_bounded(path, photo::MAX_PHOTO_BYTES).map_err(|e| format!("{e:#}"))?;
+    photo::decode(&bytes, photo::DecodeLimits::default()).map_err(|e| e.to_string())
 }
 
 fn detector_model(cache: &Cache, device: &Device) -> Result<BlazeFace> {

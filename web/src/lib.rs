@@ -168,6 +168,11 @@ impl App {
         model_file::MAX_MODEL_BYTES
     }
 
+    /// The largest photo file the app reads (the native `predict`'s limit too).
+    pub fn max_photo_bytes() -> usize {
+        photo::MAX_PHOTO_BYTES
+    }
+
     /// The size of the module's linear memory (which grows and never shrinks), for soak tests.
     pub fn memory_bytes() -> f64 {
         let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();

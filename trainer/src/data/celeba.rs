@@ -53,7 +53,7 @@ pub fn parse_attributes(
         let Some(file) = fields.first() else { continue };
         let value = |i: usize| fields.get(i + 1).and_then(|v| v.parse::<i8>().ok()).filter(|v| *v == 1 || *v == -1);
         let (Some(is_male), Some(is_young)) = (value(male), value(young)) else {
-            skipped.push(Skipped { entry: file.to_string(), reason: "malformed attribute row".into() });
+            skipped.push(Skipped::new(file, "malformed attribute row"));
             continue;
         };
         if !exists(file) {
@@ -61,7 +61,7 @@ pub fn parse_attributes(
             continue;
         }
         if partition.get(*file).is_some_and(|p| *p != 0) {
-            skipped.push(Skipped { entry: file.to_string(), reason: "not in the official train partition".into() });
+            skipped.push(Skipped::new(file, "not in the official train partition"));
             continue;
         }
         // In the data set's task order: gender (0 male, 1 female), young (0 old, 1 young).

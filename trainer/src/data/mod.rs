@@ -133,10 +133,30 @@ pub struct DataSet {
     pub skipped: Vec<Skipped>,
 }
 
+/// An entry of a data set's list that was left out, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {
     pub entry: String,
     pub reason: String,
+}
+
+/// The most characters of an entry or a reason a message repeats: a row's path may be a
+/// gigabyte long.
+const MAX_MESSAGE_CHARS: usize = 120;
+
+/// `text` cut to [`MAX_MESSAGE_CHARS`], marked where it was cut.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}… ({} bytes in all)", &text[..at], text.len()),
+        None => text.to_string(),
+    }
+}
+
+impl Skipped {
+    /// `entry` skipped for `reason`, both cut short for the messages that repeat them.
+    pub fn new(entry: &str, reason: impl AsRef<str>) -> Self {
+        Skipped { entry: shortened(entry), reason: shortened(reason.as_ref()) }
+    }
 }
 
 /// Where a data set comes from.
@@ -195,10 +215,25 @@ impl DataSet {
 
     /// Print the one warning line a run shows about skipped entries.
     pub fn warn_skipped(&self) {
-        if !self.skipped.is_empty() {
-            let examples: Vec<_> = self.skipped.iter().take(3).map(|s| format!("{} ({})", s.entry, s.reason)).collect();
-            eprintln!("warning: {}: skipped {} entries, e.g. {}", self.name, self.skipped.len(), examples.join(", "));
+        if let Some(summary) = self.skipped_summary() {
+            eprintln!("warning: {}: {summary}", self.name);
         }
+    }
+
+    /// How many entries were skipped, for which reasons most often, with a few examples.
+    pub fn skipped_summary(&self) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let mut counts: std::collections::HashMap<&str, usize> = Default::default();
+        for s in &self.skipped {
+            *counts.entry(&s.reason).or_default() += 1;
+        }
+        let mut reasons: Vec<(&str, usize)> = counts.into_iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let counts: Vec<_> = reasons.iter().take(3).map(|(r, n)| format!("{n} {r}")).collect();
+        let examples: Vec<_> = self.skipped.iter().take(3).map(|s| format!("{} ({})", s.entry, s.reason)).collect();
+        Some(format!("skipped {} entries ({}), e.g. {}", self.skipped.len(), counts.join(", "), examples.join(", ")))
     }
 }
 

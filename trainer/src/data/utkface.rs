@@ -64,19 +64,19 @@ pub fn parse_coral_csv(
         let entry = format!("{csv}:{}", line_no + 1);
         let (Some(file), Some(coral_age)) = (cols.get(1), cols.get(2).and_then(|a| a.trim().parse::<u32>().ok()))
         else {
-            skipped.push(Skipped { entry, reason: "malformed row".into() });
+            skipped.push(Skipped::new(&entry, "malformed row"));
             continue;
         };
         match parse_name(file) {
-            _ if !exists(file) => skipped.push(Skipped { entry: file.to_string(), reason: "image missing".into() }),
+            _ if !exists(file) => skipped.push(Skipped::new(file, "image missing")),
             Ok((age, gender, race)) if Some(age) == coral_age.checked_add(21) => {
                 samples.push(sample(images, file, age, gender, race))
             }
-            Ok((age, ..)) => skipped.push(Skipped {
-                entry: file.to_string(),
-                reason: format!("CSV age {} disagrees with the name's {age}", u64::from(coral_age) + 21),
-            }),
-            Err(reason) => skipped.push(Skipped { entry: file.to_string(), reason }),
+            Ok((age, ..)) => skipped.push(Skipped::new(
+                file,
+                format!("CSV age {} disagrees with the name's {age}", u64::from(coral_age) + 21),
+            )),
+            Err(reason) => skipped.push(Skipped::new(file, reason)),
         }
     }
     (samples, skipped)
@@ -114,7 +114,7 @@ pub fn load(data_dir: &Path, protocol: Protocol, seed: u64) -> Result<DataSet> {
             for name in names {
                 match parse_name(&name) {
                     Ok((age, gender, race)) => all.push(sample(&images, &name, age, gender, race)),
-                    Err(reason) => set.skipped.push(Skipped { entry: name, reason }),
+                    Err(reason) => set.skipped.push(Skipped::new(&name, reason)),
                 }
             }
             (set.train, set.val, set.test) = split3(all, seed, 0.8, 0.1);

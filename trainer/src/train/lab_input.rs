@@ -1,7 +1,6 @@
 //! `facemtl train --lab FILE`: a run's splits read from the browser Lab's file, so that a Lab run
 //! in the page and a native run train on the very same numbers.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -11,10 +10,11 @@ use facemtl::lab::{self, LabHeader, LabSet};
 use super::split::{Split, Splits, TaskSelection};
 use crate::data::{DataSetId, Sample};
 use crate::faces::features::FeatureStore;
+use crate::files::read_bounded;
 
 /// The Lab file's set for the data set `id`, read from `path`.
 pub fn read_set(path: &Path, id: DataSetId) -> Result<(LabHeader, LabSet)> {
-    let bytes = fs::read(path).with_context(|| format!("cannot read the Lab file {}", path.display()))?;
+    let bytes = read_bounded(path, lab::MAX_LAB_BYTES).context("cannot read the Lab file")?;
     let data = lab::decode(&bytes).with_context(|| path.display().to_string())?;
     let names: Vec<&str> = data.sets.iter().map(|s| s.info.name.as_str()).collect();
     let set = data

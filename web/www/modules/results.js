@@ -2,7 +2,6 @@
 // column per task of the model, as the prediction's answers name them), and "Download JSON".
 import { $, element, showError, showNotice, state } from "./page.js";
 
-const MAX_BYTES = 40 * 1000 * 1000;
 // iOS Safari draws no canvas over 16.7 megapixels (4096 x 4096); larger photos are shown
 // scaled down (the prediction itself reads every pixel).
 const MAX_CANVAS_PIXELS = 4096 * 4096;
@@ -10,8 +9,10 @@ const MAX_CANVAS_PIXELS = 4096 * 4096;
 export async function predictFile(file) {
   showError("");
   showNotice("");
-  if (file.size > MAX_BYTES) {
-    showError(`${file.name} is ${(file.size / 1e6).toFixed(0)} MB; photos up to ${MAX_BYTES / 1e6} MB are accepted.`);
+  // Checked before a byte is read, with the limit the native `predict` keeps.
+  const limit = wasmBindings.App.max_photo_bytes();
+  if (file.size > limit) {
+    showError(`${file.name} is ${(file.size / 1e6).toFixed(0)} MB; photos up to ${limit / 1e6} MB are accepted.`);
     return;
   }
   await predictBytes(new Uint8Array(await file.arrayBuffer()), file.name);
