@@ -45,6 +45,8 @@ pub enum PhotoError {
     Corrupt(String),
     #[error("the image has no pixels")]
     NoPixels,
+    #[error("a frame inside the image is larger than the image itself says it is (a damaged or crafted file)")]
+    FrameTooLarge,
 }
 
 /// Decode `bytes` into an upright 8-bit RGB image.
@@ -61,21 +63,22 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, PhotoError
         }
         Some(_) => {}
     }
-    let mut decoder = reader.into_decoder().map_err(|e| classify(e, &limits))?;
+    // The size its header states, read without a decoder: a decoder may refuse a huge image
+    // with a vaguer error first (in WebAssembly's 32-bit memory, "not an image" or no size).
+    if let Ok(size) = imagesize::blob_size(bytes) {
+        let side = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        check_size(side(size.width), side(size.height), &limits)?;
+    }
+    let mut decoder = reader.into_decoder().map_err(classify)?;
     let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(PhotoError::NoPixels);
-    }
-    if width.max(height) > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(PhotoError::TooLarge { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
-    }
+    check_size(width, height, &limits)?;
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_side);
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(limits.max_alloc);
-    decoder.set_limits(image_limits).map_err(|e| classify(e, &limits))?;
+    decoder.set_limits(image_limits).map_err(classify)?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut picture = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, &limits))?;
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(classify)?;
     picture.apply_orientation(orientation);
     Ok(picture.into_rgb8())
 }
@@ -125,15 +128,24 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
-fn classify(error: image::ImageError, limits: &DecodeLimits) -> PhotoError {
+fn classify(error: image::ImageError) -> PhotoError {
     match error {
         image::ImageError::Unsupported(_) => PhotoError::NotAnImage,
-        // Reached when a frame inside the file is larger than its header said.
-        image::ImageError::Limits(_) => {
-            PhotoError::TooLarge { width: 0, height: 0, max_side: limits.max_side, max_pixels: limits.max_pixels }
-        }
+        // The image's own size has been checked: only a frame larger than it gets here.
+        image::ImageError::Limits(_) => PhotoError::FrameTooLarge,
         other => PhotoError::Corrupt(other.to_string()),
     }
+}
+
+/// An image of `width` x `height` pixels within `limits`.
+fn check_size(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), PhotoError> {
+    if width == 0 || height == 0 {
+        return Err(PhotoError::NoPixels);
+    }
+    if width.max(height) > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(PhotoError::TooLarge { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -229,6 +241,47 @@ mod tests {
         }
         let small = DecodeLimits { max_side: 32, ..DecodeLimits::default() };
         assert!(matches!(decode(&jpeg(64, 16), small), Err(PhotoError::TooLarge { width: 64, height: 16, .. })));
+    }
+
+    /// A 2x2 picture in `format`.
+    fn encoded(format: image::ImageFormat) -> Vec<u8> {
+        let image = RgbImage::from_fn(2, 2, |x, y| Rgb([x as u8, y as u8, 9]));
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn an_image_too_large_is_named_by_its_size_in_every_format() {
+        let too_large = |bytes: &[u8], side: u32, what: &str| match decode(bytes, DecodeLimits::default()) {
+            Err(e @ PhotoError::TooLarge { width, height, .. }) if (width, height) == (side, side) => {
+                assert!(e.to_string().contains(&format!("{side}x{side}")), "{what}: {e}")
+            }
+            other => panic!("{what}: expected {side}x{side} too large, got {other:?}"),
+        };
+        let mut bmp = encoded(image::ImageFormat::Bmp);
+        bmp[18..22].copy_from_slice(&60_000i32.to_le_bytes());
+        bmp[22..26].copy_from_slice(&60_000i32.to_le_bytes());
+        too_large(&bmp, 60_000, "BMP");
+        // A lossless WebP's 14-bit width and height, 16384 each: its decoder says "no pixels".
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .write_image(&[7; 12], 2, 2, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let bits = u32::from_le_bytes(webp[21..25].try_into().unwrap());
+        webp[21..25].copy_from_slice(&((bits & 0xF000_0000) | 16_383 | (16_383 << 14)).to_le_bytes());
+        too_large(&webp, 16_384, "WebP");
+    }
+
+    #[test]
+    fn a_gif_frame_larger_than_its_screen_is_named_as_such() {
+        let mut gif = encoded(image::ImageFormat::Gif);
+        let frame = gif.iter().position(|b| *b == 0x2C).unwrap();
+        gif[frame + 5..frame + 7].copy_from_slice(&20_000u16.to_le_bytes());
+        gif[frame + 7..frame + 9].copy_from_slice(&20_000u16.to_le_bytes());
+        let err = decode(&gif, DecodeLimits::default()).unwrap_err();
+        assert!(matches!(err, PhotoError::FrameTooLarge), "{err:?}");
+        assert!(!err.to_string().contains("0x0"), "{err}");
     }
 
     fn crc32(bytes: &[u8]) -> u32 {

@@ -302,7 +302,7 @@ test("WebGPU (SwiftShader) runs when offered, and agrees with the native predict
   }
 });
 
-function hugePng() {
+function hugePng(side) {
   const chunk = (type, data) => {
     const body = Buffer.concat([Buffer.from(type), data]);
     const len = Buffer.alloc(4);
@@ -312,10 +312,24 @@ function hugePng() {
     return Buffer.concat([len, body, crc]);
   };
   const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(20000, 0);
-  ihdr.writeUInt32BE(20000, 4);
+  ihdr.writeUInt32BE(side, 0);
+  ihdr.writeUInt32BE(side, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(Buffer.alloc(100))), chunk("IEND", Buffer.alloc(0))]);
+}
+
+/// A 24-bit BMP whose header says `side` x `side` pixels, followed by a few of them.
+function hugeBmp(side) {
+  const head = Buffer.alloc(54);
+  head.write("BM", 0);
+  head.writeUInt32LE(54 + 64, 2);
+  head.writeUInt32LE(54, 10);
+  head.writeUInt32LE(40, 14);
+  head.writeInt32LE(side, 18);
+  head.writeInt32LE(side, 22);
+  head.writeUInt16LE(1, 26);
+  head.writeUInt16LE(24, 28);
+  return Buffer.concat([head, Buffer.alloc(64)]);
 }
 
 test("bad files, a photo without a face, a refused model and a denied camera give clear messages", async () => {
@@ -329,7 +343,10 @@ test("bad files, a photo without a face, a refused model and a denied camera giv
     await error({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a photo at all") }, /notes\.txt: .*(format|image)/i);
     const jpeg = readFileSync(join(ROOT, "tests/fixtures/exif_rotated.jpg"));
     await error({ name: "cut.jpg", mimeType: "image/jpeg", buffer: jpeg.subarray(0, jpeg.length / 2) }, /cut\.jpg: .*truncated/i);
-    await error({ name: "huge.png", mimeType: "image/png", buffer: hugePng() }, /huge\.png: .*(large|pixels|side)/i);
+    await error({ name: "huge.png", mimeType: "image/png", buffer: hugePng(20000) }, /huge\.png: .*(large|pixels|side)/i);
+    // Said by their size, in WebAssembly's 32-bit memory too (was "0x0 pixels" and "not an image").
+    await error({ name: "vast.png", mimeType: "image/png", buffer: hugePng(60000) }, /vast\.png: the image is 60000x60000 pixels/);
+    await error({ name: "vast.bmp", mimeType: "image/bmp", buffer: hugeBmp(60000) }, /vast\.bmp: the image is 60000x60000 pixels/);
     // Dropped rather than picked: 41 MB is slow to hand through the DevTools protocol.
     await page.evaluate(() => {
       const data = new DataTransfer();

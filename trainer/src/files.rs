@@ -1,9 +1,11 @@
 //! Files that must never be seen half written: runs, caches and weights are written whole or
 //! not at all, also when two processes write the same file or the machine dies mid-write.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
@@ -47,6 +49,7 @@ pub fn write_json<T: serde::Serialize>(out: &Path, value: &T) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static UNIQUE: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    sweep_once(dir);
     let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
     let tmp = dir.join(format!(
         ".{}.{}-{}.tmp",
@@ -68,6 +71,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// [`remove_stale_temporaries`] the first time this process writes into `dir`.
+fn sweep_once(dir: &Path) {
+    static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let first = SWEPT.lock().map(|mut swept| swept.get_or_insert_default().insert(dir.to_path_buf())).unwrap_or(false);
+    if first {
+        remove_stale_temporaries(dir);
+    }
+}
+
+/// Removes from `dir` the temporaries a killed process left behind: [`write_atomic`]'s
+/// `.NAME.PID-N.tmp` files and setup's `.tmp-PID` staging folders, whenever process PID is
+/// gone. A temporary of a live process (another run writing there) is left alone.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = temporary_owner(&entry.file_name().to_string_lossy()) else { continue };
+        if pid != std::process::id() && !process_alive(pid) {
+            let path = entry.path();
+            let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        }
+    }
+}
+
+/// The process that made a temporary of this name; None when the name is no temporary's.
+fn temporary_owner(name: &str) -> Option<u32> {
+    if let Some(pid) = name.strip_prefix(".tmp-") {
+        return pid.parse().ok();
+    }
+    let (_, owner) = name.strip_prefix('.')?.strip_suffix(".tmp")?.rsplit_once('.')?;
+    let (pid, n) = owner.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` runs. Without /proc (not Linux) every process counts as running, so
+/// that nothing in use is removed.
+fn process_alive(pid: u32) -> bool {
+    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(unix)]
@@ -112,6 +155,29 @@ mod tests {
         let status = fs::read_to_string("/proc/self/status").unwrap();
         let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB");
         kb.trim().parse::<u64>().unwrap() * 1024
+    }
+
+    #[test]
+    fn temporaries_of_killed_processes_go_and_those_of_live_ones_stay() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        // 4194304 is above Linux's largest process id: no such process runs.
+        let dead = [".m.fmtl.4194304-0.tmp", ".faceres.bpk.4194304-2.tmp"];
+        let live = [format!(".m.fmtl.{}-9.tmp", std::process::id()), ".m.fmtl.1-0.tmp".to_string()];
+        for name in dead.iter().map(|n| n.to_string()).chain(live.iter().cloned()) {
+            fs::write(dir.join(name), b"half").unwrap();
+        }
+        fs::create_dir_all(dir.join(".tmp-4194304/package")).unwrap();
+        fs::create_dir_all(dir.join(".tmp-1")).unwrap();
+        fs::write(dir.join("keep.tmp"), b"not ours").unwrap();
+        write_atomic(&dir.join("m.fmtl"), b"model").unwrap();
+        let mut left: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        let mut expected = vec![".facemtl.lock", ".m.fmtl.1-0.tmp", ".tmp-1", "keep.tmp", "m.fmtl"];
+        expected.push(&live[0]);
+        expected.sort();
+        assert_eq!(left, expected);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use facemtl::pretrained::{self, TfjsSource};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, Converted};
-use crate::files::{sha256_hex, write_atomic};
+use crate::files::{remove_stale_temporaries, sha256_hex, write_atomic};
 
 /// A pinned npm package.
 pub struct Package {
@@ -134,7 +134,9 @@ fn fetch(cache: &Cache, package: &Package) -> Result<PathBuf> {
     Ok(unpacked)
 }
 
+/// A staging folder in `parent` named for this process, after those of killed setups are gone.
 fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+    remove_stale_temporaries(parent);
     let dir = parent.join(format!(".tmp-{}", std::process::id()));
     if dir.exists() {
         fs::remove_dir_all(&dir)?;

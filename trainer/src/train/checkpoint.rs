@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -45,7 +45,28 @@ pub struct RunDir {
     pub root: PathBuf,
 }
 
+/// The file a run holds locked in its directory while it trains (not the lock `write_atomic`
+/// takes for a moment around each rename).
+const RUN_LOCK: &str = ".facemtl-run.lock";
+
 impl RunDir {
+    /// `root` made and held by this process for as long as the returned file is open (the
+    /// system lets go of it when the process dies, even killed): a second run into the same
+    /// folder is refused, instead of deleting the first one's checkpoints under it.
+    pub fn lock(root: &Path) -> Result<fs::File> {
+        fs::create_dir_all(root).with_context(|| format!("cannot make {}", root.display()))?;
+        let path = root.join(RUN_LOCK);
+        let file = fs::File::options().create(true).truncate(false).write(true).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "{} is in use by another facemtl run; give this run its own --run-dir, or wait for that one",
+                root.display()
+            ),
+            Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
+
     pub fn latest(&self) -> PathBuf {
         self.root.join("checkpoint-latest")
     }

@@ -225,6 +225,7 @@ pub fn run(
     resume: bool,
 ) -> Result<RunResult> {
     config.settings().check().map_err(anyhow::Error::msg)?;
+    let _held = RunDir::lock(run_dir)?;
     if let Some(path) = &config.lab {
         return fit_lab(device, config, path, run_dir, resume);
     }

@@ -276,3 +276,19 @@ fn a_recipe_sets_its_flags_and_flags_given_beside_it_win() {
     let celeba = parse(&["--recipe", "best", "--dataset", "celeba"]);
     assert_eq!(celeba.tasks(&DataSetId::Celeba.tasks()).unwrap(), DataSetId::Celeba.tasks());
 }
+
+#[test]
+fn a_second_run_into_a_run_folder_in_use_is_refused_until_the_first_ends() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("run");
+    let first = RunDir::lock(&dir).unwrap();
+    let err = RunDir::lock(&dir).unwrap_err().to_string();
+    assert!(err.contains("in use by another facemtl run"), "{err}");
+    // `train` itself takes the lock before it reads any data.
+    let cache = crate::cache::Cache::new(temp.path().join("cache"));
+    let config = config(&["--dataset", "utkface"]);
+    let refused = super::run(&cache, &Device::flex(), &config, temp.path(), &dir, false).unwrap_err();
+    assert!(refused.to_string().contains("in use"), "{refused}");
+    drop(first);
+    assert!(RunDir::lock(&dir).is_ok(), "free again once the first run has ended");
+}
