@@ -6,45 +6,17 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::prelude::*;
-use facemtl::compact;
 use facemtl::groups::{self, GroupFigures};
-use facemtl::lab::{self, LabData, LabSet, LabSplit};
+use facemtl::lab::{self, LabData, LabRun, RunRequest};
 use facemtl::model_file::{self, Header};
-use facemtl::mtl::{Label, TaskOverview, TaskSpec};
-use facemtl::training::{EpochReport, Evaluation, FeatureExamples, RunSettings, Session, Target, evaluate};
+use facemtl::mtl::TaskOverview;
+use facemtl::training::{EpochReport, Evaluation, RunSettings, evaluate};
 use js_sys::{Promise, Uint8Array};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::{js_error, to_js};
-
-/// What a run trains on and with.
-#[derive(Debug, Deserialize)]
-struct RunRequest {
-    /// The Lab set's name (`utkface-all-ages`, `celeba`).
-    set: String,
-    /// The tasks trained, by name; the others are left out (a single-task network with one).
-    tasks: Vec<String>,
-    settings: RunSettings,
-}
-
-/// A run in progress: its session and its data on the Lab's device.
-struct Run {
-    set: String,
-    session: Session,
-    train: FeatureExamples,
-    train_targets: Vec<Target>,
-    val: FeatureExamples,
-    test: FeatureExamples,
-    /// The test faces on the CPU, where a model file's network is measured.
-    test_on_host: FeatureExamples,
-    /// The set's tasks (whose order the labels follow) and the test faces' labels, for the
-    /// group tables.
-    set_tasks: Vec<TaskSpec>,
-    test_labels: Vec<Vec<Label>>,
-    faces: usize,
-}
 
 /// The Lab's data on one device, and the run in progress.
 #[wasm_bindgen]
@@ -53,7 +25,7 @@ pub struct Lab {
     backend: String,
     data: LabData,
     /// Taken out while an epoch computes, so that no borrow is held across a read-back.
-    run: Rc<RefCell<Option<Run>>>,
+    run: Rc<RefCell<Option<LabRun>>>,
 }
 
 #[derive(Serialize)]
@@ -78,52 +50,6 @@ struct Finished {
     val: Evaluation,
     test: Evaluation,
     groups: GroupFigures,
-}
-
-/// `split`'s faces as examples of `tasks`, each read from its column of the set's labels.
-fn examples(split: &LabSplit, dim: usize, tasks: &[TaskSpec], columns: &[usize], device: &Device) -> FeatureExamples {
-    FeatureExamples::new(split.features.clone(), dim, &split.labels, tasks, columns, device)
-}
-
-impl Run {
-    fn new(data: &LabData, request: RunRequest, device: &Device) -> Result<Self, String> {
-        request.settings.check()?;
-        let set: &LabSet = data.set(&request.set).ok_or_else(|| format!("the Lab has no data set {}", request.set))?;
-        let (columns, tasks): (Vec<usize>, Vec<TaskSpec>) = set
-            .info
-            .tasks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| request.tasks.contains(&t.name))
-            .map(|(c, t)| (c, t.clone()))
-            .unzip();
-        if columns.is_empty() {
-            return Err("choose at least one task".into());
-        }
-        let dim = data.header.dim;
-        let [train, val, test] = [0, 1, 2].map(|i| examples(&set.splits[i], dim, &tasks, &columns, device));
-        let test_on_host = examples(&set.splits[2], dim, &tasks, &columns, &Device::flex());
-        let autodiff = device.clone().autodiff();
-        let model = request.settings.model(dim, &tasks, &autodiff);
-        let train_targets = train.targets.iter().map(|t| t.to_device(&autodiff)).collect();
-        Ok(Run {
-            set: request.set,
-            session: Session::new(request.settings, tasks, model, &autodiff),
-            faces: train.truth.first().map_or(0, Vec::len),
-            train,
-            train_targets,
-            val,
-            test,
-            test_on_host,
-            set_tasks: set.info.tasks.clone(),
-            test_labels: set.splits[2].labels.clone(),
-        })
-    }
-
-    /// The trained network's head on the CPU, rounded as its model file stores it.
-    async fn head(&self) -> Result<facemtl::mtl::MtlHead, String> {
-        Ok(compact::half(compact::to_host(self.session.model.valid().head).await?))
-    }
 }
 
 #[wasm_bindgen]
@@ -152,7 +78,7 @@ impl Lab {
     /// trainer's). A run in progress is dropped.
     pub fn start(&self, request: JsValue) -> Result<(), JsError> {
         let request: RunRequest = serde_wasm_bindgen::from_value(request).map_err(js_error)?;
-        let run = Run::new(&self.data, request, &self.device).map_err(js_error)?;
+        let run = LabRun::new(&self.data, request, &self.device).map_err(js_error)?;
         self.run.replace(Some(run));
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Structure-aware fuzzing of every reader of untrusted bytes in the shared crate: model files,
-//! compact weight files, TF.js manifests with their shards, and photos. Inputs start from
+//! compact weight files, TF.js manifests with their shards, photos, and the Lab (its file and
+//! the runs a worker's messages ask for, in `lab.rs`). Inputs start from
 //! valid files (generated here) and are then mutated, in their structure (header fields, shapes,
 //! dtypes, image dimensions) and as bytes (flips, cuts, insertions). The property everywhere:
 //! an error or a result, never a panic, and never an allocation beyond `CAP` bytes.
@@ -7,8 +8,6 @@
 //! CI runs `PROPTEST_CASES` cases per target (default 256); `bench/fuzz.sh` runs many more
 //! (BENCHMARKS.md). A failure proptest finds is kept beside this file, in `fuzz.regressions`,
 //! and replayed first on every later run.
-
-use std::alloc::{GlobalAlloc, Layout, System};
 
 use burn::prelude::*;
 use facemtl::backbone::BackboneKind;
@@ -23,29 +22,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use sha2::{Digest, Sha256};
 
-/// Largest single allocation a reader may make on any input: a request beyond it fails (and
-/// aborts the test run), where an 819 GB request from a crafted header once did the same to
-/// the app.
-const CAP: usize = 1 << 30;
-
-struct Capped;
-
-unsafe impl GlobalAlloc for Capped {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() > CAP { std::ptr::null_mut() } else { unsafe { System.alloc(layout) } }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > CAP { std::ptr::null_mut() } else { unsafe { System.realloc(ptr, layout, new_size) } }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Capped = Capped;
+mod cap;
+mod lab;
 
 /// Cases per target: proptest's 256, or `PROPTEST_CASES`; failures are kept beside this file
 /// (`fuzz.regressions`) and replayed first on every later run.

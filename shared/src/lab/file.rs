@@ -1,7 +1,4 @@
-//! The Lab's data: backbone features of a few thousand labelled faces per data set, quantised
-//! per feature to a few bits, so that a browser can train the multi-task head without the
-//! photos (and without downloading megabytes of floats). `facemtl lab build` writes it; the
-//! browser's Lab and `facemtl train --lab` read it.
+//! The Lab file: its header, and its faces' features quantised per feature to a few bits.
 //!
 //! Layout: `FMTLLAB1`, a little-endian u32 header length, the JSON [`LabHeader`], then per
 //! feature its lowest value and step (f32 each), then per set and split (train, validation,
@@ -16,12 +13,6 @@ use crate::mtl::{Label, TaskKind, TaskSpec, check_tasks};
 
 const MAGIC: &[u8; 8] = b"FMTLLAB1";
 
-/// Where the Lab's controls start: the thesis's settings, except a learning rate (3e-4) that
-/// lets a class see a whole run in seconds, and at most 30 epochs. Chosen on the Lab's
-/// validation faces: the three tasks then converge at clearly different epochs (docs/teaching.md).
-pub fn demo_settings() -> crate::training::RunSettings {
-    crate::training::RunSettings { lr: 3e-4, patience: 5, max_epochs: 30, ..Default::default() }
-}
 /// Above this a header is not ours.
 const MAX_HEADER_BYTES: usize = 1 << 20;
 

@@ -1,0 +1,225 @@
+//! The Lab's untrusted inputs: its file (`lab::decode`, which the page and `facemtl train
+//! --lab` read) and the run a worker's `start` message asks for (`LabRun::new` and its first
+//! epoch, the page's own path). Files start valid and are edited in their header or damaged as
+//! bytes; requests carry settings set to extremes. The property: an error, or a run that trains
+//! an epoch (or stops as diverged), never a panic or an allocation beyond `CAP`.
+
+use burn::prelude::*;
+use burn::tensor::read_sync;
+use facemtl::backbone::BackboneKind;
+use facemtl::compact::Precision;
+use facemtl::lab::{self, LabData, LabHeader, LabRun, LabSet, LabSetInfo, LabSplit, RunRequest};
+use facemtl::mtl::{AgeNorm, Label, TaskSpec};
+use facemtl::training::RunSettings;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::{config, mutate, mutation};
+
+/// dlib's feature width, the smallest backbone's.
+const DIM: usize = 128;
+
+fn task_set() -> impl Strategy<Value = Vec<TaskSpec>> {
+    let age = TaskSpec::age(AgeNorm::ALL_AGES);
+    let ages = prop::sample::select(vec![age.clone(), age.as_distribution(0.0, 100.0)]);
+    let classes = prop::sample::subsequence(vec![TaskSpec::gender(), TaskSpec::race(), TaskSpec::young()], 0..=3);
+    (classes, prop::option::of(ages)).prop_map(|(mut tasks, age)| {
+        tasks.extend(age);
+        if tasks.is_empty() {
+            tasks.push(TaskSpec::gender());
+        }
+        tasks
+    })
+}
+
+fn label(task: &TaskSpec, i: usize) -> Label {
+    if task.is_regression() { Label::Value((i * 7 % 90) as f32 + 1.0) } else { Label::Class(i % task.outputs()) }
+}
+
+/// A valid Lab file of one set of `tasks` with `splits` faces, `bits` per feature.
+fn lab_file(tasks: Vec<TaskSpec>, splits: [usize; 3], bits: u8) -> Vec<u8> {
+    let split = |n: usize, shift: usize| LabSplit {
+        features: (0..n * DIM).map(|i| ((i + shift) * 37 % 101) as f32 / 50.0 - 1.0).collect(),
+        labels: (0..n).map(|i| tasks.iter().map(|t| label(t, i + shift)).collect()).collect(),
+    };
+    let info = LabSetInfo {
+        name: "faces".into(),
+        title: "Faces".into(),
+        description: "fuzz".into(),
+        tasks: tasks.clone(),
+        splits: [0; 3],
+    };
+    let header = LabHeader {
+        backbone: BackboneKind::Dlib,
+        backbone_weights: Precision::Exact,
+        dim: DIM,
+        bits,
+        licence: "fuzz".into(),
+        sets: Vec::new(),
+    };
+    let splits = [split(splits[0], 0), split(splits[1], 1), split(splits[2], 2)];
+    lab::encode(header, &[LabSet { info, splits }])
+}
+
+fn small_lab() -> impl Strategy<Value = Vec<u8>> {
+    (task_set(), 2usize..24, 1usize..8, 1usize..8, prop::sample::select(vec![4u8, 8]))
+        .prop_map(|(tasks, train, val, test, bits)| lab_file(tasks, [train, val, test], bits))
+}
+
+/// A place in the Lab header and a value a crafted file might put there.
+fn lab_edit() -> impl Strategy<Value = (Vec<&'static str>, Value)> {
+    let place = prop::sample::select(vec![
+        vec!["dim"],
+        vec!["bits"],
+        vec!["backbone"],
+        vec!["sets"],
+        vec!["sets", "0", "name"],
+        vec!["sets", "0", "splits"],
+        vec!["sets", "0", "tasks"],
+        vec!["sets", "0", "tasks", "0", "name"],
+        vec!["sets", "0", "tasks", "0", "kind"],
+    ]);
+    let value = prop_oneof![
+        Just(json!(0)),
+        Just(json!(3)),
+        Just(json!(200_000_000)),
+        Just(json!(-1)),
+        Just(json!(1e39)),
+        Just(json!("score")),
+        Just(json!("")),
+        Just(json!([])),
+        Just(json!(null)),
+        Just(json!([0, 0, 0])),
+        Just(json!([2, 0, 1])),
+        Just(json!([1_000_000_000u64, 1, 1])),
+        Just(json!({"distribution": {"low": 0.0, "high": 1e9, "sigma": 2.0}})),
+        Just(json!({"distribution": {"low": 0.0, "high": 3e38, "sigma": 0.0}})),
+        Just(json!({"regression": {"norm": {"offset": 0.0, "scale": 0.0}}})),
+        Just(json!({"class": {"labels": ["male", "male"]}})),
+        Just(json!({"class": {"labels": ["a"]}})),
+        Just(
+            json!([{"name": "age", "kind": {"regression": {"norm": {"offset": 0.0, "scale": 40.0}}}}, {"name": "age", "kind": {"regression": {"norm": {"offset": 0.0, "scale": 40.0}}}}])
+        ),
+        any::<u64>().prop_map(|v| json!(v)),
+        any::<f64>().prop_map(|v| json!(v)),
+    ];
+    (place, value)
+}
+
+/// `bytes` with the header value at `place` replaced by `value` (when the place exists).
+fn edit_lab_header(bytes: &[u8], place: &[&str], value: Value) -> Vec<u8> {
+    let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let mut json: Value = serde_json::from_slice(&bytes[12..12 + len]).unwrap();
+    let mut at = &mut json;
+    for key in place {
+        let next = match key.parse::<usize>() {
+            Ok(i) => at.get_mut(i),
+            Err(_) => at.get_mut(*key),
+        };
+        match next {
+            Some(next) => at = next,
+            None => return bytes.to_vec(),
+        }
+    }
+    *at = value;
+    let json = serde_json::to_vec(&json).unwrap();
+    let mut out = bytes[..8].to_vec();
+    out.extend((json.len() as u32).to_le_bytes());
+    out.extend(json);
+    out.extend_from_slice(&bytes[12 + len..]);
+    out
+}
+
+/// Small settings, so that a case trains in milliseconds.
+fn quick() -> RunSettings {
+    RunSettings { shared: vec![8], head_hidden: 4, batch_size: 4, max_epochs: 1, ..lab::demo_settings() }
+}
+
+/// One epoch of `request` on `data`: it trains, or stops as diverged.
+fn one_epoch(data: &LabData, request: RunRequest) -> Result<(), String> {
+    let mut run = LabRun::new(data, request, &Device::flex())?;
+    read_sync(run.session.epoch(&run.train, &run.train_targets, &run.val)).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Decoding fails, or gives sets that every run of all their tasks can start on and train.
+fn decode_and_train(bytes: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(data) = lab::decode(bytes) {
+        for set in &data.sets {
+            let tasks = set.info.tasks.iter().map(|t| t.name.clone()).collect();
+            let request = RunRequest { set: set.info.name.clone(), tasks, settings: quick() };
+            let started = LabRun::new(&data, request.clone(), &Device::flex()).map(|_| ());
+            prop_assert!(started.is_ok(), "a decoded set starts no run: {started:?}");
+            let _ = one_epoch(&data, request);
+        }
+    }
+    Ok(())
+}
+
+/// The settings of a worker's `start` message, one field set to an extreme.
+fn settings_message() -> impl Strategy<Value = Value> {
+    let field = prop::sample::select(vec![
+        "weighting",
+        "lambda",
+        "freeze_mode",
+        "patience",
+        "lr",
+        "weight_decay",
+        "lr_patience",
+        "batch_size",
+        "max_epochs",
+        "seed",
+        "shared",
+        "head_hidden",
+        "dropout",
+    ]);
+    let value = prop_oneof![
+        Just(json!(0)),
+        Just(json!(1)),
+        Just(json!(-1)),
+        Just(json!(1e30)),
+        Just(json!(200_000_000)),
+        Just(json!(u64::MAX)),
+        Just(json!([200_000_000])),
+        Just(json!([0])),
+        Just(json!([1, 1, 1, 1, 1])),
+        Just(json!([4096])),
+        Just(json!("learned")),
+        Just(json!("dwa")),
+        Just(json!("bogus")),
+        Just(json!(null)),
+        any::<f64>().prop_map(|v| json!(v)),
+    ];
+    (field, value).prop_map(|(field, value)| {
+        let mut settings = serde_json::to_value(quick()).unwrap();
+        settings[field] = value;
+        settings
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn lab_files_with_edited_headers_never_panic(file in small_lab(), (place, value) in lab_edit()) {
+        decode_and_train(&edit_lab_header(&file, &place, value))?;
+    }
+
+    #[test]
+    fn lab_files_with_damaged_bytes_never_panic(file in small_lab(), mutations in prop::collection::vec(mutation(), 1..4)) {
+        decode_and_train(&mutate(file, &mutations))?;
+    }
+
+    #[test]
+    fn worker_start_messages_never_panic(
+        file in small_lab(),
+        set in prop::sample::select(vec!["faces", "celeba", ""]),
+        tasks in prop::sample::subsequence(vec!["gender", "age", "race", "young", "score"], 0..=5),
+        settings in settings_message(),
+    ) {
+        let data = lab::decode(&file).unwrap();
+        let message = json!({ "set": set, "tasks": tasks, "settings": settings });
+        if let Ok(request) = serde_json::from_value::<RunRequest>(message) {
+            let _ = one_epoch(&data, request);
+        }
+    }
+}
