@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long fuzzing run (BENCHMARKS.md "Fuzzing"): every fuzz target of shared/tests/fuzz.rs
+# The long fuzzing run (BENCHMARKS.md "Fuzzing"): every fuzz target of shared/tests/fuzz/
 # and trainer/tests/fuzz.rs with CASES cases each (default 20000), timed. A failure is kept by
 # proptest in the tests' `.regressions` files, to be committed as a regression case.
 # Usage: bash bench/fuzz.sh [CASES]

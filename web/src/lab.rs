@@ -100,10 +100,11 @@ impl Lab {
         future_to_promise(async move {
             let mut run = cell.take().ok_or_else(|| js_error("no run: press Train"))?;
             let started = crate::now();
-            let report = run.session.epoch(&run.train, &run.train_targets, &run.val).await;
+            let report = run.epoch().await;
             let seconds = (crate::now() - started) / 1000.0;
             let faces = run.faces;
-            // A diverged run stays in place, as trained so far; the page says why it stopped.
+            // A diverged run stays in place (it says so when asked for its network); the page
+            // says why it stopped.
             cell.replace(Some(run));
             Ok(to_js(&Epoch { report: report.map_err(js_error)?, seconds, faces })?)
         })
@@ -114,6 +115,10 @@ impl Lab {
         let cell = self.run.clone();
         future_to_promise(async move {
             let run = cell.take().ok_or_else(|| js_error("no run"))?;
+            if let Err(why) = run.usable() {
+                cell.replace(Some(run));
+                return Err(js_error(why).into());
+            }
             let valid = run.session.model.valid();
             let tasks = &run.session.tasks;
             let val = evaluate(&valid.head, None, &run.val, tasks).await;
@@ -140,6 +145,7 @@ impl Lab {
             let run = cell.take().ok_or_else(|| js_error("no run"))?;
             let head = run.head().await;
             let result = async {
+                run.usable()?;
                 let head = head?;
                 let tasks = run.session.tasks.clone();
                 let evaluation = evaluate(&head, None, &run.test_on_host, &tasks).await;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::file::{LabData, LabSet, LabSplit};
 use crate::compact;
 use crate::mtl::{Label, MtlHead, TaskSpec};
-use crate::training::{FeatureExamples, RunSettings, Session, Target};
+use crate::training::{Diverged, EpochReport, FeatureExamples, RunSettings, Session, Target};
 
 /// Where the Lab's controls start: the thesis's settings, except a learning rate (3e-4) that
 /// lets a class see a whole run in seconds, and at most 30 epochs. Chosen on the Lab's
@@ -42,6 +42,8 @@ pub struct LabRun {
     pub test_labels: Vec<Vec<Label>>,
     /// Training faces.
     pub faces: usize,
+    /// Where the run's losses stopped being numbers, if they did: its network is then of no use.
+    pub diverged: Option<Diverged>,
 }
 
 /// `split`'s faces as examples of `tasks`, each read from its column of the set's labels.
@@ -83,7 +85,28 @@ impl LabRun {
             test_on_host,
             set_tasks: set.info.tasks.clone(),
             test_labels: set.splits[2].labels.clone(),
+            diverged: None,
         })
+    }
+
+    /// One epoch of the run; a divergence is kept, and the run has no network to give after it.
+    pub async fn epoch(&mut self) -> Result<EpochReport, Diverged> {
+        if let Some(diverged) = &self.diverged {
+            return Err(diverged.clone());
+        }
+        let report = self.session.epoch(&self.train, &self.train_targets, &self.val).await;
+        if let Err(diverged) = &report {
+            self.diverged = Some(diverged.clone());
+        }
+        report
+    }
+
+    /// Ok when the run's network can be measured or saved: it has not diverged.
+    pub fn usable(&self) -> Result<(), String> {
+        match &self.diverged {
+            Some(diverged) => Err(format!("{diverged}: this run has no usable network; train again")),
+            None => Ok(()),
+        }
     }
 
     /// The trained network's head on the CPU, rounded as its model file stores it.

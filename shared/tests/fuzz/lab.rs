@@ -135,10 +135,17 @@ fn quick() -> RunSettings {
     RunSettings { shared: vec![8], head_hidden: 4, batch_size: 4, max_epochs: 1, ..lab::demo_settings() }
 }
 
-/// One epoch of `request` on `data`: it trains, or stops as diverged.
+/// One epoch of `request` on `data`: it trains, or stops as diverged (and then says so again,
+/// with no network to give).
 fn one_epoch(data: &LabData, request: RunRequest) -> Result<(), String> {
     let mut run = LabRun::new(data, request, &Device::flex())?;
-    read_sync(run.session.epoch(&run.train, &run.train_targets, &run.val)).map(|_| ()).map_err(|e| e.to_string())
+    match read_sync(run.epoch()) {
+        Ok(_) => Ok(()),
+        Err(diverged) => {
+            assert!(read_sync(run.epoch()).is_err() && run.usable().is_err(), "a diverged run trained on");
+            Err(diverged.to_string())
+        }
+    }
 }
 
 /// Decoding fails, or gives sets that every run of all their tasks can start on and train.
