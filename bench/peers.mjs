@@ -6,13 +6,18 @@
 // bench/peers (npm ci there first) and take part in this benchmark only, never in the app.
 // Photos: a one-face portrait cut from the first gallery photo, one UTKFace face (a 200x200
 // close-up), the six gallery photos, and a 640x480 webcam frame given as pixels.
+// Bytes are counted as the server sends them: every file precompressed with brotli, as the
+// app's own build is (postbuild.mjs) and as a static host would serve all three. The output
+// records the machine; figures from different machines are not compared.
 // Usage (after scripts/web.sh's web_build; `npm ci` in bench/peers):
-//   node bench/peers.mjs > bench/peers.json
+//   node bench/peers.mjs [--cpu-only] > bench/peers.json
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { launch } from "../tests/browser/browser.mjs";
+import { precompress } from "../web/postbuild.mjs";
 import { serve } from "../web/serve.mjs";
+import { machine } from "./machine.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const PEERS = join(ROOT, "bench/peers");
@@ -24,7 +29,8 @@ const UTK = "26_0_0_20170102233359482.jpg.chip.jpg";
 const site = mkdtempSync(join(tmpdir(), "facemtl-peers-"));
 cpSync(join(PEERS, "peer.html"), join(site, "peer.html"));
 cpSync(join(PEERS, "peer.js"), join(site, "peer.js"));
-cpSync(join(ROOT, "dist"), join(site, "ours"), { recursive: true });
+// With their times: a brotli file older than its source is stale, and the server sends gzip.
+cpSync(join(ROOT, "dist"), join(site, "ours"), { recursive: true, preserveTimestamps: true });
 mkdirSync(join(site, "face-api"));
 cpSync(join(MODULES, "@vladmandic/face-api/dist/face-api.esm.js"), join(site, "face-api/face-api.esm.js"));
 cpSync(join(MODULES, "@vladmandic/face-api/model"), join(site, "face-api/model"), { recursive: true });
@@ -36,6 +42,7 @@ mkdirSync(join(site, "photos"));
 const gallery = [1, 2, 3, 4, 5, 6].map((i) => `sample${i}.jpg`);
 for (const name of gallery) cpSync(join(ROOT, "dist/assets/samples", name), join(site, "photos", name));
 cpSync(join(DATA, "utkface/UTKFace", UTK), join(site, "photos/utkface.jpg"));
+for (const peer of ["face-api", "human", "tfjs-wasm"]) await precompress(join(site, peer));
 const glue = readdirSync(join(ROOT, "dist")).find((f) => /^facemtl-web-.*\.js$/.test(f)).replace(/\.js$/, "");
 const server = await serve(site, 0, "/", { log: true });
 
@@ -120,14 +127,16 @@ async function measure(peer, backend) {
   }
 }
 
+// --cpu-only: each analyser's WebAssembly backend alone.
+const CPU_ONLY = process.argv.includes("--cpu-only");
 const runs = [];
 for (const [peer, backends] of [["facemtl", ["cpu", "webgpu"]], ["faceapi", ["wasm", "webgl"]], ["human", ["wasm", "webgpu"]]]) {
-  for (const backend of backends) {
+  for (const backend of CPU_ONLY ? backends.slice(0, 1) : backends) {
     const result = await measure(peer, backend);
     console.error(JSON.stringify({ peer, backend, one_face_ms: result.warm_one_face_ms, error: result.error }));
     runs.push(result);
   }
 }
-console.log(JSON.stringify({ chromium: "Debian chromium, headless", photos: { utkface: UTK, gallery }, runs }, null, 2));
+console.log(JSON.stringify({ machine: machine(), headless: true, photos: { utkface: UTK, gallery }, runs }, null, 2));
 server.server.close();
 rmSync(site, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { launch, ready } from "../tests/browser/browser.mjs";
 import { INCOMPRESSIBLE, serve } from "../web/serve.mjs";
+import { machine } from "./machine.mjs";
 
 const ROOT = resolve(import.meta.dirname, "..");
 // The build to measure: dist/, or another one (e.g. a build without SIMD) named by $DIST.
@@ -168,7 +169,7 @@ async function run(backend) {
 
 const clip = await faceClip();
 // BACKENDS=cpu measures the CPU fallback alone.
-const results = { chromium: "Debian chromium, headless" };
+const results = { machine: machine(), headless: true };
 for (const backend of (process.env.BACKENDS || "cpu,webgpu").split(",")) results[backend] = await run(backend);
 console.log(JSON.stringify(results, null, 2));
 site.server.close();

@@ -83,7 +83,8 @@ async function addPolicy(dir) {
   await writeFile(path, html.replace(/<head>/i, `<head>\n    ${meta}`));
 }
 
-async function precompress(dir) {
+/// FILE.br beside every compressible file under `dir` (brotli at its highest quality).
+export async function precompress(dir) {
   for (const file of await files(dir)) {
     if (INCOMPRESSIBLE.test(file) || file.endsWith(".br")) continue;
     const body = await readFile(file);
