@@ -42,7 +42,7 @@ pub struct SeparableBlock {
 
 impl SeparableBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu6(self.pointwise.forward(relu6(self.depthwise.forward(x))))
+        relu6(pointwise(&self.pointwise, relu6(self.depthwise.forward(x))))
     }
 }
 
@@ -83,13 +83,51 @@ impl FaceResTailConfig {
 
 /// Channels, height and width of the activations that enter the last `tuned` blocks.
 pub fn cut_shape(tuned: usize) -> [usize; 3] {
-    let mut side = INPUT_SIZE / 2;
-    let mut channels = 32;
-    for &(out, stride) in &BLOCKS[..BLOCKS.len() - tuned] {
-        side = side.div_ceil(stride);
-        channels = out;
+    match block_shapes().get(BLOCK_COUNT - tuned) {
+        Some(b) => [b.channels, b.side, b.side],
+        None => [FEATURES, 7, 7],
     }
-    [channels, side, side]
+}
+
+/// A depthwise-separable block's shape: the channels and side of the activations entering it,
+/// its depthwise stride and the channels it gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockShape {
+    pub channels: usize,
+    pub side: usize,
+    pub stride: usize,
+    pub out: usize,
+}
+
+/// The blocks' shapes, first to last, after the stem's `[32, 112, 112]`.
+pub fn block_shapes() -> Vec<BlockShape> {
+    let (mut channels, mut side) = (32, INPUT_SIZE / 2);
+    BLOCKS
+        .iter()
+        .map(|&(out, stride)| {
+            let shape = BlockShape { channels, side, stride, out };
+            (channels, side) = (out, side.div_ceil(stride));
+            shape
+        })
+        .collect()
+}
+
+/// The first layer: a 3x3 convolution of stride 2, 3 -> 32 channels.
+pub fn stem_config() -> Conv2dConfig {
+    Conv2dConfig::new([3, 32], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Same)
+}
+
+/// A block's 3x3 depthwise convolution (one kernel per channel).
+pub fn depthwise_config(block: &BlockShape) -> Conv2dConfig {
+    Conv2dConfig::new([block.channels, block.channels], [3, 3])
+        .with_stride([block.stride, block.stride])
+        .with_groups(block.channels)
+        .with_padding(PaddingConfig2d::Same)
+}
+
+/// A block's 1x1 (pointwise) convolution.
+pub fn pointwise_config(block: &BlockShape) -> Conv2dConfig {
+    Conv2dConfig::new([block.channels, block.out], [1, 1])
 }
 
 #[derive(Module, Debug)]
@@ -106,27 +144,15 @@ pub struct FaceResConfig {}
 
 impl FaceResConfig {
     pub fn init(&self, device: &Device) -> FaceRes {
-        let mut channels = 32;
-        let blocks = BLOCKS
+        let blocks = block_shapes()
             .iter()
-            .map(|&(out, stride)| {
-                let block = SeparableBlock {
-                    depthwise: Conv2dConfig::new([channels, channels], [3, 3])
-                        .with_stride([stride, stride])
-                        .with_groups(channels)
-                        .with_padding(PaddingConfig2d::Same)
-                        .init(device),
-                    pointwise: Conv2dConfig::new([channels, out], [1, 1]).init(device),
-                };
-                channels = out;
-                block
+            .map(|b| SeparableBlock {
+                depthwise: depthwise_config(b).init(device),
+                pointwise: pointwise_config(b).init(device),
             })
             .collect();
         FaceRes {
-            stem: Conv2dConfig::new([3, 32], [3, 3])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Same)
-                .init(device),
+            stem: stem_config().init(device),
             blocks,
             feats: LinearConfig::new(FEATURES, 256).init(device),
             gender: LinearConfig::new(256, 1).init(device),
@@ -135,8 +161,33 @@ impl FaceResConfig {
     }
 }
 
-fn relu6(x: Tensor<4>) -> Tensor<4> {
-    x.clamp(0.0, 6.0)
+/// A 1x1 convolution `[n, c, h, w]` -> `[n, out, h, w]`. While training, it is one matrix
+/// product over every pixel of the batch, `[out, c] x [c, n h w]`: the same sums as
+/// `Conv2d::forward`, but differentiated as two large matrix products, where Burn's CPU backend
+/// has no 1x1 convolution gradient of its own and takes a generic one three times slower
+/// (BENCHMARKS.md "Training speed"). Inference keeps `Conv2d`'s own kernel, so that predictions
+/// stay bit for bit what they were.
+pub fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if !x.device().is_autodiff() {
+        return conv.forward(x);
+    }
+    let [n, c, h, w] = x.dims();
+    let weight = conv.weight.val();
+    let out = weight.dims()[0];
+    let pixels = x.reshape([n, c, h * w]).swap_dims(0, 1).reshape([c, n * h * w]);
+    let y = weight.reshape([out, c]).matmul(pixels);
+    let y = match &conv.bias {
+        Some(bias) => y + bias.val().reshape([out, 1]),
+        None => y,
+    };
+    y.reshape([out, n, h * w]).swap_dims(0, 1).reshape([n, out, h, w])
+}
+
+/// The network's activation, min(max(x, 0), 6). While training, Burn's autodiff builds a clamp
+/// from two comparisons and two masked fills each way, where ReLU has a kernel and gradient of
+/// its own: only the cap at 6 is masked then (the same values; BENCHMARKS.md "Training speed").
+pub fn relu6(x: Tensor<4>) -> Tensor<4> {
+    if x.device().is_autodiff() { burn::tensor::activation::relu(x).clamp_max(6.0) } else { x.clamp(0.0, 6.0) }
 }
 
 /// Global average of a feature map: `[n, c, h, w]` -> `[n, c]`.
@@ -238,5 +289,48 @@ impl FaceRes {
         model.gender = layers::linear(weights, "gender_pred/kernel", Some("gender_pred/bias"), 256, 1, device)?;
         model.age = layers::linear(weights, "age_pred/kernel", Some("age_pred/bias"), 256, AGE_BINS, device)?;
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn close(a: Tensor<4>, b: Tensor<4>, what: &str) {
+        let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{what}: off by {worst} (relative)");
+    }
+
+    #[test]
+    fn a_pointwise_convolution_as_matrix_products_is_conv2d_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        let block = BlockShape { channels: 24, side: 7, stride: 1, out: 40 };
+        let conv = pointwise_config(&block).init(&device);
+        let x = Tensor::<4>::random([3, 24, 7, 7], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let (ours, theirs) = (pointwise(&conv, x.clone()), conv.forward(x.clone()));
+        close(ours.clone().inner(), theirs.clone().inner(), "forward");
+        // The same loss through each: the gradients of the input, the kernel and the bias agree.
+        let weights = Tensor::<4>::random([3, 40, 7, 7], Distribution::Normal(0.0, 1.0), &device);
+        let (g_ours, g_theirs) = ((ours * weights.clone()).sum().backward(), (theirs * weights).sum().backward());
+        close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap(), "input gradient");
+        close(conv.weight.grad(&g_ours).unwrap(), conv.weight.grad(&g_theirs).unwrap(), "kernel gradient");
+        let bias = |g| conv.bias.as_ref().unwrap().grad(g).unwrap().reshape([1, 40, 1, 1]);
+        close(bias(&g_ours), bias(&g_theirs), "bias gradient");
+    }
+
+    #[test]
+    fn relu6_trains_with_the_values_and_gradient_of_a_clamp() {
+        let device = Device::flex().autodiff();
+        let values: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.25 + 0.125).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 1, 9, 9]), &device).require_grad();
+        let y = relu6(x.clone());
+        let clamped: Vec<f32> = values.iter().map(|v| v.clamp(0.0, 6.0)).collect();
+        assert_eq!(y.clone().inner().into_data().try_to_vec::<f32>().unwrap(), clamped);
+        assert_eq!(relu6(x.clone().inner()).into_data().try_to_vec::<f32>().unwrap(), clamped);
+        let grad = x.grad(&y.sum().backward()).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let inside: Vec<f32> = values.iter().map(|v| if (0.0..=6.0).contains(v) { 1.0 } else { 0.0 }).collect();
+        assert_eq!(grad, inside);
     }
 }

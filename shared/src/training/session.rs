@@ -211,21 +211,13 @@ impl Session {
             let x = train.rows(chunk, &mirror, &self.device);
             let keep = self.dropout_keep(epoch, batches, chunk.len());
             let rows = Tensor::<1, Int>::from_data(TensorData::new(chunk.to_vec(), [chunk.len()]), &self.device);
-            let losses: Vec<Tensor<1>> = self
-                .model
-                .forward(x, &keep)
-                .into_iter()
-                .zip(targets)
-                .map(|(output, target)| target.select(rows.clone()).loss(output))
-                .collect();
-            let detached = losses.iter().map(|l| l.clone().inner());
+            let batch_targets: Vec<Target> = targets.iter().map(|t| t.select(rows.clone())).collect();
+            let (losses, grads) = self.gradients(x, &batch_targets, &keep, active);
+            self.apply(grads);
             sums = Some(match sums {
-                None => detached.collect(),
-                Some(sums) => sums.into_iter().zip(detached).map(|(s, l)| s + l).collect(),
+                None => losses,
+                Some(sums) => sums.into_iter().zip(losses).map(|(s, l)| s + l).collect(),
             });
-            let total = self.model.weighting.combine(&losses, active);
-            let grads = GradientsParams::from_grads(total.backward(), &self.model);
-            self.model = self.optim.step(self.state.lr, self.model.clone(), grads);
             batches += 1;
         }
         let Some(sums) = sums else { return vec![f64::NAN; active.len()] };
@@ -236,9 +228,32 @@ impl Session {
         means
     }
 
+    /// The first half of a training step: the forward pass on a batch `x` `[n, inputs]` with
+    /// its `targets` (one per task, the batch's rows) and dropout's `keep` masks, each task's
+    /// loss, their weighted total (converged tasks, `active` false, left out), and its
+    /// gradients. Returns the tasks' losses (detached, on the device) and the gradients.
+    pub fn gradients(
+        &self,
+        x: Tensor<2>,
+        targets: &[Target],
+        keep: &[Tensor<2>],
+        active: &[bool],
+    ) -> (Vec<Tensor<1>>, GradientsParams) {
+        let losses: Vec<Tensor<1>> =
+            self.model.forward(x, keep).into_iter().zip(targets).map(|(output, target)| target.loss(output)).collect();
+        let total = self.model.weighting.combine(&losses, active);
+        let grads = GradientsParams::from_grads(total.backward(), &self.model);
+        (losses.into_iter().map(Tensor::inner).collect(), grads)
+    }
+
+    /// The second half of a training step: Adam's step with `grads` at the current rate.
+    pub fn apply(&mut self, grads: GradientsParams) {
+        self.model = self.optim.step(self.state.lr, self.model.clone(), grads);
+    }
+
     /// Dropout's masks for the `rows` faces of batch `batch` (see [`order::dropout_keep`]):
     /// one per head, none without dropout or hidden layers.
-    fn dropout_keep(&self, epoch: usize, batch: usize, rows: usize) -> Vec<Tensor<2>> {
+    pub fn dropout_keep(&self, epoch: usize, batch: usize, rows: usize) -> Vec<Tensor<2>> {
         let (width, p) = (self.settings.head_hidden, self.settings.dropout);
         if width == 0 || p == 0.0 {
             return Vec::new();

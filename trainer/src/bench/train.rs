@@ -1,0 +1,246 @@
+//! `facemtl bench train`: training throughput on random inputs of the real shapes, for full
+//! fine-tuning (the whole faceres from 224x224 crops), its last K blocks (from activations at
+//! the cut) and the head alone (from features), with the shipped tasks and the thesis's head;
+//! and where one step's time goes. The step is the trainer's own (`Session::gradients` and
+//! `Session::apply`); the layers are timed alone, each kind summed over the blocks that train.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use clap::{Args, ValueEnum};
+use facemtl::backbone::faceres::{self, BlockShape, FaceResTailConfig};
+use facemtl::backbone::{Backbone, BackboneKind, Tuned};
+use facemtl::mtl::{Label, TaskSpec};
+use facemtl::training::{Examples, FeatureExamples, RunSettings, Session};
+use serde::Serialize;
+
+use crate::data::DataSetId;
+
+/// What trains.
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainMode {
+    /// The whole backbone and the head, from aligned crops.
+    Full,
+    /// The last `--tune-blocks` blocks and the head, from activations at the cut.
+    Blocks,
+    /// The head alone, from features.
+    Head,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[arg(long, value_enum, default_value = "full")]
+    mode: TrainMode,
+    /// Blocks that train with `--mode blocks`.
+    #[arg(long = "tune-blocks", default_value_t = 1)]
+    tune_blocks: usize,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Untimed steps first (lazily built kernels, allocator warm-up).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+}
+
+/// One kind of layer's time in a step, over every layer of that kind that trains.
+#[derive(Serialize)]
+struct LayerCost {
+    kind: &'static str,
+    layers: usize,
+    forward_ms: f64,
+    backward_ms: f64,
+}
+
+#[derive(Serialize)]
+struct TrainSpeed {
+    mode: TrainMode,
+    tune_blocks: Option<usize>,
+    batch: usize,
+    backend: String,
+    threads: usize,
+    images_per_second: f64,
+    step_ms: f64,
+    /// The forward pass, the losses and the backward pass.
+    gradients_ms: f64,
+    /// Adam's step.
+    optimiser_ms: f64,
+    /// A batch gathered from examples in memory, with its targets.
+    data_ms: f64,
+    /// The backbone's layers timed alone; what the step spends beyond them is the head, the
+    /// losses and the glue between layers.
+    layers: Vec<LayerCost>,
+}
+
+pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
+    let tasks = DataSetId::UtkfaceAllAges.tasks();
+    let settings = RunSettings { batch_size: args.batch, ..RunSettings::default() };
+    settings.check().map_err(anyhow::Error::msg)?;
+    let autodiff = device.clone().autodiff();
+    let mut model = settings.model(faceres::FEATURES, &tasks, &autodiff);
+    model.backbone = match args.mode {
+        TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, &autodiff))),
+        TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(&autodiff))),
+        TrainMode::Head => None,
+    };
+    let mut session = Session::new(settings, tasks.clone(), model, &autodiff);
+    let examples = random_examples(&tasks, input_width(args), 2 * args.batch, device);
+    let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
+    let batch = |rows: &[i64]| {
+        let indices = Tensor::<1, Int>::from_data(TensorData::new(rows.to_vec(), [rows.len()]), &autodiff);
+        let targets: Vec<_> =
+            examples.targets().iter().map(|t| t.to_device(&autodiff).select(indices.clone())).collect();
+        (examples.rows(rows, &vec![false; rows.len()], &autodiff), targets)
+    };
+    let keep = session.dropout_keep(0, 0, args.batch);
+    let active = vec![true; tasks.len()];
+    let (mut gradients, mut optimiser, mut data) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for step in 0..args.warmup + args.steps {
+        let timed = step >= args.warmup;
+        let started = Instant::now();
+        let (x, targets) = batch(if step % 2 == 0 { &first } else { &second });
+        autodiff.sync()?;
+        let prepared = Instant::now();
+        let (_, grads) = session.gradients(x, &targets, &keep, &active);
+        autodiff.sync()?;
+        let backward = Instant::now();
+        session.apply(grads);
+        autodiff.sync()?;
+        if timed {
+            data += prepared - started;
+            gradients += backward - prepared;
+            optimiser += backward.elapsed();
+        }
+    }
+    let per_step = |d: Duration| 1e3 * d.as_secs_f64() / args.steps.max(1) as f64;
+    let step_ms = per_step(gradients + optimiser + data);
+    let report = TrainSpeed {
+        mode: args.mode,
+        tune_blocks: (args.mode == TrainMode::Blocks).then_some(args.tune_blocks),
+        batch: args.batch,
+        backend: backend.into(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        images_per_second: args.batch as f64 / step_ms * 1e3,
+        step_ms,
+        gradients_ms: per_step(gradients),
+        optimiser_ms: per_step(optimiser),
+        data_ms: per_step(data),
+        layers: layer_costs(args, &autodiff)?,
+    };
+    eprintln!(
+        "{:?} batch {}: {:.1} img/s ({:.0} ms a step: gradients {:.0}, optimiser {:.0}, data {:.0})",
+        args.mode,
+        args.batch,
+        report.images_per_second,
+        step_ms,
+        report.gradients_ms,
+        report.optimiser_ms,
+        report.data_ms
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// A training row's width: a crop, the activations at the cut, or the features.
+fn input_width(args: &TrainArgs) -> usize {
+    match args.mode {
+        TrainMode::Full => 3 * faceres::INPUT_SIZE * faceres::INPUT_SIZE,
+        TrainMode::Blocks => faceres::cut_shape(args.tune_blocks).iter().product(),
+        TrainMode::Head => faceres::FEATURES,
+    }
+}
+
+/// `n` examples of random inputs `width` wide, with labels drawn for every task.
+fn random_examples(tasks: &[TaskSpec], width: usize, n: usize, device: &Device) -> FeatureExamples {
+    let features = Tensor::<2>::random([n, width], Distribution::Normal(0.0, 1.0), device);
+    let features = features.into_data().try_to_vec::<f32>().expect("f32 inputs");
+    let label = |task: &TaskSpec, i: usize| match task.labels().len() {
+        0 => Label::Value(1.0 + (i * 37 % 90) as f32),
+        classes => Label::Class(i % classes),
+    };
+    let faces: Vec<Vec<Label>> = (0..n).map(|i| tasks.iter().map(|t| label(t, i)).collect()).collect();
+    let columns: Vec<usize> = (0..tasks.len()).collect();
+    FeatureExamples::new(features, width, &faces, tasks, &columns, device)
+}
+
+/// The blocks that train (all of them, after the stem, for full fine-tuning).
+fn trained_blocks(args: &TrainArgs) -> Vec<BlockShape> {
+    let blocks = faceres::block_shapes();
+    match args.mode {
+        TrainMode::Full => blocks,
+        TrainMode::Blocks => blocks[faceres::BLOCK_COUNT - args.tune_blocks.min(faceres::BLOCK_COUNT)..].to_vec(),
+        TrainMode::Head => Vec::new(),
+    }
+}
+
+/// Each kind of backbone layer that trains, timed alone on its real input shapes at the
+/// batch size: forward, then backward (from the sum of its output) to its input and weights.
+fn layer_costs(args: &TrainArgs, device: &Device) -> Result<Vec<LayerCost>> {
+    let n = args.batch;
+    let blocks = trained_blocks(args);
+    let mut costs = vec![
+        LayerCost { kind: "3x3 depthwise conv", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
+        LayerCost { kind: "1x1 conv", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
+        LayerCost { kind: "activation (ReLU6)", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
+        LayerCost { kind: "3x3 stem conv", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
+    ];
+    let side = faceres::INPUT_SIZE;
+    if args.mode == TrainMode::Full {
+        let stem = faceres::stem_config().init(device);
+        add(&mut costs[3], time_layer(|x| stem.forward(x), [n, 3, side, side], args.steps, device)?);
+        add(&mut costs[2], time_layer(faceres::relu6, [n, 32, side / 2, side / 2], args.steps, device)?);
+    }
+    for block in &blocks {
+        let depthwise = faceres::depthwise_config(block).init(device);
+        let pointwise = faceres::pointwise_config(block).init(device);
+        let out = block.side.div_ceil(block.stride);
+        let shape = |channels: usize, side: usize| [n, channels, side, side];
+        add(
+            &mut costs[0],
+            time_layer(|x| depthwise.forward(x), shape(block.channels, block.side), args.steps, device)?,
+        );
+        add(&mut costs[2], time_layer(faceres::relu6, shape(block.channels, out), args.steps, device)?);
+        let conv = |x| faceres::pointwise(&pointwise, x);
+        add(&mut costs[1], time_layer(conv, shape(block.channels, out), args.steps, device)?);
+        add(&mut costs[2], time_layer(faceres::relu6, shape(block.out, out), args.steps, device)?);
+    }
+    costs.retain(|c| c.layers > 0);
+    Ok(costs)
+}
+
+fn add(cost: &mut LayerCost, (forward_ms, backward_ms): (f64, f64)) {
+    cost.layers += 1;
+    cost.forward_ms += forward_ms;
+    cost.backward_ms += backward_ms;
+}
+
+/// Mean forward and backward milliseconds of `layer` on a random input of `shape`, after one
+/// untimed run.
+fn time_layer(
+    layer: impl Fn(Tensor<4>) -> Tensor<4>,
+    shape: [usize; 4],
+    runs: usize,
+    device: &Device,
+) -> Result<(f64, f64)> {
+    let (mut forward, mut backward) = (Duration::ZERO, Duration::ZERO);
+    for run in 0..=runs.max(1) {
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device).require_grad();
+        device.sync()?;
+        let started = Instant::now();
+        let y = layer(x);
+        device.sync()?;
+        let forwarded = Instant::now();
+        let _grads = y.sum().backward();
+        device.sync()?;
+        if run > 0 {
+            forward += forwarded - started;
+            backward += forwarded.elapsed();
+        }
+    }
+    let ms = |d: Duration| 1e3 * d.as_secs_f64() / runs.max(1) as f64;
+    Ok((ms(forward), ms(backward)))
+}
