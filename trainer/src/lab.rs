@@ -88,14 +88,7 @@ fn exact_sets(cache: &Cache, device: &Device, args: &LabFaces) -> Result<Vec<Lab
 }
 
 fn header(bits: u8) -> LabHeader {
-    LabHeader {
-        backbone: BACKBONE,
-        backbone_weights: WEIGHTS,
-        dim: BACKBONE.feature_dim(),
-        bits,
-        licence: LICENCE.into(),
-        sets: Vec::new(),
-    }
+    LabHeader::new(BACKBONE, WEIGHTS, bits, LICENCE)
 }
 
 /// Write the Lab file to `out`: [`exact_sets`], quantised to `args.bits`.

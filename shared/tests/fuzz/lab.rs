@@ -8,13 +8,13 @@ use burn::prelude::*;
 use burn::tensor::read_sync;
 use facemtl::backbone::BackboneKind;
 use facemtl::compact::Precision;
-use facemtl::lab::{self, LabData, LabHeader, LabRun, LabSet, LabSetInfo, LabSplit, RunRequest};
+use facemtl::lab::{self, LabData, LabError, LabHeader, LabRun, LabSet, LabSetInfo, LabSplit, RunRequest};
 use facemtl::mtl::{AgeNorm, Label, TaskSpec};
 use facemtl::training::RunSettings;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{config, mutate, mutation};
+use super::{config, mutate, mutation, with_json_header};
 
 /// dlib's feature width, the smallest backbone's.
 const DIM: usize = 128;
@@ -49,14 +49,7 @@ fn lab_file(tasks: Vec<TaskSpec>, splits: [usize; 3], bits: u8) -> Vec<u8> {
         tasks: tasks.clone(),
         splits: [0; 3],
     };
-    let header = LabHeader {
-        backbone: BackboneKind::Dlib,
-        backbone_weights: Precision::Exact,
-        dim: DIM,
-        bits,
-        licence: "fuzz".into(),
-        sets: Vec::new(),
-    };
+    let header = LabHeader::new(BackboneKind::Dlib, Precision::Exact, bits, "fuzz");
     let splits = [split(splits[0], 0), split(splits[1], 1), split(splits[2], 2)];
     lab::encode(header, &[LabSet { info, splits }])
 }
@@ -108,26 +101,20 @@ fn lab_edit() -> impl Strategy<Value = (Vec<&'static str>, Value)> {
 
 /// `bytes` with the header value at `place` replaced by `value` (when the place exists).
 fn edit_lab_header(bytes: &[u8], place: &[&str], value: Value) -> Vec<u8> {
-    let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
-    let mut json: Value = serde_json::from_slice(&bytes[12..12 + len]).unwrap();
-    let mut at = &mut json;
-    for key in place {
-        let next = match key.parse::<usize>() {
-            Ok(i) => at.get_mut(i),
-            Err(_) => at.get_mut(*key),
-        };
-        match next {
-            Some(next) => at = next,
-            None => return bytes.to_vec(),
+    with_json_header(bytes, |json| {
+        let mut at = json;
+        for key in place {
+            let next = match key.parse::<usize>() {
+                Ok(i) => at.get_mut(i),
+                Err(_) => at.get_mut(*key),
+            };
+            match next {
+                Some(next) => at = next,
+                None => return,
+            }
         }
-    }
-    *at = value;
-    let json = serde_json::to_vec(&json).unwrap();
-    let mut out = bytes[..8].to_vec();
-    out.extend((json.len() as u32).to_le_bytes());
-    out.extend(json);
-    out.extend_from_slice(&bytes[12 + len..]);
-    out
+        *at = value;
+    })
 }
 
 /// Small settings, so that a case trains in milliseconds.
@@ -201,6 +188,42 @@ fn settings_message() -> impl Strategy<Value = Value> {
         settings[field] = value;
         settings
     })
+}
+
+/// Headers a crafted Lab file might carry, each refused before anything is sized from it (the
+/// findings of issue 30, kept here beside the fuzz targets that generalise them).
+#[test]
+fn a_header_no_network_of_ours_could_train_from_is_refused_before_anything_is_sized() {
+    let refused = |edit: &dyn Fn(&mut Value), why: &str| {
+        let file = lab_file(vec![TaskSpec::gender(), TaskSpec::age(AgeNorm::ALL_AGES)], [40, 7, 5], 4);
+        let err = lab::decode(&with_json_header(&file, edit)).expect_err(why);
+        assert!(matches!(err, LabError::Damaged(_)), "{why}: {err}");
+    };
+    // A distribution over a billion values (7.8 GB before it aborted), or up to 3e38.
+    refused(
+        &|h| h["sets"][0]["tasks"][1]["kind"] = json!({"distribution": {"low": 0.0, "high": 1e9, "sigma": 2.0}}),
+        "1e9 bins",
+    );
+    refused(
+        &|h| h["sets"][0]["tasks"][1]["kind"] = json!({"distribution": {"low": 0.0, "high": 3e38, "sigma": 2.0}}),
+        "3e38",
+    );
+    refused(&|h| h["sets"][0]["tasks"][1]["kind"]["regression"]["norm"]["scale"] = 0.0.into(), "scale 0");
+    refused(&|h| h["sets"][0]["tasks"][0]["name"] = "score".into(), "a reserved name");
+    refused(&|h| h["sets"][0]["tasks"][0]["kind"]["class"]["labels"] = json!(["male", "male"]), "repeated labels");
+    // Features narrower than the backbone's (the head then panicked on their shape).
+    refused(&|h| h["dim"] = 3.into(), "3 features for a 128-wide backbone");
+    // Splits a run cannot use (training panicked on an empty concatenation).
+    refused(&|h| h["sets"][0]["splits"] = json!([40, 0, 12]), "no validation faces");
+    refused(&|h| h["sets"][0]["splits"] = json!([1, 7, 44]), "one training face");
+    refused(&|h| h["sets"] = json!([]), "no data set");
+    refused(
+        &|h| {
+            let set = h["sets"][0].clone();
+            h["sets"].as_array_mut().unwrap().push(set)
+        },
+        "a set twice",
+    );
 }
 
 proptest! {

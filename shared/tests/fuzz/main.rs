@@ -191,15 +191,21 @@ fn header_edit() -> impl Strategy<Value = (String, serde_json::Value)> {
 }
 
 fn edit_header(bytes: &[u8], field: &str, value: serde_json::Value) -> Vec<u8> {
+    reseal(with_json_header(bytes, |json| json[field] = value))
+}
+
+/// A file laid out as 8 magic bytes, a little-endian u32 length and a JSON header (a model
+/// file, a Lab file), with its header edited by `edit`; what follows is left as it was.
+fn with_json_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
     let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
     let mut json: serde_json::Value = serde_json::from_slice(&bytes[12..12 + len]).unwrap();
-    json[field] = value;
+    edit(&mut json);
     let json = serde_json::to_vec(&json).unwrap();
     let mut out = bytes[..8].to_vec();
     out.extend((json.len() as u32).to_le_bytes());
     out.extend(json);
     out.extend_from_slice(&bytes[12 + len..]);
-    reseal(out)
+    out
 }
 
 /// Loading either fails or gives a model whose predictions for any features are finite
