@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -250,5 +251,46 @@ test("on WebGPU (SwiftShader) a Lab run pauses and resumes, reaches the native t
     assert.deepEqual(requests.filter((r) => !r.url.startsWith(origin) && !r.url.startsWith("blob:")), [], "no request leaves the origin");
   } finally {
     await close();
+  }
+});
+
+/// The Lab file with its header edited by `edit` (what follows it left as it was).
+function editedLabFile(edit) {
+  const bytes = readFileSync(LAB_FILE);
+  const len = bytes.readUInt32LE(8);
+  const header = JSON.parse(bytes.subarray(12, 12 + len).toString());
+  edit(header);
+  const json = Buffer.from(JSON.stringify(header));
+  const start = Buffer.from(bytes.subarray(0, 12));
+  start.writeUInt32LE(json.length, 8);
+  return Buffer.concat([start, json, bytes.subarray(12 + len)]);
+}
+
+test("a crafted Lab file is refused in the page with its reason, and the page goes on working", async () => {
+  // As a deployment could serve it, its manifest naming its sha256: an age distribution over a
+  // billion values (the page died with "unreachable"), and features narrower than the backbone's.
+  for (const [what, edit, reason] of [
+    ["1e9 values", (h) => (h.sets[0].tasks.find((t) => t.name === "age").kind = { distribution: { low: 0, high: 1e9, sigma: 2 } }), /distribution over 0..=1000000000/],
+    ["3 features", (h) => (h.dim = 3), /3 features per face/],
+  ]) {
+    const crafted = editedLabFile(edit);
+    const hash = createHash("sha256").update(crafted).digest("hex");
+    const manifest = JSON.parse(readFileSync(join(DIST, "assets/manifest.json"), "utf8"));
+    manifest["lab/lab.fml"] = hash;
+    const route = async (page) => {
+      await page.route((url) => url.pathname.endsWith("assets/manifest.json"), (r) => r.fulfill({ contentType: "application/json", body: JSON.stringify(manifest) }));
+      await page.route((url) => url.pathname.endsWith("lab/lab.fml"), (r) => r.fulfill({ contentType: "application/octet-stream", body: crafted }));
+    };
+    const { page, errors, close } = await launch(site.url, { query: "?backend=cpu", route });
+    try {
+      await ready(page);
+      await page.click("#lab-open");
+      await page.waitForFunction(() => /The Lab could not be opened/.test(document.getElementById("error").textContent), null, { timeout: 60_000 });
+      assert.match(await page.textContent("#error"), reason, what);
+      assert.equal(await page.isDisabled("#lab-open"), false, `${what}: the Lab can be opened again`);
+      assert.deepEqual(errors, [], what);
+    } finally {
+      await close();
+    }
   }
 });

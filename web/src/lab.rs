@@ -16,7 +16,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{js_error, to_js};
+use crate::{from_js, js_error, to_js};
 
 /// The Lab's data on one device, and the run in progress.
 #[wasm_bindgen]
@@ -77,7 +77,7 @@ impl Lab {
     /// Start a run: `request` is `{ set, tasks: [names], settings }` (settings as the native
     /// trainer's). A run in progress is dropped.
     pub fn start(&self, request: JsValue) -> Result<(), JsError> {
-        let request: RunRequest = serde_wasm_bindgen::from_value(request).map_err(js_error)?;
+        let request: RunRequest = from_js(&request)?;
         let run = LabRun::new(&self.data, request, &self.device).map_err(js_error)?;
         self.run.replace(Some(run));
         Ok(())

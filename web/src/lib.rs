@@ -103,9 +103,18 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// `value` as a plain JavaScript value (objects, arrays, numbers; no JSON text in between).
+/// `value` as a plain JavaScript value (objects, arrays, numbers), built by the engine's JSON
+/// parser from serde_json's text in one call. Built object by object through serde-wasm-bindgen
+/// instead, one webcam frame's prediction took 185 ms against 1 ms (BENCHMARKS.md).
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+    let text = serde_json::to_string(value).map_err(js_error)?;
+    js_sys::JSON::parse(&text).map_err(|_| js_error("an answer could not be handed to the page"))
+}
+
+/// A value the page sent, read as `T`.
+fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, JsError> {
+    let text = js_sys::JSON::stringify(value).map_err(|_| js_error("the message is not plain data"))?;
+    serde_json::from_str(&String::from(text)).map_err(js_error)
 }
 
 #[wasm_bindgen]
