@@ -247,10 +247,13 @@ test("a model of a user's own tasks is shown by what its header says: its tasks 
       assert.equal(label, expected.ancestry[i][0]);
       assert.ok(Math.abs(p - expected.ancestry[i][1]) <= GAPS.probability, `ancestry ${label}`);
     });
-    // A class of more than two labels shows them all, likeliest first; a value with its miss.
-    const cells = await page.locator("#results tbody tr").first().locator("td").allTextContents();
-    assert.match(cells[2], /^\d+ ± \d+$/);
-    const shown = cells[3].split(", ").map((c) => c.split(" ")[0]);
+    // A value shows with its miss; a class of more than two labels shows its likeliest one,
+    // and the others, likeliest first, on demand.
+    const cells = page.locator("#results tbody tr").first().locator("td");
+    assert.match(await cells.nth(2).textContent(), /^\d+ ± \d+$/);
+    const top = await cells.nth(3).locator("summary").textContent();
+    const rest = await cells.nth(3).evaluate((td) => td.querySelector("details").lastChild.textContent);
+    const shown = [top, ...rest.split(", ")].map((c) => c.split(" ")[0]);
     assert.deepEqual(shown, [...expected.ancestry].sort((x, y) => y[1] - x[1]).map(([l]) => l));
     assert.deepEqual(errors, []);
   } finally {
@@ -652,10 +655,15 @@ for (const [name, viewport, mobile] of [
         page: document.scrollingElement.scrollWidth,
         canvas: document.getElementById("canvas").getBoundingClientRect().width,
         rows: document.querySelectorAll("#results tbody tr").length,
+        tallest: Math.max(...[...document.querySelectorAll("#results tbody tr")].map((r) => r.getBoundingClientRect().height)),
+        font: parseFloat(getComputedStyle(document.querySelector("#results td")).fontSize),
       }));
       assert.ok(layout.page <= viewport.width, `the page is ${layout.page} px wide, the screen ${viewport.width}`);
       assert.ok(layout.canvas > 0 && layout.canvas <= viewport.width, `the photo is shown ${layout.canvas} px wide`);
       assert.ok(layout.rows >= 1, "a row per face");
+      // A face's answers stay on one line (a class of five labels shows its likeliest one, the
+      // rest on demand; on a phone the table scrolls rather than wrap): no row is two lines tall.
+      assert.ok(layout.tallest < 1.8 * layout.font + 8, `the tallest row is ${layout.tallest} px, the font ${layout.font} px`);
       await page.locator("#canvas").scrollIntoViewIfNeeded();
       await page.screenshot({ path: join(ARTIFACTS, `${name}-answer.png`), scale: "css" });
       assert.deepEqual(errors, []);

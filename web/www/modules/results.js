@@ -61,37 +61,53 @@ export function predictAgain() {
   if (state.lastBytes && !state.webcam) predictBytes(state.lastBytes, state.lastName);
 }
 
-// One task's answer as a person reads it. A class: its likeliest label, followed by the others
-// when there are more than two (unless `short`). A value: rounded to the model's typical miss.
-function answerText(answer, short = false) {
+// One task's answer as a person reads it: a class's likeliest label with its probability, or
+// a value rounded to the model's typical miss.
+function answerText(answer) {
   if (answer.kind === "value") {
     const { value, plus_minus } = answer;
     if (!(plus_minus > 0)) return value.toFixed(1);
     const digits = plus_minus >= 1 ? 0 : 1;
     return `${value.toFixed(digits)} ± ${plus_minus.toFixed(digits)}`;
   }
-  const ranked = [...answer.probabilities].sort((a, b) => b[1] - a[1]);
-  const shown = short || ranked.length <= 2 ? ranked.slice(0, 1) : ranked;
-  return shown.map(([label, p]) => `${label} ${(100 * p).toFixed(0)} %`).join(", ");
+  return classText(ranked(answer)[0]);
+}
+
+const ranked = (answer) => [...answer.probabilities].sort((a, b) => b[1] - a[1]);
+const classText = ([label, p]) => `${label} ${(100 * p).toFixed(0)} %`;
+
+// A table cell for an answer: a class of more than two labels shows its likeliest one, and
+// the others on demand, so that a row stays one line on a phone.
+function answerCell(answer) {
+  if (answer.kind === "value" || answer.probabilities.length <= 2) return element("td", {}, answerText(answer));
+  const [top, ...rest] = ranked(answer);
+  const details = element("details", {}, element("summary", {}, classText(top)), rest.map(classText).join(", "));
+  return element("td", {}, details);
 }
 
 export function drawFaces(ctx, result) {
-  const scale = Math.max(result.width, result.height) / 800;
-  ctx.lineWidth = Math.max(2, 2 * scale);
-  ctx.font = `${Math.max(12, 14 * scale)}px sans-serif`;
+  // Photo pixels per pixel on screen: the labels are sized for the screen, so that they stay
+  // legible on a phone, where a large photo is shown a tenth of its size.
+  const shown = ctx.canvas.getBoundingClientRect().width;
+  const scale = shown > 0 ? result.width / shown : Math.max(result.width, result.height) / 800;
+  ctx.lineWidth = 2 * scale;
+  ctx.font = `${13 * scale}px sans-serif`;
   result.faces.forEach((f, i) => {
     const b = f.bbox;
     ctx.strokeStyle = "#ffcc00";
     ctx.strokeRect(b.x_min, b.y_min, b.x_max - b.x_min, b.y_max - b.y_min);
-    const label = `${i + 1}: ${f.answers.map((a) => answerText(a, true)).join(", ")}`;
-    const w = ctx.measureText(label).width + 6;
-    const h = Math.max(16, 18 * scale);
+    // A label that would cover its neighbours' (more faces than room) is the face's number
+    // alone: the table below gives its answers.
+    const full = `${i + 1}: ${f.answers.map((a) => answerText(a)).join(", ")}`;
+    const label = ctx.measureText(full).width <= result.width / result.faces.length ? full : `${i + 1}`;
+    const w = ctx.measureText(label).width + 6 * scale;
+    const h = 17 * scale;
     // Keep the label inside the picture, also for faces at its right edge.
     const x = Math.max(0, Math.min(b.x_min, result.width - w));
     ctx.fillStyle = "rgba(0,0,0,0.7)";
     ctx.fillRect(x, Math.max(0, b.y_min - h), w, h);
     ctx.fillStyle = "#fff";
-    ctx.fillText(label, x + 3, Math.max(h - 4, b.y_min - 4));
+    ctx.fillText(label, x + 3 * scale, Math.max(h - 4 * scale, b.y_min - 4 * scale));
   });
 }
 
@@ -102,7 +118,7 @@ export function remember(result, name) {
   state.lastName = name;
 }
 
-const row = (cells, tag) => element("tr", {}, ...cells.map((text) => element(tag, {}, text)));
+const row = (cells, tag) => element("tr", {}, ...cells.map((cell) => (cell instanceof Node ? cell : element(tag, {}, cell))));
 
 export function show(result, name, ctx) {
   remember(result, name);
@@ -112,7 +128,7 @@ export function show(result, name, ctx) {
   // The columns of the model that made this prediction.
   const tasks = result.faces[0]?.answers.map((a) => a.task) ?? state.tasks.map((t) => t.name);
   table.tHead.replaceChildren(row(["#", ...tasks, "detector score"], "th"));
-  table.tBodies[0].replaceChildren(...result.faces.map((f, i) => row([i + 1, ...f.answers.map((a) => answerText(a)), f.score.toFixed(2)], "td")));
+  table.tBodies[0].replaceChildren(...result.faces.map((f, i) => row([i + 1, ...f.answers.map(answerCell), f.score.toFixed(2)], "td")));
   if (result.found === 0) showNotice(`No face found in ${name}.`);
   else if (result.found > result.faces.length) showNotice(`${result.found} faces found; the ${result.faces.length} most certain are analysed.`);
   else showNotice(`${result.found} face${result.found > 1 ? "s" : ""} in ${name} (${result.milliseconds.toFixed(0)} ms).`);
