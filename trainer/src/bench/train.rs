@@ -77,45 +77,8 @@ struct TrainSpeed {
 }
 
 pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
-    let tasks = DataSetId::UtkfaceAllAges.tasks();
-    let settings = RunSettings { batch_size: args.batch, ..RunSettings::default() };
-    settings.check().map_err(anyhow::Error::msg)?;
     let autodiff = device.clone().autodiff();
-    let mut model = settings.model(faceres::FEATURES, &tasks, &autodiff);
-    model.backbone = match args.mode {
-        TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, &autodiff))),
-        TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(&autodiff))),
-        TrainMode::Head => None,
-    };
-    let mut session = Session::new(settings, tasks.clone(), model, &autodiff);
-    let examples = random_examples(&tasks, input_width(args), 2 * args.batch, device);
-    let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
-    let batch = |rows: &[i64]| {
-        let indices = Tensor::<1, Int>::from_data(TensorData::new(rows.to_vec(), [rows.len()]), &autodiff);
-        let targets: Vec<_> =
-            examples.targets().iter().map(|t| t.to_device(&autodiff).select(indices.clone())).collect();
-        (examples.rows(rows, &vec![false; rows.len()], &autodiff), targets)
-    };
-    let keep = session.dropout_keep(0, 0, args.batch);
-    let active = vec![true; tasks.len()];
-    let (mut gradients, mut optimiser, mut data) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    for step in 0..args.warmup + args.steps {
-        let timed = step >= args.warmup;
-        let started = Instant::now();
-        let (x, targets) = batch(if step % 2 == 0 { &first } else { &second });
-        autodiff.sync()?;
-        let prepared = Instant::now();
-        let (_, grads) = session.gradients(x, &targets, &keep, &active);
-        autodiff.sync()?;
-        let backward = Instant::now();
-        session.apply(grads);
-        autodiff.sync()?;
-        if timed {
-            data += prepared - started;
-            gradients += backward - prepared;
-            optimiser += backward.elapsed();
-        }
-    }
+    let [gradients, optimiser, data] = time_steps(args, device, &autodiff)?;
     let per_step = |d: Duration| 1e3 * d.as_secs_f64() / args.steps.max(1) as f64;
     let step_ms = per_step(gradients + optimiser + data);
     let report = TrainSpeed {
@@ -143,6 +106,54 @@ pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
     );
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// A session of the shipped tasks that trains what `args` asks for, on `autodiff`.
+fn session(args: &TrainArgs, autodiff: &Device) -> Result<Session> {
+    let tasks = DataSetId::UtkfaceAllAges.tasks();
+    let settings = RunSettings { batch_size: args.batch, ..RunSettings::default() };
+    settings.check().map_err(anyhow::Error::msg)?;
+    let mut model = settings.model(faceres::FEATURES, &tasks, autodiff);
+    model.backbone = match args.mode {
+        TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, autodiff))),
+        TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(autodiff))),
+        TrainMode::Head => None,
+    };
+    Ok(Session::new(settings, tasks, model, autodiff))
+}
+
+/// The time the timed steps spent on their gradients, on Adam's step and on gathering their
+/// batch (two batches in memory, taken in turn), each part waited for on the device.
+fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<[Duration; 3]> {
+    let mut session = session(args, autodiff)?;
+    let examples = random_examples(&session.tasks, input_width(args), 2 * args.batch, device);
+    let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
+    let batch = |rows: &[i64]| {
+        let indices = Tensor::<1, Int>::from_data(TensorData::new(rows.to_vec(), [rows.len()]), autodiff);
+        let targets: Vec<_> =
+            examples.targets().iter().map(|t| t.to_device(autodiff).select(indices.clone())).collect();
+        (examples.rows(rows, &vec![false; rows.len()], autodiff), targets)
+    };
+    let keep = session.dropout_keep(0, 0, args.batch);
+    let active = vec![true; session.tasks.len()];
+    let mut spent = [Duration::ZERO; 3];
+    for step in 0..args.warmup + args.steps {
+        let started = Instant::now();
+        let (x, targets) = batch(if step % 2 == 0 { &first } else { &second });
+        autodiff.sync()?;
+        let prepared = Instant::now();
+        let (_, grads) = session.gradients(x, &targets, &keep, &active);
+        autodiff.sync()?;
+        let backward = Instant::now();
+        session.apply(grads);
+        autodiff.sync()?;
+        if step >= args.warmup {
+            spent[0] += backward - prepared;
+            spent[1] += backward.elapsed();
+            spent[2] += prepared - started;
+        }
+    }
+    Ok(spent)
 }
 
 /// A training row's width: a crop, the activations at the cut, or the features.
