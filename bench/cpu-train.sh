@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# facemtl's training pace beside PyTorch's on this CPU, in one run, alternating (BENCHMARKS.md
+# "Training speed"): for each configuration, `facemtl bench train`, then bench/torch-train.py in
+# PyTorch's two layouts (NCHW and channels-last; the better one counts). Writes
+# bench/train-speed.json: per configuration `facemtl_img_s`, `pytorch_img_s` and
+# `ratio` = facemtl / PyTorch (higher is better), with the machine.
+# PyTorch comes from PyPI into a venv under $FACEMTL_CACHE (about 5 GB, once); nothing else of
+# the project needs it. Usage (after scripts/run.sh or scripts/test.sh): bash bench/cpu-train.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+venv="$FACEMTL_CACHE/torch-venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  echo "installing PyTorch from PyPI into $venv (once)" >&2
+  python3 -m venv "$venv" && "$venv/bin/pip" install --quiet torch
+fi
+runs=$(mktemp)
+trap 'rm -f "$runs"' EXIT
+for config in "full 16 1" "full 32 1" "blocks 64 1" "blocks 64 2" "head 64 1"; do
+  read -r mode batch blocks <<<"$config"
+  echo "$mode, batch $batch (blocks: $blocks)" >&2
+  "$FACEMTL_BIN" --backend cpu bench train --mode "$mode" --tune-blocks "$blocks" --batch "$batch" --steps 5 2>/dev/null >>"$runs"
+  for layout in "" "--channels-last"; do
+    "$venv/bin/python" bench/torch-train.py --mode "$mode" --tune-blocks "$blocks" --batch "$batch" --steps 5 $layout >>"$runs"
+  done
+done
+python3 - "$runs" >bench/train-speed.json <<'PY'
+import json, os, platform, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+ours = [r for r in runs if "backend" in r]
+theirs = [r for r in runs if "torch" in r]
+def key(r):
+    return (r["mode"], r["tune_blocks"] if r["mode"] == "blocks" else None, r["batch"])
+rows = []
+for r in ours:
+    peers = [t for t in theirs if key(t) == key(r)]
+    best = max(peers, key=lambda t: t["images_per_second"])
+    rows.append({
+        "mode": r["mode"], "tune_blocks": r["tune_blocks"], "batch": r["batch"],
+        "facemtl_img_s": round(r["images_per_second"], 1),
+        "pytorch_img_s": round(best["images_per_second"], 1), "pytorch_layout": best["layout"],
+        "pytorch_by_layout": {t["layout"]: round(t["images_per_second"], 1) for t in peers},
+        "ratio": round(r["images_per_second"] / best["images_per_second"], 2),
+        "facemtl_step": {k: r[k] for k in ("step_ms", "gradients_ms", "optimiser_ms", "data_ms", "layers")},
+    })
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+print(json.dumps({"machine": {"cpu": cpu, "cores": os.cpu_count()}, "torch": theirs[0]["torch"], "rows": rows}, indent=1))
+PY
+echo "wrote bench/train-speed.json" >&2

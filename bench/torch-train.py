@@ -1,0 +1,139 @@
+"""PyTorch's pace on the same training work as `facemtl bench train` (BENCHMARKS.md "Training
+speed"): faceres's network rebuilt in PyTorch ("faceres-eq": MobileNet-v1 with its batch norms
+folded into biases, ReLU6), the same multi-task head (shared FC 512 with LeakyReLU and batch
+norm; per task FC 128, dropout 0.5, FC), the same losses (cross-entropy; half the squared error
+of the normalised age) and Adam (lr 3e-5, weight decay 1e-5), on random inputs of the same
+shapes. A reference for the benchmark only: nothing of facemtl needs PyTorch.
+
+Usage (PyTorch from PyPI in a venv under $FACEMTL_CACHE, see bench/cpu-train.sh):
+    python bench/torch-train.py --mode full|blocks|head [--tune-blocks K] --batch N
+        [--steps S] [--warmup W] [--channels-last] [--threads T]
+Prints one JSON line: the configuration, images per second and the step time.
+"""
+
+import argparse
+import json
+import time
+
+import torch
+from torch import nn
+
+# Output channels and depthwise stride of faceres's 13 depthwise-separable blocks.
+BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+TASKS = [("gender", 2), ("age", 1), ("race", 5)]
+
+
+def block(channels, out, stride):
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, stride, 1, groups=channels),
+        nn.ReLU6(),
+        nn.Conv2d(channels, out, 1),
+        nn.ReLU6(),
+    )
+
+
+def backbone(first_block):
+    """The blocks from `first_block` on (0: the stem too), ending in the global average."""
+    layers = [nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU6()] if first_block == 0 else []
+    channels = 32 if first_block == 0 else BLOCKS[first_block - 1][0]
+    for out, stride in BLOCKS[first_block:]:
+        layers.append(block(channels, out, stride))
+        channels = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shared = nn.Sequential(nn.Linear(1024, 512), nn.LeakyReLU(0.01), nn.BatchNorm1d(512))
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(512, 128), nn.LeakyReLU(0.01), nn.Dropout(0.5), nn.Linear(128, outputs)) for _, outputs in TASKS
+        )
+        # The Loss Weight Layer: one weight per task, kept positive and summing to 1.
+        self.loss_weights = nn.Parameter(torch.zeros(len(TASKS)))
+
+    def forward(self, features):
+        shared = self.shared(features)
+        return [head(shared) for head in self.heads]
+
+
+def cut_shape(tuned):
+    """Channels and side of the activations entering the last `tuned` blocks."""
+    side, channels = 112, 32
+    for out, stride in BLOCKS[: len(BLOCKS) - tuned]:
+        side, channels = -(-side // stride), out
+    return channels, side
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["full", "blocks", "head"], default="full")
+    parser.add_argument("--tune-blocks", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(42)
+
+    n = args.batch
+    if args.mode == "full":
+        body, shape = backbone(0), (n, 3, 224, 224)
+    elif args.mode == "blocks":
+        channels, side = cut_shape(args.tune_blocks)
+        body, shape = backbone(len(BLOCKS) - args.tune_blocks), (n, channels, side, side)
+    else:
+        body, shape = nn.Identity(), (n, 1024)
+    head = Head()
+    model = nn.ModuleDict({"body": body, "head": head})
+    memory = torch.channels_last if args.channels_last and len(shape) == 4 else torch.contiguous_format
+    model = model.to(memory_format=memory) if memory != torch.contiguous_format else model
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-5, weight_decay=1e-5)
+    inputs = [torch.randn(shape).to(memory_format=memory) if len(shape) == 4 else torch.randn(shape) for _ in range(2)]
+    targets = [
+        [torch.arange(n) % 2, torch.rand(n, 1), torch.arange(n) % 5],
+        [(torch.arange(n) + 1) % 2, torch.rand(n, 1), (torch.arange(n) + 1) % 5],
+    ]
+
+    def step(i):
+        x, (gender, age, race) = inputs[i % 2], targets[i % 2]
+        outputs = head(body(x))
+        losses = [
+            nn.functional.cross_entropy(outputs[0], gender),
+            0.5 * ((outputs[1] - age) ** 2).mean(),
+            nn.functional.cross_entropy(outputs[2], race),
+        ]
+        weights = torch.softmax(head.loss_weights, 0)
+        total = (weights * torch.stack(losses)).sum() + 0.1 * (weights**2).sum()
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        optimiser.step()
+
+    model.train()
+    for i in range(args.warmup):
+        step(i)
+    started = time.perf_counter()
+    for i in range(args.steps):
+        step(i)
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "mode": args.mode,
+                "tune_blocks": args.tune_blocks if args.mode == "blocks" else None,
+                "batch": n,
+                "layout": "channels-last" if memory == torch.channels_last else "NCHW",
+                "threads": args.threads,
+                "torch": torch.__version__,
+                "images_per_second": n * args.steps / seconds,
+                "step_ms": 1e3 * seconds / args.steps,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
