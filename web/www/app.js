@@ -2,7 +2,7 @@
 // model, and wires the inputs (file, drop, paste, gallery, webcam, a model file, the Lab).
 // Each concern lives in its module under modules/.
 import { REPORT, SAMPLES, assetUrl, fetchManifest, keepManifest, keptManifest, pruneCache } from "./modules/assets.js";
-import { drawArchitecture, drawReport } from "./modules/charts.js";
+import { drawReport } from "./modules/charts.js";
 import { loadNetworks, loadUserModel, updateFrom } from "./modules/model.js";
 import { $, showError, state } from "./modules/page.js";
 import { downloadJson, predictBytes, predictFile } from "./modules/results.js";
@@ -121,7 +121,6 @@ function wire() {
     b.addEventListener("click", () => sample(path, `sample${i + 1}.jpg`));
     $("gallery").append(b);
   });
-  drawArchitecture(null);
 }
 
 wire();

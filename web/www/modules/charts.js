@@ -29,9 +29,9 @@ function add(parent, name, attrs, text) {
   return el;
 }
 
-// The network of `header` (a stand-in with the shipped model's shape before one is loaded).
+// The network a model's header describes.
 export function drawArchitecture(header) {
-  const tasks = header ? header.tasks.map((t) => t.name) : ["gender", "age", "race"];
+  const tasks = header.tasks.map((t) => t.name);
   const width = 800;
   const height = 70 + 60 * tasks.length;
   const s = svg(width, height);
@@ -41,11 +41,11 @@ export function drawArchitecture(header) {
   };
   const mid = height / 2;
   box(10, mid - 25, 110, 50, "aligned face\n(detector)", "#eef");
-  box(140, mid - 25, 140, 50, `${header ? header.backbone : "faceres"} backbone\n(pretrained)`, "#dde");
-  box(300, mid - 25, 150, 50, `shared FC ${header ? header.shared.join("-") : 512}\nLeakyReLU, BatchNorm`, "#cfc");
+  box(140, mid - 25, 140, 50, `${header.backbone} backbone\n(pretrained)`, "#dde");
+  box(300, mid - 25, 150, 50, `shared FC ${header.shared.join("-")}\nLeakyReLU, BatchNorm`, "#cfc");
   tasks.forEach((t, i) => {
     const y = 20 + i * 60;
-    box(490, y, 150, 44, `${t} head\nFC ${header ? header.head_hidden : 128}, Dropout, FC`, "#fec");
+    box(490, y, 150, 44, `${t} head\nFC ${header.head_hidden}, Dropout, FC`, "#fec");
     add(s, "line", { x1: 450, y1: mid, x2: 490, y2: y + 22, stroke: "#333" });
     add(s, "line", { x1: 640, y1: y + 22, x2: 670, y2: mid, stroke: "#999", "stroke-dasharray": 4 });
   });
