@@ -163,7 +163,8 @@ mod tests {
         let dir = temp.path();
         // 4194304 is above Linux's largest process id: no such process runs.
         let dead = [".m.fmtl.4194304-0.tmp", ".faceres.bpk.4194304-2.tmp"];
-        let live = [format!(".m.fmtl.{}-9.tmp", std::process::id()), ".m.fmtl.1-0.tmp".to_string()];
+        // This process's own temporary is named for another file: write_atomic's own would take its name.
+        let live = [format!(".other.bin.{}-9.tmp", std::process::id()), ".m.fmtl.1-0.tmp".to_string()];
         for name in dead.iter().map(|n| n.to_string()).chain(live.iter().cloned()) {
             fs::write(dir.join(name), b"half").unwrap();
         }
