@@ -190,7 +190,8 @@ mod tests {
         let before = resident_bytes();
         let err = read_bounded(&sparse, 40_000_000).unwrap_err().to_string();
         assert!(err.contains("larger than 38 MB"), "{err}");
-        assert!(resident_bytes() < before + (100 << 20), "the file was not read");
+        // Read whole, it would take 2 GB; other tests of this process allocate far less.
+        assert!(resident_bytes() < before + (1 << 30), "the file was not read");
         // A device says nothing of its length; it is read no further than the limit.
         let err = read_bounded(Path::new("/dev/zero"), 1 << 20).unwrap_err().to_string();
         assert!(err.contains("larger than 1 MB"), "{err}");
