@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { crc32, deflateSync, gzipSync } from "node:zlib";
 import { launch, ready } from "./browser.mjs";
+import { resealModel } from "./files.mjs";
 import { serve } from "../../web/serve.mjs";
 import { wasmSections, writeManifest } from "../../web/postbuild.mjs";
 
@@ -67,19 +68,6 @@ function modelTasks(file) {
 function olderBy30(kind) {
   if (kind.regression) kind.regression.norm.offset += 30;
   else (kind.distribution.low += 30), (kind.distribution.high += 30);
-}
-
-/// A model file with its header changed by `edit` and its checksum made whole again: what a
-/// new deployment, or a careful editor, would produce.
-function resealModel(bytes, edit) {
-  const len = bytes.readUInt32LE(8);
-  const header = JSON.parse(bytes.subarray(12, 12 + len).toString());
-  edit(header);
-  const json = Buffer.from(JSON.stringify(header));
-  const start = Buffer.from(bytes.subarray(0, 12));
-  start.writeUInt32LE(json.length, 8);
-  const body = Buffer.concat([start, json, bytes.subarray(12 + len, bytes.length - 32)]);
-  return Buffer.concat([body, createHash("sha256").update(body).digest()]);
 }
 
 // The page and `predict` read a photo with different vector units (WebAssembly SIMD or WebGPU;

@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { serve } from "../../web/serve.mjs";
 import { FIRST_EPOCH_GAP, disagreement, firstEpochGap, nativeLosses, pageLosses, replay, sideBySide } from "./agreement.mjs";
 import { launch, ready } from "./browser.mjs";
+import { withHeader } from "./files.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const DIST = join(ROOT, "dist");
@@ -254,18 +255,6 @@ test("on WebGPU (SwiftShader) a Lab run pauses and resumes, reaches the native t
   }
 });
 
-/// The Lab file with its header edited by `edit` (what follows it left as it was).
-function editedLabFile(edit) {
-  const bytes = readFileSync(LAB_FILE);
-  const len = bytes.readUInt32LE(8);
-  const header = JSON.parse(bytes.subarray(12, 12 + len).toString());
-  edit(header);
-  const json = Buffer.from(JSON.stringify(header));
-  const start = Buffer.from(bytes.subarray(0, 12));
-  start.writeUInt32LE(json.length, 8);
-  return Buffer.concat([start, json, bytes.subarray(12 + len)]);
-}
-
 test("a crafted Lab file is refused in the page with its reason, and the page goes on working", async () => {
   // As a deployment could serve it, its manifest naming its sha256: an age distribution over a
   // billion values (the page died with "unreachable"), and features narrower than the backbone's.
@@ -273,7 +262,7 @@ test("a crafted Lab file is refused in the page with its reason, and the page go
     ["1e9 values", (h) => (h.sets[0].tasks.find((t) => t.name === "age").kind = { distribution: { low: 0, high: 1e9, sigma: 2 } }), /distribution over 0..=1000000000/],
     ["3 features", (h) => (h.dim = 3), /3 features per face/],
   ]) {
-    const crafted = editedLabFile(edit);
+    const crafted = withHeader(readFileSync(LAB_FILE), edit);
     const hash = createHash("sha256").update(crafted).digest("hex");
     const manifest = JSON.parse(readFileSync(join(DIST, "assets/manifest.json"), "utf8"));
     manifest["lab/lab.fml"] = hash;
