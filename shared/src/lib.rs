@@ -8,6 +8,7 @@ pub mod backbone;
 pub mod compact;
 pub mod detect;
 pub mod groups;
+pub mod kernels;
 pub mod lab;
 mod layers;
 pub mod model_file;

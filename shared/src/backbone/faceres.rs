@@ -9,8 +9,8 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softmax};
 
-use crate::layers;
 use crate::tfjs::{TfjsError, TfjsWeights};
+use crate::{kernels, layers};
 
 pub const INPUT_SIZE: usize = 224;
 pub const FEATURES: usize = 1024;
@@ -42,7 +42,7 @@ pub struct SeparableBlock {
 
 impl SeparableBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu6(pointwise(&self.pointwise, relu6(self.depthwise.forward(x))))
+        pointwise_relu6(&self.pointwise, depthwise_relu6(&self.depthwise, x))
     }
 }
 
@@ -161,8 +161,8 @@ impl FaceResConfig {
     }
 }
 
-/// A 1x1 convolution `[n, c, h, w]` -> `[n, out, h, w]`. While training, it is one matrix
-/// product over every pixel of the batch, `[out, c] x [c, n h w]`: the same sums as
+/// A 1x1 convolution `[n, c, h, w]` -> `[n, out, h, w]`. While training where [`kernels`] do not
+/// run (the GPU backends), it is one matrix product over every pixel of the batch, `[out, c] x [c, n h w]`: the same sums as
 /// `Conv2d::forward`, but differentiated as two large matrix products, where Burn's CPU backend
 /// has no 1x1 convolution gradient of its own and takes a generic one three times slower
 /// (BENCHMARKS.md "Training speed"). Inference keeps `Conv2d`'s own kernel, so that predictions
@@ -181,6 +181,26 @@ pub fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         None => y,
     };
     y.reshape([out, n, h * w]).swap_dims(0, 1).reshape([n, out, h, w])
+}
+
+/// ReLU6 of a block's 3x3 depthwise convolution. While training on the CPU backend it is one
+/// fused layer of [`kernels`] with a backward of its own; elsewhere `Conv2d`'s own then [`relu6`].
+pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match &conv.bias {
+        Some(bias) if kernels::runs_here(&x) => {
+            kernels::depthwise3x3_relu6(x, conv.weight.val(), bias.val(), conv.stride[0])
+        }
+        _ => relu6(conv.forward(x)),
+    }
+}
+
+/// ReLU6 of a block's 1x1 convolution, fused on the CPU backend while training as
+/// [`depthwise_relu6`] is; elsewhere [`pointwise`] then [`relu6`].
+pub fn pointwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match &conv.bias {
+        Some(bias) if kernels::runs_here(&x) => kernels::pointwise_relu6(x, conv.weight.val(), bias.val()),
+        _ => relu6(pointwise(conv, x)),
+    }
 }
 
 /// The network's activation, min(max(x, 0), 6). While training, Burn's autodiff builds a clamp

@@ -1,0 +1,13 @@
+//! Training kernels of our own for the Flex (CPU) backend, where Burn takes a generic path:
+//! faceres's depthwise and pointwise convolutions with their bias and ReLU6 fused in, each with a
+//! backward of its own (BENCHMARKS.md "Training speed"; the upstream write-up is
+//! docs/upstream-cpu-training.md). Elsewhere, and for inference, Burn's own kernels run.
+
+mod lanes;
+mod matmul;
+mod ops;
+mod parallel;
+mod planes;
+mod relu6;
+
+pub use ops::{depthwise3x3_relu6, pointwise_relu6, runs_here};

@@ -1,0 +1,335 @@
+//! faceres's two training layers as a Burn backend extension on Flex, each with a backward of
+//! its own:
+//!
+//! - the 3x3 depthwise convolution: Burn differentiates a grouped convolution through its
+//!   backend's generic `conv2d_x_backward` / `conv2d_weight_backward`, which on Flex loop over
+//!   channels with a convolution call and a slice assignment each (about 4,960 calls a step across
+//!   faceres's 13 depthwise layers); here each gradient is one pass per plane ([`super::planes`]);
+//! - the 1x1 convolution: one matrix product per image on NCHW as it lies, where a convolution
+//!   (or a product over the whole batch) needs layout copies, and a weight gradient summed over
+//!   the batch in place, where autodiff of a broadcast product builds `[batch, out, in]` first.
+//!
+//! Both add their bias and apply ReLU6 while the output is in cache, and take the gradient
+//! through ReLU6 and the bias gradient in one pass ([`super::relu6`]), where separate layers cost
+//! three passes forward and four backward.
+
+use std::borrow::Cow;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, backend_extension};
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use super::matmul::{View, matmul};
+use super::parallel::{each_chunk, sum_over};
+use super::planes::Geometry;
+use super::relu6::{bias_gradient, through_relu6};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait SeparableOps: Backend {
+    /// ReLU6 of the depthwise convolution: `x` `[n, c, h, w]`, `kernel` `[c, 1, 3, 3]`, `bias`
+    /// `[c]` -> `[n, c, ceil(h / stride), ceil(w / stride)]`, SAME padding, stride 1 or 2.
+    fn depthwise3x3_relu6(
+        x: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self>;
+
+    /// ReLU6 of the 1x1 convolution: `x` `[n, c, h, w]`, `weight` `[out, c, 1, 1]`, `bias`
+    /// `[out]` -> `[n, out, h, w]`.
+    fn pointwise_relu6(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// Whether these kernels run for `x`: training (autodiff) on the Flex backend, in f32. Elsewhere
+/// Burn's own layers are used (the GPU backends have kernels of their own, and inference stays
+/// bit for bit what it was).
+pub fn runs_here(x: &Tensor<4>) -> bool {
+    let device = x.device();
+    device.is_autodiff() && x.dtype() == DType::F32 && matches!(device.inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// ReLU6 of a `Conv2d` with `groups = c`, a 3x3 kernel `[c, 1, 3, 3]`, bias `[c]`, SAME padding
+/// and this stride (1 or 2), on `x` `[n, c, h, w]`. Only where [`runs_here`] holds.
+pub fn depthwise3x3_relu6(x: Tensor<4>, kernel: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
+    let (x, kernel, bias) = (x.into_dispatch(), kernel.into_dispatch(), bias.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as SeparableOps>::depthwise3x3_relu6(x, kernel, bias, stride))
+}
+
+/// ReLU6 of a 1x1 `Conv2d` with `weight` `[out, c, 1, 1]` and bias `[out]` on `x` `[n, c, h, w]`.
+/// Only where [`runs_here`] holds.
+pub fn pointwise_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    let (x, weight, bias) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as SeparableOps>::pointwise_relu6(x, weight, bias))
+}
+
+/// A tensor's values in order, copied only where its layout is not already contiguous.
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(values) => values.into(),
+        None => t.to_contiguous().as_slice::<f32>().expect("f32 tensors").to_vec().into(),
+    }
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let shape = t.shape();
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+impl SeparableOps for Flex {
+    fn depthwise3x3_relu6(x: FlexTensor, kernel: FlexTensor, bias: FlexTensor, stride: usize) -> FlexTensor {
+        let [n, c, h, w] = dims4(&x);
+        let g = Geometry::new(h, w, stride);
+        let (x, kernel, bias) = (values(&x), values(&kernel), values(&bias));
+        let mut out = vec![0.0; n * c * g.output_len()];
+        each_chunk(&mut out, g.output_len(), |plane, out, scratch| {
+            let channel = plane % c;
+            let input = &x[plane * g.input_len()..][..g.input_len()];
+            g.forward_relu6(input, &kernel[channel * 9..][..9], bias[channel], out, scratch);
+        });
+        tensor(out, [n, c, g.oh, g.ow])
+    }
+
+    fn pointwise_relu6(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let ([n, c, h, w], out_channels) = (dims4(&x), dims4(&weight)[0]);
+        let pixels = h * w;
+        let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
+        let mut out = vec![0.0; n * out_channels * pixels];
+        each_chunk(&mut out, out_channels * pixels, |image, out, _| {
+            let input = View::rows(&x[image * c * pixels..], c, pixels);
+            matmul(out, View::rows(&weight, out_channels, c), input, false);
+            for (row, &b) in out.chunks_exact_mut(pixels).zip(bias.iter()) {
+                row.iter_mut().for_each(|v| *v = (*v + b).clamp(0.0, 6.0));
+            }
+        });
+        tensor(out, [n, out_channels, h, w])
+    }
+}
+
+/// The gradients of [`SeparableOps::depthwise3x3_relu6`] from its output's: input
+/// `[n, c, h, w]` (when asked for), kernel `[c, 1, 3, 3]` and bias `[c]`.
+fn depthwise_gradients(
+    x: &FlexTensor,
+    kernel: &FlexTensor,
+    y: &FlexTensor,
+    grad: &FlexTensor,
+    stride: usize,
+    input_wanted: bool,
+) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+    let [n, c, h, w] = dims4(x);
+    let g = Geometry::new(h, w, stride);
+    let (passed, plane_sums) = through_relu6(&values(grad), &values(y), g.output_len());
+    let (x, kernel) = (values(x), values(kernel));
+    let input = input_wanted.then(|| {
+        let mut out = vec![0.0; n * c * g.input_len()];
+        each_chunk(&mut out, g.input_len(), |plane, out, scratch| {
+            let grad = &passed[plane * g.output_len()..][..g.output_len()];
+            g.input_gradient(grad, &kernel[(plane % c) * 9..][..9], out, scratch);
+        });
+        tensor(out, [n, c, h, w])
+    });
+    // One channel per task, summed over the batch's images in f64: 100,000s of products a tap.
+    let mut kernel_grad = vec![0.0f32; c * 9];
+    each_chunk(&mut kernel_grad, 9, |channel, out, scratch| {
+        let mut sums = [0.0f64; 9];
+        for plane in (0..n).map(|image| image * c + channel) {
+            let input = &x[plane * g.input_len()..][..g.input_len()];
+            g.add_kernel_gradient(input, &passed[plane * g.output_len()..][..g.output_len()], &mut sums, scratch);
+        }
+        out.iter_mut().zip(sums).for_each(|(o, s)| *o = s as f32);
+    });
+    (input, tensor(kernel_grad, [c, 1, 3, 3]), tensor(bias_gradient(&plane_sums, c), [c]))
+}
+
+/// The gradients of [`SeparableOps::pointwise_relu6`] from its output's: input `[n, c, h, w]`
+/// (when asked for), weight `[out, c, 1, 1]` and bias `[out]`.
+fn pointwise_gradients(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    y: &FlexTensor,
+    grad: &FlexTensor,
+    input_wanted: bool,
+) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+    let ([n, c, h, w], out_channels) = (dims4(x), dims4(weight)[0]);
+    let pixels = h * w;
+    let (passed, plane_sums) = through_relu6(&values(grad), &values(y), pixels);
+    let (x, weight) = (values(x), values(weight));
+    let weight_t = View::rows(&weight, out_channels, c).transposed();
+    let input = input_wanted.then(|| {
+        let mut out = vec![0.0; n * c * pixels];
+        each_chunk(&mut out, c * pixels, |image, out, _| {
+            matmul(out, weight_t, View::rows(&passed[image * out_channels * pixels..], out_channels, pixels), false);
+        });
+        tensor(out, [n, c, h, w])
+    });
+    let weight_grad = sum_over(n, out_channels * c, |image, sum| {
+        let grad = View::rows(&passed[image * out_channels * pixels..], out_channels, pixels);
+        matmul(sum, grad, View::rows(&x[image * c * pixels..], c, pixels).transposed(), true);
+    });
+    let bias = bias_gradient(&plane_sums, out_channels);
+    (input, tensor(weight_grad, [out_channels, c, 1, 1]), tensor(bias, [out_channels]))
+}
+
+/// Registers a layer's three gradients with the parents that want them.
+fn register(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; 3],
+    (input, weight, bias): (Option<FlexTensor>, FlexTensor, FlexTensor),
+) {
+    let [x, w, b] = parents;
+    for (node, grad) in [(x, input), (w, Some(weight)), (b, Some(bias))] {
+        if let (Some(node), Some(grad)) = (node, grad) {
+            grads.register::<Flex>(node, grad);
+        }
+    }
+}
+
+/// Which layer a backward step belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Layer {
+    Depthwise { stride: usize },
+    Pointwise,
+}
+
+#[derive(Debug)]
+struct SeparableBackward(Layer);
+
+impl Backward<Flex, 3> for SeparableBackward {
+    /// The input's and weight's checkpoints and the layer's output (ReLU6's backward reads it).
+    type State = (NodeId, NodeId, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let parents = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state, y) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
+        let input_wanted = parents[0].is_some();
+        let gradients = match self.0 {
+            Layer::Depthwise { stride } => depthwise_gradients(&x, &weight, &y, &grad, stride, input_wanted),
+            Layer::Pointwise => pointwise_gradients(&x, &weight, &y, &grad, input_wanted),
+        };
+        register(grads, parents, gradients);
+    }
+}
+
+/// Runs `layer` on Flex, recording its backward where any input is tracked.
+fn tracked<C: CheckpointStrategy>(
+    layer: Layer,
+    x: FloatTensor<Autodiff<Flex, C>>,
+    weight: FloatTensor<Autodiff<Flex, C>>,
+    bias: FloatTensor<Autodiff<Flex, C>>,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let forward = |x, weight, bias| match layer {
+        Layer::Depthwise { stride } => Flex::depthwise3x3_relu6(x, weight, bias, stride),
+        Layer::Pointwise => Flex::pointwise_relu6(x, weight, bias),
+    };
+    match SeparableBackward(layer).prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let (x_state, weight_state) = (prep.checkpoint(&x), prep.checkpoint(&weight));
+            let y = forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+            prep.finish((x_state, weight_state, y.clone()), y)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive()))
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> SeparableOps for Autodiff<Flex, C> {
+    fn depthwise3x3_relu6(
+        x: FloatTensor<Self>,
+        kernel: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        tracked::<C>(Layer::Depthwise { stride }, x, kernel, bias)
+    }
+
+    fn pointwise_relu6(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        tracked::<C>(Layer::Pointwise, x, weight, bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::{Conv2d, Conv2dConfig};
+    use burn::tensor::Distribution;
+
+    fn worst(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f32::max)
+    }
+
+    /// Our layer against Burn's `Conv2d` then a clamp, forward and every gradient, on the same
+    /// random loss; inputs spread so that ReLU6 cuts at both ends.
+    fn agrees_with_burn(conv: &Conv2d, ours: impl Fn(Tensor<4>) -> Tensor<4>, x_shape: [usize; 4], case: &str) {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 4.0), &device).require_grad();
+        assert!(runs_here(&x));
+        let (ours, theirs) = (ours(x.clone()), conv.forward(x.clone()).clamp(0.0, 6.0));
+        assert_eq!(ours.dims(), theirs.dims(), "{case}");
+        assert!(worst(ours.clone().inner(), theirs.clone().inner()) < 1e-5, "{case}: forward");
+        let mix = Tensor::<4>::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let (g_ours, g_theirs) = ((ours * mix.clone()).sum().backward(), (theirs * mix).sum().backward());
+        assert!(worst(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap()) < 1e-5, "{case}: input gradient");
+        let kernel_gap = worst(conv.weight.grad(&g_ours).unwrap(), conv.weight.grad(&g_theirs).unwrap());
+        assert!(kernel_gap < 1e-5, "{case}: kernel gradient off by {kernel_gap}");
+        let bias = conv.bias.as_ref().unwrap();
+        let bias_grad = |g| bias.grad(g).unwrap().reshape([1, 1, 1, bias.dims()[0]]);
+        assert!(worst(bias_grad(&g_ours), bias_grad(&g_theirs)) < 1e-5, "{case}: bias gradient");
+    }
+
+    #[test]
+    fn the_depthwise_layer_agrees_with_burns_grouped_convolution_and_clamp() {
+        let device = Device::flex().autodiff();
+        for (n, c, h, w, stride) in
+            [(3, 5, 9, 9, 1), (2, 4, 10, 10, 2), (2, 3, 7, 6, 2), (1, 2, 1, 1, 1), (4, 8, 14, 14, 1)]
+        {
+            let conv = Conv2dConfig::new([c, c], [3, 3])
+                .with_stride([stride, stride])
+                .with_groups(c)
+                .with_padding(PaddingConfig2d::Same)
+                .init(&device);
+            let ours = |x| depthwise3x3_relu6(x, conv.weight.val(), conv.bias.as_ref().unwrap().val(), stride);
+            agrees_with_burn(&conv, ours, [n, c, h, w], &format!("{n}x{c}x{h}x{w} stride {stride}"));
+        }
+    }
+
+    #[test]
+    fn the_pointwise_layer_agrees_with_burns_convolution_and_clamp() {
+        let device = Device::flex().autodiff();
+        for (n, c, out, h, w) in [(3, 24, 40, 7, 7), (2, 5, 3, 1, 1), (5, 16, 8, 12, 10)] {
+            let conv = Conv2dConfig::new([c, out], [1, 1]).init(&device);
+            let ours = |x| pointwise_relu6(x, conv.weight.val(), conv.bias.as_ref().unwrap().val());
+            agrees_with_burn(&conv, ours, [n, c, h, w], &format!("{n}x{c}->{out} at {h}x{w}"));
+        }
+    }
+
+    #[test]
+    fn a_frozen_input_gets_no_gradient_and_the_layer_still_trains() {
+        let device = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([4, 6], [1, 1]).init(&device);
+        let x = Tensor::<4>::random([2, 4, 3, 3], Distribution::Normal(0.0, 2.0), &device);
+        let grads = pointwise_relu6(x.clone(), conv.weight.val(), conv.bias.as_ref().unwrap().val()).sum().backward();
+        assert!(x.grad(&grads).is_none());
+        assert!(conv.weight.grad(&grads).is_some());
+    }
+
+    #[test]
+    fn only_training_on_the_cpu_backend_takes_this_path() {
+        assert!(!runs_here(&Tensor::<4>::zeros([1, 1, 3, 3], &Device::flex())));
+    }
+}
