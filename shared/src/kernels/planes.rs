@@ -117,9 +117,11 @@ impl Geometry {
         }
     }
 
-    /// Adds one plane's share of its channel's kernel gradient (row by row).
-    pub fn add_kernel_gradient(&self, plane: &[f32], grad: &[f32], sums: &mut [f64; 9], scratch: &mut Vec<f32>) {
+    /// Adds one plane's share of its channel's kernel gradient into `sums` (nine taps).
+    pub fn add_kernel_gradient(&self, plane: &[f32], grad: &[f32], sums: &mut [f32], scratch: &mut Vec<f32>) {
         self.pad(plane, scratch);
+        // Row by row in f64: a 112x112 plane adds 12,544 products a tap.
+        let mut plane_sums = [0.0f64; 9];
         for (oy, grad_row) in grad.chunks_exact(self.ow).enumerate() {
             for ky in 0..3 {
                 let padded_row = oy * self.stride + ky;
@@ -130,9 +132,12 @@ impl Geometry {
                     } else {
                         grad_row.iter().zip(self.taps(scratch, padded_row, kx)).map(|(g, x)| g * x).sum()
                     };
-                    sums[ky * 3 + kx] += f64::from(product);
+                    plane_sums[ky * 3 + kx] += f64::from(product);
                 }
             }
+        }
+        for (sum, plane_sum) in sums.iter_mut().zip(plane_sums) {
+            *sum += plane_sum as f32;
         }
     }
 }
