@@ -127,6 +127,7 @@ enum LabCommand {
 }
 
 fn main() -> Result<()> {
+    device::keep_freed_memory();
     let cli = Cli::parse_from(facemtl_trainer::train::config::expand_recipe(std::env::args().collect())?);
     let cache = Cache::new(cli.cache);
     // Neither needs a device: setup converts on the CPU, export measures its file there.

@@ -141,7 +141,12 @@ fn depthwise_gradients(
             sums[9] += through_relu6(&grad[out.clone()], &y[out], &mut scratch.passed);
             let kernel = &kernel[channel * 9..][..9];
             if input_wanted {
-                g.input_gradient(&scratch.passed, kernel, &mut input[channel * in_len..][..in_len], &mut scratch.padded);
+                g.input_gradient(
+                    &scratch.passed,
+                    kernel,
+                    &mut input[channel * in_len..][..in_len],
+                    &mut scratch.padded,
+                );
             }
             g.add_kernel_gradient(&x[plane * in_len..][..in_len], &scratch.passed, &mut sums[..9], &mut scratch.padded);
         }

@@ -13,7 +13,9 @@ pub fn each_chunk(out: &mut [f32], len: usize, work: impl Fn(usize, &mut [f32], 
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        out.par_chunks_mut(len).enumerate().for_each_init(Scratch::default, |scratch, (i, chunk)| work(i, chunk, scratch));
+        out.par_chunks_mut(len)
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (i, chunk)| work(i, chunk, scratch));
     }
     #[cfg(not(feature = "rayon"))]
     {
@@ -32,7 +34,8 @@ pub fn each_summing(
     sums_len: usize,
     work: impl Fn(usize, &mut [f32], &mut [f32], &mut Scratch) + Send + Sync,
 ) -> Vec<f32> {
-    let mut chunks: Vec<&mut [f32]> = if out.is_empty() { (0..count).map(|_| &mut [][..]).collect() } else { out.chunks_mut(len).collect() };
+    let mut chunks: Vec<&mut [f32]> =
+        if out.is_empty() { (0..count).map(|_| &mut [][..]).collect() } else { out.chunks_mut(len).collect() };
     assert_eq!(chunks.len(), count, "one chunk per task");
     #[cfg(feature = "rayon")]
     {
