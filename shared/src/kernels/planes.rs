@@ -6,7 +6,9 @@
 //! that already passed back through it ([`super::relu6`]).
 //!
 //! Each plane is first copied into a zero-bordered scratch plane, so that every inner loop runs
-//! over whole rows without a bounds test and the compiler vectorises it.
+//! over a whole row without a bounds test and the compiler vectorises it. At stride 2 each padded
+//! row is stored split by column parity, even columns then odd ones: a tap then reads every other
+//! input as one contiguous run too, where a strided read would leave the loop scalar.
 
 use super::lanes::dot;
 
@@ -48,19 +50,43 @@ impl Geometry {
         self.ph * self.pw
     }
 
+    /// Where padded column `x` is stored within its row: in place at stride 1; at stride 2 the
+    /// even columns come first, then the odd ones.
+    fn column(&self, x: usize) -> usize {
+        match self.stride {
+            1 => x,
+            _ => x / 2 + (x % 2) * self.pw.div_ceil(2),
+        }
+    }
+
+    /// The stored run of the `ow` inputs that kernel column `kx` meets along padded row `row`.
+    fn tap(&self, row: usize, kx: usize) -> std::ops::Range<usize> {
+        let start = row * self.pw + self.column(kx);
+        start..start + self.ow
+    }
+
     /// `plane` into `padded` (resized as needed), zeros around it.
     fn pad(&self, plane: &[f32], padded: &mut Vec<f32>) {
         padded.clear();
         padded.resize(self.padded_len(), 0.0);
         for (y, row) in plane.chunks_exact(self.w).enumerate() {
-            let at = (y + self.top) * self.pw + self.left;
-            padded[at..at + self.w].copy_from_slice(row);
+            let stored = &mut padded[(y + self.top) * self.pw..][..self.pw];
+            match self.stride {
+                1 => stored[self.left..self.left + self.w].copy_from_slice(row),
+                _ => row.iter().enumerate().for_each(|(x, &v)| stored[self.column(x + self.left)] = v),
+            }
         }
     }
 
-    /// The `ow` inputs a kernel column `kx` meets along padded row `row`.
-    fn taps<'a>(&self, padded: &'a [f32], row: usize, kx: usize) -> impl Iterator<Item = &'a f32> {
-        padded[row * self.pw + kx..].iter().step_by(self.stride).take(self.ow)
+    /// The input's place in a padded plane, copied out.
+    fn crop(&self, padded: &[f32], out: &mut [f32]) {
+        for (y, row) in out.chunks_exact_mut(self.w).enumerate() {
+            let stored = &padded[(y + self.top) * self.pw..][..self.pw];
+            match self.stride {
+                1 => row.copy_from_slice(&stored[self.left..self.left + self.w]),
+                _ => row.iter_mut().enumerate().for_each(|(x, v)| *v = stored[self.column(x + self.left)]),
+            }
+        }
     }
 
     /// One plane's output: ReLU6 of `bias + Σ kernel[ky][kx] · input[oy·s + ky - top][ox·s + kx - left]`.
@@ -71,17 +97,8 @@ impl Geometry {
             for ky in 0..3 {
                 for kx in 0..3 {
                     let k = kernel[ky * 3 + kx];
-                    let padded_row = oy * self.stride + ky;
-                    if self.stride == 1 {
-                        let start = padded_row * self.pw + kx;
-                        for (o, &x) in row.iter_mut().zip(&scratch[start..start + self.ow]) {
-                            *o += k * x;
-                        }
-                    } else {
-                        for (o, &x) in row.iter_mut().zip(self.taps(scratch, padded_row, kx)) {
-                            *o += k * x;
-                        }
-                    }
+                    let inputs = &scratch[self.tap(oy * self.stride + ky, kx)];
+                    row.iter_mut().zip(inputs).for_each(|(o, &x)| *o += k * x);
                 }
             }
             row.iter_mut().for_each(|o| *o = o.clamp(0.0, 6.0));
@@ -95,26 +112,14 @@ impl Geometry {
         scratch.resize(self.padded_len(), 0.0);
         for (oy, grad_row) in grad.chunks_exact(self.ow).enumerate() {
             for ky in 0..3 {
-                let start = (oy * self.stride + ky) * self.pw;
                 for kx in 0..3 {
                     let k = kernel[ky * 3 + kx];
-                    let target = &mut scratch[start + kx..];
-                    if self.stride == 1 {
-                        for (t, &g) in target[..self.ow].iter_mut().zip(grad_row) {
-                            *t += k * g;
-                        }
-                    } else {
-                        for (t, &g) in target.iter_mut().step_by(self.stride).zip(grad_row) {
-                            *t += k * g;
-                        }
-                    }
+                    let inputs = &mut scratch[self.tap(oy * self.stride + ky, kx)];
+                    inputs.iter_mut().zip(grad_row).for_each(|(t, &g)| *t += k * g);
                 }
             }
         }
-        for (y, row) in out.chunks_exact_mut(self.w).enumerate() {
-            let at = (y + self.top) * self.pw + self.left;
-            row.copy_from_slice(&scratch[at..at + self.w]);
-        }
+        self.crop(scratch, out);
     }
 
     /// Adds one plane's share of its channel's kernel gradient into `sums` (nine taps).
@@ -123,17 +128,9 @@ impl Geometry {
         // Row by row in f64: a 112x112 plane adds 12,544 products a tap.
         let mut plane_sums = [0.0f64; 9];
         for (oy, grad_row) in grad.chunks_exact(self.ow).enumerate() {
-            for ky in 0..3 {
-                let padded_row = oy * self.stride + ky;
-                for kx in 0..3 {
-                    let product = if self.stride == 1 {
-                        let start = padded_row * self.pw + kx;
-                        dot(grad_row, &scratch[start..start + self.ow])
-                    } else {
-                        grad_row.iter().zip(self.taps(scratch, padded_row, kx)).map(|(g, x)| g * x).sum()
-                    };
-                    plane_sums[ky * 3 + kx] += f64::from(product);
-                }
+            for (tap, sum) in plane_sums.iter_mut().enumerate() {
+                let inputs = &scratch[self.tap(oy * self.stride + tap / 3, tap % 3)];
+                *sum += f64::from(dot(grad_row, inputs));
             }
         }
         for (sum, plane_sum) in sums.iter_mut().zip(plane_sums) {
