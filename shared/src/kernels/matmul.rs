@@ -24,8 +24,17 @@ impl<'a> View<'a> {
     }
 }
 
+/// Which threads one product runs on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threads {
+    /// The calling thread (the caller spreads products over the threads).
+    One,
+    /// All of rayon's, inside gemm, where the crate is built with rayon.
+    All,
+}
+
 /// `out` (`lhs.rows x rhs.cols`, row after row) = lhs · rhs, or += lhs · rhs when `accumulate`.
-pub fn matmul(out: &mut [f32], lhs: View, rhs: View, accumulate: bool) {
+pub fn matmul(out: &mut [f32], lhs: View, rhs: View, accumulate: bool, threads: Threads) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "inner sizes");
     assert_eq!(out.len(), m * n, "destination size");
@@ -61,8 +70,16 @@ pub fn matmul(out: &mut [f32], lhs: View, rhs: View, accumulate: bool) {
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism(threads),
         );
+    }
+}
+
+fn parallelism(threads: Threads) -> gemm::Parallelism {
+    match threads {
+        #[cfg(feature = "rayon")]
+        Threads::All => gemm::Parallelism::Rayon(0),
+        _ => gemm::Parallelism::None,
     }
 }
 
@@ -75,13 +92,13 @@ mod tests {
         // a = [[1, 2, 3], [4, 5, 6]], b = [[1, 0], [0, 1], [1, 1]]
         let (a, b) = ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
         let mut ab = vec![0.0; 4];
-        matmul(&mut ab, View::rows(&a, 2, 3), View::rows(&b, 3, 2), false);
+        matmul(&mut ab, View::rows(&a, 2, 3), View::rows(&b, 3, 2), false, Threads::One);
         assert_eq!(ab, [4.0, 5.0, 10.0, 11.0]);
-        matmul(&mut ab, View::rows(&a, 2, 3), View::rows(&b, 3, 2), true);
+        matmul(&mut ab, View::rows(&a, 2, 3), View::rows(&b, 3, 2), true, Threads::All);
         assert_eq!(ab, [8.0, 10.0, 20.0, 22.0]);
         // aᵀ a: 3x3 from a's columns.
         let mut ata = vec![0.0; 9];
-        matmul(&mut ata, View::rows(&a, 2, 3).transposed(), View::rows(&a, 2, 3), false);
+        matmul(&mut ata, View::rows(&a, 2, 3).transposed(), View::rows(&a, 2, 3), false, Threads::One);
         assert_eq!(ata, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
     }
 }

@@ -8,6 +8,7 @@ mod matmul;
 mod ops;
 mod parallel;
 mod planes;
+mod pointwise;
 mod relu6;
 
 pub use ops::{depthwise3x3_relu6, pointwise_relu6, runs_here};

@@ -26,9 +26,9 @@ use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, bac
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use super::matmul::{View, matmul};
 use super::parallel::{each_chunk, each_summing};
 use super::planes::Geometry;
+use super::pointwise;
 use super::relu6::through_relu6;
 
 #[backend_extension(Flex, Autodiff)]
@@ -101,19 +101,16 @@ impl SeparableOps for Flex {
     }
 
     fn pointwise_relu6(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        let ([n, c, h, w], out_channels) = (dims4(&x), dims4(&weight)[0]);
-        let pixels = h * w;
-        let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
-        let mut out = vec![0.0; n * out_channels * pixels];
-        each_chunk(&mut out, out_channels * pixels, |image, out, _| {
-            let input = View::rows(&x[image * c * pixels..], c, pixels);
-            matmul(out, View::rows(&weight, out_channels, c), input, false);
-            for (row, &b) in out.chunks_exact_mut(pixels).zip(bias.iter()) {
-                row.iter_mut().for_each(|v| *v = (*v + b).clamp(0.0, 6.0));
-            }
-        });
-        tensor(out, [n, out_channels, h, w])
+        let shape = pointwise_shape(&x, &weight);
+        let out = pointwise::forward(&values(&x), &values(&weight), &values(&bias), shape);
+        let [n, _, h, w] = dims4(&x);
+        tensor(out, [n, shape.out, h, w])
     }
+}
+
+fn pointwise_shape(x: &FlexTensor, weight: &FlexTensor) -> pointwise::Shape {
+    let [n, c, h, w] = dims4(x);
+    pointwise::Shape { n, c, out: dims4(weight)[0], pixels: h * w }
 }
 
 /// The gradients of [`SeparableOps::depthwise3x3_relu6`] from its output's: input
@@ -166,30 +163,11 @@ fn pointwise_gradients(
     grad: &FlexTensor,
     input_wanted: bool,
 ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
-    let ([n, c, h, w], out_channels) = (dims4(x), dims4(weight)[0]);
-    let pixels = h * w;
-    let (x, weight, y, grad) = (values(x), values(weight), values(y), values(grad));
-    let weight_t = View::rows(&weight, out_channels, c).transposed();
-    let weight_len = out_channels * c;
-    let mut input = vec![0.0; if input_wanted { n * c * pixels } else { 0 }];
-    // Image by image: its gradient through ReLU6 (bias sums on the way), then its input gradient
-    // and its share of the weight gradient, added in place into each worker's sum.
-    let sums = each_summing(n, &mut input, c * pixels, weight_len + out_channels, |image, input, sums, scratch| {
-        let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
-        scratch.passed.clear();
-        for (channel, bias) in bias_sum.iter_mut().enumerate() {
-            let row = (image * out_channels + channel) * pixels..(image * out_channels + channel + 1) * pixels;
-            *bias += through_relu6(&grad[row.clone()], &y[row], &mut scratch.passed);
-        }
-        let passed = View::rows(&scratch.passed, out_channels, pixels);
-        if input_wanted {
-            matmul(input, weight_t, passed, false);
-        }
-        matmul(weight_sum, passed, View::rows(&x[image * c * pixels..], c, pixels).transposed(), true);
-    });
-    let (weight_grad, bias) = sums.split_at(weight_len);
-    let input = input_wanted.then(|| tensor(input, [n, c, h, w]));
-    (input, tensor(weight_grad.to_vec(), [out_channels, c, 1, 1]), tensor(bias.to_vec(), [out_channels]))
+    let shape = pointwise_shape(x, weight);
+    let (input, weight_grad, bias) =
+        pointwise::gradients(&values(x), &values(weight), &values(y), &values(grad), shape, input_wanted);
+    let input = input.map(|input| tensor(input, dims4(x)));
+    (input, tensor(weight_grad, [shape.out, shape.c, 1, 1]), tensor(bias, [shape.out]))
 }
 
 /// Registers a layer's three gradients with the parents that want them.
@@ -327,7 +305,8 @@ mod tests {
     #[test]
     fn the_pointwise_layer_agrees_with_burns_convolution_and_clamp() {
         let device = Device::flex().autodiff();
-        for (n, c, out, h, w) in [(3, 24, 40, 7, 7), (2, 5, 3, 1, 1), (5, 16, 8, 12, 10)] {
+        // Small images go side by side, large ones (from 32x32 pixels) one by one.
+        for (n, c, out, h, w) in [(3, 24, 40, 7, 7), (2, 5, 3, 1, 1), (5, 16, 8, 12, 10), (3, 6, 10, 33, 32)] {
             let conv = Conv2dConfig::new([c, out], [1, 1]).init(&device);
             let ours = |x| pointwise_relu6(x, conv.weight.val(), conv.bias.as_ref().unwrap().val());
             agrees_with_burn(&conv, ours, [n, c, h, w], &format!("{n}x{c}->{out} at {h}x{w}"));

@@ -74,11 +74,14 @@ struct TrainSpeed {
     /// The backbone's layers timed alone; what the step spends beyond them is the head, the
     /// losses and the glue between layers.
     layers: Vec<LayerCost>,
+    /// Each step's loss (the tasks' losses added, warm-up steps first): every backend starts
+    /// from the same weights and inputs, so two backends' runs can be compared step by step.
+    losses: Vec<f64>,
 }
 
 pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
     let autodiff = device.clone().autodiff();
-    let [gradients, optimiser, data] = time_steps(args, device, &autodiff)?;
+    let ([gradients, optimiser, data], losses) = time_steps(args, device, &autodiff)?;
     let per_step = |d: Duration| 1e3 * d.as_secs_f64() / args.steps.max(1) as f64;
     let step_ms = per_step(gradients + optimiser + data);
     let report = TrainSpeed {
@@ -93,6 +96,7 @@ pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
         optimiser_ms: per_step(optimiser),
         data_ms: per_step(data),
         layers: layer_costs(args, &autodiff)?,
+        losses,
     };
     eprintln!(
         "{:?} batch {}: {:.1} img/s ({:.0} ms a step: gradients {:.0}, optimiser {:.0}, data {:.0})",
@@ -108,23 +112,30 @@ pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The seed of the weights and inputs, drawn on the CPU whatever the backend, so that every
+/// backend trains the same model on the same batches.
+const SEED: u64 = 28;
+
 /// A session of the shipped tasks that trains what `args` asks for, on `autodiff`.
 fn session(args: &TrainArgs, autodiff: &Device) -> Result<Session> {
     let tasks = DataSetId::UtkfaceAllAges.tasks();
     let settings = RunSettings { batch_size: args.batch, ..RunSettings::default() };
     settings.check().map_err(anyhow::Error::msg)?;
-    let mut model = settings.model(faceres::FEATURES, &tasks, autodiff);
+    let cpu = Device::flex();
+    cpu.seed(SEED);
+    let mut model = settings.model(faceres::FEATURES, &tasks, &cpu);
     model.backbone = match args.mode {
-        TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, autodiff))),
-        TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(autodiff))),
+        TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, &cpu))),
+        TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(&cpu))),
         TrainMode::Head => None,
     };
-    Ok(Session::new(settings, tasks, model, autodiff))
+    Ok(Session::new(settings, tasks, model.to_device(&autodiff.clone().inner()).train(), autodiff))
 }
 
 /// The time the timed steps spent on their gradients, on Adam's step and on gathering their
-/// batch (two batches in memory, taken in turn), each part waited for on the device.
-fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<[Duration; 3]> {
+/// batch (two batches in memory, taken in turn), each part waited for on the device; and every
+/// step's loss, read after its timing.
+fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<([Duration; 3], Vec<f64>)> {
     let mut session = session(args, autodiff)?;
     let examples = random_examples(&session.tasks, input_width(args), 2 * args.batch, device);
     let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
@@ -136,13 +147,13 @@ fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<[D
     };
     let keep = session.dropout_keep(0, 0, args.batch);
     let active = vec![true; session.tasks.len()];
-    let mut spent = [Duration::ZERO; 3];
+    let (mut spent, mut losses) = ([Duration::ZERO; 3], Vec::new());
     for step in 0..args.warmup + args.steps {
         let started = Instant::now();
         let (x, targets) = batch(if step % 2 == 0 { &first } else { &second });
         autodiff.sync()?;
         let prepared = Instant::now();
-        let (_, grads) = session.gradients(x, &targets, &keep, &active);
+        let (task_losses, grads) = session.gradients(x, &targets, &keep, &active);
         autodiff.sync()?;
         let backward = Instant::now();
         session.apply(grads);
@@ -152,8 +163,9 @@ fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<[D
             spent[1] += backward.elapsed();
             spent[2] += prepared - started;
         }
+        losses.push(task_losses.into_iter().map(|l| l.into_scalar::<f32>() as f64).sum());
     }
-    Ok(spent)
+    Ok((spent, losses))
 }
 
 /// A training row's width: a crop, the activations at the cut, or the features.
@@ -165,9 +177,12 @@ fn input_width(args: &TrainArgs) -> usize {
     }
 }
 
-/// `n` examples of random inputs `width` wide, with labels drawn for every task.
+/// `n` examples of random inputs `width` wide (drawn on the CPU, see [`SEED`]), with labels
+/// drawn for every task.
 fn random_examples(tasks: &[TaskSpec], width: usize, n: usize, device: &Device) -> FeatureExamples {
-    let features = Tensor::<2>::random([n, width], Distribution::Normal(0.0, 1.0), device);
+    let cpu = Device::flex();
+    cpu.seed(SEED + 1);
+    let features = Tensor::<2>::random([n, width], Distribution::Normal(0.0, 1.0), &cpu);
     let features = features.into_data().try_to_vec::<f32>().expect("f32 inputs");
     let label = |task: &TaskSpec, i: usize| match task.labels().len() {
         0 => Label::Value(1.0 + (i * 37 % 90) as f32),

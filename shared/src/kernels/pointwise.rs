@@ -1,0 +1,169 @@
+//! ReLU6 of a 1x1 convolution with bias on NCHW slices, forward and gradients: matrix products on
+//! the images as they lie, and the gradient through ReLU6 taken on the way (one pass).
+//!
+//! Two ways to lay the products out, by the images' size:
+//! - large images (from 32x32 pixels up): one product per image, `[out, c] x [c, pixels]`, images
+//!   spread over the threads, and each worker adding its images' share of the weight gradient in
+//!   place;
+//! - small ones (the last blocks, 7x7 to 28x28): an image's product is too thin for gemm's tiles
+//!   (7x7 is 49 columns), so the batch's images are first laid side by side, `[c, n * pixels]`,
+//!   for one product over the whole batch, threaded inside gemm; the copies cost little there.
+
+use super::matmul::{Threads, View, matmul};
+use super::parallel::{each_chunk, each_summing};
+use super::relu6::through_relu6;
+
+/// Images with fewer pixels than this are multiplied side by side.
+const SIDE_BY_SIDE_BELOW: usize = 32 * 32;
+
+/// The sizes of a pointwise layer: images, input and output channels, pixels an image.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub n: usize,
+    pub c: usize,
+    pub out: usize,
+    pub pixels: usize,
+}
+
+impl Shape {
+    fn side_by_side(&self) -> bool {
+        self.pixels < SIDE_BY_SIDE_BELOW
+    }
+}
+
+fn relu6_with(bias: f32) -> impl Fn(f32) -> f32 {
+    move |v| (v + bias).clamp(0.0, 6.0)
+}
+
+/// `[n, out, pixels]` = ReLU6(weight `[out, c]` x `x` `[n, c, pixels]` + bias).
+pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: Shape) -> Vec<f32> {
+    let weight = View::rows(weight, s.out, s.c);
+    if s.side_by_side() {
+        let mut product = vec![0.0; s.out * s.n * s.pixels];
+        matmul(
+            &mut product,
+            weight,
+            View::rows(&side_by_side(x, s.n, s.c, s.pixels), s.c, s.n * s.pixels),
+            false,
+            Threads::All,
+        );
+        return one_by_one(&product, s.n, s.out, s.pixels, |channel, v| relu6_with(bias[channel])(v));
+    }
+    let mut out = vec![0.0; s.n * s.out * s.pixels];
+    each_chunk(&mut out, s.out * s.pixels, |image, out, _| {
+        matmul(out, weight, View::rows(&x[image * s.c * s.pixels..], s.c, s.pixels), false, Threads::One);
+        for (row, &b) in out.chunks_exact_mut(s.pixels).zip(bias) {
+            row.iter_mut().for_each(|v| *v = relu6_with(b)(*v));
+        }
+    });
+    out
+}
+
+/// The gradients from the output's `grad`, given the layer's output `y`: input `[n, c, pixels]`
+/// (when wanted), weight `[out, c]` and bias `[out]`.
+pub fn gradients(
+    x: &[f32],
+    weight: &[f32],
+    y: &[f32],
+    grad: &[f32],
+    s: Shape,
+    input_wanted: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    if s.side_by_side() {
+        batch_gradients(x, weight, y, grad, s, input_wanted)
+    } else {
+        image_gradients(x, weight, y, grad, s, input_wanted)
+    }
+}
+
+/// Image by image: its gradient through ReLU6 (bias sums on the way), then its input gradient
+/// and its share of the weight gradient, added in place into each worker's sum.
+fn image_gradients(
+    x: &[f32],
+    weight: &[f32],
+    y: &[f32],
+    grad: &[f32],
+    s: Shape,
+    input_wanted: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let weight_t = View::rows(weight, s.out, s.c).transposed();
+    let (image_out, weight_len) = (s.out * s.pixels, s.out * s.c);
+    let mut input = vec![0.0; if input_wanted { s.n * s.c * s.pixels } else { 0 }];
+    let sums = each_summing(s.n, &mut input, s.c * s.pixels, weight_len + s.out, |image, input, sums, scratch| {
+        let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
+        scratch.passed.clear();
+        for (channel, bias) in bias_sum.iter_mut().enumerate() {
+            let row = image * image_out + channel * s.pixels..image * image_out + (channel + 1) * s.pixels;
+            *bias += through_relu6(&grad[row.clone()], &y[row], &mut scratch.passed);
+        }
+        let passed = View::rows(&scratch.passed, s.out, s.pixels);
+        if input_wanted {
+            matmul(input, weight_t, passed, false, Threads::One);
+        }
+        let x = View::rows(&x[image * s.c * s.pixels..], s.c, s.pixels).transposed();
+        matmul(weight_sum, passed, x, true, Threads::One);
+    });
+    let (weight_grad, bias) = sums.split_at(weight_len);
+    (input_wanted.then_some(input), weight_grad.to_vec(), bias.to_vec())
+}
+
+/// The batch side by side: its gradient through ReLU6 laid out `[out, n * pixels]` (bias sums on
+/// the way), then one product for the weight gradient and one for the input's.
+fn batch_gradients(
+    x: &[f32],
+    weight: &[f32],
+    y: &[f32],
+    grad: &[f32],
+    s: Shape,
+    input_wanted: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let row_len = s.n * s.pixels;
+    let mut passed = vec![0.0; s.out * row_len];
+    let bias = each_summing(s.out, &mut passed, row_len, s.out, |channel, row, sums, scratch| {
+        scratch.passed.clear();
+        for image in 0..s.n {
+            let at = (image * s.out + channel) * s.pixels..(image * s.out + channel + 1) * s.pixels;
+            sums[channel] += through_relu6(&grad[at.clone()], &y[at], &mut scratch.passed);
+        }
+        row.copy_from_slice(&scratch.passed);
+    });
+    let passed = View::rows(&passed, s.out, row_len);
+    let mut weight_grad = vec![0.0; s.out * s.c];
+    let x = side_by_side(x, s.n, s.c, s.pixels);
+    matmul(&mut weight_grad, passed, View::rows(&x, s.c, row_len).transposed(), false, Threads::All);
+    let input = input_wanted.then(|| {
+        let mut input = vec![0.0; s.c * row_len];
+        matmul(&mut input, View::rows(weight, s.out, s.c).transposed(), passed, false, Threads::All);
+        one_by_one(&input, s.n, s.c, s.pixels, |_, v| v)
+    });
+    (input, weight_grad, bias)
+}
+
+/// `[n, channels, pixels]` -> `[channels, n * pixels]`: the batch's images side by side.
+fn side_by_side(values: &[f32], n: usize, channels: usize, pixels: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    each_chunk(&mut out, n * pixels, |channel, row, _| {
+        for (image, part) in row.chunks_exact_mut(pixels).enumerate() {
+            part.copy_from_slice(&values[(image * channels + channel) * pixels..][..pixels]);
+        }
+    });
+    out
+}
+
+/// `[channels, n * pixels]` -> `[n, channels, pixels]`, `f(channel, value)` applied on the way.
+fn one_by_one(
+    values: &[f32],
+    n: usize,
+    channels: usize,
+    pixels: usize,
+    f: impl Fn(usize, f32) -> f32 + Send + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    each_chunk(&mut out, channels * pixels, |image, out, _| {
+        for (channel, part) in out.chunks_exact_mut(pixels).enumerate() {
+            let source = &values[(channel * n + image) * pixels..][..pixels];
+            part.iter_mut().zip(source).for_each(|(o, &v)| *o = f(channel, v));
+        }
+    });
+    out
+}
