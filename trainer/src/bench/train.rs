@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// Timed steps.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Leave out the layers timed alone (only the steps run: what bench/lavapipe-train.sh counts
+    /// the GPU dispatches of).
+    #[arg(long)]
+    no_layers: bool,
 }
 
 /// One kind of layer's time in a step, over every layer of that kind that trains.
@@ -95,7 +99,7 @@ pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
         gradients_ms: per_step(gradients),
         optimiser_ms: per_step(optimiser),
         data_ms: per_step(data),
-        layers: layer_costs(args, &autodiff)?,
+        layers: if args.no_layers { Vec::new() } else { layer_costs(args, &autodiff)? },
         losses,
     };
     eprintln!(
