@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Fine-tune faceres with the multi-task head on the CelebA subset, on a lent GPU (wgpu on
-# Vulkan): the one prepared GPU run behind RESULTS.md's fine-tuned row.
+# On a lent GPU (wgpu on Vulkan), the one prepared GPU run: first the training pace beside
+# PyTorch's on the same GPU (issue 28: `bench train` with fusion on, and off where
+# .gpu/facemtl-nofusion.xz is carried, autotune off in both; bench/torch-train.py on CUDA in
+# both layouts; $OUT/train-speed.jsonl), then faceres fine-tuned with the multi-task head on
+# the CelebA subset, the run behind RESULTS.md's fine-tuned row.
 #
 # Expects, in the repo root: .gl/*.deb (the Vulkan loader, from Debian), .gpu/facemtl.xz (a
 # stripped release build), .gpu/cache/weights/{blazeface.bpk,faceres.bpk.xz,converted.json}
@@ -22,6 +25,19 @@ cp .gpu/cache/weights/blazeface.bpk .gpu/cache/weights/converted.json "$FACEMTL_
 xz -dc .gpu/cache/weights/faceres.bpk.xz >"$FACEMTL_CACHE/weights/faceres.bpk"
 nvidia-smi -L 2>/dev/null
 nproc
+xz -dc .gpu/facemtl-nofusion.xz >/tmp/facemtl-nofusion 2>/dev/null && chmod +x /tmp/facemtl-nofusion
+for config in "full 32 1" "full 128 1" "blocks 256 1"; do
+  read -r mode batch blocks <<<"$config"
+  for bin in /tmp/facemtl /tmp/facemtl-nofusion; do
+    [ -x "$bin" ] || continue
+    line=$(timeout 180 "$bin" --backend "$backend" bench train --mode "$mode" --tune-blocks "$blocks" --batch "$batch" \
+      --steps 10 --no-layers 2>/dev/null) && echo "{\"binary\": \"${bin##*/}\", \"run\": $line}" | tee -a "$OUT/train-speed.jsonl"
+  done
+  for layout in "" "--channels-last"; do
+    timeout 180 python3 bench/torch-train.py --device cuda --threads "$(nproc)" --mode "$mode" --tune-blocks "$blocks" \
+      --batch "$batch" --steps 10 $layout | tee -a "$OUT/train-speed.jsonl"
+  done
+done
 run=/tmp/celeba-finetuned-faceres
 rm -rf "$run"
 start=$(date +%s.%N)

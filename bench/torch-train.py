@@ -75,7 +75,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a lent GPU (bench/gpu-finetune.sh)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(42)
 
@@ -90,13 +92,21 @@ def main():
     head = Head()
     model = nn.ModuleDict({"body": body, "head": head})
     memory = torch.channels_last if args.channels_last and len(shape) == 4 else torch.contiguous_format
+    model = model.to(device)
     model = model.to(memory_format=memory) if memory != torch.contiguous_format else model
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-5, weight_decay=1e-5)
-    inputs = [torch.randn(shape).to(memory_format=memory) if len(shape) == 4 else torch.randn(shape) for _ in range(2)]
-    targets = [
-        [torch.arange(n) % 2, torch.rand(n, 1), torch.arange(n) % 5],
-        [(torch.arange(n) + 1) % 2, torch.rand(n, 1), (torch.arange(n) + 1) % 5],
+    inputs = [
+        (torch.randn(shape).to(memory_format=memory) if len(shape) == 4 else torch.randn(shape)).to(device)
+        for _ in range(2)
     ]
+    targets = [
+        [t.to(device) for t in [torch.arange(n) % 2, torch.rand(n, 1), torch.arange(n) % 5]],
+        [t.to(device) for t in [(torch.arange(n) + 1) % 2, torch.rand(n, 1), (torch.arange(n) + 1) % 5]],
+    ]
+
+    def wait():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     def step(i):
         x, (gender, age, race) = inputs[i % 2], targets[i % 2]
@@ -115,9 +125,11 @@ def main():
     model.train()
     for i in range(args.warmup):
         step(i)
+    wait()
     started = time.perf_counter()
     for i in range(args.steps):
         step(i)
+    wait()
     seconds = time.perf_counter() - started
     print(
         json.dumps(
@@ -127,6 +139,7 @@ def main():
                 "batch": n,
                 "layout": "channels-last" if memory == torch.channels_last else "NCHW",
                 "threads": args.threads,
+                "device": args.device,
                 "torch": torch.__version__,
                 "images_per_second": n * args.steps / seconds,
                 "step_ms": 1e3 * seconds / args.steps,

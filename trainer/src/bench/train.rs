@@ -126,14 +126,21 @@ fn session(args: &TrainArgs, autodiff: &Device) -> Result<Session> {
     let settings = RunSettings { batch_size: args.batch, ..RunSettings::default() };
     settings.check().map_err(anyhow::Error::msg)?;
     let cpu = Device::flex();
-    cpu.seed(SEED);
-    let mut model = settings.model(faceres::FEATURES, &tasks, &cpu);
-    model.backbone = match args.mode {
-        TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, &cpu))),
-        TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(&cpu))),
-        TrainMode::Head => None,
+    let build = || {
+        let mut model = settings.model(faceres::FEATURES, &tasks, &cpu);
+        model.backbone = match args.mode {
+            TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, &cpu))),
+            TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(&cpu))),
+            TrainMode::Head => None,
+        };
+        model
     };
-    Ok(Session::new(settings, tasks, model.to_device(&autodiff.clone().inner()).train(), autodiff))
+    // Burn initialises a weight when it is first read, on the device it is on by then: taking
+    // the record draws every weight here, on the CPU, from the seed.
+    cpu.seed(SEED);
+    let drawn = build().into_record();
+    let model = build().load_record(drawn).to_device(&autodiff.clone().inner()).train();
+    Ok(Session::new(settings, tasks, model, autodiff))
 }
 
 /// The time the timed steps spent on their gradients, on Adam's step and on gathering their
