@@ -164,8 +164,16 @@ fn pointwise_gradients(
     input_wanted: bool,
 ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
     let shape = pointwise_shape(x, weight);
-    let (input, weight_grad, bias) =
-        pointwise::gradients(&values(x), &values(weight), &values(y), &values(grad), shape, input_wanted);
+    let (x_values, weight_values, y_values, grad_values) = (values(x), values(weight), values(y), values(grad));
+    let backward = pointwise::Backward {
+        x: &x_values,
+        weight: &weight_values,
+        y: &y_values,
+        grad: &grad_values,
+        shape,
+        input_wanted,
+    };
+    let (input, weight_grad, bias) = backward.gradients();
     let input = input.map(|input| tensor(input, dims4(x)));
     (input, tensor(weight_grad, [shape.out, shape.c, 1, 1]), tensor(bias, [shape.out]))
 }

@@ -59,84 +59,76 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: Shape) -> Vec<f32> {
     out
 }
 
-/// The gradients from the output's `grad`, given the layer's output `y`: input `[n, c, pixels]`
-/// (when wanted), weight `[out, c]` and bias `[out]`.
-pub fn gradients(
-    x: &[f32],
-    weight: &[f32],
-    y: &[f32],
-    grad: &[f32],
-    s: Shape,
-    input_wanted: bool,
-) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    if s.side_by_side() {
-        batch_gradients(x, weight, y, grad, s, input_wanted)
-    } else {
-        image_gradients(x, weight, y, grad, s, input_wanted)
+/// What a layer's backward reads: its input `[n, c, pixels]`, weight `[out, c]`, output `y` and
+/// the output's gradient, and whether its input wants a gradient.
+pub struct Backward<'a> {
+    pub x: &'a [f32],
+    pub weight: &'a [f32],
+    pub y: &'a [f32],
+    pub grad: &'a [f32],
+    pub shape: Shape,
+    pub input_wanted: bool,
+}
+
+/// The input's gradient `[n, c, pixels]` (when wanted), the weight's `[out, c]` and the bias's
+/// `[out]`.
+pub type Gradients = (Option<Vec<f32>>, Vec<f32>, Vec<f32>);
+
+impl Backward<'_> {
+    pub fn gradients(&self) -> Gradients {
+        if self.shape.side_by_side() { self.batch_gradients() } else { self.image_gradients() }
     }
-}
 
-/// Image by image: its gradient through ReLU6 (bias sums on the way), then its input gradient
-/// and its share of the weight gradient, added in place into each worker's sum.
-fn image_gradients(
-    x: &[f32],
-    weight: &[f32],
-    y: &[f32],
-    grad: &[f32],
-    s: Shape,
-    input_wanted: bool,
-) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    let weight_t = View::rows(weight, s.out, s.c).transposed();
-    let (image_out, weight_len) = (s.out * s.pixels, s.out * s.c);
-    let mut input = vec![0.0; if input_wanted { s.n * s.c * s.pixels } else { 0 }];
-    let sums = each_summing(s.n, &mut input, s.c * s.pixels, weight_len + s.out, |image, input, sums, scratch| {
-        let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
-        scratch.passed.clear();
-        for (channel, bias) in bias_sum.iter_mut().enumerate() {
-            let row = image * image_out + channel * s.pixels..image * image_out + (channel + 1) * s.pixels;
-            *bias += through_relu6(&grad[row.clone()], &y[row], &mut scratch.passed);
-        }
-        let passed = View::rows(&scratch.passed, s.out, s.pixels);
-        if input_wanted {
-            matmul(input, weight_t, passed, false, Threads::One);
-        }
-        let x = View::rows(&x[image * s.c * s.pixels..], s.c, s.pixels).transposed();
-        matmul(weight_sum, passed, x, true, Threads::One);
-    });
-    let (weight_grad, bias) = sums.split_at(weight_len);
-    (input_wanted.then_some(input), weight_grad.to_vec(), bias.to_vec())
-}
+    /// Image by image: its gradient through ReLU6 (bias sums on the way), then its input
+    /// gradient and its share of the weight gradient, added in place into each worker's sum.
+    fn image_gradients(&self) -> Gradients {
+        let (s, x, y, grad) = (self.shape, self.x, self.y, self.grad);
+        let weight_t = View::rows(self.weight, s.out, s.c).transposed();
+        let (image_out, weight_len) = (s.out * s.pixels, s.out * s.c);
+        let mut input = vec![0.0; if self.input_wanted { s.n * s.c * s.pixels } else { 0 }];
+        let sums = each_summing(s.n, &mut input, s.c * s.pixels, weight_len + s.out, |image, input, sums, scratch| {
+            let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
+            scratch.passed.clear();
+            for (channel, bias) in bias_sum.iter_mut().enumerate() {
+                let row = image * image_out + channel * s.pixels..image * image_out + (channel + 1) * s.pixels;
+                *bias += through_relu6(&grad[row.clone()], &y[row], &mut scratch.passed);
+            }
+            let passed = View::rows(&scratch.passed, s.out, s.pixels);
+            if self.input_wanted {
+                matmul(input, weight_t, passed, false, Threads::One);
+            }
+            let x = View::rows(&x[image * s.c * s.pixels..], s.c, s.pixels).transposed();
+            matmul(weight_sum, passed, x, true, Threads::One);
+        });
+        let (weight_grad, bias) = sums.split_at(weight_len);
+        (self.input_wanted.then_some(input), weight_grad.to_vec(), bias.to_vec())
+    }
 
-/// The batch side by side: its gradient through ReLU6 laid out `[out, n * pixels]` (bias sums on
-/// the way), then one product for the weight gradient and one for the input's.
-fn batch_gradients(
-    x: &[f32],
-    weight: &[f32],
-    y: &[f32],
-    grad: &[f32],
-    s: Shape,
-    input_wanted: bool,
-) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    let row_len = s.n * s.pixels;
-    let mut passed = vec![0.0; s.out * row_len];
-    let bias = each_summing(s.out, &mut passed, row_len, s.out, |channel, row, sums, scratch| {
-        scratch.passed.clear();
-        for image in 0..s.n {
-            let at = (image * s.out + channel) * s.pixels..(image * s.out + channel + 1) * s.pixels;
-            sums[channel] += through_relu6(&grad[at.clone()], &y[at], &mut scratch.passed);
-        }
-        row.copy_from_slice(&scratch.passed);
-    });
-    let passed = View::rows(&passed, s.out, row_len);
-    let mut weight_grad = vec![0.0; s.out * s.c];
-    let x = side_by_side(x, s.n, s.c, s.pixels);
-    matmul(&mut weight_grad, passed, View::rows(&x, s.c, row_len).transposed(), false, Threads::All);
-    let input = input_wanted.then(|| {
-        let mut input = vec![0.0; s.c * row_len];
-        matmul(&mut input, View::rows(weight, s.out, s.c).transposed(), passed, false, Threads::All);
-        one_by_one(&input, s.n, s.c, s.pixels, |_, v| v)
-    });
-    (input, weight_grad, bias)
+    /// The batch side by side: its gradient through ReLU6 laid out `[out, n * pixels]` (bias
+    /// sums on the way), then one product for the weight gradient and one for the input's.
+    fn batch_gradients(&self) -> Gradients {
+        let (s, y, grad) = (self.shape, self.y, self.grad);
+        let row_len = s.n * s.pixels;
+        let mut passed = vec![0.0; s.out * row_len];
+        let bias = each_summing(s.out, &mut passed, row_len, s.out, |channel, row, sums, scratch| {
+            scratch.passed.clear();
+            for image in 0..s.n {
+                let at = (image * s.out + channel) * s.pixels..(image * s.out + channel + 1) * s.pixels;
+                sums[channel] += through_relu6(&grad[at.clone()], &y[at], &mut scratch.passed);
+            }
+            row.copy_from_slice(&scratch.passed);
+        });
+        let passed = View::rows(&passed, s.out, row_len);
+        let mut weight_grad = vec![0.0; s.out * s.c];
+        let x = side_by_side(self.x, s.n, s.c, s.pixels);
+        matmul(&mut weight_grad, passed, View::rows(&x, s.c, row_len).transposed(), false, Threads::All);
+        let input = self.input_wanted.then(|| {
+            let mut input = vec![0.0; s.c * row_len];
+            matmul(&mut input, View::rows(self.weight, s.out, s.c).transposed(), passed, false, Threads::All);
+            one_by_one(&input, s.n, s.c, s.pixels, |_, v| v)
+        });
+        (input, weight_grad, bias)
+    }
 }
 
 /// `[n, channels, pixels]` -> `[channels, n * pixels]`: the batch's images side by side.
