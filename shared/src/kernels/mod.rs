@@ -3,6 +3,7 @@
 //! backward of its own (BENCHMARKS.md "Training speed"; the upstream write-up is
 //! docs/upstream-cpu-training.md). Elsewhere, and for inference, Burn's own kernels run.
 
+mod depthwise;
 mod lanes;
 mod matmul;
 mod ops;
@@ -10,5 +11,6 @@ mod parallel;
 mod planes;
 mod pointwise;
 mod relu6;
+mod saved;
 
 pub use ops::{depthwise3x3_relu6, pointwise_relu6, runs_here};

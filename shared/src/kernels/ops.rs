@@ -4,8 +4,9 @@
 //! - the 3x3 depthwise convolution: Burn differentiates a grouped convolution through its
 //!   backend's generic `conv2d_x_backward` / `conv2d_weight_backward`, which on Flex loop over
 //!   channels with a convolution call and a slice assignment each (about 4,960 calls a step across
-//!   faceres's 13 depthwise layers); here each gradient is one pass per plane ([`super::planes`]);
-//! - the 1x1 convolution: one matrix product per image on NCHW as it lies, where a convolution
+//!   faceres's 13 depthwise layers); here each gradient is one pass per plane
+//!   ([`super::depthwise`]);
+//! - the 1x1 convolution ([`super::pointwise`]): one matrix product per image on NCHW as it lies, where a convolution
 //!   (or a product over the whole batch) needs layout copies, and a weight gradient summed over
 //!   the batch in place, where autodiff of a broadcast product builds `[batch, out, in]` first.
 //!
@@ -26,10 +27,8 @@ use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, bac
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use super::parallel::{each_chunk, each_summing};
-use super::planes::Geometry;
-use super::pointwise;
-use super::relu6::through_relu6;
+use super::saved::Saved;
+use super::{depthwise, pointwise};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait SeparableOps: Backend {
@@ -89,15 +88,8 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
 impl SeparableOps for Flex {
     fn depthwise3x3_relu6(x: FlexTensor, kernel: FlexTensor, bias: FlexTensor, stride: usize) -> FlexTensor {
         let [n, c, h, w] = dims4(&x);
-        let g = Geometry::new(h, w, stride);
-        let (x, kernel, bias) = (values(&x), values(&kernel), values(&bias));
-        let mut out = vec![0.0; n * c * g.output_len()];
-        each_chunk(&mut out, g.output_len(), |plane, out, scratch| {
-            let channel = plane % c;
-            let input = &x[plane * g.input_len()..][..g.input_len()];
-            g.forward_relu6(input, &kernel[channel * 9..][..9], bias[channel], out, &mut scratch.padded);
-        });
-        tensor(out, [n, c, g.oh, g.ow])
+        let out = depthwise::forward(&values(&x), &values(&kernel), &values(&bias), [n, c, h, w], stride);
+        tensor(out, [n, c, h.div_ceil(stride), w.div_ceil(stride)])
     }
 
     fn pointwise_relu6(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
@@ -113,79 +105,30 @@ fn pointwise_shape(x: &FlexTensor, weight: &FlexTensor) -> pointwise::Shape {
     pointwise::Shape { n, c, out: dims4(weight)[0], pixels: h * w }
 }
 
-/// The gradients of [`SeparableOps::depthwise3x3_relu6`] from its output's: input
-/// `[n, c, h, w]` (when asked for), kernel `[c, 1, 3, 3]` and bias `[c]`.
-fn depthwise_gradients(
-    x: &FlexTensor,
-    kernel: &FlexTensor,
-    y: &FlexTensor,
-    grad: &FlexTensor,
-    stride: usize,
-    input_wanted: bool,
-) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
-    let [n, c, h, w] = dims4(x);
-    let g = Geometry::new(h, w, stride);
-    let (x, kernel, y, grad) = (values(x), values(kernel), values(y), values(grad));
-    let (in_len, out_len) = (g.input_len(), g.output_len());
-    let mut input = vec![0.0; if input_wanted { n * c * in_len } else { 0 }];
-    // Image by image, plane by plane: the plane's gradient through ReLU6 (kept in cache), then
-    // its input gradient and its share of the kernel and bias sums (ten a channel, per worker).
-    let sums = each_summing(n, &mut input, c * in_len, c * 10, |image, input, sums, scratch| {
-        for (channel, sums) in sums.chunks_exact_mut(10).enumerate() {
-            let plane = image * c + channel;
-            let out = plane * out_len..(plane + 1) * out_len;
-            scratch.passed.clear();
-            sums[9] += through_relu6(&grad[out.clone()], &y[out], &mut scratch.passed);
-            let kernel = &kernel[channel * 9..][..9];
-            if input_wanted {
-                g.input_gradient(
-                    &scratch.passed,
-                    kernel,
-                    &mut input[channel * in_len..][..in_len],
-                    &mut scratch.padded,
-                );
-            }
-            g.add_kernel_gradient(&x[plane * in_len..][..in_len], &scratch.passed, &mut sums[..9], &mut scratch.padded);
-        }
-    });
-    let kernel_grad = sums.chunks_exact(10).flat_map(|s| s[..9].to_vec()).collect();
-    let bias_grad = sums.chunks_exact(10).map(|s| s[9]).collect();
-    let input = input_wanted.then(|| tensor(input, [n, c, h, w]));
-    (input, tensor(kernel_grad, [c, 1, 3, 3]), tensor(bias_grad, [c]))
-}
-
-/// The gradients of [`SeparableOps::pointwise_relu6`] from its output's: input `[n, c, h, w]`
-/// (when asked for), weight `[out, c, 1, 1]` and bias `[out]`.
-fn pointwise_gradients(
+/// The gradients of a layer from its output's `grad`, given its input `x`, weight (or kernel)
+/// and output `y`: input (when asked for), weight and bias, in the layer's own shapes.
+fn gradients(
+    layer: Layer,
     x: &FlexTensor,
     weight: &FlexTensor,
     y: &FlexTensor,
     grad: &FlexTensor,
     input_wanted: bool,
-) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
-    let shape = pointwise_shape(x, weight);
+) -> [Option<FlexTensor>; 3] {
     let (x_values, weight_values, y_values, grad_values) = (values(x), values(weight), values(y), values(grad));
-    let backward = pointwise::Backward {
-        x: &x_values,
-        weight: &weight_values,
-        y: &y_values,
-        grad: &grad_values,
-        shape,
-        input_wanted,
+    let saved = Saved { x: &x_values, weight: &weight_values, y: &y_values, grad: &grad_values, input_wanted };
+    let (input, weight_grad, bias) = match layer {
+        Layer::Depthwise { stride } => depthwise::gradients(&saved, dims4(x), stride),
+        Layer::Pointwise => pointwise::gradients(&saved, pointwise_shape(x, weight)),
     };
-    let (input, weight_grad, bias) = backward.gradients();
-    let input = input.map(|input| tensor(input, dims4(x)));
-    (input, tensor(weight_grad, [shape.out, shape.c, 1, 1]), tensor(bias, [shape.out]))
+    let out_channels = dims4(weight)[0];
+    let weight_grad = tensor(weight_grad, dims4(weight));
+    [input.map(|input| tensor(input, dims4(x))), Some(weight_grad), Some(tensor(bias, [out_channels]))]
 }
 
 /// Registers a layer's three gradients with the parents that want them.
-fn register(
-    grads: &mut Gradients,
-    parents: [Option<NodeId>; 3],
-    (input, weight, bias): (Option<FlexTensor>, FlexTensor, FlexTensor),
-) {
-    let [x, w, b] = parents;
-    for (node, grad) in [(x, input), (w, Some(weight)), (b, Some(bias))] {
+fn register(grads: &mut Gradients, parents: [Option<NodeId>; 3], gradients: [Option<FlexTensor>; 3]) {
+    for (node, grad) in parents.into_iter().zip(gradients) {
         if let (Some(node), Some(grad)) = (node, grad) {
             grads.register::<Flex>(node, grad);
         }
@@ -212,12 +155,7 @@ impl Backward<Flex, 3> for SeparableBackward {
         let (x_state, weight_state, y) = ops.state;
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
-        let input_wanted = parents[0].is_some();
-        let gradients = match self.0 {
-            Layer::Depthwise { stride } => depthwise_gradients(&x, &weight, &y, &grad, stride, input_wanted),
-            Layer::Pointwise => pointwise_gradients(&x, &weight, &y, &grad, input_wanted),
-        };
-        register(grads, parents, gradients);
+        register(grads, parents, gradients(self.0, &x, &weight, &y, &grad, parents[0].is_some()));
     }
 }
 

@@ -1,6 +1,6 @@
 //! A 3x3 depthwise convolution over one `[h, w]` plane at a time (one image's channel), SAME
-//! padding as Burn and TensorFlow pad it, stride 1 or 2: forward, input gradient, and kernel and
-//! bias gradients, on plain `f32` slices in NCHW order.
+//! padding as Burn and TensorFlow pad it, stride 1 or 2: forward, input gradient and kernel
+//! gradient, on plain `f32` slices in NCHW order.
 //!
 //! The forward applies ReLU6 to each row while it is in cache; the backward takes the gradient
 //! that already passed back through it ([`super::relu6`]).
@@ -11,6 +11,7 @@
 //! input as one contiguous run too, where a strided read would leave the loop scalar.
 
 use super::lanes::dot;
+use super::relu6::relu6;
 
 /// Where a plane's taps fall: its input and output sizes and the padded plane around the input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,7 +94,7 @@ impl Geometry {
     pub fn forward_relu6(&self, plane: &[f32], kernel: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
         self.pad(plane, scratch);
         for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
-            row.fill(bias);
+            row.fill(0.0);
             for ky in 0..3 {
                 for kx in 0..3 {
                     let k = kernel[ky * 3 + kx];
@@ -101,7 +102,7 @@ impl Geometry {
                     row.iter_mut().zip(inputs).for_each(|(o, &x)| *o += k * x);
                 }
             }
-            row.iter_mut().for_each(|o| *o = o.clamp(0.0, 6.0));
+            row.iter_mut().for_each(|o| *o = relu6(*o, bias));
         }
     }
 
@@ -145,8 +146,7 @@ mod tests {
 
     /// The definition, tap by tap with bounds tests: what the row loops must equal.
     fn reference(g: &Geometry, plane: &[f32], kernel: &[f32], bias: f32) -> Vec<f32> {
-        let mut out = vec![bias; g.output_len()];
-        let relu6 = |v: &mut f32| *v = v.clamp(0.0, 6.0);
+        let mut out = vec![0.0; g.output_len()];
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 for ky in 0..3 {
@@ -162,7 +162,7 @@ mod tests {
                 }
             }
         }
-        out.iter_mut().for_each(relu6);
+        out.iter_mut().for_each(|v| *v = relu6(*v, bias));
         out
     }
 

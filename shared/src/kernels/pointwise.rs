@@ -11,7 +11,8 @@
 
 use super::matmul::{Threads, View, matmul};
 use super::parallel::{each_chunk, each_summing};
-use super::relu6::through_relu6;
+use super::relu6::{relu6, through_relu6};
+use super::saved::{Gradients, Saved};
 
 /// Images with fewer pixels than this are multiplied side by side.
 const SIDE_BY_SIDE_BELOW: usize = 32 * 32;
@@ -31,10 +32,6 @@ impl Shape {
     }
 }
 
-fn relu6_with(bias: f32) -> impl Fn(f32) -> f32 {
-    move |v| (v + bias).clamp(0.0, 6.0)
-}
-
 /// `[n, out, pixels]` = ReLU6(weight `[out, c]` x `x` `[n, c, pixels]` + bias).
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: Shape) -> Vec<f32> {
     let weight = View::rows(weight, s.out, s.c);
@@ -47,45 +44,39 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: Shape) -> Vec<f32> {
             false,
             Threads::All,
         );
-        return one_by_one(&product, s.n, s.out, s.pixels, |channel, v| relu6_with(bias[channel])(v));
+        return one_by_one(&product, s.n, s.out, s.pixels, |channel, v| relu6(v, bias[channel]));
     }
     let mut out = vec![0.0; s.n * s.out * s.pixels];
     each_chunk(&mut out, s.out * s.pixels, |image, out, _| {
         matmul(out, weight, View::rows(&x[image * s.c * s.pixels..], s.c, s.pixels), false, Threads::One);
         for (row, &b) in out.chunks_exact_mut(s.pixels).zip(bias) {
-            row.iter_mut().for_each(|v| *v = relu6_with(b)(*v));
+            row.iter_mut().for_each(|v| *v = relu6(*v, b));
         }
     });
     out
 }
 
-/// What a layer's backward reads: its input `[n, c, pixels]`, weight `[out, c]`, output `y` and
-/// the output's gradient, and whether its input wants a gradient.
-pub struct Backward<'a> {
-    pub x: &'a [f32],
-    pub weight: &'a [f32],
-    pub y: &'a [f32],
-    pub grad: &'a [f32],
-    pub shape: Shape,
-    pub input_wanted: bool,
-}
-
 /// The input's gradient `[n, c, pixels]` (when wanted), the weight's `[out, c]` and the bias's
 /// `[out]`.
-pub type Gradients = (Option<Vec<f32>>, Vec<f32>, Vec<f32>);
+pub fn gradients(saved: &Saved, shape: Shape) -> Gradients {
+    let backward = Backward { saved, shape };
+    if shape.side_by_side() { backward.batch_gradients() } else { backward.image_gradients() }
+}
+
+/// A layer's saved values with its sizes.
+struct Backward<'a> {
+    saved: &'a Saved<'a>,
+    shape: Shape,
+}
 
 impl Backward<'_> {
-    pub fn gradients(&self) -> Gradients {
-        if self.shape.side_by_side() { self.batch_gradients() } else { self.image_gradients() }
-    }
-
     /// Image by image: its gradient through ReLU6 (bias sums on the way), then its input
     /// gradient and its share of the weight gradient, added in place into each worker's sum.
     fn image_gradients(&self) -> Gradients {
-        let (s, x, y, grad) = (self.shape, self.x, self.y, self.grad);
-        let weight_t = View::rows(self.weight, s.out, s.c).transposed();
+        let (s, Saved { x, y, grad, weight, input_wanted }) = (self.shape, self.saved);
+        let weight_t = View::rows(weight, s.out, s.c).transposed();
         let (image_out, weight_len) = (s.out * s.pixels, s.out * s.c);
-        let mut input = vec![0.0; if self.input_wanted { s.n * s.c * s.pixels } else { 0 }];
+        let mut input = vec![0.0; if *input_wanted { s.n * s.c * s.pixels } else { 0 }];
         let sums = each_summing(s.n, &mut input, s.c * s.pixels, weight_len + s.out, |image, input, sums, scratch| {
             let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
             scratch.passed.clear();
@@ -94,20 +85,20 @@ impl Backward<'_> {
                 *bias += through_relu6(&grad[row.clone()], &y[row], &mut scratch.passed);
             }
             let passed = View::rows(&scratch.passed, s.out, s.pixels);
-            if self.input_wanted {
+            if *input_wanted {
                 matmul(input, weight_t, passed, false, Threads::One);
             }
             let x = View::rows(&x[image * s.c * s.pixels..], s.c, s.pixels).transposed();
             matmul(weight_sum, passed, x, true, Threads::One);
         });
         let (weight_grad, bias) = sums.split_at(weight_len);
-        (self.input_wanted.then_some(input), weight_grad.to_vec(), bias.to_vec())
+        (input_wanted.then_some(input), weight_grad.to_vec(), bias.to_vec())
     }
 
     /// The batch side by side: its gradient through ReLU6 laid out `[out, n * pixels]` (bias
     /// sums on the way), then one product for the weight gradient and one for the input's.
     fn batch_gradients(&self) -> Gradients {
-        let (s, y, grad) = (self.shape, self.y, self.grad);
+        let (s, Saved { x, y, grad, weight, input_wanted }) = (self.shape, self.saved);
         let row_len = s.n * s.pixels;
         let mut passed = vec![0.0; s.out * row_len];
         let bias = each_summing(s.out, &mut passed, row_len, s.out, |channel, row, sums, scratch| {
@@ -120,11 +111,11 @@ impl Backward<'_> {
         });
         let passed = View::rows(&passed, s.out, row_len);
         let mut weight_grad = vec![0.0; s.out * s.c];
-        let x = side_by_side(self.x, s.n, s.c, s.pixels);
+        let x = side_by_side(x, s.n, s.c, s.pixels);
         matmul(&mut weight_grad, passed, View::rows(&x, s.c, row_len).transposed(), false, Threads::All);
-        let input = self.input_wanted.then(|| {
+        let input = input_wanted.then(|| {
             let mut input = vec![0.0; s.c * row_len];
-            matmul(&mut input, View::rows(self.weight, s.out, s.c).transposed(), passed, false, Threads::All);
+            matmul(&mut input, View::rows(weight, s.out, s.c).transposed(), passed, false, Threads::All);
             one_by_one(&input, s.n, s.c, s.pixels, |_, v| v)
         });
         (input, weight_grad, bias)

@@ -1,6 +1,13 @@
-//! The backward of a fused ReLU6, min(max(v, 0), 6), from the layer's output.
+//! ReLU6, min(max(v, 0), 6), fused into the training layers: forward on a value, and backward
+//! from the layer's output.
 
 use super::lanes;
+
+/// ReLU6 of `v` plus the layer's `bias`.
+#[inline]
+pub fn relu6(v: f32, bias: f32) -> f32 {
+    (v + bias).clamp(0.0, 6.0)
+}
 
 /// Appends to `passed` the gradient that passes back through ReLU6 given its output `y`: `grad`
 /// where 0 < y < 6, zero where the activation was cut (the ties y = 0 or 6 exactly count as
