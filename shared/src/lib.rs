@@ -5,6 +5,7 @@
 
 pub mod align;
 pub mod backbone;
+pub mod calibration;
 pub mod compact;
 pub mod detect;
 pub mod groups;

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use super::error::WeightsError;
 use super::header::Header;
 use crate::backbone::{Backbone, BackboneKind, FaceResTailConfig, Tuned};
+use crate::calibration::Calibration;
 use crate::compact::{self, Precision};
 use crate::mtl::MtlHead;
 
@@ -78,6 +79,16 @@ pub fn export(head: MtlHead, tuned: Option<Tuned>, mut header: Header) -> Result
         return Err(WeightsError::TooLarge(out.len()));
     }
     Ok(out)
+}
+
+/// The model file `bytes` with its calibration replaced by `calibration` (fitted after export,
+/// by `facemtl calibrate`): the same network, payload and test figures.
+pub fn with_calibration(bytes: &[u8], calibration: Calibration) -> Result<Vec<u8>, WeightsError> {
+    let (header, payload) = read_header(bytes)?;
+    let header = Header { calibration, ..header };
+    header.check(payload.len())?;
+    let json = serde_json::to_vec(&header).map_err(|e| WeightsError::Header(e.to_string()))?;
+    Ok(seal(&json, payload))
 }
 
 /// The file of a header's JSON and a payload, checksum appended.

@@ -7,6 +7,7 @@ use super::FORMAT_VERSION;
 use super::error::WeightsError;
 use crate::align::AlignConfig;
 use crate::backbone::{BackboneKind, faceres};
+use crate::calibration::Calibration;
 use crate::compact::Precision;
 use crate::detect::DetectorConfig;
 use crate::mtl::{MtlConfig, TaskOverview, TaskSpec, check_tasks, check_widths};
@@ -46,6 +47,10 @@ pub struct Header {
     /// fine-tuning), not a whole backbone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuned_blocks: Option<usize>,
+    /// Temperatures, the gender "can't tell" band and the age interval, fitted on validation
+    /// faces; absent: the head's probabilities as trained, no band, no interval.
+    #[serde(default, skip_serializing_if = "Calibration::is_none")]
+    pub calibration: Calibration,
 }
 
 impl Header {
@@ -75,6 +80,7 @@ impl Header {
             head_weights: Precision::Exact,
             test_time_mirror: false,
             tuned_blocks: None,
+            calibration: Calibration::default(),
         }
     }
 
@@ -121,10 +127,11 @@ impl Header {
         check_tasks(&self.tasks).map_err(WeightsError::Header)
     }
 
-    /// Layer widths within bounds, and test figures that are numbers.
+    /// Layer widths within bounds, test figures that are numbers, and a calibration of ours.
     fn check_network(&self) -> Result<(), WeightsError> {
         check_widths(&self.shared, self.head_hidden).map_err(WeightsError::Header)?;
-        require(self.metrics.iter().all(|(_, v)| v.is_finite()), || "a test figure is not a number".into())
+        require(self.metrics.iter().all(|(_, v)| v.is_finite()), || "a test figure is not a number".into())?;
+        self.calibration.check(self.tasks.len()).map_err(WeightsError::Header)
     }
 
     /// The detector's views and thresholds, the alignment, and the tuned blocks.

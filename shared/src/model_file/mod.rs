@@ -24,7 +24,7 @@ mod file;
 mod header;
 
 pub use error::WeightsError;
-pub use file::{FORMAT_VERSION, MAGIC, MAX_MODEL_BYTES, Model, as_stored, export, load, read_header};
+pub use file::{FORMAT_VERSION, MAGIC, MAX_MODEL_BYTES, Model, as_stored, export, load, read_header, with_calibration};
 pub use header::Header;
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ fn sample() -> (MtlHead, Header) {
         head_weights: Precision::Exact,
         test_time_mirror: false,
         tuned_blocks: None,
+        calibration: Default::default(),
     };
     (head, header)
 }
@@ -231,4 +232,23 @@ fn a_non_finite_parameter_is_refused() {
     payload[n - 2..].copy_from_slice(&half::f16::NAN.to_le_bytes());
     let json = serde_json::to_vec(&Header { format_version: FORMAT_VERSION, ..header }).unwrap();
     assert!(matches!(load_dlib(&seal(&json, &payload)), Err(WeightsError::Payload(_))));
+}
+
+#[test]
+fn a_calibration_replaces_only_itself_and_a_crafted_one_is_refused() {
+    let (head, header) = sample();
+    let bytes = export(head, None, header.clone()).unwrap();
+    let calibration =
+        crate::calibration::Calibration { temperatures: vec![1.5, 1.0], cant_tell_below: Some(0.7), interval: None };
+    let calibrated = with_calibration(&bytes, calibration.clone()).unwrap();
+    let (read, payload) = read_header(&calibrated).unwrap();
+    assert_eq!(read.calibration, calibration);
+    assert_eq!(Header { calibration: Default::default(), ..read }, read_header(&bytes).unwrap().0);
+    assert_eq!(payload, read_header(&bytes).unwrap().1);
+    // Too few temperatures for its tasks, or a temperature of 0, is not a fit of ours.
+    let bad = resealed(&calibrated, |json| json["calibration"]["temperatures"] = serde_json::json!([0.0, 1.0]));
+    assert!(matches!(load_dlib(&bad), Err(WeightsError::Header(_))));
+    let bad = resealed(&calibrated, |json| json["calibration"]["temperatures"] = serde_json::json!([1.0]));
+    assert!(matches!(load_dlib(&bad), Err(WeightsError::Header(_))));
+    assert!(with_calibration(&bytes, crate::calibration::Calibration { temperatures: vec![1.0], ..calibration }).is_err());
 }

@@ -117,6 +117,7 @@ fn header(tasks: Vec<TaskSpec>, shared: Vec<usize>, head_hidden: usize) -> Heade
         head_weights: Default::default(),
         test_time_mirror: false,
         tuned_blocks: None,
+        calibration: Default::default(),
     }
 }
 
