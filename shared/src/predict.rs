@@ -309,8 +309,7 @@ mod tests {
     fn a_calibrated_model_tempers_its_probabilities_says_cant_tell_and_gives_an_age_interval() {
         let age = TaskSpec::age(AgeNorm::ALL_AGES).as_distribution(0.0, 9.0);
         let mut h = header(vec![TaskSpec::gender(), age]);
-        h.calibration =
-            Calibration { temperatures: vec![2.0, 1.0], cant_tell_below: Some(0.6), interval: Some(0.8) };
+        h.calibration = Calibration { temperatures: vec![2.0, 1.0], cant_tell_below: Some(0.6), interval: Some(0.8) };
         // Ages 3, 4, 5 at 0.25, 0.5, 0.25.
         let ages = [0.0, 0.0, 0.0, 0.25, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0];
         let raw = vec![vec![0.2, 0.8, 0.45, 0.55], [ages, ages].concat()];

@@ -100,7 +100,11 @@ mod tests {
     }
 
     fn said(years: f32) -> Attributes {
-        Attributes { female_probability: Some(0.5), age: Some(Age { years, low: None, high: None, plus_minus: Some(5.0) }), ..Default::default() }
+        Attributes {
+            female_probability: Some(0.5),
+            age: Some(Age { years, low: None, high: None, plus_minus: Some(5.0) }),
+            ..Default::default()
+        }
     }
 
     fn years(a: &Option<(Attributes, u32)>) -> Option<f32> {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::Tuned;
+use facemtl::calibration::Calibration;
 use facemtl::compact::{self, Precision};
 use facemtl::detect::BBox;
 use facemtl::model_file::{self, Header};
@@ -15,6 +16,7 @@ use facemtl::predict::Attributes;
 use serde::Serialize;
 
 use crate::cache::Cache;
+use crate::calibrate::{Outputs, fit_on_validation};
 use crate::data::{Sample, Source};
 use crate::files::{read_bounded, write_atomic};
 use crate::models;
@@ -78,12 +80,20 @@ impl FinishedRun {
         })
     }
 
-    /// Write the model file with its test `metrics`, and its training report beside it.
-    pub fn write(self, out: &Path, stored: StoredWeights, metrics: Vec<(String, f64)>) -> Result<Header> {
+    /// Write the model file with its test `metrics` and `calibration`, and its training report
+    /// beside it.
+    pub fn write(
+        self,
+        out: &Path,
+        stored: StoredWeights,
+        metrics: Vec<(String, f64)>,
+        calibration: Calibration,
+    ) -> Result<Header> {
         let config = &self.config;
         let header = Header {
             test_time_mirror: config.mirror,
             head_weights: stored.head,
+            calibration,
             ..Header::for_head(
                 config.backbone,
                 stored.backbone,
@@ -109,7 +119,8 @@ impl FinishedRun {
 }
 
 /// Write the final model of `run_dir` and its training report, with the test figures of the
-/// parameters as the file stores them (`stored`), on the run's test split in `data_dir`.
+/// parameters as the file stores them (`stored`), on the run's test split in `data_dir`, and
+/// their calibration fitted on its validation split.
 pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, data_dir: &Path) -> Result<Header> {
     let run = FinishedRun::read(run_dir)?;
     let mut pipeline = models::pipeline_at(cache, run.config.backbone, stored.backbone, &Device::flex())?
@@ -126,7 +137,8 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
     for ((name, half), full) in metrics.iter().zip(&run.result.test.metrics) {
         eprintln!("test {name}: {half:.4} as exported ({full:.4} as trained)");
     }
-    run.write(out, stored, metrics)
+    let calibration = fit_on_validation(cache, &pipeline, &head, &run.tasks, &run.config, data_dir)?;
+    run.write(out, stored, metrics, calibration)
 }
 
 /// A head on the features `pipeline` (the model's, tuned backbone and test-time mirror
@@ -149,7 +161,7 @@ fn evaluate_on_test(
 }
 
 /// Evaluate a model file on the test split of the data set `config` names (data set, protocol,
-/// split seed): per-task loss and metric, printed as JSON.
+/// split seed): per-task loss, metric and what the header's calibration does, printed as JSON.
 /// `mirror`: test-time mirror on or off against the header's choice (`None` keeps it).
 pub fn evaluate_file(
     cache: &Cache,
@@ -171,13 +183,16 @@ pub fn evaluate_file(
     let pipeline = models::model_pipeline(cache, &header, backbone, device)?;
     let pipeline = pipeline.clone().with_mirror(mirror.unwrap_or(pipeline.mirrors()));
     let (evaluation, faces) = evaluate_on_test(cache, &pipeline, &head, &header.tasks, config, data_dir)?;
+    let set = config.load(data_dir)?;
+    let calibrated = Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.test)?.measure(&header.calibration);
     let report: Vec<_> = header
         .tasks
         .iter()
         .zip(evaluation.losses.iter().zip(&evaluation.metrics))
-        .map(
-            |(t, (loss, metric))| serde_json::json!({ "task": t.name, "loss": loss, "metric": metric, "faces": faces }),
-        )
+        .zip(calibrated)
+        .map(|((t, (loss, metric)), calibration)| {
+            serde_json::json!({ "task": t.name, "loss": loss, "metric": metric, "faces": faces, "calibration": calibration })
+        })
         .collect();
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -9,6 +9,7 @@ pub mod device;
 pub mod faces;
 pub mod files;
 pub use facemtl::groups;
+pub mod calibrate;
 pub mod infer;
 pub mod lab;
 pub mod models;

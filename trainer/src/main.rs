@@ -78,6 +78,23 @@ enum Command {
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
         data_dir: PathBuf,
     },
+    /// Fit a model file's calibration (temperatures, the gender "can't tell" band, the age
+    /// interval) on a data set's validation faces, write the model with it, and print what it
+    /// does on the test faces (same flags as `train` pick the data set).
+    Calibrate {
+        #[arg(long)]
+        model: PathBuf,
+        /// Where to write the calibrated model (may be `--model` itself).
+        #[arg(long)]
+        out: PathBuf,
+        /// Write a reliability plot per classification task into this folder.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+        #[command(flatten)]
+        config: facemtl_trainer::train::TrainConfig,
+        #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
+        data_dir: PathBuf,
+    },
     /// Predict gender, age and race of every face in images or folders: JSON lines.
     Predict {
         /// A model file written by `export`.
@@ -158,6 +175,15 @@ fn main() -> Result<()> {
         Command::Eval { model, test_time_mirror, config, data_dir } => {
             facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, test_time_mirror)
         }
+        Command::Calibrate { model, out, plots, config, data_dir } => facemtl_trainer::calibrate::calibrate_file(
+            &cache,
+            &device,
+            &model,
+            &config,
+            &data_dir,
+            &out,
+            plots.as_deref(),
+        ),
         Command::Predict { model, test_time_mirror, inputs } => {
             facemtl_trainer::infer::predict(&cache, &device, &model, &inputs, test_time_mirror)
         }

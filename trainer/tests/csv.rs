@@ -79,11 +79,21 @@ fn a_csv_data_set_with_its_own_task_trains_exports_and_predicts() {
     let report: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(&facemtl(&eval).stdout)).unwrap();
     assert_eq!(report[1]["task"], "age_band");
     assert!((report[1]["metric"].as_f64().unwrap() - band_accuracy).abs() < 0.02, "{report}");
+    // Export fitted a temperature per task on the validation faces; eval measures it on the test.
+    for task in [&report[0], &report[1]] {
+        let calibration = &task["calibration"];
+        let t = calibration["temperature"].as_f64().unwrap();
+        assert!(t != 1.0 && (0.05..=20.0).contains(&t), "{calibration}");
+        assert!((0.0..0.5).contains(&calibration["ece"]["after"].as_f64().unwrap()), "{calibration}");
+    }
+    let answered = &report[0]["calibration"]["answered"]["all"];
+    assert!((0.0..=1.0).contains(&answered["answered"].as_f64().unwrap()), "{answered}");
 
     let child = names.iter().find(|n| n.starts_with("3_")).unwrap();
     let out = ok(facemtl(&["predict", "--model", model, photos.join(child).to_str().unwrap()]));
     let line: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(line["female_probability"].is_number(), "{line}");
+    assert!(["female", "male", "can't tell"].contains(&line["gender"].as_str().unwrap()), "{line}");
     let bands = line["age_band"].as_array().unwrap_or_else(|| panic!("{line}"));
     let labels: Vec<&str> = bands.iter().map(|b| b[0].as_str().unwrap()).collect();
     assert_eq!(labels, ["child", "adult", "senior"]);

@@ -20,10 +20,7 @@ const CANT_TELL_MIN_FACES: usize = 10;
 pub fn fit_temperature(rows: &[&[f32]], truth: &[usize]) -> f32 {
     let nll = |log_t: f64| -> f64 {
         let t = log_t.exp() as f32;
-        rows.iter()
-            .zip(truth)
-            .map(|(row, &c)| -f64::from(temper(row, t)[c]).max(1e-12).ln())
-            .sum()
+        rows.iter().zip(truth).map(|(row, &c)| -f64::from(temper(row, t)[c]).max(1e-12).ln()).sum()
     };
     let ratio = (5f64.sqrt() - 1.0) / 2.0;
     let (mut a, mut b) = LOG_RANGE;
@@ -57,15 +54,11 @@ pub fn fit_interval_temperature(rows: &[&[f32]], bins: &[f32], truth: &[f32], le
 /// validation faces are right at most [`CANT_TELL_ACCURACY`] of the time; `None` when no band
 /// holds enough faces to say.
 pub fn cant_tell_threshold(confidences: &[f32], correct: &[bool]) -> Option<f32> {
-    (51..100)
-        .map(|c| c as f32 / 100.0)
-        .filter(|c| {
-            let band: Vec<bool> =
-                confidences.iter().zip(correct).filter(|(p, _)| **p < *c).map(|(_, ok)| *ok).collect();
-            let right = band.iter().filter(|ok| **ok).count() as f64;
-            band.len() >= CANT_TELL_MIN_FACES && right <= CANT_TELL_ACCURACY * band.len() as f64
-        })
-        .last()
+    (51..100).rev().map(|c| c as f32 / 100.0).find(|c| {
+        let band: Vec<bool> = confidences.iter().zip(correct).filter(|(p, _)| **p < *c).map(|(_, ok)| *ok).collect();
+        let right = band.iter().filter(|ok| **ok).count() as f64;
+        band.len() >= CANT_TELL_MIN_FACES && right <= CANT_TELL_ACCURACY * band.len() as f64
+    })
 }
 
 /// The calibration of a model of `tasks` fitted on validation faces: per task, the head's

@@ -250,5 +250,7 @@ fn a_calibration_replaces_only_itself_and_a_crafted_one_is_refused() {
     assert!(matches!(load_dlib(&bad), Err(WeightsError::Header(_))));
     let bad = resealed(&calibrated, |json| json["calibration"]["temperatures"] = serde_json::json!([1.0]));
     assert!(matches!(load_dlib(&bad), Err(WeightsError::Header(_))));
-    assert!(with_calibration(&bytes, crate::calibration::Calibration { temperatures: vec![1.0], ..calibration }).is_err());
+    assert!(
+        with_calibration(&bytes, crate::calibration::Calibration { temperatures: vec![1.0], ..calibration }).is_err()
+    );
 }

@@ -12,6 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::groups::{Confusion, GroupTable};
+use facemtl::calibration::Reliability;
 use facemtl::mtl::Metric;
 use facemtl::training::MetricRow;
 
@@ -123,6 +124,41 @@ pub fn loss_curves(rows: &[MetricRow], path: &Path) -> Result<()> {
             }
             chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
         }
+        Ok(())
+    })
+}
+
+/// A reliability diagram: per confidence bin, how often the answers were right against how
+/// sure they were, before and after calibration, beside the diagonal a calibrated model keeps;
+/// each dot's area follows its bin's faces.
+pub fn reliability(task: &str, before: &[Reliability], after: &[Reliability], path: &Path) -> Result<()> {
+    png(path, (460, 420), |root| {
+        let low = before.iter().chain(after).map(|b| b.confidence.min(b.accuracy)).fold(1.0, f64::min);
+        let low = (low * 10.0).floor() / 10.0;
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{task}: reliability on test faces"), (FONT, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(low..1.0, low..1.0)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc("confidence").y_desc("accuracy").light_line_style(WHITE).draw().map_err(err)?;
+        chart.draw_series(LineSeries::new([(low, low), (1.0, 1.0)], BLACK.stroke_width(1))).map_err(err)?;
+        let most = before.iter().chain(after).map(|b| b.count).max().unwrap_or(1) as f64;
+        for (name, colour, bins) in [("before", COLOURS[1], before), ("after", COLOURS[0], after)] {
+            let points: Vec<(f64, f64)> = bins.iter().map(|b| (b.confidence, b.accuracy)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                .map_err(err)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            let dots = bins.iter().map(|b| {
+                let radius = (3.0 + 9.0 * (b.count as f64 / most).sqrt()) as i32;
+                Circle::new((b.confidence, b.accuracy), radius, colour.mix(0.5).filled())
+            });
+            chart.draw_series(dots).map_err(err)?;
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(err)?;
         Ok(())
     })
 }

@@ -95,7 +95,7 @@ fn check_tuning(flags: &[&str], inputs: impl Fn() -> Inputs, pretrained: Tuned) 
     let rounded = digest(finished.backbone.clone().expect("the run's tuned part"));
     assert_ne!(rounded, tuned, "the file holds the parameters in half precision");
     assert_eq!(rounded, digest(facemtl::compact::half(last.backbone.unwrap())));
-    finished.write(&file, Default::default(), Vec::new()).unwrap();
+    finished.write(&file, Default::default(), Vec::new(), Default::default()).unwrap();
     let exported = facemtl::model_file::load(&fs::read(&file).unwrap(), None, &device).unwrap();
     assert_eq!(digest(exported.backbone.expect("the model file carries the tuned part")), rounded);
     exported.header

@@ -61,15 +61,19 @@ export function predictAgain() {
   if (state.lastBytes && !state.webcam) predictBytes(state.lastBytes, state.lastName);
 }
 
-// One task's answer as a person reads it: a class's likeliest label with its probability, or
-// a value rounded to the model's typical miss.
+// One task's answer as a person reads it: a class's likeliest label with its probability
+// ("can't tell" when the model's calibration says the answer is little better than a guess),
+// or a value with its interval (the central 80 % of the face's age distribution) or rounded to
+// the model's typical miss.
 function answerText(answer) {
   if (answer.kind === "value") {
-    const { value, plus_minus } = answer;
+    const { value, low, high, plus_minus } = answer;
+    if (low !== undefined && high !== undefined) return `${value.toFixed(0)} (${low.toFixed(0)}–${high.toFixed(0)})`;
     if (!(plus_minus > 0)) return value.toFixed(1);
     const digits = plus_minus >= 1 ? 0 : 1;
     return `${value.toFixed(digits)} ± ${plus_minus.toFixed(digits)}`;
   }
+  if (answer.cant_tell) return "can't tell";
   return classText(ranked(answer)[0]);
 }
 
@@ -77,11 +81,15 @@ const ranked = (answer) => [...answer.probabilities].sort((a, b) => b[1] - a[1])
 const classText = ([label, p]) => `${label} ${(100 * p).toFixed(0)} %`;
 
 // A table cell for an answer: a class of more than two labels shows its likeliest one, and
-// the others on demand, so that a row stays one line on a phone.
+// the others on demand, so that a row stays one line on a phone; "can't tell" shows the
+// probabilities it weighed on demand too.
 function answerCell(answer) {
-  if (answer.kind === "value" || answer.probabilities.length <= 2) return element("td", {}, answerText(answer));
+  if (answer.kind === "value" || (answer.probabilities.length <= 2 && !answer.cant_tell)) {
+    return element("td", {}, answerText(answer));
+  }
   const [top, ...rest] = ranked(answer);
-  const details = element("details", {}, element("summary", {}, classText(top)), rest.map(classText).join(", "));
+  const [summary, more] = answer.cant_tell ? [answerText(answer), [top, ...rest]] : [classText(top), rest];
+  const details = element("details", {}, element("summary", {}, summary), more.map(classText).join(", "));
   return element("td", {}, details);
 }
 
