@@ -94,6 +94,10 @@ function agree(browserFaces, nativeFaces, what) {
     within("score", b.score, n.score, `${label}: detector score`);
     within("probability", b.female_probability, n.female_probability, `${label}: female probability`);
     within("years", b.age.years, n.age.years, `${label}: age`);
+    if (n.age.low !== undefined) {
+      within("years", b.age.low, n.age.low, `${label}: age interval's low end`);
+      within("years", b.age.high, n.age.high, `${label}: age interval's high end`);
+    }
     b.race.forEach(([name, p], r) => within("probability", p, n.race[r][1], `${label}: ${name}`));
   });
   return gap;
@@ -119,6 +123,11 @@ async function checkAgainstNative(t, page, files, label, { model = MODEL, otherP
     assert.equal(rows, result.faces.length, "one table row per face");
     const columns = await page.locator("#results thead th").allTextContents();
     assert.deepEqual(columns, ["#", ...modelTasks(model), "detector score"], "one column per task of the model, in its order");
+    const age = modelTasks(model).indexOf("age");
+    if (age >= 0 && result.faces[0].age.low !== undefined) {
+      const cell = await page.locator("#results tbody tr").first().locator("td").nth(age + 1).textContent();
+      assert.match(cell, /^\d+ \(\d+–\d+\)$/, "the age shows with its 80 % interval");
+    }
   }
 }
 
@@ -243,6 +252,42 @@ test("a model of a user's own tasks is shown by what its header says: its tasks 
     const rest = await cells.nth(3).evaluate((td) => td.querySelector("details").lastChild.textContent);
     const shown = [top, ...rest.split(", ")].map((c) => c.split(" ")[0]);
     assert.deepEqual(shown, [...expected.ancestry].sort((x, y) => y[1] - x[1]).map(([l]) => l));
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a gender answer in the model's \"can't tell\" band says so on the page, as `predict` does", async (t) => {
+  if (skipWithoutData(t)) return;
+  // The shipped model with its band widened just past one child's calibrated answer.
+  const dir = mkdtempSync(join(tmpdir(), "facemtl-cant-tell-"));
+  const unsure = join(dir, "unsure.fmtl");
+  const face = join(DATA, "utkface/UTKFace", UTK[2]);
+  const shipped = native([face], MODEL).get(face)[0];
+  const sure = Math.max(shipped.female_probability, 1 - shipped.female_probability);
+  writeFileSync(
+    unsure,
+    resealModel(readFileSync(MODEL), (h) => {
+      h.calibration.cant_tell_below = Math.min(1, sure + 0.005);
+      h.trained_on += " (band widened)";
+    }),
+  );
+  const expected = native([face], unsure).get(face)[0];
+  assert.equal(expected.gender, "can't tell", `predict: ${JSON.stringify(expected)}`);
+  const { page, errors, close } = await open({ query: "?backend=cpu" });
+  try {
+    await ready(page);
+    await page.setInputFiles("#model-file", unsure);
+    await page.waitForFunction(() => /band widened/.test(document.getElementById("model-info").textContent));
+    await predict(page, face);
+    const got = (await lastResult(page)).faces[0];
+    assert.equal(got.gender, "can't tell");
+    assert.equal(got.answers[0].cant_tell, true);
+    const cell = page.locator("#results tbody tr").first().locator("td").nth(1);
+    assert.equal(await cell.locator("summary").textContent(), "can't tell");
+    assert.match(await cell.textContent(), /female \d+ %/, "the probabilities it weighed, on demand");
     assert.deepEqual(errors, []);
   } finally {
     await close();

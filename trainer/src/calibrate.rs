@@ -17,6 +17,8 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::data::{DataSet, Sample};
+use crate::faces::features::extract_seen;
+use crate::faces::looks::Look;
 use crate::files::{read_bounded, write_atomic};
 use crate::models;
 use crate::train::split::Inputs;
@@ -36,7 +38,8 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// The faces of `samples` (those where one is found) through `pipeline` and `head`.
+    /// The faces of `samples` (those where one is found), their photos seen with `look`,
+    /// through `pipeline` and `head`.
     pub fn of(
         cache: &Cache,
         pipeline: &FacePipeline,
@@ -44,9 +47,10 @@ impl Outputs {
         tasks: &[TaskSpec],
         set: &DataSet,
         samples: &[Sample],
+        look: Look,
     ) -> Result<Self> {
         let labels = TaskSelection::new(tasks.to_vec(), &set.tasks);
-        let store = crate::faces::features::extract(cache, pipeline, &samples.iter().collect::<Vec<_>>())?;
+        let store = extract_seen(cache, pipeline, &samples.iter().collect::<Vec<_>>(), look)?;
         let split = Split::of_features(samples, &store, &labels, pipeline.device());
         let Inputs::Features(features) = split.inputs else { unreachable!("a split of features") };
         Ok(Outputs {
@@ -223,7 +227,7 @@ pub fn fit_on_validation(
     data_dir: &Path,
 ) -> Result<Calibration> {
     let set = config.load(data_dir)?;
-    Ok(Outputs::of(cache, pipeline, head, tasks, &set, &set.val)?.fit())
+    Ok(Outputs::of(cache, pipeline, head, tasks, &set, &set.val, Look::Clean)?.fit())
 }
 
 /// `facemtl calibrate`: fit the model file's calibration on the validation faces of `config`'s
@@ -242,9 +246,10 @@ pub fn calibrate_file(
     let model_file::Model { header, head, backbone } = model_file::load(&bytes, None, device)?;
     let pipeline = models::model_pipeline(cache, &header, backbone, device)?;
     let set = config.load(data_dir)?;
-    let calibration = Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.val)?.fit();
+    let calibration = Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.val, Look::Clean)?.fit();
     write_atomic(out, &model_file::with_calibration(&bytes, calibration.clone())?)?;
-    let figures = Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.test)?.measure(&calibration);
+    let figures =
+        Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.test, Look::Clean)?.measure(&calibration);
     if let Some(dir) = plots_dir {
         for task in figures.iter().filter(|f| !f.reliability.is_empty()) {
             plots::reliability(

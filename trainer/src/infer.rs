@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::calibrate::{Outputs, fit_on_validation};
-use crate::data::{Sample, Source};
+use crate::data::{DataSet, Sample, Source};
+use crate::faces::features::extract_seen;
+use crate::faces::looks::Look;
 use crate::files::{read_bounded, write_atomic};
 use crate::models;
 use crate::output::JsonLines;
@@ -131,7 +133,8 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
         pipeline = pipeline.with_backbone(backbone);
     }
     let head = compact::at_precision(run.head.clone(), stored.head);
-    let (evaluation, _) = evaluate_on_test(cache, &pipeline, &head, &run.tasks, &run.config, data_dir)?;
+    let set = run.config.load(data_dir)?;
+    let (evaluation, _) = evaluate_on_test(cache, &pipeline, &head, &run.tasks, &set, Look::Clean)?;
     let metrics: Vec<(String, f64)> =
         run.tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
     for ((name, half), full) in metrics.iter().zip(&run.result.test.metrics) {
@@ -142,26 +145,27 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
 }
 
 /// A head on the features `pipeline` (the model's, tuned backbone and test-time mirror
-/// included: what `predict` and the app compute) makes of the test split of `config`'s data
-/// set: per-task losses and metrics, and the faces counted.
+/// included: what `predict` and the app compute) makes of the test split of `set`, its photos
+/// seen with `look`: per-task losses and metrics, and the faces counted.
 fn evaluate_on_test(
     cache: &Cache,
     pipeline: &FacePipeline,
     head: &MtlHead,
     tasks: &[TaskSpec],
-    config: &TrainConfig,
-    data_dir: &Path,
+    set: &DataSet,
+    look: Look,
 ) -> Result<(Evaluation, usize)> {
-    let set = config.load(data_dir)?;
     let labels = TaskSelection::new(tasks.to_vec(), &set.tasks);
     let test: Vec<&Sample> = set.test.iter().collect();
-    let features = crate::faces::features::extract(cache, pipeline, &test)?;
+    let features = extract_seen(cache, pipeline, &test, look)?;
     let split = Split::of_features(&set.test, &features, &labels, pipeline.device());
     Ok((evaluate(head, None, &split, tasks), split.len()))
 }
 
 /// Evaluate a model file on the test split of the data set `config` names (data set, protocol,
-/// split seed): per-task loss, metric and what the header's calibration does, printed as JSON.
+/// split seed), its photos seen with `look`, printed as JSON: per task, the loss, the metric and
+/// what the header's calibration does; or, on a data set of other tasks, the model's answers
+/// scored against the labels it has (`cross`).
 /// `mirror`: test-time mirror on or off against the header's choice (`None` keeps it).
 pub fn evaluate_file(
     cache: &Cache,
@@ -169,22 +173,23 @@ pub fn evaluate_file(
     model_file: &Path,
     config: &TrainConfig,
     data_dir: &Path,
-    mirror: Option<bool>,
+    (mirror, look): (Option<bool>, Look),
 ) -> Result<()> {
     let model_file::Model { header, head, backbone } = load_model(model_file, device)?;
-    let set_tasks = match config.source()? {
-        Source::BuiltIn(id) => id.tasks(),
-        Source::Csv { .. } => header.tasks.clone(),
-    };
-    let names = |tasks: &[TaskSpec]| tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
-    if names(&header.tasks) != names(&config.tasks(&set_tasks)?) {
-        anyhow::bail!("the model predicts {:?}, the data set has {:?}", names(&header.tasks), names(&set_tasks));
-    }
+    let set = config.load(data_dir)?;
     let pipeline = models::model_pipeline(cache, &header, backbone, device)?;
     let pipeline = pipeline.clone().with_mirror(mirror.unwrap_or(pipeline.mirrors()));
-    let (evaluation, faces) = evaluate_on_test(cache, &pipeline, &head, &header.tasks, config, data_dir)?;
-    let set = config.load(data_dir)?;
-    let calibrated = Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.test)?.measure(&header.calibration);
+    let names = |tasks: &[TaskSpec]| tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    let same_tasks = match config.source()? {
+        Source::BuiltIn(_) => names(&header.tasks) == names(&config.tasks(&set.tasks)?),
+        Source::Csv { .. } => names(&header.tasks) == names(&set.tasks),
+    };
+    if !same_tasks {
+        return evaluate_across(cache, &pipeline, (&head, &header), &set, look);
+    }
+    let (evaluation, faces) = evaluate_on_test(cache, &pipeline, &head, &header.tasks, &set, look)?;
+    let calibrated =
+        Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.test, look)?.measure(&header.calibration);
     let report: Vec<_> = header
         .tasks
         .iter()
@@ -194,6 +199,34 @@ pub fn evaluate_file(
             serde_json::json!({ "task": t.name, "loss": loss, "metric": metric, "faces": faces, "calibration": calibration })
         })
         .collect();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// A model's answers on the test faces of a data set of other tasks, scored against the labels
+/// it has (`cross::figures`), with the photos and the faces found among them.
+fn evaluate_across(
+    cache: &Cache,
+    pipeline: &FacePipeline,
+    (head, header): (&MtlHead, &Header),
+    set: &DataSet,
+    look: Look,
+) -> Result<()> {
+    let photos: Vec<&Sample> = set.test.iter().collect();
+    let store = extract_seen(cache, pipeline, &photos, look)?;
+    let (faces, rows): (Vec<&Sample>, Vec<&[f32]>) = photos.iter().filter_map(|s| Some((*s, store.get(s)?))).unzip();
+    let features = Tensor::from_data(TensorData::new(rows.concat(), [faces.len(), store.dim]), pipeline.device());
+    let attributes = facemtl::predict::attributes(header, &facemtl::predict::raw_outputs(head, features), faces.len())?;
+    let figures = crate::cross::figures(&attributes, &faces, &set.tasks);
+    if figures.is_empty() {
+        anyhow::bail!(
+            "the model predicts {:?}; the data set {} labels none of it",
+            header.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            set.name
+        );
+    }
+    let report =
+        serde_json::json!({ "data_set": set.name, "photos": photos.len(), "faces": faces.len(), "cross": figures });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

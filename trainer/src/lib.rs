@@ -10,6 +10,7 @@ pub mod faces;
 pub mod files;
 pub use facemtl::groups;
 pub mod calibrate;
+pub mod cross;
 pub mod infer;
 pub mod lab;
 pub mod models;

@@ -73,6 +73,9 @@ enum Command {
         /// Test-time mirror `on` or `off`, against the model header's choice.
         #[arg(long, value_parser = on_off)]
         test_time_mirror: Option<bool>,
+        /// See each test photo this way before detection (the robustness columns).
+        #[arg(long, value_enum, default_value = "clean")]
+        look: facemtl_trainer::faces::looks::Look,
         #[command(flatten)]
         config: facemtl_trainer::train::TrainConfig,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
@@ -172,8 +175,8 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, test_time_mirror, config, data_dir } => {
-            facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, test_time_mirror)
+        Command::Eval { model, test_time_mirror, look, config, data_dir } => {
+            facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, (test_time_mirror, look))
         }
         Command::Calibrate { model, out, plots, config, data_dir } => facemtl_trainer::calibrate::calibrate_file(
             &cache,

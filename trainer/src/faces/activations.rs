@@ -20,6 +20,7 @@ use facemtl::pipeline::FacePipeline;
 use half::f16;
 use serde::{Deserialize, Serialize};
 
+use super::looks::Look;
 use super::{batch_size, best_face_crops, cache_key};
 use crate::cache::Cache;
 use crate::data::Sample;
@@ -180,7 +181,7 @@ pub fn extract_many(
         let bar = progress(todo.len() as u64, &format!("faceres activations before the last {tuned:?} blocks"));
         let mut since_save = 0;
         for chunk in todo.chunks(batch_size(pipeline.device())) {
-            let crops = best_face_crops(pipeline, chunk);
+            let crops = best_face_crops(pipeline, chunk, Look::Clean);
             let found: Vec<&Vec<f32>> = crops.iter().flatten().collect();
             let per_cut = views(net, pipeline, &found, tuned);
             for (build, rows) in builds.iter_mut().zip(per_cut) {

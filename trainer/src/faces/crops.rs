@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use facemtl::backbone::BackboneKind;
 use facemtl::pipeline::FacePipeline;
 
+use super::looks::Look;
 use super::{batch_size, best_face_crops};
 use crate::data::Sample;
 use crate::progress::progress;
@@ -28,7 +29,7 @@ pub fn collect(pipeline: &FacePipeline, samples: &[&Sample]) -> CropStore {
     let bar = progress(samples.len() as u64, &format!("{kind} face crops"));
     let mut rows = HashMap::with_capacity(samples.len());
     for chunk in samples.chunks(batch_size(pipeline.device())) {
-        for (sample, crop) in chunk.iter().zip(best_face_crops(pipeline, chunk)) {
+        for (sample, crop) in chunk.iter().zip(best_face_crops(pipeline, chunk, Look::Clean)) {
             let bytes = crop.map(|c| c.iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect());
             rows.insert(sample.key.clone(), bytes);
         }

@@ -6,6 +6,7 @@ use facemtl::compact;
 use facemtl::pipeline::FacePipeline;
 use sha2::{Digest, Sha256};
 
+use super::looks::Look;
 use crate::data::Sample;
 
 /// The cache format's version: part of every cache key.
@@ -37,10 +38,11 @@ pub fn cache_key(pipeline: &FacePipeline) -> Result<String> {
 }
 
 /// The aligned crop (planar RGB on 0..=255 at the backbone's input size) of the best-scoring
-/// face of each sample; `None` where the image is unreadable or has no face.
-pub fn best_face_crops(pipeline: &FacePipeline, samples: &[&Sample]) -> Vec<Option<Vec<f32>>> {
+/// face of each sample, its photo seen with `look`; `None` where the image is unreadable or has
+/// no face.
+pub fn best_face_crops(pipeline: &FacePipeline, samples: &[&Sample], look: Look) -> Vec<Option<Vec<f32>>> {
     let decoded: Vec<Option<image::RgbImage>> =
-        samples.iter().map(|s| crate::models::read_photo(&s.file).ok()).collect();
+        samples.iter().map(|s| crate::models::read_photo(&s.file).ok().map(|i| look.apply(pipeline, i))).collect();
     let images: Vec<&image::RgbImage> = decoded.iter().flatten().collect();
     let mut detections = pipeline.detect(&images).into_iter().zip(&images);
     decoded

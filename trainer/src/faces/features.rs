@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use facemtl::pipeline::FacePipeline;
 
+use super::looks::Look;
 use super::{batch_size, best_face_crops, cache_key};
 use crate::cache::Cache;
 use crate::data::Sample;
@@ -95,9 +96,14 @@ impl FeatureStore {
 
 /// The features of every sample, computing only those not cached yet.
 pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> Result<FeatureStore> {
+    extract_seen(cache, pipeline, samples, Look::Clean)
+}
+
+/// [`extract`] of the samples' photos seen with `look` (a cache of its own).
+pub fn extract_seen(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample], look: Look) -> Result<FeatureStore> {
     let dir = cache.root.join("features");
     fs::create_dir_all(&dir)?;
-    let path: PathBuf = dir.join(format!("{}.bin", cache_key(pipeline)?));
+    let path: PathBuf = dir.join(format!("{}{}.bin", cache_key(pipeline)?, look.suffix()));
     let mut store = FeatureStore::load(&path, pipeline.kind().feature_dim())
         .with_context(|| format!("reading the feature cache {}; delete it to rebuild", path.display()))?;
     let todo: Vec<&Sample> = samples.iter().copied().filter(|s| !store.rows.contains_key(&s.key)).collect();
@@ -105,10 +111,10 @@ pub fn extract(cache: &Cache, pipeline: &FacePipeline, samples: &[&Sample]) -> R
         return Ok(store);
     }
     let kind = pipeline.kind();
-    let bar = progress(todo.len() as u64, &format!("{kind} features"));
+    let bar = progress(todo.len() as u64, &format!("{kind} features{}", look.suffix()));
     let mut since_save = 0;
     for chunk in todo.chunks(batch_size(pipeline.device())) {
-        let crops = best_face_crops(pipeline, chunk);
+        let crops = best_face_crops(pipeline, chunk, look);
         let found: Vec<Vec<f32>> = crops.iter().flatten().cloned().collect();
         let mut features = pipeline.features(&found).into_iter();
         for (sample, crop) in chunk.iter().zip(&crops) {

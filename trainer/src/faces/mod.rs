@@ -5,5 +5,6 @@ pub mod activations;
 pub mod crops;
 mod extraction;
 pub mod features;
+pub mod looks;
 
 pub use extraction::{batch_size, best_face_crops, cache_key};

@@ -1,0 +1,140 @@
+//! A model read against the labels of a data set it was not trained on: the tasks both carry
+//! (gender, race), and Young against the age. CelebA's "Young" states no age; it is read as
+//! under [`YOUNG_BELOW`] years, the reading the thesis's CelebA figures and most papers use.
+
+use facemtl::mtl::TaskSpec;
+use facemtl::predict::{Attributes, Verdict};
+use serde::Serialize;
+
+use crate::data::Sample;
+
+pub const YOUNG_BELOW: f32 = 30.0;
+
+/// One of a model's answers scored against a data set's label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CrossFigure {
+    /// What the model answers, and the data set's label it is scored against.
+    pub task: String,
+    pub against: String,
+    pub faces: usize,
+    pub accuracy: f64,
+    /// Gender, when the model has a "can't tell" band: the share of faces answered, and the
+    /// accuracy on them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered: Option<(f64, f64)>,
+}
+
+/// A model answer as a class (gender 1 = female, Young 1 = young, race its index).
+type Read = fn(&Attributes) -> Option<usize>;
+
+fn female(a: &Attributes) -> Option<usize> {
+    a.female_probability.map(|p| usize::from(p > 0.5))
+}
+
+fn race(a: &Attributes) -> Option<usize> {
+    let race = a.race.as_ref()?;
+    (0..race.len()).max_by(|i, j| race[*i].1.total_cmp(&race[*j].1))
+}
+
+fn young_by_probability(a: &Attributes) -> Option<usize> {
+    a.young_probability.map(|p| usize::from(p > 0.5))
+}
+
+fn young_by_age(a: &Attributes) -> Option<usize> {
+    a.age.as_ref().map(|age| usize::from(age.years < YOUNG_BELOW))
+}
+
+/// The figures of `attributes` (one per face of `samples`, whose labels follow `set_tasks`)
+/// that the data set can score: each needs the model's answer and the face's label.
+pub fn figures(attributes: &[Attributes], samples: &[&Sample], set_tasks: &[TaskSpec]) -> Vec<CrossFigure> {
+    let column = |name: &str| set_tasks.iter().position(|t| t.name == name);
+    let class = |name: &str| column(name).map(|c| move |s: &Sample| s.class(c));
+    let mut out = Vec::new();
+    let mut score = |task: &str, against: &str, read: Read, truth: &dyn Fn(&Sample) -> Option<usize>| {
+        let pairs: Vec<(&Attributes, bool)> =
+            attributes.iter().zip(samples).filter_map(|(a, s)| Some((a, read(a)? == truth(s)?))).collect();
+        if pairs.is_empty() {
+            return;
+        }
+        let right = |pairs: &[&(&Attributes, bool)]| pairs.iter().filter(|(_, ok)| *ok).count() as f64;
+        let all: Vec<_> = pairs.iter().collect();
+        let given: Vec<_> = pairs.iter().filter(|(a, _)| a.gender != Some(Verdict::CantTell)).collect();
+        let bands = pairs.iter().any(|(a, _)| a.gender == Some(Verdict::CantTell));
+        out.push(CrossFigure {
+            task: task.into(),
+            against: against.into(),
+            faces: pairs.len(),
+            accuracy: right(&all) / all.len() as f64,
+            answered: (task == "gender" && bands)
+                .then(|| (given.len() as f64 / all.len() as f64, right(&given) / given.len().max(1) as f64)),
+        });
+    };
+    if let Some(truth) = class("gender") {
+        score("gender", "gender", female, &truth);
+    }
+    if let Some(truth) = class("race") {
+        score("race", "race", race, &truth);
+    }
+    if let Some(truth) = class("young") {
+        score("young", "young", young_by_probability, &truth);
+        score(&format!("age < {YOUNG_BELOW}"), "young", young_by_age, &truth);
+    }
+    if let Some(c) = column("age") {
+        let truth = move |s: &Sample| s.value(c).map(|years| usize::from(years < YOUNG_BELOW));
+        score("young", &format!("age < {YOUNG_BELOW}"), young_by_probability, &truth);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use facemtl::mtl::{AgeNorm, Label};
+    use facemtl::predict::Age;
+
+    fn face(female: f32, years: f32, verdict: Verdict) -> Attributes {
+        Attributes {
+            female_probability: Some(female),
+            gender: Some(verdict),
+            age: Some(Age { years, low: None, high: None, plus_minus: Some(5.0) }),
+            ..Default::default()
+        }
+    }
+
+    fn sample(labels: Vec<Label>) -> Sample {
+        Sample { file: "x.jpg".into(), key: "x".into(), labels }
+    }
+
+    #[test]
+    fn a_utkface_model_is_scored_on_celeba_gender_and_young() {
+        // CelebA's tasks: gender, young (1 = young).
+        let set = vec![TaskSpec::gender(), TaskSpec::young()];
+        let faces = [
+            face(0.9, 25.0, Verdict::Female),
+            face(0.2, 45.0, Verdict::Male),
+            face(0.55, 20.0, Verdict::CantTell),
+            face(0.6, 35.0, Verdict::Female),
+        ];
+        let samples: Vec<Sample> = [(1, 1), (0, 0), (0, 1), (0, 1)]
+            .into_iter()
+            .map(|(g, y)| sample(vec![Label::Class(g), Label::Class(y)]))
+            .collect();
+        let samples: Vec<&Sample> = samples.iter().collect();
+        let figures = figures(&faces, &samples, &set);
+        assert_eq!(figures.len(), 2, "{figures:?}");
+        let gender = &figures[0];
+        assert_eq!((gender.faces, gender.accuracy), (4, 0.5));
+        // The can't-tell face (wrong) is left out: 2 of 3 answered faces right.
+        assert_eq!(gender.answered, Some((0.75, 2.0 / 3.0)));
+        let young = &figures[1];
+        assert_eq!((young.task.as_str(), young.against.as_str()), ("age < 30", "young"));
+        assert_eq!(young.accuracy, 0.75);
+    }
+
+    #[test]
+    fn a_data_set_without_a_label_the_model_answers_gives_no_figure() {
+        let set = vec![TaskSpec::age(AgeNorm::ALL_AGES)];
+        let samples = [sample(vec![Label::Value(20.0)])];
+        assert!(figures(&[face(0.9, 25.0, Verdict::Female)], &[&samples[0]], &set).is_empty());
+    }
+}
