@@ -1,8 +1,8 @@
-//! A model read against the labels of a data set it was not trained on: the tasks both carry
-//! (gender, race), and Young against the age. CelebA's "Young" states no age; it is read as
+//! A model read against the labels of a data set it was not trained on (or trained on with
+//! others): the tasks both carry (gender, race, age in years), and Young against the age. CelebA's "Young" states no age; it is read as
 //! under [`YOUNG_BELOW`] years, the reading the thesis's CelebA figures and most papers use.
 
-use facemtl::mtl::TaskSpec;
+use facemtl::mtl::{Metric, TaskSpec};
 use facemtl::predict::{Attributes, Verdict};
 use serde::Serialize;
 
@@ -17,7 +17,9 @@ pub struct CrossFigure {
     pub task: String,
     pub against: String,
     pub faces: usize,
-    pub accuracy: f64,
+    /// Accuracy, or the mean absolute error in years for age.
+    pub metric: Metric,
+    pub value: f64,
     /// Gender, when the model has a "can't tell" band: the share of faces answered, and the
     /// accuracy on them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,7 +66,8 @@ pub fn figures(attributes: &[Attributes], samples: &[&Sample], set_tasks: &[Task
             task: task.into(),
             against: against.into(),
             faces: pairs.len(),
-            accuracy: right(&all) / all.len() as f64,
+            metric: Metric::Accuracy,
+            value: right(&all) / all.len() as f64,
             answered: (task == "gender" && bands)
                 .then(|| (given.len() as f64 / all.len() as f64, right(&given) / given.len().max(1) as f64)),
         });
@@ -82,6 +85,23 @@ pub fn figures(attributes: &[Attributes], samples: &[&Sample], set_tasks: &[Task
     if let Some(c) = column("age") {
         let truth = move |s: &Sample| s.value(c).map(|years| usize::from(years < YOUNG_BELOW));
         score("young", &format!("age < {YOUNG_BELOW}"), young_by_probability, &truth);
+        let misses: Vec<f64> = attributes
+            .iter()
+            .zip(samples)
+            .filter_map(|(a, s)| Some(f64::from((a.age.as_ref()?.years - s.value(c)?).abs())))
+            .collect();
+        if !misses.is_empty() {
+            let value = misses.iter().sum::<f64>() / misses.len() as f64;
+            let faces = misses.len();
+            out.push(CrossFigure {
+                task: "age".into(),
+                against: "age".into(),
+                faces,
+                metric: Metric::Mae,
+                value,
+                answered: None,
+            });
+        }
     }
     out
 }
@@ -123,18 +143,22 @@ mod tests {
         let figures = figures(&faces, &samples, &set);
         assert_eq!(figures.len(), 2, "{figures:?}");
         let gender = &figures[0];
-        assert_eq!((gender.faces, gender.accuracy), (4, 0.5));
+        assert_eq!((gender.faces, gender.value), (4, 0.5));
         // The can't-tell face (wrong) is left out: 2 of 3 answered faces right.
         assert_eq!(gender.answered, Some((0.75, 2.0 / 3.0)));
         let young = &figures[1];
         assert_eq!((young.task.as_str(), young.against.as_str()), ("age < 30", "young"));
-        assert_eq!(young.accuracy, 0.75);
+        assert_eq!(young.value, 0.75);
     }
 
     #[test]
-    fn a_data_set_without_a_label_the_model_answers_gives_no_figure() {
+    fn a_data_set_scores_only_what_the_model_answers() {
+        // Ages but no gender labels: the age's MAE, no gender figure, and no Young (the model has none).
         let set = vec![TaskSpec::age(AgeNorm::ALL_AGES)];
-        let samples = [sample(vec![Label::Value(20.0)])];
-        assert!(figures(&[face(0.9, 25.0, Verdict::Female)], &[&samples[0]], &set).is_empty());
+        let samples = [sample(vec![Label::Value(20.0)]), sample(vec![Label::Missing])];
+        let faces = [face(0.9, 25.0, Verdict::Female), face(0.9, 60.0, Verdict::Female)];
+        let figures = figures(&faces, &[&samples[0], &samples[1]], &set);
+        assert_eq!(figures.len(), 1, "{figures:?}");
+        assert_eq!((figures[0].metric, figures[0].value, figures[0].faces), (Metric::Mae, 5.0, 1));
     }
 }

@@ -76,10 +76,7 @@ impl FinishedRun {
 
     /// What the model file says it was trained on.
     fn trained_on(&self) -> Result<String> {
-        Ok(match self.config.source()? {
-            Source::BuiltIn(id) => id.description().to_string(),
-            Source::Csv { path, .. } => format!("the CSV data set {}", path.display()),
-        })
+        Ok(self.config.source()?.description())
     }
 
     /// Write the model file with its test `metrics` and `calibration`, and its training report
@@ -182,7 +179,7 @@ pub fn evaluate_file(
     let names = |tasks: &[TaskSpec]| tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     let same_tasks = match config.source()? {
         Source::BuiltIn(_) => names(&header.tasks) == names(&config.tasks(&set.tasks)?),
-        Source::Csv { .. } => names(&header.tasks) == names(&set.tasks),
+        Source::Csv { .. } | Source::Together(_) => names(&header.tasks) == names(&set.tasks),
     };
     if !same_tasks {
         return evaluate_across(cache, &pipeline, (&head, &header), &set, look);

@@ -104,10 +104,13 @@ fn scales(sets: &[LabSet], dim: usize, bits: u8) -> (Vec<f32>, Vec<f32>) {
         .unzip()
 }
 
+/// A label as the Lab file stores it; a missing one as NaN, which reading refuses: the Lab's
+/// sets are built from faces labelled for every task.
 fn label_value(label: &Label) -> f32 {
     match *label {
         Label::Class(c) => c as f32,
         Label::Value(v) => v,
+        Label::Missing => f32::NAN,
     }
 }
 

@@ -221,4 +221,7 @@ pub enum Label {
     Class(usize),
     /// The value in its own unit (years for age), before normalisation.
     Value(f32),
+    /// No label for this task: a face of a data set without it (two trained at once), or an
+    /// empty CSV cell. Its loss and metrics leave the face out.
+    Missing,
 }

@@ -61,10 +61,12 @@ pub async fn evaluate(
             TaskKind::Class { .. } => read(output.argmax(1).float()).await,
             TaskKind::Distribution { .. } => read(expectation(output, &task.bins())).await,
         };
-        let count = truth.len().max(1) as f64;
+        // Faces without a label for the task (NaN truth) are left out of its metric.
+        let labelled = || predicted.iter().zip(truth).filter(|(_, t)| !t.is_nan());
+        let count = labelled().count().max(1) as f64;
         evaluation.metrics.push(match task.metric() {
-            Metric::Mae => predicted.iter().zip(truth).map(|(p, t)| (p - t).abs()).sum::<f64>() / count,
-            Metric::Accuracy => predicted.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / count,
+            Metric::Mae => labelled().map(|(p, t)| (p - t).abs()).sum::<f64>() / count,
+            Metric::Accuracy => labelled().filter(|(p, t)| p == t).count() as f64 / count,
         });
         evaluation.predictions.push(predicted);
     }

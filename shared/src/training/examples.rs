@@ -71,7 +71,7 @@ impl FeatureExamples {
 }
 
 /// Per task and face, the true class or value in its own unit (what metrics compare), from
-/// the task's column of the faces' labels.
+/// the task's column of the faces' labels; NaN for a face without one.
 pub fn truth<L: AsRef<[Label]>>(columns: &[usize], faces: &[L]) -> Vec<Vec<f64>> {
     columns
         .iter()
@@ -81,13 +81,15 @@ pub fn truth<L: AsRef<[Label]>>(columns: &[usize], faces: &[L]) -> Vec<Vec<f64>>
                 .map(|f| match f.as_ref()[c] {
                     Label::Class(class) => class as f64,
                     Label::Value(value) => f64::from(value),
+                    Label::Missing => f64::NAN,
                 })
                 .collect()
         })
         .collect()
 }
 
-/// Per task, the faces' targets on the network's scale, from the task's column of their labels.
+/// Per task, the faces' targets on the network's scale, from the task's column of their labels;
+/// a task some faces have no label for gets a [`Target::Partial`] that leaves them out.
 pub fn targets<L: AsRef<[Label]>>(tasks: &[TaskSpec], columns: &[usize], faces: &[L], device: &Device) -> Vec<Target> {
     let n = faces.len();
     let value = |f: &L, c: usize| match f.as_ref().get(c) {
@@ -98,27 +100,46 @@ pub fn targets<L: AsRef<[Label]>>(tasks: &[TaskSpec], columns: &[usize], faces: 
         Some(Label::Class(k)) => Some(*k),
         _ => None,
     };
+    let partial = |target: Target, c: usize| {
+        let labelled: Vec<f32> = faces
+            .iter()
+            .map(|f| if matches!(f.as_ref().get(c), Some(Label::Missing) | None) { 0.0 } else { 1.0 })
+            .collect();
+        if labelled.iter().all(|l| *l == 1.0) {
+            return target;
+        }
+        Target::Partial {
+            target: Box::new(target),
+            labelled: Tensor::from_data(TensorData::new(labelled, [n]), device),
+        }
+    };
     tasks
         .iter()
         .zip(columns)
-        .map(|(task, &c)| match &task.kind {
-            TaskKind::Regression { norm } => {
-                let values = faces.iter().map(|f| norm.normalise(value(f, c).unwrap_or(norm.offset))).collect();
-                Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
-            }
-            TaskKind::Class { .. } => {
-                let classes = faces.iter().map(|f| class(f, c).unwrap_or(0) as i64).collect();
-                Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
-            }
-            TaskKind::Distribution { low, sigma, .. } => {
-                let values = faces.iter().map(|f| value(f, c).unwrap_or(*low)).collect();
-                Target::Distribution {
-                    values: Tensor::from_data(TensorData::new(values, [n]), device),
-                    bins: task.bins(),
-                    sigma: *sigma,
-                }
-            }
+        .map(|(task, &c)| {
+            (
+                c,
+                match &task.kind {
+                    TaskKind::Regression { norm } => {
+                        let values = faces.iter().map(|f| norm.normalise(value(f, c).unwrap_or(norm.offset))).collect();
+                        Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
+                    }
+                    TaskKind::Class { .. } => {
+                        let classes = faces.iter().map(|f| class(f, c).unwrap_or(0) as i64).collect();
+                        Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
+                    }
+                    TaskKind::Distribution { low, sigma, .. } => {
+                        let values = faces.iter().map(|f| value(f, c).unwrap_or(*low)).collect();
+                        Target::Distribution {
+                            values: Tensor::from_data(TensorData::new(values, [n]), device),
+                            bins: task.bins(),
+                            sigma: *sigma,
+                        }
+                    }
+                },
+            )
         })
+        .map(|(c, target)| partial(target, c))
         .collect()
 }
 

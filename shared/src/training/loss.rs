@@ -33,6 +33,10 @@ pub enum Target {
     /// cross-entropy against a Gaussian label distribution of width `sigma`, plus the absolute
     /// error of the distribution's expectation in units of `sigma`.
     Distribution { values: Tensor<1>, bins: Vec<f32>, sigma: f32 },
+    /// A task only some faces are labelled for (two data sets trained at once, a CSV's empty
+    /// cells): `labelled` `[n]` is 1 for a face with a label, 0 for one without. The loss is
+    /// the mean of `target`'s over the labelled faces (0 for a batch without any).
+    Partial { target: Box<Target>, labelled: Tensor<1> },
 }
 
 impl Target {
@@ -59,6 +63,33 @@ impl Target {
                 let error = (expectation - values.clone()).abs().mean().div_scalar(*sigma);
                 cross_entropy.reshape([1]) + error
             }
+            Target::Partial { target, labelled } => {
+                let faces = labelled.clone().sum().clamp_min(1.0);
+                (target.per_face(output) * labelled.clone()).sum() / faces
+            }
+        }
+    }
+
+    /// Each face's loss `[n]`, whose mean is [`Target::loss`] (Partial's: unlabelled faces 0).
+    fn per_face(&self, output: Tensor<2>) -> Tensor<1> {
+        let [n, k] = output.dims();
+        match self {
+            Target::Value(y) => (output.reshape([n]) - y.clone()).powf_scalar(2.0).mul_scalar(0.5),
+            Target::Class(classes) => {
+                log_softmax(output, 1).gather(1, classes.clone().reshape([n, 1])).reshape([n]).neg()
+            }
+            Target::Distribution { values, bins, sigma } => {
+                let bins = Tensor::<1>::from_data(TensorData::new(bins.clone(), [k]), &output.device());
+                let log_p = log_softmax(output, 1);
+                let grid = bins.reshape([1, k]).expand([n, k]);
+                let offsets = grid.clone() - values.clone().reshape([n, 1]).expand([n, k]);
+                let weights = offsets.powf_scalar(2.0).div_scalar(-2.0 * sigma * sigma).exp();
+                let labels = weights.clone() / weights.sum_dim(1).expand([n, k]);
+                let cross_entropy = (labels * log_p.clone()).sum_dim(1).reshape([n]).neg();
+                let expectation = (log_p.exp() * grid).sum_dim(1).reshape([n]);
+                cross_entropy + (expectation - values.clone()).abs().div_scalar(*sigma)
+            }
+            Target::Partial { target, labelled } => target.per_face(output) * labelled.clone(),
         }
     }
 
@@ -66,6 +97,7 @@ impl Target {
         match self {
             Target::Class(c) => c.device(),
             Target::Value(v) | Target::Distribution { values: v, .. } => v.device(),
+            Target::Partial { labelled, .. } => labelled.device(),
         }
     }
 
@@ -77,6 +109,10 @@ impl Target {
             Target::Distribution { values, bins, sigma } => {
                 Target::Distribution { values: values.clone().select(0, indices), bins: bins.clone(), sigma: *sigma }
             }
+            Target::Partial { target, labelled } => Target::Partial {
+                target: Box::new(target.select(indices.clone())),
+                labelled: labelled.clone().select(0, indices),
+            },
         }
     }
 
@@ -87,6 +123,10 @@ impl Target {
             Target::Distribution { values, bins, sigma } => {
                 Target::Distribution { values: values.clone().to_device(device), bins: bins.clone(), sigma: *sigma }
             }
+            Target::Partial { target, labelled } => Target::Partial {
+                target: Box::new(target.to_device(device)),
+                labelled: labelled.clone().to_device(device),
+            },
         }
     }
 }
@@ -301,5 +341,37 @@ mod tests {
         let logits = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0], [1, 2]), &device);
         let class = Target::Class(Tensor::from_data(TensorData::new(vec![1i64], [1]), &device));
         assert!((value(class.loss(logits)) - std::f32::consts::LN_2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_partial_task_is_the_mean_over_its_labelled_faces_alone() {
+        let device = Device::flex();
+        let rows =
+            |v: Vec<f32>, k: usize| Tensor::<2>::from_data(TensorData::new(v.clone(), [v.len() / k, k]), &device);
+        let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+        let floats = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+        let bins: Vec<f32> = (0..5).map(|b| b as f32).collect();
+        let logits = vec![0.3, -1.0, 2.0, 0.1, 0.0, 0.7, -0.2, 1.5, 0.4, 0.9, -0.6, 0.2, 1.1, 0.0, -0.3];
+        // Three faces, the middle one unlabelled: its targets are the placeholders `targets` fills in.
+        let cases = [
+            (Target::Class(ints(vec![2, 0, 1])), Target::Class(ints(vec![2, 1])), 5),
+            (Target::Value(floats(vec![0.5, 0.0, -0.5])), Target::Value(floats(vec![0.5, -0.5])), 1),
+            (
+                Target::Distribution { values: floats(vec![1.0, 0.0, 3.5]), bins: bins.clone(), sigma: 2.0 },
+                Target::Distribution { values: floats(vec![1.0, 3.5]), bins: bins.clone(), sigma: 2.0 },
+                5,
+            ),
+        ];
+        for (all, labelled, k) in cases {
+            let output: Vec<f32> = logits[..3 * k].to_vec();
+            let kept: Vec<f32> = [&output[..k], &output[2 * k..]].concat();
+            let partial = Target::Partial { target: Box::new(all), labelled: floats(vec![1.0, 0.0, 1.0]) };
+            let (got, want) = (value(partial.loss(rows(output, k))), value(labelled.loss(rows(kept, k))));
+            assert!((got - want).abs() < 1e-5, "{got} against {want}");
+            // A batch with no labelled face costs nothing, and is no NaN.
+            let none = Target::Partial { target: Box::new(labelled.clone()), labelled: floats(vec![0.0, 0.0]) };
+            let output: Vec<f32> = logits[..2 * k].to_vec();
+            assert_eq!(value(none.loss(rows(output, k))), 0.0);
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! A user's own labelled faces: a CSV file with a header row, a column `image` (the photo's
 //! path, relative to the CSV's folder or absolute), one column per declared task holding its
 //! label (a class label's name, or a number for a regression), and optionally a column `split`
-//! (`train`, `val` or `test`; without it the faces are split 80/10/10 with the split seed).
+//! (`train`, `val` or `test`; without it the faces are split 80/10/10 with the split seed). An
+//! empty cell means "no label" for that task: the face trains and is measured on its other tasks.
 //!
 //! Tasks are declared as `name:class:label,label,...` or `name:regression`; a regression is
 //! normalised by its training values' mean and standard deviation. Rows that are malformed, or
@@ -78,6 +79,9 @@ pub fn load(path: &Path, declarations: &[String], seed: u64) -> Result<DataSet> 
         );
     }
     for (column, task) in set.tasks.iter_mut().enumerate() {
+        if set.train.iter().all(|s| s.labels[column] == Label::Missing) {
+            bail!("{}: no training face has a {} label", path.display(), task.name);
+        }
         if let TaskKind::Regression { norm } = &mut task.kind {
             *norm = normalisation(set.train.iter().filter_map(|s| s.value(column)));
             task.check().map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
@@ -154,11 +158,16 @@ fn row<'a>(
 ) -> Result<(&'a str, Vec<Label>, Option<Split>), String> {
     let field = |i: usize| record.get(i).filter(|f| !f.is_empty());
     let path = field(image).ok_or("no image path")?;
-    let labels = tasks
+    let labels: Vec<Label> = tasks
         .iter()
         .zip(columns)
         .map(|(task, &c)| {
-            let value = field(c).ok_or_else(|| format!("no {} label", task.name))?;
+            // An empty cell is no label for the task; a row too short to have the cell is broken.
+            let value = match record.get(c) {
+                None => return Err(format!("no {} label", task.name)),
+                Some("") => return Ok(Label::Missing),
+                Some(value) => value,
+            };
             match &task.kind {
                 TaskKind::Class { labels } => labels
                     .iter()
@@ -174,6 +183,9 @@ fn row<'a>(
             }
         })
         .collect::<Result<_, _>>()?;
+    if labels.iter().all(|l| *l == Label::Missing) {
+        return Err("no label for any task".into());
+    }
     let split = match split.and_then(field) {
         None => None,
         Some("train") => Some(Split::Train),
@@ -205,14 +217,20 @@ mod tests {
         text.push_str("faces/1.jpg,elder,60,\n");
         text.push_str("faces/2.jpg,adult,heavy,\n");
         text.push_str("faces/3.jpg,adult,60,later\n");
+        text.push_str("faces/5.jpg,,,\n");
+        text.push_str("faces/6.jpg,,61,test\n");
         text.push_str(",adult,60,\n");
         text.push_str("\"faces/4.jpg\",adult\n");
         let csv = dir.join("mine.csv");
         std::fs::write(&csv, &text).unwrap();
         let tasks = vec!["band:class:child,adult".to_string(), "weight:regression".to_string()];
         let set = load(&csv, &tasks, 7).unwrap();
-        assert_eq!(set.all().count(), 12);
-        assert_eq!(set.skipped.len(), 6, "{:?}", set.skipped);
+        assert_eq!(set.all().count(), 13);
+        assert_eq!(set.skipped.len(), 7, "{:?}", set.skipped);
+        assert!(set.skipped.iter().any(|s| s.reason == "no label for any task"), "{:?}", set.skipped);
+        // An empty cell: a face without a band, with its weight.
+        let unbanded = set.test.iter().find(|s| s.labels[0] == Label::Missing).expect("the face without a band");
+        assert_eq!(unbanded.value(1), Some(61.0));
         assert_eq!(set.skipped[0].reason, "image missing");
         assert!(set.skipped[1].reason.contains("elder") && set.skipped[2].reason.contains("heavy"));
         for s in &set.val {

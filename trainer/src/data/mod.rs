@@ -106,14 +106,14 @@ impl Sample {
     pub fn class(&self, column: usize) -> Option<usize> {
         match self.labels.get(column)? {
             Label::Class(c) => Some(*c),
-            Label::Value(_) => None,
+            Label::Value(_) | Label::Missing => None,
         }
     }
 
     pub fn value(&self, column: usize) -> Option<f32> {
         match self.labels.get(column)? {
             Label::Value(v) => Some(*v),
-            Label::Class(_) => None,
+            Label::Class(_) | Label::Missing => None,
         }
     }
 }
@@ -168,6 +168,31 @@ pub enum Source {
         path: PathBuf,
         tasks: Vec<String>,
     },
+    /// Several data sets trained at once (`DataSet::together`).
+    Together(Vec<Source>),
+}
+
+impl Source {
+    /// What a model trained on it says it was trained on.
+    pub fn description(&self) -> String {
+        match self {
+            Source::BuiltIn(id) => id.description().to_string(),
+            Source::Csv { path, .. } => format!("the CSV data set {}", path.display()),
+            Source::Together(sources) => {
+                let each: Vec<String> = sources.iter().map(Source::description).collect();
+                format!("together, each task on the faces labelled for it: {}", each.join("; "))
+            }
+        }
+    }
+
+    /// The ages a distribution age head covers: the first of its data sets that has them.
+    pub fn age_range(&self) -> Option<(f32, f32)> {
+        match self {
+            Source::BuiltIn(id) => id.age_range(),
+            Source::Csv { .. } => None,
+            Source::Together(sources) => sources.iter().find_map(Source::age_range),
+        }
+    }
 }
 
 impl DataSet {
@@ -181,7 +206,48 @@ impl DataSet {
             Source::BuiltIn(DataSetId::Celeba) => celeba::load(data_dir, split_seed),
             Source::BuiltIn(DataSetId::Csv) => anyhow::bail!("a CSV data set needs its file and tasks"),
             Source::Csv { path, tasks } => csv::load(path, tasks, split_seed),
+            Source::Together(sources) => {
+                let sets = sources.iter().map(|s| DataSet::load(s, data_dir, split_seed)).collect::<Result<_>>()?;
+                DataSet::together(sets)
+            }
         }
+    }
+
+    /// Several data sets as one: their tasks, each once in the order first met (a task two sets
+    /// name must be the same task); each face labelled for its own set's tasks and
+    /// [`Label::Missing`] for the others; each split the sets' splits one after the other
+    /// (training shuffles them together). The first set gives the id.
+    pub fn together(sets: Vec<DataSet>) -> Result<DataSet> {
+        let mut tasks: Vec<TaskSpec> = Vec::new();
+        for task in sets.iter().flat_map(|s| &s.tasks) {
+            match tasks.iter().find(|t| t.name == task.name) {
+                Some(t) if t != task => anyhow::bail!("the data sets' {} tasks differ: {t:?} and {task:?}", task.name),
+                Some(_) => {}
+                None => tasks.push(task.clone()),
+            }
+        }
+        let first = sets.first().ok_or_else(|| anyhow::anyhow!("no data set to train on"))?;
+        let mut out = DataSet {
+            id: first.id,
+            name: sets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join("+"),
+            description: sets.iter().map(|s| s.description.as_str()).collect::<Vec<_>>().join("; "),
+            tasks: tasks.clone(),
+            ..DataSet::built_in(first.id)
+        };
+        for set in sets {
+            let columns: Vec<Option<usize>> = tasks.iter().map(|t| set.column(&t.name)).collect();
+            let relabel = |samples: Vec<Sample>| {
+                samples.into_iter().map(|s| Sample {
+                    labels: columns.iter().map(|c| c.map_or(Label::Missing, |c| s.labels[c])).collect(),
+                    ..s
+                })
+            };
+            out.train.extend(relabel(set.train));
+            out.val.extend(relabel(set.val));
+            out.test.extend(relabel(set.test));
+            out.skipped.extend(set.skipped);
+        }
+        Ok(out)
     }
 
     fn built_in(id: DataSetId) -> DataSet {
@@ -265,5 +331,26 @@ mod tests {
         assert_eq!(all, (0..100).collect::<Vec<_>>());
         let (other, ..) = split3((0..100).collect::<Vec<_>>(), 8, 0.8, 0.1);
         assert_ne!(a, other);
+    }
+
+    fn set(id: DataSetId, faces: Vec<Vec<Label>>) -> DataSet {
+        let sample = |(i, labels)| Sample { file: format!("{i}.jpg").into(), key: format!("{id}/{i}"), labels };
+        DataSet { train: faces.into_iter().enumerate().map(sample).collect(), ..DataSet::built_in(id) }
+    }
+
+    #[test]
+    fn two_data_sets_train_together_each_face_unlabelled_for_the_others_tasks() {
+        let utk = set(DataSetId::UtkfaceAllAges, vec![vec![Label::Class(1), Label::Value(30.0), Label::Class(2)]]);
+        let celeba = set(DataSetId::Celeba, vec![vec![Label::Class(0), Label::Class(1)]]);
+        let both = DataSet::together(vec![utk, celeba]).unwrap();
+        let names: Vec<&str> = both.tasks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["gender", "age", "race", "young"]);
+        assert_eq!(both.train[0].labels, [Label::Class(1), Label::Value(30.0), Label::Class(2), Label::Missing]);
+        assert_eq!(both.train[1].labels, [Label::Class(0), Label::Missing, Label::Missing, Label::Class(1)]);
+        assert_eq!(both.name, "utkface-all-ages+celeba");
+        // The CORAL and all-ages age tasks are normalised differently: one name, two tasks.
+        let coral = set(DataSetId::UtkfaceCoral, Vec::new());
+        let all_ages = set(DataSetId::UtkfaceAllAges, Vec::new());
+        assert!(DataSet::together(vec![coral, all_ages]).unwrap_err().to_string().contains("age tasks differ"));
     }
 }

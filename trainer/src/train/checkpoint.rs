@@ -124,7 +124,9 @@ impl RunDir {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
             Err(_) => match config.source()? {
                 Source::BuiltIn(id) => config.tasks(&id.tasks()),
-                Source::Csv { .. } => anyhow::bail!("{} is missing", self.tasks_file().display()),
+                Source::Csv { .. } | Source::Together(_) => {
+                    anyhow::bail!("{} is missing", self.tasks_file().display())
+                }
             },
         }
     }

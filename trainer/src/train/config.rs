@@ -25,8 +25,11 @@ pub enum DataSetName {
 /// Everything that defines a run; saved as `config.json` in its directory.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct TrainConfig {
-    #[arg(long, value_enum, default_value_t = DataSetName::Utkface)]
-    pub dataset: DataSetName,
+    /// The data set; named twice or more (`--dataset utkface --dataset celeba`), the run trains
+    /// on all at once, each task on the faces labelled for it.
+    #[arg(long = "dataset", id = "dataset", value_enum, default_value = "utkface", action = clap::ArgAction::Append)]
+    #[serde(rename = "dataset", with = "one_or_more")]
+    pub datasets: Vec<DataSetName>,
     /// UTKFace protocol.
     #[arg(long, value_enum, default_value_t = Protocol::Coral)]
     pub protocol: Protocol,
@@ -130,6 +133,34 @@ pub struct TrainConfig {
     pub recipe: Option<Recipe>,
 }
 
+/// `--dataset` as `config.json` keeps it: one name as a string (as runs always wrote it), several
+/// as a list.
+mod one_or_more {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::DataSetName;
+
+    pub fn serialize<S: Serializer>(names: &[DataSetName], s: S) -> Result<S::Ok, S::Error> {
+        match names {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DataSetName>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMore {
+            One(DataSetName),
+            More(Vec<DataSetName>),
+        }
+        Ok(match OneOrMore::deserialize(d)? {
+            OneOrMore::One(name) => vec![name],
+            OneOrMore::More(names) => names,
+        })
+    }
+}
+
 /// A named set of `train` flags (see [`TrainConfig::recipe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -224,15 +255,27 @@ impl TrainConfig {
     }
 
     pub fn source(&self) -> Result<Source> {
-        Ok(match (self.dataset, self.protocol) {
-            (DataSetName::Utkface, Protocol::Coral) => Source::BuiltIn(DataSetId::UtkfaceCoral),
-            (DataSetName::Utkface, Protocol::AllAges) => Source::BuiltIn(DataSetId::UtkfaceAllAges),
-            (DataSetName::Celeba, _) => Source::BuiltIn(DataSetId::Celeba),
-            (DataSetName::Csv, _) => Source::Csv {
-                path: self.csv.clone().context("--dataset csv needs --csv FILE")?,
-                tasks: self.tasks.clone(),
-            },
-        })
+        let one = |name: DataSetName| -> Result<Source> {
+            Ok(match (name, self.protocol) {
+                (DataSetName::Utkface, Protocol::Coral) => Source::BuiltIn(DataSetId::UtkfaceCoral),
+                (DataSetName::Utkface, Protocol::AllAges) => Source::BuiltIn(DataSetId::UtkfaceAllAges),
+                (DataSetName::Celeba, _) => Source::BuiltIn(DataSetId::Celeba),
+                (DataSetName::Csv, _) => Source::Csv {
+                    path: self.csv.clone().context("--dataset csv needs --csv FILE")?,
+                    tasks: self.tasks.clone(),
+                },
+            })
+        };
+        match self.datasets.as_slice() {
+            [] => anyhow::bail!("no --dataset"),
+            [name] => one(*name),
+            names => {
+                if let Some(twice) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+                    anyhow::bail!("--dataset {twice:?} is named twice");
+                }
+                Ok(Source::Together(names.iter().map(|n| one(*n)).collect::<Result<_>>()?))
+            }
+        }
     }
 
     /// The run's data set, cut to `--limit` faces per split.
@@ -261,10 +304,7 @@ impl TrainConfig {
         if self.age_head == AgeHead::Regression || chosen.iter().all(|t| t.name != "age") {
             return Ok(chosen);
         }
-        let range = match self.source()? {
-            Source::BuiltIn(id) => id.age_range(),
-            Source::Csv { .. } => None,
-        };
+        let range = self.source()?.age_range();
         let (low, high) = range.context("--age-head distribution needs UTKFace's ages (utkface, either protocol)")?;
         Ok(chosen.into_iter().map(|t| if t.name == "age" { t.as_distribution(low, high) } else { t }).collect())
     }
