@@ -38,7 +38,9 @@ fn the_tuned_blocks_on_cached_activations_give_the_backbones_features_and_a_kill
     let stores = extract_many(&cache, &pipeline, &first, &[1, 2]).unwrap();
     let Backbone::Faceres(net) = pipeline.backbone() else { unreachable!() };
     let device = Device::flex();
-    let crop = facemtl_trainer::faces::best_face_crops(&pipeline, &first).remove(0).expect("a face");
+    let crop = facemtl_trainer::faces::best_face_crops(&pipeline, &first, facemtl_trainer::faces::looks::Look::Clean)
+        .remove(0)
+        .expect("a face");
     let upright = &pipeline.features(std::slice::from_ref(&crop))[0];
     let mirrored = &pipeline.clone().with_mirror(true).features(std::slice::from_ref(&crop))[0];
     for store in &stores {

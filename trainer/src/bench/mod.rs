@@ -53,7 +53,7 @@ pub enum BenchCommand {
         tuned: Vec<usize>,
         /// The data set (and `--limit`) as `train` takes it.
         #[command(flatten)]
-        config: crate::train::TrainConfig,
+        config: Box<crate::train::TrainConfig>,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
         data_dir: PathBuf,
     },

@@ -84,7 +84,7 @@ fn small(pipeline: &FacePipeline, image: RgbImage) -> RgbImage {
     let (right, left) = (face.keypoints.right_eye, face.keypoints.left_eye);
     let eyes = (left.x - right.x).hypot(left.y - right.y);
     let factor = SMALL_EYE_DISTANCE / eyes;
-    if !(factor < 1.0) {
+    if factor.is_nan() || factor >= 1.0 {
         return image;
     }
     let (w, h) = image.dimensions();

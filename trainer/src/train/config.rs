@@ -278,13 +278,20 @@ impl TrainConfig {
         }
     }
 
-    /// The run's data set, cut to `--limit` faces per split.
+    /// The run's data set, cut to `--limit` faces per split (of each data set, when several
+    /// train together).
     pub fn load(&self, data_dir: &Path) -> Result<DataSet> {
-        let mut set = DataSet::load(&self.source()?, data_dir, self.split_seed)?;
-        if let Some(limit) = self.limit {
-            set.truncate(limit);
+        let limited = |source: &Source| -> Result<DataSet> {
+            let mut set = DataSet::load(source, data_dir, self.split_seed)?;
+            if let Some(limit) = self.limit {
+                set.truncate(limit);
+            }
+            Ok(set)
+        };
+        match self.source()? {
+            Source::Together(sources) => DataSet::together(sources.iter().map(limited).collect::<Result<_>>()?),
+            source => limited(&source),
         }
-        Ok(set)
     }
 
     /// The tasks this run trains: all of the data set's, or `--only` the one; age in the
