@@ -66,32 +66,35 @@ impl Outputs {
         calibration::fit(&self.tasks, &self.probabilities, &self.truth)
     }
 
-    /// Task `t`'s rows, one per face.
-    fn rows(&self, t: usize) -> Vec<&[f32]> {
-        self.probabilities[t].chunks_exact(self.tasks[t].outputs()).collect()
+    /// The faces labelled for task `t` (all but those of another data set trained with it):
+    /// each one's probabilities, true class or value, and sample.
+    fn labelled(&self, t: usize) -> impl Iterator<Item = (&[f32], f64, &Sample)> {
+        let rows = self.probabilities[t].chunks_exact(self.tasks[t].outputs());
+        rows.zip(&self.truth[t])
+            .zip(&self.samples)
+            .filter(|((_, truth), _)| !truth.is_nan())
+            .map(|((r, t), s)| (r, *t, s))
     }
 
-    /// Task `t`'s calibrated confidences, and whether each face's likeliest class is right.
+    /// Task `t`'s calibrated confidences on its labelled faces, and whether each face's
+    /// likeliest class is right.
     fn answers(&self, t: usize, temperature: f32) -> (Vec<f32>, Vec<bool>) {
-        self.rows(t)
-            .iter()
-            .zip(&self.truth[t])
-            .map(|(row, truth)| {
+        self.labelled(t)
+            .map(|(row, truth, _)| {
                 let row = temper(row, temperature);
                 let p = confidence(&row);
-                (p, row[*truth as usize] == p)
+                (p, row[truth as usize] == p)
             })
             .unzip()
     }
 
-    /// Each face's group by the data set's column `name` (`None` where the set has no such
-    /// column, or the face no label in it).
-    fn groups(&self, name: &str) -> Option<Vec<Option<String>>> {
+    /// The group of each face labelled for task `t`, by the data set's column `name` (`None`
+    /// where the set has no such column, or the face no label in it).
+    fn groups(&self, t: usize, name: &str) -> Option<Vec<Option<String>>> {
         let column = self.set_tasks.iter().position(|t| t.name == name)?;
         Some(
-            self.samples
-                .iter()
-                .map(|s| match name {
+            self.labelled(t)
+                .map(|(_, _, s)| match name {
                     "age" => s.value(column).map(age_band),
                     _ => s.class(column).map(|c| RACES.get(c).map_or(c.to_string(), |r| r.to_string())),
                 })
@@ -118,14 +121,14 @@ impl Outputs {
                         out.reliability = calibration::reliability(&calibrated, &ok, ECE_BINS);
                         out.reliability_before = calibration::reliability(&raw, &raw_ok, ECE_BINS);
                         if *task == TaskSpec::gender() {
-                            out.answered = Some(self.answered(&calibrated, &ok, calibration.cant_tell_below));
+                            out.answered = Some(self.answered(t, (&calibrated, &ok), calibration.cant_tell_below));
                         }
                     }
                     TaskKind::Distribution { .. } => {
                         let level = calibration.interval.unwrap_or(calibration::INTERVAL_LEVEL);
-                        let values: Vec<f32> = self.truth[t].iter().map(|v| *v as f32).collect();
-                        let covered =
-                            |t_: f32| calibration::interval_coverage(&self.rows(t), &task.bins(), &values, t_, level);
+                        let (rows, values): (Vec<&[f32]>, Vec<f32>) =
+                            self.labelled(t).map(|(row, value, _)| (row, value as f32)).unzip();
+                        let covered = |t_: f32| calibration::interval_coverage(&rows, &task.bins(), &values, t_, level);
                         out.interval = Some(IntervalCoverage {
                             level,
                             coverage: Change { before: covered(1.0), after: covered(temperature) },
@@ -138,11 +141,13 @@ impl Outputs {
             .collect()
     }
 
-    fn answered(&self, confidences: &[f32], correct: &[bool], below: Option<f32>) -> Answered {
+    /// Task `t`'s answers (`confidences` and whether each is `correct`, on its labelled faces)
+    /// given and right, overall and per group.
+    fn answered(&self, t: usize, (confidences, correct): (&[f32], &[bool]), below: Option<f32>) -> Answered {
         // Age bands ("0-9" to "70+") and race names both read in order as text.
         let by = |name: &str| -> Vec<(String, Coverage)> {
             let mut groups: BTreeMap<String, (Vec<f32>, Vec<bool>)> = BTreeMap::new();
-            for ((group, p), ok) in self.groups(name).unwrap_or_default().into_iter().zip(confidences).zip(correct) {
+            for ((group, p), ok) in self.groups(t, name).unwrap_or_default().into_iter().zip(confidences).zip(correct) {
                 if let Some(group) = group {
                     let entry = groups.entry(group).or_default();
                     entry.0.push(*p);

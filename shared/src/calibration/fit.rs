@@ -63,11 +63,12 @@ pub fn cant_tell_threshold(confidences: &[f32], correct: &[bool]) -> Option<f32>
 
 /// The calibration of a model of `tasks` fitted on validation faces: per task, the head's
 /// `outputs` (probabilities at temperature 1, `task.outputs()` per face) and the `truth`
-/// (class index, or value in the task's unit).
+/// (class index, or value in the task's unit; NaN for a face without a label, left out).
 pub fn fit(tasks: &[TaskSpec], outputs: &[Vec<f32>], truth: &[Vec<f64>]) -> Calibration {
     let mut calibration = Calibration::default();
     for ((task, out), truth) in tasks.iter().zip(outputs).zip(truth) {
-        let rows: Vec<&[f32]> = out.chunks_exact(task.outputs()).collect();
+        let (rows, truth): (Vec<&[f32]>, Vec<f64>) =
+            out.chunks_exact(task.outputs()).zip(truth).filter(|(_, t)| !t.is_nan()).map(|(r, t)| (r, *t)).unzip();
         let t = match task.kind {
             TaskKind::Class { .. } => {
                 let classes: Vec<usize> = truth.iter().map(|c| *c as usize).collect();
@@ -161,5 +162,13 @@ mod tests {
         assert!(confidences.iter().zip(&correct).filter(|(p, _)| **p < c).all(|(p, _)| *p == 0.55));
         assert_eq!(cant_tell_threshold(&confidences[..5], &correct[..5]), None);
         assert_eq!(cant_tell_threshold(&[0.99; 50], &[true; 50]), None);
+    }
+
+    #[test]
+    fn faces_without_a_label_are_left_out_of_the_fit() {
+        let rows = vec![0.3, 0.7, 0.6, 0.4, 0.2, 0.8, 0.9, 0.1];
+        let labelled = fit(&[TaskSpec::gender()], &[rows[..6].to_vec()], &[vec![1.0, 1.0, 1.0]]);
+        let with_unlabelled = fit(&[TaskSpec::gender()], &[rows], &[vec![1.0, 1.0, 1.0, f64::NAN]]);
+        assert_eq!(labelled, with_unlabelled);
     }
 }
