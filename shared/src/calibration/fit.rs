@@ -2,11 +2,14 @@
 //! faces' true classes or values.
 
 use super::read::{confidence, interval, temper};
-use super::settings::{Calibration, INTERVAL_LEVEL};
+use super::settings::{Calibration, INTERVAL_LEVEL, TEMPERATURES};
 use crate::mtl::{TaskKind, TaskSpec};
 
-/// The range searched, in log temperature (0.05 to 20).
-const LOG_RANGE: (f64, f64) = (-3.0, 3.0);
+/// The range searched, in log temperature: the temperatures a header may hold.
+fn log_range() -> (f64, f64) {
+    let (low, high) = TEMPERATURES.into_inner();
+    (f64::from(low).ln(), f64::from(high).ln())
+}
 const STEPS: usize = 60;
 
 /// Faces in the "can't tell" band are right at most this often on validation: little better
@@ -23,7 +26,7 @@ pub fn fit_temperature(rows: &[&[f32]], truth: &[usize]) -> f32 {
         rows.iter().zip(truth).map(|(row, &c)| -f64::from(temper(row, t)[c]).max(1e-12).ln()).sum()
     };
     let ratio = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut a, mut b) = LOG_RANGE;
+    let (mut a, mut b) = log_range();
     for _ in 0..STEPS {
         let (x1, x2) = (b - ratio * (b - a), a + ratio * (b - a));
         if nll(x1) < nll(x2) { b = x2 } else { a = x1 }
@@ -42,7 +45,7 @@ pub fn fit_interval_temperature(rows: &[&[f32]], bins: &[f32], truth: &[f32], le
         });
         inside.count() as f64 / rows.len().max(1) as f64
     };
-    let (mut a, mut b) = LOG_RANGE;
+    let (mut a, mut b) = log_range();
     for _ in 0..STEPS / 2 {
         let mid = (a + b) / 2.0;
         if held(mid) < f64::from(level) { a = mid } else { b = mid }
@@ -170,5 +173,14 @@ mod tests {
         let labelled = fit(&[TaskSpec::gender()], &[rows[..6].to_vec()], &[vec![1.0, 1.0, 1.0]]);
         let with_unlabelled = fit(&[TaskSpec::gender()], &[rows], &[vec![1.0, 1.0, 1.0, f64::NAN]]);
         assert_eq!(labelled, with_unlabelled);
+    }
+
+    #[test]
+    fn a_fit_at_the_edge_of_the_range_is_a_temperature_a_header_takes() {
+        // Always wrong with full confidence: the flattest temperature there is.
+        let rows = vec![0.99, 0.01, 0.98, 0.02];
+        let calibration = fit(&[TaskSpec::gender()], &[rows], &[vec![1.0, 1.0]]);
+        assert!(calibration.temperatures[0] > 19.0, "{calibration:?}");
+        assert_eq!(calibration.check(1), Ok(()));
     }
 }

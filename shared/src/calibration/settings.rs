@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const INTERVAL_LEVEL: f32 = 0.8;
 
 /// Temperatures outside this range are not a calibration of ours (a crafted header).
-const TEMPERATURES: std::ops::RangeInclusive<f32> = 0.05..=20.0;
+pub(super) const TEMPERATURES: std::ops::RangeInclusive<f32> = 0.05..=20.0;
 
 /// A model's calibration, fitted on validation faces; the default changes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
