@@ -1,7 +1,8 @@
 //! Fitting a calibration on validation faces: the head's probabilities (temperature 1) and the
 //! faces' true classes or values.
 
-use super::read::{confidence, interval, temper};
+use super::measure::interval_coverage;
+use super::read::{confidence, temper};
 use super::settings::{Calibration, INTERVAL_LEVEL, TEMPERATURES};
 use crate::mtl::{TaskKind, TaskSpec};
 
@@ -37,14 +38,7 @@ pub fn fit_temperature(rows: &[&[f32]], truth: &[usize]) -> f32 {
 /// The temperature at which the `level` intervals of the distributions `rows` over `bins`
 /// hold `level` of the `truth` values (the share held grows with the temperature).
 pub fn fit_interval_temperature(rows: &[&[f32]], bins: &[f32], truth: &[f32], level: f32) -> f32 {
-    let held = |log_t: f64| -> f64 {
-        let t = log_t.exp() as f32;
-        let inside = rows.iter().zip(truth).filter(|(row, v)| {
-            let (low, high) = interval(bins, &temper(row, t), level);
-            (low..=high).contains(v)
-        });
-        inside.count() as f64 / rows.len().max(1) as f64
-    };
+    let held = |log_t: f64| interval_coverage(rows, bins, truth, log_t.exp() as f32, level);
     let (mut a, mut b) = log_range();
     for _ in 0..STEPS / 2 {
         let mid = (a + b) / 2.0;
@@ -100,6 +94,7 @@ pub fn fit(tasks: &[TaskSpec], outputs: &[Vec<f32>], truth: &[Vec<f64>]) -> Cali
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calibration::interval;
 
     /// A tiny deterministic generator, so the tests need no crate.
     fn uniform(state: &mut u64) -> f64 {

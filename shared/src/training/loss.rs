@@ -51,17 +51,8 @@ impl Target {
                 CrossEntropyLossConfig::new().init(&output.device()).forward(output, classes.clone())
             }
             Target::Distribution { values, bins, sigma } => {
-                let [n, k] = output.dims();
-                let bins = Tensor::<1>::from_data(TensorData::new(bins.clone(), [k]), &output.device());
-                let log_p = log_softmax(output, 1);
-                let grid = bins.reshape([1, k]).expand([n, k]);
-                let offsets = grid.clone() - values.clone().reshape([n, 1]).expand([n, k]);
-                let weights = offsets.powf_scalar(2.0).div_scalar(-2.0 * sigma * sigma).exp();
-                let labels = weights.clone() / weights.sum_dim(1).expand([n, k]);
-                let cross_entropy = (labels * log_p.clone()).sum_dim(1).mean().neg();
-                let expectation = (log_p.exp() * grid).sum_dim(1).reshape([n]);
-                let error = (expectation - values.clone()).abs().mean().div_scalar(*sigma);
-                cross_entropy.reshape([1]) + error
+                let (cross_entropy, error) = distribution_terms(output, values, bins, *sigma);
+                cross_entropy.mean() + error.mean().div_scalar(*sigma)
             }
             Target::Partial { target, labelled } => {
                 let faces = labelled.clone().sum().clamp_min(1.0);
@@ -72,22 +63,15 @@ impl Target {
 
     /// Each face's loss `[n]`, whose mean is [`Target::loss`] (Partial's: unlabelled faces 0).
     fn per_face(&self, output: Tensor<2>) -> Tensor<1> {
-        let [n, k] = output.dims();
+        let [n, _] = output.dims();
         match self {
             Target::Value(y) => (output.reshape([n]) - y.clone()).powf_scalar(2.0).mul_scalar(0.5),
             Target::Class(classes) => {
                 log_softmax(output, 1).gather(1, classes.clone().reshape([n, 1])).reshape([n]).neg()
             }
             Target::Distribution { values, bins, sigma } => {
-                let bins = Tensor::<1>::from_data(TensorData::new(bins.clone(), [k]), &output.device());
-                let log_p = log_softmax(output, 1);
-                let grid = bins.reshape([1, k]).expand([n, k]);
-                let offsets = grid.clone() - values.clone().reshape([n, 1]).expand([n, k]);
-                let weights = offsets.powf_scalar(2.0).div_scalar(-2.0 * sigma * sigma).exp();
-                let labels = weights.clone() / weights.sum_dim(1).expand([n, k]);
-                let cross_entropy = (labels * log_p.clone()).sum_dim(1).reshape([n]).neg();
-                let expectation = (log_p.exp() * grid).sum_dim(1).reshape([n]);
-                cross_entropy + (expectation - values.clone()).abs().div_scalar(*sigma)
+                let (cross_entropy, error) = distribution_terms(output, values, bins, *sigma);
+                cross_entropy + error.div_scalar(*sigma)
             }
             Target::Partial { target, labelled } => target.per_face(output) * labelled.clone(),
         }
@@ -129,6 +113,22 @@ impl Target {
             },
         }
     }
+}
+
+/// DLDL-v2's two terms per face `[n]` for logits `[n, k]` over `bins`: the cross-entropy against
+/// a Gaussian label distribution of width `sigma` around each value, and the absolute error of
+/// the distribution's expectation, in the values' unit.
+fn distribution_terms(output: Tensor<2>, values: &Tensor<1>, bins: &[f32], sigma: f32) -> (Tensor<1>, Tensor<1>) {
+    let [n, k] = output.dims();
+    let bins = Tensor::<1>::from_data(TensorData::new(bins.to_vec(), [k]), &output.device());
+    let log_p = log_softmax(output, 1);
+    let grid = bins.reshape([1, k]).expand([n, k]);
+    let offsets = grid.clone() - values.clone().reshape([n, 1]).expand([n, k]);
+    let weights = offsets.powf_scalar(2.0).div_scalar(-2.0 * sigma * sigma).exp();
+    let labels = weights.clone() / weights.sum_dim(1).expand([n, k]);
+    let cross_entropy = (labels * log_p.clone()).sum_dim(1).reshape([n]).neg();
+    let expectation = (log_p.exp() * grid).sum_dim(1).reshape([n]);
+    (cross_entropy, (expectation - values.clone()).abs())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
