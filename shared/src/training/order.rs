@@ -26,6 +26,14 @@ pub fn shuffle<T>(items: &mut [T], seed: u64) {
     }
 }
 
+/// The order in which an epoch visits `n` training examples (the session's batches are its
+/// consecutive runs of the batch size).
+pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<i64> {
+    let mut order: Vec<i64> = (0..n as i64).collect();
+    shuffle(&mut order, seed.wrapping_mul(1000).wrapping_add(epoch as u64));
+    order
+}
+
 /// Whether training example `index` is seen mirrored in `epoch` (the one augmentation, for
 /// inputs that can be mirrored).
 pub fn mirror_flag(seed: u64, epoch: usize, index: u64) -> bool {

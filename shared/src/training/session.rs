@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::evaluation::{evaluate, read};
-use super::order::{self, mirror_flag, shuffle};
+use super::order::{self, mirror_flag};
 use super::{EarlyFreeze, Examples, FreezeEvent, RunSettings, Target, TrainingModel};
 use crate::mtl::TaskSpec;
 
@@ -197,8 +197,7 @@ impl Session {
         targets: &[Target],
     ) -> Vec<f64> {
         let seed = self.settings.seed;
-        let mut order: Vec<i64> = (0..train.len() as i64).collect();
-        shuffle(&mut order, seed.wrapping_mul(1000).wrapping_add(epoch as u64));
+        let order = order::epoch_order(seed, epoch, train.len());
         // Summed on the device and read once: a read-back per batch would stall a GPU.
         let mut sums: Option<Vec<Tensor<1>>> = None;
         let mut batches = 0;

@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod lab_input;
+pub mod mixing;
 pub mod plots;
 pub mod split;
 
@@ -259,6 +260,18 @@ pub fn run(
         splits.val.len(),
         splits.test.len()
     );
+    for m in mixing::of(&splits.train.samples, config.seed, config.batch_size) {
+        eprintln!(
+            "batches: {} {:.1} % of the training faces; per batch of {} (epoch 0) {:.1} ± {:.1}, {} to {}",
+            m.source,
+            100.0 * m.share,
+            config.batch_size,
+            m.mean,
+            m.sd,
+            m.fewest,
+            m.most
+        );
+    }
     let pretrained = config.tuned_part(pipeline.backbone())?;
     Trainer::new(config, labels, run_dir, device).fit(&splits, pretrained, resume)
 }
