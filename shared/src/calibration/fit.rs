@@ -67,6 +67,8 @@ pub fn fit(tasks: &[TaskSpec], outputs: &[Vec<f32>], truth: &[Vec<f64>]) -> Cali
         let (rows, truth): (Vec<&[f32]>, Vec<f64>) =
             out.chunks_exact(task.outputs()).zip(truth).filter(|(_, t)| !t.is_nan()).map(|(r, t)| (r, *t)).unzip();
         let t = match task.kind {
+            // No validation face to fit on: the task keeps its probabilities as trained.
+            _ if rows.is_empty() => 1.0,
             TaskKind::Class { .. } => {
                 let classes: Vec<usize> = truth.iter().map(|c| *c as usize).collect();
                 let t = fit_temperature(&rows, &classes);
@@ -160,6 +162,14 @@ mod tests {
         assert!(confidences.iter().zip(&correct).filter(|(p, _)| **p < c).all(|(p, _)| *p == 0.55));
         assert_eq!(cant_tell_threshold(&confidences[..5], &correct[..5]), None);
         assert_eq!(cant_tell_threshold(&[0.99; 50], &[true; 50]), None);
+    }
+
+    #[test]
+    fn a_task_without_validation_faces_keeps_its_probabilities_and_gets_no_interval() {
+        let age = TaskSpec::age(crate::mtl::AgeNorm::ALL_AGES).as_distribution(0.0, 3.0);
+        let calibration =
+            fit(&[TaskSpec::gender(), age], &[vec![0.3, 0.7], vec![0.25; 4]], &[vec![f64::NAN], vec![f64::NAN]]);
+        assert_eq!(calibration, Calibration { temperatures: vec![1.0, 1.0], ..Default::default() });
     }
 
     #[test]
