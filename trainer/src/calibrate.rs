@@ -51,15 +51,19 @@ impl Outputs {
     ) -> Result<Self> {
         let labels = TaskSelection::new(tasks.to_vec(), &set.tasks);
         let store = extract_seen(cache, pipeline, &samples.iter().collect::<Vec<_>>(), look)?;
-        let split = Split::of_features(samples, &store, &labels, pipeline.device());
+        Ok(Self::of_split(head, tasks, Split::of_features(samples, &store, &labels, pipeline.device()), set))
+    }
+
+    /// The faces of a split of cached features (of `set`) through `head`.
+    pub fn of_split(head: &MtlHead, tasks: &[TaskSpec], split: Split, set: &DataSet) -> Self {
         let Inputs::Features(features) = split.inputs else { unreachable!("a split of features") };
-        Ok(Outputs {
+        Outputs {
             tasks: tasks.to_vec(),
             probabilities: predict::raw_outputs(head, features),
             truth: split.truth,
             samples: split.samples,
             set_tasks: set.tasks.clone(),
-        })
+        }
     }
 
     pub fn fit(&self) -> Calibration {
@@ -219,20 +223,6 @@ pub struct TaskCalibration {
     pub answered: Option<Answered>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<IntervalCoverage>,
-}
-
-/// The calibration of `head` (after `pipeline`, as the model file computes) fitted on the
-/// validation faces of `config`'s data set.
-pub fn fit_on_validation(
-    cache: &Cache,
-    pipeline: &FacePipeline,
-    head: &MtlHead,
-    tasks: &[TaskSpec],
-    config: &TrainConfig,
-    data_dir: &Path,
-) -> Result<Calibration> {
-    let set = config.load(data_dir)?;
-    Ok(Outputs::of(cache, pipeline, head, tasks, &set, &set.val, Look::Clean)?.fit())
 }
 
 /// `facemtl calibrate`: fit the model file's calibration on the validation faces of `config`'s

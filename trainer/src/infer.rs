@@ -16,7 +16,7 @@ use facemtl::predict::Attributes;
 use serde::Serialize;
 
 use crate::cache::Cache;
-use crate::calibrate::{Outputs, fit_on_validation};
+use crate::calibrate::Outputs;
 use crate::data::{DataSet, Sample, Source};
 use crate::faces::features::extract_seen;
 use crate::faces::looks::Look;
@@ -132,18 +132,18 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
     let head = compact::at_precision(run.head.clone(), stored.head);
     let set = run.config.load(data_dir)?;
     let (evaluation, _) = evaluate_on_test(cache, &pipeline, &head, &run.tasks, &set, Look::Clean)?;
+    let calibration = Outputs::of(cache, &pipeline, &head, &run.tasks, &set, &set.val, Look::Clean)?.fit();
     let metrics: Vec<(String, f64)> =
         run.tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
     for ((name, half), full) in metrics.iter().zip(&run.result.test.metrics) {
         eprintln!("test {name}: {half:.4} as exported ({full:.4} as trained)");
     }
-    let calibration = fit_on_validation(cache, &pipeline, &head, &run.tasks, &run.config, data_dir)?;
     run.write(out, stored, metrics, calibration)
 }
 
 /// A head on the features `pipeline` (the model's, tuned backbone and test-time mirror
 /// included: what `predict` and the app compute) makes of the test split of `set`, its photos
-/// seen with `look`: per-task losses and metrics, and the faces counted.
+/// seen with `look`: per-task losses and metrics, and the split of features they were measured on.
 fn evaluate_on_test(
     cache: &Cache,
     pipeline: &FacePipeline,
@@ -151,12 +151,12 @@ fn evaluate_on_test(
     tasks: &[TaskSpec],
     set: &DataSet,
     look: Look,
-) -> Result<(Evaluation, usize)> {
+) -> Result<(Evaluation, Split)> {
     let labels = TaskSelection::new(tasks.to_vec(), &set.tasks);
     let test: Vec<&Sample> = set.test.iter().collect();
     let features = extract_seen(cache, pipeline, &test, look)?;
     let split = Split::of_features(&set.test, &features, &labels, pipeline.device());
-    Ok((evaluate(head, None, &split, tasks), split.len()))
+    Ok((evaluate(head, None, &split, tasks), split))
 }
 
 /// Evaluate a model file on the test split of the data set `config` names (data set, protocol,
@@ -184,9 +184,9 @@ pub fn evaluate_file(
     if !same_tasks {
         return evaluate_across(cache, &pipeline, (&head, &header), &set, look);
     }
-    let (evaluation, faces) = evaluate_on_test(cache, &pipeline, &head, &header.tasks, &set, look)?;
-    let calibrated =
-        Outputs::of(cache, &pipeline, &head, &header.tasks, &set, &set.test, look)?.measure(&header.calibration);
+    let (evaluation, split) = evaluate_on_test(cache, &pipeline, &head, &header.tasks, &set, look)?;
+    let faces = split.len();
+    let calibrated = Outputs::of_split(&head, &header.tasks, split, &set).measure(&header.calibration);
     let report: Vec<_> = header
         .tasks
         .iter()
