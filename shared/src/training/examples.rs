@@ -117,29 +117,26 @@ pub fn targets<L: AsRef<[Label]>>(tasks: &[TaskSpec], columns: &[usize], faces: 
         .iter()
         .zip(columns)
         .map(|(task, &c)| {
-            (
-                c,
-                match &task.kind {
-                    TaskKind::Regression { norm } => {
-                        let values = faces.iter().map(|f| norm.normalise(value(f, c).unwrap_or(norm.offset))).collect();
-                        Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
+            let target = match &task.kind {
+                TaskKind::Regression { norm } => {
+                    let values = faces.iter().map(|f| norm.normalise(value(f, c).unwrap_or(norm.offset))).collect();
+                    Target::Value(Tensor::from_data(TensorData::new(values, [n]), device))
+                }
+                TaskKind::Class { .. } => {
+                    let classes = faces.iter().map(|f| class(f, c).unwrap_or(0) as i64).collect();
+                    Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
+                }
+                TaskKind::Distribution { low, sigma, .. } => {
+                    let values = faces.iter().map(|f| value(f, c).unwrap_or(*low)).collect();
+                    Target::Distribution {
+                        values: Tensor::from_data(TensorData::new(values, [n]), device),
+                        bins: task.bins(),
+                        sigma: *sigma,
                     }
-                    TaskKind::Class { .. } => {
-                        let classes = faces.iter().map(|f| class(f, c).unwrap_or(0) as i64).collect();
-                        Target::Class(Tensor::from_data(TensorData::new(classes, [n]), device))
-                    }
-                    TaskKind::Distribution { low, sigma, .. } => {
-                        let values = faces.iter().map(|f| value(f, c).unwrap_or(*low)).collect();
-                        Target::Distribution {
-                            values: Tensor::from_data(TensorData::new(values, [n]), device),
-                            bins: task.bins(),
-                            sigma: *sigma,
-                        }
-                    }
-                },
-            )
+                }
+            };
+            partial(target, c)
         })
-        .map(|(c, target)| partial(target, c))
         .collect()
 }
 
