@@ -14,6 +14,7 @@ pub mod lab;
 mod layers;
 pub mod model_file;
 pub mod mtl;
+pub mod nhwc;
 pub mod photo;
 pub mod pipeline;
 pub mod predict;

@@ -4,6 +4,9 @@
 //! settings of the model it serves (a model file's header carries them), so that a model never
 //! sees faces found or framed otherwise than it was trained on.
 
+use std::sync::Arc;
+
+use burn::backend::DispatchDevice;
 use burn::prelude::*;
 use image::RgbImage;
 
@@ -12,6 +15,7 @@ use crate::backbone::{Backbone, BackboneKind};
 use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig};
 use crate::model_file::Header;
 use crate::mtl::MtlHead;
+use crate::nhwc::NhwcFaceRes;
 use crate::predict::{Attributes, NonFiniteOutput, attributes, output_tensors, raw_outputs};
 use crate::track::FaceTracker;
 
@@ -30,6 +34,8 @@ pub struct FacePipeline {
     backbone: Backbone,
     /// Each face's features are the mean of its own and its mirror image's (test-time mirror).
     mirror: bool,
+    /// faceres packed for the CPU, which then runs in its place ([`Self::with_nhwc_backbone`]).
+    nhwc: Option<Arc<NhwcFaceRes>>,
     device: Device,
 }
 
@@ -46,6 +52,7 @@ impl FacePipeline {
             align,
             backbone,
             mirror: false,
+            nhwc: None,
             device: device.clone(),
         }
     }
@@ -64,7 +71,19 @@ impl FacePipeline {
 
     /// The same pipeline around another backbone (a model's tuned one).
     pub fn with_backbone(self, backbone: Backbone) -> Self {
-        Self { backbone, ..self }
+        let packed = self.nhwc.is_some();
+        let pipeline = Self { backbone, nhwc: None, ..self };
+        if packed { pipeline.with_nhwc_backbone() } else { pipeline }
+    }
+
+    /// On the CPU backend, faceres runs as [`NhwcFaceRes`] (the browser's CPU fallback: about
+    /// twice as fast there as Burn's kernels, BENCHMARKS.md); elsewhere, or for another
+    /// backbone, nothing changes. Its features equal Burn's up to the order of the sums.
+    pub fn with_nhwc_backbone(self) -> Self {
+        let on_cpu =
+            matches!(self.device.clone().inner().as_dispatch(), DispatchDevice::Flex(_)) && !self.device.is_autodiff();
+        let nhwc = self.backbone.faceres().filter(|_| on_cpu).map(|net| Arc::new(NhwcFaceRes::new(net)));
+        Self { nhwc, ..self }
     }
 
     pub fn mirrors(&self) -> bool {
@@ -135,12 +154,30 @@ impl FacePipeline {
     /// `2n`).
     pub fn embed(&self, crops: &[Vec<f32>]) -> Tensor<2> {
         let n = crops.len();
+        if let Some(net) = &self.nhwc {
+            return self.embed_nhwc(net, crops);
+        }
         let x = self.input(crops);
         if !self.mirror {
             return self.backbone.forward(x);
         }
         let both = self.backbone.forward(Tensor::cat(vec![x.clone(), x.flip([3])], 0));
         (both.clone().narrow(0, 0, n) + both.narrow(0, n, n)).div_scalar(2.0)
+    }
+
+    /// [`Self::embed`] through the packed faceres, on the host.
+    fn embed_nhwc(&self, net: &NhwcFaceRes, crops: &[Vec<f32>]) -> Tensor<2> {
+        let (kind, n) = (self.kind(), crops.len());
+        let input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c)).collect();
+        let mut features = net.forward(&input);
+        if self.mirror {
+            let side = kind.input_size();
+            let mirrored: Vec<f32> = input.chunks_exact(side).flat_map(|row| row.iter().rev().copied()).collect();
+            for (f, m) in features.iter_mut().zip(net.forward(&mirrored)) {
+                *f = (*f + m) / 2.0;
+            }
+        }
+        Tensor::from_data(TensorData::new(features, [n, kind.feature_dim()]), &self.device)
     }
 
     /// Aligned crops as the backbone's input `[n, 3, s, s]`, normalised, on the device.

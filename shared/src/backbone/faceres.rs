@@ -236,6 +236,11 @@ impl FaceRes {
         self.blocks[range].iter().fold(x, |x, block| block.forward(x))
     }
 
+    /// The stem, then each block's depthwise and pointwise convolutions (to pack them elsewhere).
+    pub fn convolutions(&self) -> (&Conv2d, impl Iterator<Item = (&Conv2d, &Conv2d)>) {
+        (&self.stem, self.blocks.iter().map(|b| (&b.depthwise, &b.pointwise)))
+    }
+
     /// A copy of the last `tuned` blocks, where partial fine-tuning starts.
     pub fn tail(&self, tuned: usize) -> FaceResTail {
         FaceResTail { blocks: self.blocks[BLOCK_COUNT - tuned..].to_vec() }
