@@ -12,10 +12,10 @@ use image::RgbImage;
 
 use crate::align::{AlignConfig, align};
 use crate::backbone::{Backbone, BackboneKind};
-use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig};
+use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig, Letterbox};
 use crate::model_file::Header;
 use crate::mtl::MtlHead;
-use crate::nhwc::NhwcFaceRes;
+use crate::nhwc::{NhwcBlazeFace, NhwcFaceRes};
 use crate::predict::{Attributes, NonFiniteOutput, attributes, output_tensors, raw_outputs};
 use crate::track::FaceTracker;
 
@@ -26,6 +26,13 @@ pub struct Face {
     pub attributes: Attributes,
 }
 
+/// The networks packed for the CPU: BlazeFace, and faceres when it is the backbone.
+#[derive(Debug)]
+struct Nhwc {
+    detector: NhwcBlazeFace,
+    backbone: Option<NhwcFaceRes>,
+}
+
 /// Detector, alignment and backbone on one device.
 #[derive(Debug, Clone)]
 pub struct FacePipeline {
@@ -34,8 +41,9 @@ pub struct FacePipeline {
     backbone: Backbone,
     /// Each face's features are the mean of its own and its mirror image's (test-time mirror).
     mirror: bool,
-    /// faceres packed for the CPU, which then runs in its place ([`Self::with_nhwc_backbone`]).
-    nhwc: Option<Arc<NhwcFaceRes>>,
+    /// The detector and faceres packed for the CPU, which then run in their place
+    /// ([`Self::with_nhwc_kernels`]).
+    nhwc: Option<Arc<Nhwc>>,
     device: Device,
 }
 
@@ -73,16 +81,23 @@ impl FacePipeline {
     pub fn with_backbone(self, backbone: Backbone) -> Self {
         let packed = self.nhwc.is_some();
         let pipeline = Self { backbone, nhwc: None, ..self };
-        if packed { pipeline.with_nhwc_backbone() } else { pipeline }
+        if packed { pipeline.with_nhwc_kernels() } else { pipeline }
     }
 
-    /// On the CPU backend, faceres runs as [`NhwcFaceRes`] (the browser's CPU fallback: about
-    /// twice as fast there as Burn's kernels, BENCHMARKS.md); elsewhere, or for another
-    /// backbone, nothing changes. Its features equal Burn's up to the order of the sums.
-    pub fn with_nhwc_backbone(self) -> Self {
+    /// On the CPU backend, BlazeFace and faceres run as [`NhwcBlazeFace`] and [`NhwcFaceRes`]
+    /// (the browser's CPU fallback: two to three times as fast there as Burn's kernels,
+    /// BENCHMARKS.md) when the photo's faces are searched without blocking
+    /// ([`Self::detect_async`]) and embedded; elsewhere nothing changes. Their outputs equal
+    /// Burn's up to the order of the sums.
+    pub fn with_nhwc_kernels(self) -> Self {
         let on_cpu =
             matches!(self.device.clone().inner().as_dispatch(), DispatchDevice::Flex(_)) && !self.device.is_autodiff();
-        let nhwc = self.backbone.faceres().filter(|_| on_cpu).map(|net| Arc::new(NhwcFaceRes::new(net)));
+        let nhwc = on_cpu.then(|| {
+            Arc::new(Nhwc {
+                detector: NhwcBlazeFace::new(&self.detector.model),
+                backbone: self.backbone.faceres().map(NhwcFaceRes::new),
+            })
+        });
         Self { nhwc, ..self }
     }
 
@@ -134,7 +149,7 @@ impl FacePipeline {
     async fn searched_async(&self, image: &RgbImage) -> Result<(Vec<Detection>, usize), String> {
         let detector = &self.detector;
         let views = detector.config.views(image.width(), image.height());
-        let read = |views: &[_]| read_async(detector.model.forward(detector.view_inputs(image, views, &self.device)));
+        let read = |views| self.detector_outputs(image, views);
         let first = detector.first_pass(&views);
         let mut raw = read(&views[..first]).await?;
         if let Some(found) = detector.first_pass_answer(&raw, &views, image.width(), image.height()) {
@@ -142,6 +157,15 @@ impl FacePipeline {
         }
         raw.extend(read(&views[first..]).await?);
         Ok((detector.decode_views(&raw, &views), views.len()))
+    }
+
+    /// The detector's raw outputs for `views` of `image`, read back without blocking.
+    async fn detector_outputs(&self, image: &RgbImage, views: &[Letterbox]) -> Result<Vec<f32>, String> {
+        let detector = &self.detector;
+        match &self.nhwc {
+            Some(nhwc) => Ok(nhwc.detector.forward(&detector.view_values(image, views))),
+            None => read_async(detector.model.forward(detector.view_inputs(image, views, &self.device))).await,
+        }
     }
 
     /// The aligned crop of each detection: planar RGB `[3, s, s]` on 0..=255.
@@ -154,7 +178,7 @@ impl FacePipeline {
     /// `2n`).
     pub fn embed(&self, crops: &[Vec<f32>]) -> Tensor<2> {
         let n = crops.len();
-        if let Some(net) = &self.nhwc {
+        if let Some(net) = self.nhwc.as_ref().and_then(|nhwc| nhwc.backbone.as_ref()) {
             return self.embed_nhwc(net, crops);
         }
         let x = self.input(crops);

@@ -9,6 +9,7 @@ use facemtl::align::align;
 use facemtl::backbone::BackboneKind;
 use facemtl::compact::Precision;
 use facemtl::detect::DetectorConfig;
+use facemtl::nhwc::NhwcBlazeFace;
 use facemtl::photo::{self, DecodeLimits};
 use image::{GenericImage, RgbImage};
 
@@ -236,7 +237,7 @@ fn the_browsers_packed_cpu_backbone_gives_burns_features_on_real_faces_and_their
         return;
     }
     let burn = burn.with_mirror(true);
-    let packed = burn.clone().with_nhwc_backbone();
+    let packed = burn.clone().with_nhwc_kernels();
     let mut names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();
     let crops: Vec<Vec<f32>> = names
@@ -259,6 +260,49 @@ fn the_browsers_packed_cpu_backbone_gives_burns_features_on_real_faces_and_their
     // Measured here: 2.2e-6 of the largest feature (the same sums in another order). A kernel
     // tap or mirror image out of place moves features by orders of magnitude more.
     assert!(worst <= 1e-5 * scale, "packed features leave Burn's: off by {worst}, features up to {scale}");
+}
+
+#[test]
+fn the_browsers_packed_cpu_detector_gives_burns_outputs_on_every_view_of_real_photos() {
+    let Some(pipeline) = common::pipeline(BackboneKind::Faceres) else { return };
+    let utk = common::utk(FACE);
+    if !common::present(&utk, "UTKFace") {
+        return;
+    }
+    let model = pipeline.detector_model();
+    let packed = NhwcBlazeFace::new(model);
+    let detector = facemtl::detect::Detector::new(model.clone(), DetectorConfig::default());
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let mut compared = 0;
+    for path in [utk, fixtures.join("exif_rotated.jpg"), fixtures.join("grayscale.jpg")] {
+        let image = load(&path);
+        let views = detector.config.views(image.width(), image.height());
+        let burn = model.forward(detector.view_inputs(&image, &views, &Device::flex())).into_data();
+        let burn = burn.try_to_vec::<f32>().unwrap();
+        let ours = packed.forward(&detector.view_values(&image, &views));
+        let scale = burn.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = burn.iter().zip(&ours).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let [theirs, found] = [&burn, &ours].map(|raw| detector.decode_views(raw, &views));
+        let corners = |d: &facemtl::detect::Detection| [d.bbox.x_min, d.bbox.y_min, d.bbox.x_max, d.bbox.y_max];
+        let moved = theirs
+            .iter()
+            .zip(&found)
+            .flat_map(|(a, b)| corners(a).into_iter().zip(corners(b)).map(|(p, q)| (p - q).abs()))
+            .fold(0.0f32, f32::max);
+        eprintln!(
+            "{}: {} views, outputs off by {worst} at most (up to {scale}), {} faces, boxes moved {moved} px",
+            path.display(),
+            views.len(),
+            found.len()
+        );
+        // Measured here: 3.5e-7 of the largest output at most (the same sums in another order;
+        // box regressors reach 10^4), and boxes within 1e-4 pixels.
+        assert!(worst <= 1e-5 * scale, "{}: packed outputs leave Burn's by {worst} (scale {scale})", path.display());
+        assert_eq!(theirs.len(), found.len(), "{}: other faces found", path.display());
+        assert!(moved < 0.01, "{}: boxes moved {moved} px", path.display());
+        compared += views.len();
+    }
+    assert!(compared >= 6, "{compared} views");
 }
 
 #[test]

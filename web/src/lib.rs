@@ -213,7 +213,7 @@ impl App {
         };
         let answer = to_js(&LoadedModel { header: &loaded.header, tasks: loaded.header.task_overviews() })?;
         let settings = &loaded.header.detector;
-        let pipeline = FacePipeline::for_model(detector, backbone, &loaded.header, &self.device).with_nhwc_backbone();
+        let pipeline = FacePipeline::for_model(detector, backbone, &loaded.header, &self.device).with_nhwc_kernels();
         let photo = pipeline.with_detector_config(settings.clone().answering_photos());
         let video = pipeline.with_detector_config(settings.clone().answering_video());
         let tracker = RefCell::new(FaceTracker::default());

@@ -141,8 +141,13 @@ impl Detector {
 
     /// `[views, 3, 256, 256]`: the given views of one image.
     pub fn view_inputs(&self, image: &RgbImage, views: &[Letterbox], device: &Device) -> Tensor<4> {
-        let flat: Vec<f32> = views.iter().flat_map(|view| detector_input(image, view)).collect();
-        Tensor::from_data(TensorData::new(flat, [views.len(), 3, INPUT_SIZE, INPUT_SIZE]), device)
+        let shape = [views.len(), 3, INPUT_SIZE, INPUT_SIZE];
+        Tensor::from_data(TensorData::new(self.view_values(image, views), shape), device)
+    }
+
+    /// [`Self::view_inputs`] on the host, flat.
+    pub fn view_values(&self, image: &RgbImage, views: &[Letterbox]) -> Vec<f32> {
+        views.iter().flat_map(|view| detector_input(image, view)).collect()
     }
 
     /// How many of `views` to search first: all of them; with

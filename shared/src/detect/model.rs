@@ -24,10 +24,10 @@ pub const NUM_REGRESSORS: usize = 16;
 /// Depthwise 3x3 then pointwise 1x1, added to the (pooled, zero-padded) input.
 #[derive(Module, Debug)]
 pub struct BlazeBlock {
-    depthwise: Conv2d,
-    pointwise: Conv2d,
+    pub(crate) depthwise: Conv2d,
+    pub(crate) pointwise: Conv2d,
     pool: Option<MaxPool2d>,
-    extra_channels: usize,
+    pub(crate) extra_channels: usize,
 }
 
 impl BlazeBlock {
@@ -63,20 +63,20 @@ impl BlazeBlock {
 
 #[derive(Module, Debug)]
 pub struct BlazeFace {
-    stem: Conv2d,
-    blocks: Vec<BlazeBlock>,
-    scores_16: Conv2d,
-    boxes_16: Conv2d,
-    tail: BlazeBlockNoSkip,
-    scores_8: Conv2d,
-    boxes_8: Conv2d,
+    pub(crate) stem: Conv2d,
+    pub(crate) blocks: Vec<BlazeBlock>,
+    pub(crate) scores_16: Conv2d,
+    pub(crate) boxes_16: Conv2d,
+    pub(crate) tail: BlazeBlockNoSkip,
+    pub(crate) scores_8: Conv2d,
+    pub(crate) boxes_8: Conv2d,
 }
 
 /// The last strided block has no shortcut.
 #[derive(Module, Debug)]
 pub struct BlazeBlockNoSkip {
-    depthwise: Conv2d,
-    pointwise: Conv2d,
+    pub(crate) depthwise: Conv2d,
+    pub(crate) pointwise: Conv2d,
 }
 
 /// Channels and stride of each BlazeBlock, in order.

@@ -1,19 +1,17 @@
 //! The whole of faceres's MobileNet-v1 on NHWC arrays.
 
-use burn::nn::conv::Conv2d;
-use burn::prelude::*;
-
 use crate::backbone::FaceRes;
 use crate::backbone::faceres::{FEATURES, INPUT_SIZE};
 
 use super::depthwise::Depthwise;
 use super::pointwise::Pointwise;
 use super::stem::Stem;
+use super::{Activation, values};
 
 /// faceres packed for the CPU: its stem and its 13 depthwise-separable blocks.
 #[derive(Debug, Clone)]
 pub struct NhwcFaceRes {
-    stem: Stem,
+    stem: Stem<8>,
     blocks: Vec<(Depthwise, Pointwise)>,
 }
 
@@ -22,13 +20,13 @@ impl NhwcFaceRes {
     pub fn new(net: &FaceRes) -> Self {
         let (stem, blocks) = net.convolutions();
         let (weight, bias) = values(stem);
-        let stem = Stem::new(&weight, bias, stem.stride[0]);
+        let stem = Stem::new(&weight, bias, 3, stem.stride[0], Activation::Relu6);
         let blocks = blocks
             .map(|(depthwise, pointwise)| {
                 let (weight, bias) = values(depthwise);
-                let depthwise = Depthwise::new(&weight, bias, depthwise.stride[0]);
+                let depthwise = Depthwise::new(&weight, bias, depthwise.stride[0], Activation::Relu6);
                 let (weight, bias) = values(pointwise);
-                (depthwise, Pointwise::new(&weight, bias))
+                (depthwise, Pointwise::new(&weight, bias, Activation::Relu6))
             })
             .collect();
         Self { stem, blocks }
@@ -72,16 +70,6 @@ impl NhwcFaceRes {
         }
         largest
     }
-}
-
-/// A convolution's kernels, flat as Burn holds them (`[out, in, kh, kw]`), and its biases.
-fn values(conv: &Conv2d) -> (Vec<f32>, Vec<f32>) {
-    let flat = |t: Tensor<1>| t.into_data().convert::<f32>().try_to_vec::<f32>().expect("weights are floats");
-    let weight = conv.weight.val();
-    let out = weight.dims()[0];
-    let count = weight.shape().num_elements();
-    let bias = conv.bias.as_ref().map(|b| flat(b.val())).unwrap_or_else(|| vec![0.0; out]);
-    (flat(weight.reshape([count])), bias)
 }
 
 /// The mean of each channel over the pixels of `[pixels, channels]`.

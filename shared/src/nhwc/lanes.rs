@@ -52,6 +52,21 @@ mod vector {
         }
 
         #[inline(always)]
+        pub fn relu(self) -> Self {
+            Self(f32x4_max(self.0, f32x4_splat(0.0)))
+        }
+
+        #[inline(always)]
+        pub fn add(self, other: Self) -> Self {
+            Self(f32x4_add(self.0, other.0))
+        }
+
+        #[inline(always)]
+        pub fn max(self, other: Self) -> Self {
+            Self(f32x4_max(self.0, other.0))
+        }
+
+        #[inline(always)]
         pub fn relu6(self) -> Self {
             Self(f32x4_min(f32x4_max(self.0, f32x4_splat(0.0)), f32x4_splat(6.0)))
         }
@@ -83,6 +98,21 @@ mod vector {
         #[inline(always)]
         pub fn mul_add(self, a: Self, b: Self) -> Self {
             Self(std::array::from_fn(|i| self.0[i] + a.0[i] * b.0[i]))
+        }
+
+        #[inline(always)]
+        pub fn relu(self) -> Self {
+            Self(self.0.map(|v| v.max(0.0)))
+        }
+
+        #[inline(always)]
+        pub fn add(self, other: Self) -> Self {
+            Self(std::array::from_fn(|i| self.0[i] + other.0[i]))
+        }
+
+        #[inline(always)]
+        pub fn max(self, other: Self) -> Self {
+            Self(std::array::from_fn(|i| self.0[i].max(other.0[i])))
         }
 
         #[inline(always)]

@@ -1,5 +1,6 @@
-//! A 1x1 convolution with bias and ReLU6: one matrix product `[pixels, in] x [in, out]`.
+//! A 1x1 convolution with its bias and activation: one matrix product `[pixels, in] x [in, out]`.
 
+use super::Activation;
 use super::lanes::{F32x4, quads, quads_mut};
 
 /// Output channels computed together: two vectors of four.
@@ -18,27 +19,33 @@ pub struct Pointwise {
     /// `[out / NR][in][NR]`: each block of output channels reads its weights in order.
     packed: Vec<f32>,
     bias: Vec<f32>,
+    activation: Activation,
 }
 
 impl Pointwise {
-    /// From a 1x1 convolution's kernels `[out, in]` and biases `[out]`; `out` must be a
-    /// multiple of 8, as faceres's are.
-    pub fn new(weight: &[f32], bias: Vec<f32>) -> Self {
-        let channels_out = bias.len();
-        let channels_in = weight.len() / channels_out;
-        assert!(
-            channels_out.is_multiple_of(NR) && weight.len() == channels_in * channels_out,
-            "1x1 convolutions of {channels_out} outputs are not packed"
-        );
-        let mut packed = Vec::with_capacity(weight.len());
+    /// From a 1x1 convolution's kernels `[out, in]` and biases `[out]`. The outputs are padded
+    /// with zeros to a multiple of 8 (BlazeFace's heads give 2 and 6 channels).
+    pub fn new(weight: &[f32], mut bias: Vec<f32>, activation: Activation) -> Self {
+        let real_out = bias.len();
+        let channels_in = weight.len() / real_out;
+        assert_eq!(weight.len(), channels_in * real_out, "1x1 kernels of {real_out} outputs");
+        let channels_out = real_out.next_multiple_of(NR);
+        bias.resize(channels_out, 0.0);
+        let mut packed = Vec::with_capacity(channels_in * channels_out);
         for block in 0..channels_out / NR {
             for i in 0..channels_in {
-                packed.extend((0..NR).map(|j| weight[(block * NR + j) * channels_in + i]));
+                let kernel = |o: usize| if o < real_out { weight[o * channels_in + i] } else { 0.0 };
+                packed.extend((0..NR).map(|j| kernel(block * NR + j)));
             }
         }
-        Self { channels_in, channels_out, packed, bias }
+        Self { channels_in, channels_out, packed, bias, activation }
     }
 
+    pub fn channels_in(&self) -> usize {
+        self.channels_in
+    }
+
+    /// Output channels, padding included.
     pub fn channels_out(&self) -> usize {
         self.channels_out
     }
@@ -57,11 +64,13 @@ impl Pointwise {
                 let bias: &[f32; NR] = bias.try_into().expect("NR biases");
                 let mut p = start;
                 while p + MR <= end {
-                    tile::<MR>(&x[p * cin..(p + MR) * cin], weights, bias, &mut out[p * cout + block * NR..], cout);
+                    let out = &mut out[p * cout + block * NR..];
+                    tile::<MR>(&x[p * cin..(p + MR) * cin], weights, bias, self.activation, out, cout);
                     p += MR;
                 }
                 for p in p..end {
-                    tile::<1>(&x[p * cin..(p + 1) * cin], weights, bias, &mut out[p * cout + block * NR..], cout);
+                    let out = &mut out[p * cout + block * NR..];
+                    tile::<1>(&x[p * cin..(p + 1) * cin], weights, bias, self.activation, out, cout);
                 }
             }
         }
@@ -71,7 +80,14 @@ impl Pointwise {
 /// `M` pixels' `NR` outputs: `x` `[M, in]`, `weights` `[in][NR]`; row `r` goes to
 /// `out[r * stride..][..NR]`.
 #[inline(always)]
-fn tile<const M: usize>(x: &[f32], weights: &[f32], bias: &[f32; NR], out: &mut [f32], stride: usize) {
+fn tile<const M: usize>(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32; NR],
+    activation: Activation,
+    out: &mut [f32],
+    stride: usize,
+) {
     let cin = weights.len() / NR;
     let rows: [&[f32]; M] = std::array::from_fn(|r| &x[r * cin..(r + 1) * cin]);
     let bias = [F32x4::load(&quads(bias)[0]), F32x4::load(&quads(bias)[1])];
@@ -86,7 +102,7 @@ fn tile<const M: usize>(x: &[f32], weights: &[f32], bias: &[f32; NR], out: &mut 
     }
     for (r, acc) in acc.iter().enumerate() {
         let out = quads_mut(&mut out[r * stride..r * stride + NR]);
-        acc[0].relu6().store(&mut out[0]);
-        acc[1].relu6().store(&mut out[1]);
+        activation.apply(acc[0]).store(&mut out[0]);
+        activation.apply(acc[1]).store(&mut out[1]);
     }
 }

@@ -1,73 +1,77 @@
-//! faceres's first layer: a 3x3 convolution of stride 2, 3 -> 32 channels, bias and ReLU6.
+//! A network's first layer: a square convolution of RGB planes with its bias and activation
+//! (faceres: 3x3, stride 2, 32 channels, ReLU6; BlazeFace: 5x5, stride 2, 24 channels, ReLU).
 
 use super::lanes::{F32x4, quads, quads_mut};
-use super::same_padding_before;
+use super::{Activation, same_padding_before};
 
-const OUT: usize = 32;
 const IN: usize = 3;
 
+/// `V` vectors of four output channels.
 #[derive(Debug, Clone)]
-pub struct Stem {
-    /// `[3][3][in][out]`: each input value meets its 32 kernels side by side.
-    taps: Vec<f32>,
-    bias: [f32; OUT],
+pub struct Stem<const V: usize> {
+    kernel: usize,
     stride: usize,
+    /// `[k][k][in][out]`: each input value meets its kernels side by side.
+    taps: Vec<f32>,
+    bias: Vec<f32>,
+    activation: Activation,
 }
 
-impl Stem {
-    /// From the kernels `[32, 3, 3, 3]` and biases `[32]`.
-    pub fn new(weight: &[f32], bias: Vec<f32>, stride: usize) -> Self {
-        assert_eq!(weight.len(), OUT * IN * 9, "a stem of {} weights is not faceres's", weight.len());
+impl<const V: usize> Stem<V> {
+    /// From the kernels `[4 V, 3, k, k]` and biases `[4 V]`.
+    pub fn new(weight: &[f32], bias: Vec<f32>, kernel: usize, stride: usize, activation: Activation) -> Self {
+        let out = 4 * V;
+        assert!(bias.len() == out && weight.len() == out * IN * kernel * kernel, "a stem of {} weights", weight.len());
         let mut taps = Vec::with_capacity(weight.len());
-        for t in 0..9 {
+        for t in 0..kernel * kernel {
             for i in 0..IN {
-                taps.extend((0..OUT).map(|o| weight[(o * IN + i) * 9 + t]));
+                taps.extend((0..out).map(|o| weight[(o * IN + i) * kernel * kernel + t]));
             }
         }
-        Self { taps, bias: bias.try_into().expect("32 biases"), stride }
+        Self { kernel, stride, taps, bias, activation }
     }
 
     pub fn channels_out(&self) -> usize {
-        OUT
+        4 * V
     }
 
     pub fn side_out(&self, side: usize) -> usize {
         side.div_ceil(self.stride)
     }
 
-    /// One image's channel planes `[3, side, side]` -> `out` `[side_out, side_out, 32]`.
+    /// One image's channel planes `[3, side, side]` -> `out` `[side_out, side_out, 4 V]`.
     pub fn forward(&self, planes: &[f32], side: usize, out: &mut [f32]) {
         let plane = side * side;
         assert_eq!(planes.len(), IN * plane);
         let pixels: Vec<[f32; IN]> =
             (0..plane).map(|p| [planes[p], planes[plane + p], planes[2 * plane + p]]).collect();
-        let (stride, side_out) = (self.stride as isize, self.side_out(side));
-        assert_eq!(out.len(), side_out * side_out * OUT);
-        let pad = same_padding_before(3, self.stride, side) as isize;
+        let (k, stride, side_out) = (self.kernel as isize, self.stride as isize, self.side_out(side));
+        assert_eq!(out.len(), side_out * side_out * 4 * V);
+        let pad = same_padding_before(self.kernel, self.stride, side) as isize;
         let inside = |v: isize| (0..side as isize).contains(&v);
-        for (p, o) in out.chunks_exact_mut(OUT).enumerate() {
+        let (bias, taps) = (quads(&self.bias), quads(&self.taps));
+        for (p, o) in quads_mut(out).chunks_exact_mut(V).enumerate() {
             let (oy, ox) = ((p / side_out) as isize, (p % side_out) as isize);
-            let mut acc: [F32x4; OUT / 4] = std::array::from_fn(|j| F32x4::load(&quads(&self.bias)[j]));
-            for ky in 0..3 {
+            let mut acc: [F32x4; V] = std::array::from_fn(|j| F32x4::load(&bias[j]));
+            for ky in 0..k {
                 let iy = oy * stride + ky - pad;
-                for kx in 0..3 {
+                for kx in 0..k {
                     let ix = ox * stride + kx - pad;
                     if !(inside(iy) && inside(ix)) {
                         continue;
                     }
                     let input = &pixels[iy as usize * side + ix as usize];
-                    let tap = (ky * 3 + kx) as usize * IN * OUT;
+                    let tap = (ky * k + kx) as usize * IN * V;
                     for (i, &v) in input.iter().enumerate() {
-                        let w = quads(&self.taps[tap + i * OUT..tap + (i + 1) * OUT]);
                         let v = F32x4::splat(v);
-                        for (acc, w) in acc.iter_mut().zip(w) {
-                            *acc = acc.mul_add(v, F32x4::load(w));
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            *acc = acc.mul_add(v, F32x4::load(&taps[tap + i * V + j]));
                         }
                     }
                 }
             }
-            for (o, acc) in quads_mut(o).iter_mut().zip(acc) {
-                acc.relu6().store(o);
+            for (o, acc) in o.iter_mut().zip(acc) {
+                self.activation.apply(acc).store(o);
             }
         }
     }
