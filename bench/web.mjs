@@ -85,7 +85,7 @@ async function run(backend) {
   const t0 = performance.now();
   await page.goto(`${site.url}?backend=${backend}`);
   await ready(page, 600_000);
-  const ready = performance.now() - t0;
+  const readyMs = performance.now() - t0;
   const first = await timed(page, ONE_FACE);
   const cold = performance.now() - t0;
   const files = {};
@@ -144,7 +144,7 @@ async function run(backend) {
     downloaded_bytes: Object.values(files).reduce((a, f) => a + f.served, 0),
     gzip_only_bytes: Object.values(files).reduce((a, f) => a + f.gzip, 0),
     files,
-    ready_ms: Math.round(ready),
+    ready_ms: Math.round(readyMs),
     cold_start_ms: Math.round(cold),
     first_prediction_ms: Math.round(first.ms),
     warm_http_cold_cache_api_start_ms: coldCacheApi,

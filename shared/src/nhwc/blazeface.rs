@@ -2,11 +2,8 @@
 
 use burn::nn::conv::Conv2d;
 
-use super::depthwise::Depthwise;
-use super::pointwise::Pointwise;
-use super::shortcut::add_shortcut;
-use super::stem::Stem;
-use super::{Activation, values};
+use super::layers::{Activation, Depthwise, Pointwise, Stem, add_shortcut};
+use super::weights::values;
 use crate::detect::{BlazeFace, INPUT_SIZE, NUM_ANCHORS, NUM_REGRESSORS};
 
 /// Per anchor: its score logit, then its regressors.

@@ -3,10 +3,8 @@
 use crate::backbone::FaceRes;
 use crate::backbone::faceres::{FEATURES, INPUT_SIZE};
 
-use super::depthwise::Depthwise;
-use super::pointwise::Pointwise;
-use super::stem::Stem;
-use super::{Activation, values};
+use super::layers::{Activation, Depthwise, Pointwise, Stem};
+use super::weights::values;
 
 /// faceres packed for the CPU: its stem and its 13 depthwise-separable blocks.
 #[derive(Debug, Clone)]

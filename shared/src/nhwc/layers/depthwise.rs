@@ -1,7 +1,8 @@
 //! A 3x3 depthwise convolution (one kernel per channel) with its bias and activation, SAME-padded.
 
+use super::activation::Activation;
 use super::lanes::{F32x4, quads, quads_mut};
-use super::{Activation, same_padding_before};
+use super::padding::same_padding_before;
 
 /// Vectors of four channels computed together (the channels left over go one vector at a time).
 const VECTORS: usize = 4;

@@ -1,8 +1,9 @@
 //! A network's first layer: a square convolution of RGB planes with its bias and activation
 //! (faceres: 3x3, stride 2, 32 channels, ReLU6; BlazeFace: 5x5, stride 2, 24 channels, ReLU).
 
+use super::activation::Activation;
 use super::lanes::{F32x4, quads, quads_mut};
-use super::{Activation, same_padding_before};
+use super::padding::same_padding_before;
 
 const IN: usize = 3;
 

@@ -1,6 +1,6 @@
 //! A 1x1 convolution with its bias and activation: one matrix product `[pixels, in] x [in, out]`.
 
-use super::Activation;
+use super::activation::Activation;
 use super::lanes::{F32x4, quads, quads_mut};
 
 /// Output channels computed together: two vectors of four.
