@@ -75,6 +75,10 @@ impl Depthwise {
     /// One output pixel's vectors from its `taps`: four at a time, then what is left.
     #[inline(always)]
     fn pixel(&self, x: &[[f32; 4]], taps: &[(usize, usize)], out: &mut [[f32; 4]]) {
+        // BlazeFace's 24 channels in one pass over the taps.
+        if out.len() == 6 {
+            return self.lanes::<6>(x, taps, 0, out);
+        }
         let (blocks, rest) = out.split_at_mut(out.len() / VECTORS * VECTORS);
         for (block, o) in blocks.chunks_exact_mut(VECTORS).enumerate() {
             self.lanes::<VECTORS>(x, taps, block * VECTORS, o);

@@ -63,10 +63,11 @@ impl<const V: usize> Stem<V> {
                     }
                     let input = &pixels[iy as usize * side + ix as usize];
                     let tap = (ky * k + kx) as usize * IN * V;
-                    for (i, &v) in input.iter().enumerate() {
+                    // One bounds check per tap, none per vector.
+                    for (&v, kernels) in input.iter().zip(taps[tap..tap + IN * V].chunks_exact(V)) {
                         let v = F32x4::splat(v);
-                        for (j, acc) in acc.iter_mut().enumerate() {
-                            *acc = acc.mul_add(v, F32x4::load(&taps[tap + i * V + j]));
+                        for (acc, w) in acc.iter_mut().zip(kernels) {
+                            *acc = acc.mul_add(v, F32x4::load(w));
                         }
                     }
                 }
