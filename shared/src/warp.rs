@@ -59,9 +59,15 @@ pub fn sample_planar(image: &RgbImage, map: &Affine, size: (usize, usize), canva
         Some(k) => (x.clamp(k.x0, k.x1 - 1), y.clamp(k.y0, k.y1 - 1)),
         None => (x, y),
     };
-    let pixel = |x: i64, y: i64, c: usize| -> f32 {
+    // A source pixel's three channels (black outside the image), looked up once for all three.
+    let pixel = |x: i64, y: i64| -> [f32; 3] {
         let (x, y) = clamp(x, y);
-        if x < 0 || y < 0 || x >= w || y >= h { 0.0 } else { raw[((y * w + x) * 3) as usize + c] as f32 }
+        if x < 0 || y < 0 || x >= w || y >= h {
+            [0.0; 3]
+        } else {
+            let at = ((y * w + x) * 3) as usize;
+            [raw[at] as f32, raw[at + 1] as f32, raw[at + 2] as f32]
+        }
     };
     for oy in 0..out_h {
         for ox in 0..out_w {
@@ -69,9 +75,10 @@ pub fn sample_planar(image: &RgbImage, map: &Affine, size: (usize, usize), canva
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = (sx - x0, sy - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
+            let [p00, p10, p01, p11] = [pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1)];
             for c in 0..3 {
-                let top = pixel(x0, y0, c) + (pixel(x0 + 1, y0, c) - pixel(x0, y0, c)) * fx;
-                let bottom = pixel(x0, y0 + 1, c) + (pixel(x0 + 1, y0 + 1, c) - pixel(x0, y0 + 1, c)) * fx;
+                let top = p00[c] + (p10[c] - p00[c]) * fx;
+                let bottom = p01[c] + (p11[c] - p01[c]) * fx;
                 out[c * plane + oy * out_w + ox] = top + (bottom - top) * fy;
             }
         }
