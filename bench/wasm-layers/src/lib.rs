@@ -7,6 +7,12 @@
 #[path = "../../../shared/src/nhwc/layers/mod.rs"]
 mod layers;
 
+#[path = "../../../shared/src/backbone/blocks.rs"]
+mod blocks;
+
+#[path = "../../../shared/src/detect/plan.rs"]
+mod plan;
+
 use layers::{Activation, Depthwise, Pointwise, Stem, add_shortcut};
 
 unsafe extern "C" {
@@ -40,34 +46,8 @@ impl Draw {
 type Block = (usize, usize, usize);
 
 fn faceres() -> Vec<Block> {
-    let plan = [
-        (64, 1),
-        (128, 2),
-        (128, 1),
-        (256, 2),
-        (256, 1),
-        (512, 2),
-        (512, 1),
-        (512, 1),
-        (512, 1),
-        (512, 1),
-        (512, 1),
-        (1024, 2),
-        (1024, 1),
-    ];
     let mut c = 32;
-    plan.iter().map(|&(out, stride)| ((c, out, stride), c = out).0).collect()
-}
-
-fn blazeface() -> Vec<Block> {
-    let mut plan = vec![(24, 24, 1); 7];
-    plan.push((24, 24, 2));
-    plan.extend([(24, 24, 1); 7]);
-    plan.push((24, 48, 2));
-    plan.extend([(48, 48, 1); 7]);
-    plan.push((48, 96, 2));
-    plan.extend([(96, 96, 1); 7]);
-    plan
+    blocks::BLOCKS.iter().map(|&(out, stride)| ((c, out, stride), c = out).0).collect()
 }
 
 fn clock() -> f64 {
@@ -89,7 +69,7 @@ pub extern "C" fn run(network: u32, repeats: u32) -> f64 {
     };
     let stem_weights = draw.values(stem_out * 3 * kernel * kernel, 0.1);
     let stem_bias = draw.values(stem_out, 0.1);
-    let plan = if blaze { blazeface() } else { faceres() };
+    let plan = if blaze { plan::block_plan() } else { faceres() };
     let blocks: Vec<(Depthwise, Pointwise, Block)> = plan
         .iter()
         .map(|&(c, out, stride)| {

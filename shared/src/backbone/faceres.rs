@@ -9,6 +9,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softmax};
 
+use super::blocks::BLOCKS;
 use crate::tfjs::{TfjsError, TfjsWeights};
 use crate::{kernels, layers};
 
@@ -16,23 +17,6 @@ pub const INPUT_SIZE: usize = 224;
 pub const FEATURES: usize = 1024;
 /// The peer age head is a softmax over ages 1..=100.
 pub const AGE_BINS: usize = 100;
-
-/// Output channels and depthwise stride of the 13 depthwise-separable blocks.
-const BLOCKS: [(usize, usize); 13] = [
-    (64, 1),
-    (128, 2),
-    (128, 1),
-    (256, 2),
-    (256, 1),
-    (512, 2),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (1024, 2),
-    (1024, 1),
-];
 
 #[derive(Module, Debug)]
 pub struct SeparableBlock {

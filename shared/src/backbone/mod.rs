@@ -1,5 +1,6 @@
 //! Pretrained face-recognition backbones: an aligned face crop in, a feature vector out.
 
+mod blocks;
 pub mod dlib;
 pub mod faceres;
 

@@ -2,6 +2,7 @@
 
 mod decode;
 mod model;
+mod plan;
 
 pub use decode::{BBox, DecodeConfig, Detection, Keypoints, Letterbox, Point, anchors, decode};
 pub use model::{BlazeFace, BlazeFaceConfig, INPUT_SIZE, NUM_ANCHORS, NUM_REGRESSORS};

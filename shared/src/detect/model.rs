@@ -10,6 +10,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::plan::block_plan;
 use crate::layers;
 use crate::tfjs::{TfjsError, TfjsWeights};
 
@@ -77,18 +78,6 @@ pub struct BlazeFace {
 pub struct BlazeBlockNoSkip {
     pub(crate) depthwise: Conv2d,
     pub(crate) pointwise: Conv2d,
-}
-
-/// Channels and stride of each BlazeBlock, in order.
-fn block_plan() -> Vec<(usize, usize, usize)> {
-    let mut plan = vec![(24, 24, 1); 7];
-    plan.push((24, 24, 2));
-    plan.extend([(24, 24, 1); 7]);
-    plan.push((24, 48, 2));
-    plan.extend([(48, 48, 1); 7]);
-    plan.push((48, 96, 2));
-    plan.extend([(96, 96, 1); 7]);
-    plan
 }
 
 #[derive(Config, Debug)]

@@ -136,19 +136,17 @@ mod tests {
 
     use super::*;
     use crate::detect::BlazeFaceConfig;
+    use crate::nhwc::check::agrees;
 
     #[test]
     fn packed_blazeface_gives_burns_outputs() {
-        let device = Device::flex();
-        let net = BlazeFaceConfig::new().init(&device);
-        let x = Tensor::<4>::random([2, 3, INPUT_SIZE, INPUT_SIZE], Distribution::Uniform(-1.0, 1.0), &device);
-        let input = x.clone().into_data().try_to_vec::<f32>().unwrap();
-        let burn = net.forward(x).into_data().try_to_vec::<f32>().unwrap();
-        let ours = NhwcBlazeFace::new(&net).forward(&input);
-        assert_eq!(ours.len(), burn.len());
-        let scale = burn.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(scale > 0.0, "the outputs are not all zero");
-        let worst = ours.iter().zip(&burn).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4 * scale, "off by {worst} where outputs reach {scale}");
+        let net = BlazeFaceConfig::new().init(&Device::flex());
+        let packed = NhwcBlazeFace::new(&net);
+        agrees(
+            INPUT_SIZE,
+            Distribution::Uniform(-1.0, 1.0),
+            |x| net.forward(x).into_data().try_to_vec::<f32>().unwrap(),
+            |input| packed.forward(input),
+        );
     }
 }

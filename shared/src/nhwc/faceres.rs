@@ -90,19 +90,17 @@ mod tests {
 
     use super::*;
     use crate::backbone::FaceResConfig;
+    use crate::nhwc::check::agrees;
 
     #[test]
     fn packed_faceres_gives_burns_features() {
-        let device = Device::flex();
-        let net = FaceResConfig::new().init(&device);
-        let x = Tensor::<4>::random([2, 3, INPUT_SIZE, INPUT_SIZE], Distribution::Normal(0.0, 60.0), &device);
-        let input = x.clone().into_data().try_to_vec::<f32>().unwrap();
-        let burn = net.forward(x).into_data().try_to_vec::<f32>().unwrap();
-        let ours = NhwcFaceRes::new(&net).forward(&input);
-        assert_eq!(ours.len(), burn.len());
-        let scale = burn.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(scale > 0.0, "the features are not all zero");
-        let worst = ours.iter().zip(&burn).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4 * scale, "off by {worst} where features reach {scale}");
+        let net = FaceResConfig::new().init(&Device::flex());
+        let packed = NhwcFaceRes::new(&net);
+        agrees(
+            INPUT_SIZE,
+            Distribution::Normal(0.0, 60.0),
+            |x| net.forward(x).into_data().try_to_vec::<f32>().unwrap(),
+            |input| packed.forward(input),
+        );
     }
 }

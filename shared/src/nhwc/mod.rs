@@ -8,6 +8,8 @@
 //! Burn's kernels.
 
 mod blazeface;
+#[cfg(test)]
+mod check;
 mod faceres;
 mod layers;
 mod weights;
