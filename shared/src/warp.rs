@@ -59,23 +59,31 @@ pub fn sample_planar(image: &RgbImage, map: &Affine, size: (usize, usize), canva
         Some(k) => (x.clamp(k.x0, k.x1 - 1), y.clamp(k.y0, k.y1 - 1)),
         None => (x, y),
     };
+    let row = (w * 3) as usize;
+    let at = |x: i64, y: i64| ((y * w + x) * 3) as usize;
+    let rgb = |i: usize| [raw[i] as f32, raw[i + 1] as f32, raw[i + 2] as f32];
     // A source pixel's three channels (black outside the image), looked up once for all three.
     let pixel = |x: i64, y: i64| -> [f32; 3] {
         let (x, y) = clamp(x, y);
-        if x < 0 || y < 0 || x >= w || y >= h {
-            [0.0; 3]
-        } else {
-            let at = ((y * w + x) * 3) as usize;
-            [raw[at] as f32, raw[at + 1] as f32, raw[at + 2] as f32]
-        }
+        if x < 0 || y < 0 || x >= w || y >= h { [0.0; 3] } else { rgb(at(x, y)) }
     };
+    // Where all four neighbours lie inside both the image and the canvas, no clamp moves them
+    // and none is black: they are read directly (the same values, most of a detector view).
+    let k = canvas.unwrap_or(Canvas::of(image));
+    let (first_x, first_y) = (k.x0.max(0), k.y0.max(0));
+    let (last_x, last_y) = (k.x1.min(w) - 1, k.y1.min(h) - 1);
     for oy in 0..out_h {
         for ox in 0..out_w {
             let (sx, sy) = map.apply(ox as f32, oy as f32);
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = (sx - x0, sy - y0);
             let (x0, y0) = (x0 as i64, y0 as i64);
-            let [p00, p10, p01, p11] = [pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1)];
+            let [p00, p10, p01, p11] = if x0 >= first_x && y0 >= first_y && x0 < last_x && y0 < last_y {
+                let i = at(x0, y0);
+                [rgb(i), rgb(i + 3), rgb(i + row), rgb(i + row + 3)]
+            } else {
+                [pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1)]
+            };
             for c in 0..3 {
                 let top = p00[c] + (p10[c] - p00[c]) * fx;
                 let bottom = p01[c] + (p11[c] - p01[c]) * fx;
