@@ -85,7 +85,7 @@ impl FacePipeline {
     }
 
     /// On the CPU backend, BlazeFace and faceres run as [`NhwcBlazeFace`] and [`NhwcFaceRes`]
-    /// (the browser's CPU fallback: two to three times as fast there as Burn's kernels,
+    /// (the browser's CPU fallback: nearly twice as fast there as Burn's kernels,
     /// BENCHMARKS.md) when the photo's faces are searched without blocking
     /// ([`Self::detect_async`]) and embedded; elsewhere nothing changes. Their outputs equal
     /// Burn's up to the order of the sums.
