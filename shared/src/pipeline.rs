@@ -189,17 +189,20 @@ impl FacePipeline {
         (both.clone().narrow(0, 0, n) + both.narrow(0, n, n)).div_scalar(2.0)
     }
 
-    /// [`Self::embed`] through the packed faceres, on the host.
+    /// [`Self::embed`] through the packed faceres, on the host: the crops, then their mirror
+    /// images, in one pass.
     fn embed_nhwc(&self, net: &NhwcFaceRes, crops: &[Vec<f32>]) -> Tensor<2> {
         let (kind, n) = (self.kind(), crops.len());
-        let input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c)).collect();
-        let mut features = net.forward(&input);
+        let mut input: Vec<f32> = crops.iter().flat_map(|c| kind.normalise(c)).collect();
         if self.mirror {
             let side = kind.input_size();
             let mirrored: Vec<f32> = input.chunks_exact(side).flat_map(|row| row.iter().rev().copied()).collect();
-            for (f, m) in features.iter_mut().zip(net.forward(&mirrored)) {
-                *f = (*f + m) / 2.0;
-            }
+            input.extend(mirrored);
+        }
+        let mut features = net.forward(&input);
+        if self.mirror {
+            let (own, mirrored) = features.split_at(n * kind.feature_dim());
+            features = own.iter().zip(mirrored).map(|(f, m)| (f + m) / 2.0).collect();
         }
         Tensor::from_data(TensorData::new(features, [n, kind.feature_dim()]), &self.device)
     }

@@ -28,7 +28,7 @@ pub struct BlazeBlock {
     pub(crate) depthwise: Conv2d,
     pub(crate) pointwise: Conv2d,
     pool: Option<MaxPool2d>,
-    pub(crate) extra_channels: usize,
+    extra_channels: usize,
 }
 
 impl BlazeBlock {
