@@ -10,7 +10,7 @@ use crate::mtl::{Label, Metric, TaskSpec};
 fn class(labels: &[Label], c: usize) -> Option<usize> {
     match labels.get(c)? {
         Label::Class(class) => Some(*class),
-        Label::Value(_) | Label::Missing => None,
+        _ => None,
     }
 }
 
@@ -18,7 +18,7 @@ fn class(labels: &[Label], c: usize) -> Option<usize> {
 fn value(labels: &[Label], c: usize) -> Option<f32> {
     match labels.get(c)? {
         Label::Value(value) => Some(*value),
-        Label::Class(_) | Label::Missing => None,
+        _ => None,
     }
 }
 

@@ -51,7 +51,7 @@ impl Outputs {
     ) -> Result<Self> {
         let labels = TaskSelection::new(tasks.to_vec(), &set.tasks);
         let store = extract_seen(cache, pipeline, &samples.iter().collect::<Vec<_>>(), look)?;
-        Ok(Self::of_split(head, tasks, Split::of_features(samples, &store, &labels, pipeline.device()), set))
+        Ok(Self::of_split(head, tasks, Split::of_features(samples, &[&store], &labels, pipeline.device()), set))
     }
 
     /// The faces of a split of cached features (of `set`) through `head`.

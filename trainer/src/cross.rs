@@ -1,14 +1,13 @@
 //! A model read against the labels of a data set it was not trained on (or trained on with
-//! others): the tasks both carry (gender, race, age in years), and Young against the age. CelebA's "Young" states no age; it is read as
-//! under [`YOUNG_BELOW`] years, the reading the thesis's CelebA figures and most papers use.
+//! others): the tasks both carry (gender, race, age in years), and Young against the age
+//! (under [`YOUNG_BELOW`] years).
 
 use facemtl::mtl::{Metric, TaskSpec};
 use facemtl::predict::{Attributes, Verdict};
 use serde::Serialize;
 
 use crate::data::Sample;
-
-pub const YOUNG_BELOW: f32 = 30.0;
+use crate::data::celeba::YOUNG_BELOW;
 
 /// One of a model's answers scored against a data set's label.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::calibrate::Outputs;
-use crate::data::{DataSet, Sample, Source};
+use crate::data::{DataSet, HeldOut, Sample, Source};
 use crate::faces::features::extract_seen;
 use crate::faces::looks::Look;
 use crate::files::{read_bounded, write_atomic};
@@ -131,7 +131,7 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
     }
     let head = compact::at_precision(run.head.clone(), stored.head);
     let set = run.config.load(data_dir)?;
-    let (evaluation, _) = evaluate_on_test(cache, &pipeline, &head, &run.tasks, &set, Look::Clean)?;
+    let (evaluation, _) = evaluate_on(cache, &pipeline, (&head, &run.tasks), &set, &set.test, Look::Clean)?;
     let calibration = Outputs::of(cache, &pipeline, &head, &run.tasks, &set, &set.val, Look::Clean)?.fit();
     let metrics: Vec<(String, f64)> =
         run.tasks.iter().zip(&evaluation.metrics).map(|(t, m)| (t.metric_name(), *m)).collect();
@@ -141,37 +141,47 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
     run.write(out, stored, metrics, calibration)
 }
 
-/// A head on the features `pipeline` (the model's, tuned backbone and test-time mirror
-/// included: what `predict` and the app compute) makes of the test split of `set`, its photos
-/// seen with `look`: per-task losses and metrics, and the split of features they were measured on.
-fn evaluate_on_test(
+/// A head (with its tasks) on the features `pipeline` (the model's, tuned backbone and
+/// test-time mirror included: what `predict` and the app compute) makes of `faces` of `set`,
+/// their photos seen with `look`: per-task losses and metrics, and the split of features they
+/// were measured on.
+fn evaluate_on(
     cache: &Cache,
     pipeline: &FacePipeline,
-    head: &MtlHead,
-    tasks: &[TaskSpec],
+    (head, tasks): (&MtlHead, &[TaskSpec]),
     set: &DataSet,
+    faces: &[Sample],
     look: Look,
 ) -> Result<(Evaluation, Split)> {
     let labels = TaskSelection::new(tasks.to_vec(), &set.tasks);
-    let test: Vec<&Sample> = set.test.iter().collect();
-    let features = extract_seen(cache, pipeline, &test, look)?;
-    let split = Split::of_features(&set.test, &features, &labels, pipeline.device());
+    let photos: Vec<&Sample> = faces.iter().collect();
+    let features = extract_seen(cache, pipeline, &photos, look)?;
+    let split = Split::of_features(faces, &[&features], &labels, pipeline.device());
     Ok((evaluate(head, None, &split, tasks), split))
 }
 
-/// Evaluate a model file on the test split of the data set `config` names (data set, protocol,
-/// split seed), its photos seen with `look`, printed as JSON: per task, the loss, the metric and
-/// what the header's calibration does; or, on a data set of other tasks, the model's answers
-/// scored against the labels it has (`cross`).
-/// `mirror`: test-time mirror on or off against the header's choice (`None` keeps it).
+/// How `eval` reads a data set: which held-out split, each photo seen how, and test-time mirror
+/// on or off against the model header's choice (`None` keeps it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reading {
+    pub split: HeldOut,
+    pub look: Look,
+    pub mirror: Option<bool>,
+}
+
+/// Evaluate a model file on a held-out split of the data set `config` names (data set,
+/// protocol, split seed), read as `reading` says, printed as JSON: per task, the loss, the
+/// metric and what the header's calibration does; or, on a data set of other tasks, the
+/// model's answers scored against the labels it has (`cross`).
 pub fn evaluate_file(
     cache: &Cache,
     device: &Device,
     model_file: &Path,
     config: &TrainConfig,
     data_dir: &Path,
-    (mirror, look): (Option<bool>, Look),
+    reading: Reading,
 ) -> Result<()> {
+    let Reading { split: part, look, mirror } = reading;
     let model_file::Model { header, head, backbone } = load_model(model_file, device)?;
     let set = config.load(data_dir)?;
     let pipeline = models::model_pipeline(cache, &header, backbone, device)?;
@@ -182,9 +192,9 @@ pub fn evaluate_file(
         Source::Csv { .. } | Source::Together(_) => names(&header.tasks) == names(&set.tasks),
     };
     if !same_tasks {
-        return evaluate_across(cache, &pipeline, (&head, &header), &set, look);
+        return evaluate_across(cache, &pipeline, (&head, &header), &set, set.held_out(part), look);
     }
-    let (evaluation, split) = evaluate_on_test(cache, &pipeline, &head, &header.tasks, &set, look)?;
+    let (evaluation, split) = evaluate_on(cache, &pipeline, (&head, &header.tasks), &set, set.held_out(part), look)?;
     let faces = split.len();
     let calibrated = Outputs::of_split(&head, &header.tasks, split, &set).measure(&header.calibration);
     let report: Vec<_> = header
@@ -200,16 +210,17 @@ pub fn evaluate_file(
     Ok(())
 }
 
-/// A model's answers on the test faces of a data set of other tasks, scored against the labels
-/// it has (`cross::figures`), with the photos and the faces found among them.
+/// A model's answers on `faces` of a data set of other tasks, scored against the labels it has
+/// (`cross::figures`), with the photos and the faces found among them.
 fn evaluate_across(
     cache: &Cache,
     pipeline: &FacePipeline,
     (head, header): (&MtlHead, &Header),
     set: &DataSet,
+    faces: &[Sample],
     look: Look,
 ) -> Result<()> {
-    let photos: Vec<&Sample> = set.test.iter().collect();
+    let photos: Vec<&Sample> = faces.iter().collect();
     let store = extract_seen(cache, pipeline, &photos, look)?;
     let (faces, rows): (Vec<&Sample>, Vec<&[f32]>) = photos.iter().filter_map(|s| Some((*s, store.get(s)?))).unzip();
     let features = Tensor::from_data(TensorData::new(rows.concat(), [faces.len(), store.dim]), pipeline.device());

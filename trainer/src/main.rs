@@ -76,6 +76,9 @@ enum Command {
         /// See each test photo this way before detection (the robustness columns).
         #[arg(long, value_enum, default_value = "clean")]
         look: facemtl_trainer::faces::looks::Look,
+        /// The held-out split to read: `validation` (where choices are made) or `test`.
+        #[arg(long, value_enum, default_value = "test")]
+        split: facemtl_trainer::data::HeldOut,
         #[command(flatten)]
         config: facemtl_trainer::train::TrainConfig,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
@@ -175,8 +178,9 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, test_time_mirror, look, config, data_dir } => {
-            facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, (test_time_mirror, look))
+        Command::Eval { model, test_time_mirror, look, split, config, data_dir } => {
+            let reading = facemtl_trainer::infer::Reading { split, look, mirror: test_time_mirror };
+            facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, reading)
         }
         Command::Calibrate { model, out, plots, config, data_dir } => facemtl_trainer::calibrate::calibrate_file(
             &cache,

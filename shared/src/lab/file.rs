@@ -110,7 +110,7 @@ fn label_value(label: &Label) -> f32 {
     match *label {
         Label::Class(c) => c as f32,
         Label::Value(v) => v,
-        Label::Missing => f32::NAN,
+        Label::Bounded { .. } | Label::Missing => f32::NAN,
     }
 }
 

@@ -61,14 +61,19 @@ impl TaskSpec {
         }
     }
 
-    /// A label this task can learn from: a class among its labels, or a finite value no larger
-    /// than [`MAX_VALUE`]; or none.
+    /// A label this task can learn from: a class among its labels, a finite value no larger
+    /// than [`MAX_VALUE`], or a range of values above such a value; or none.
     pub fn check_label(&self, label: &Label) -> Result<(), String> {
         match (&self.kind, label) {
             (_, Label::Missing) => Ok(()),
             (TaskKind::Class { labels }, Label::Class(c)) if *c < labels.len() => Ok(()),
             (TaskKind::Regression { .. } | TaskKind::Distribution { .. }, Label::Value(v))
                 if within((*v).into(), -MAX_VALUE, MAX_VALUE) =>
+            {
+                Ok(())
+            }
+            (TaskKind::Regression { .. } | TaskKind::Distribution { .. }, Label::Bounded { low, high })
+                if low < high && within((*low).into(), -MAX_VALUE, MAX_VALUE) =>
             {
                 Ok(())
             }

@@ -221,6 +221,10 @@ pub enum Label {
     Class(usize),
     /// The value in its own unit (years for age), before normalisation.
     Value(f32),
+    /// A value known only to lie in `low..high` (its own unit; `high` may be infinite): a
+    /// CelebA face's age, bounded by its Young label when the sets are trained together. Its
+    /// loss asks the prediction to lie in the range; metrics leave the face out.
+    Bounded { low: f32, high: f32 },
     /// No label for this task: a face of a data set without it (two trained at once), or an
     /// empty CSV cell. Its loss and metrics leave the face out.
     Missing,

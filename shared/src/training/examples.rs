@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 
-use super::Target;
+use super::{Ranges, Target};
 use crate::mtl::{Label, TaskKind, TaskSpec};
 
 /// Labelled examples as the network reads them: one split of a run.
@@ -81,7 +81,7 @@ pub fn truth<L: AsRef<[Label]>>(columns: &[usize], faces: &[L]) -> Vec<Vec<f64>>
                 .map(|f| match f.as_ref()[c] {
                     Label::Class(class) => class as f64,
                     Label::Value(value) => f64::from(value),
-                    Label::Missing => f64::NAN,
+                    Label::Bounded { .. } | Label::Missing => f64::NAN,
                 })
                 .collect()
         })
@@ -89,7 +89,8 @@ pub fn truth<L: AsRef<[Label]>>(columns: &[usize], faces: &[L]) -> Vec<Vec<f64>>
 }
 
 /// Per task, the faces' targets on the network's scale, from the task's column of their labels;
-/// a task some faces have no label for gets a [`Target::Partial`] that leaves them out.
+/// a value task some faces carry only a range for gets a [`Target::Censored`], and a task some
+/// faces have no label for a [`Target::Partial`] that leaves them out.
 pub fn targets<L: AsRef<[Label]>>(tasks: &[TaskSpec], columns: &[usize], faces: &[L], device: &Device) -> Vec<Target> {
     let n = faces.len();
     let value = |f: &L, c: usize| match f.as_ref().get(c) {
@@ -135,9 +136,40 @@ pub fn targets<L: AsRef<[Label]>>(tasks: &[TaskSpec], columns: &[usize], faces: 
                     }
                 }
             };
-            partial(target, c)
+            partial(censored(target, &task.kind, c, faces), c)
         })
         .collect()
+}
+
+/// `target` as a [`Target::Censored`] when some faces' labels in column `c` are ranges, with
+/// the ranges on the target's scale (a regression's normalised values, a distribution's years).
+fn censored<L: AsRef<[Label]>>(target: Target, kind: &TaskKind, c: usize, faces: &[L]) -> Target {
+    let ranges: Vec<Option<(f32, f32)>> = faces
+        .iter()
+        .map(|f| match f.as_ref().get(c) {
+            Some(Label::Bounded { low, high }) => Some((*low, *high)),
+            _ => None,
+        })
+        .collect();
+    if ranges.iter().all(Option::is_none) {
+        return target;
+    }
+    let scale = |v: f32| match kind {
+        TaskKind::Regression { norm } => norm.normalise(v),
+        _ => v,
+    };
+    let n = faces.len();
+    let column = |pick: fn(&(f32, f32)) -> f32| {
+        let values = ranges.iter().map(|r| r.as_ref().map_or(0.0, |r| scale(pick(r)))).collect();
+        Tensor::<1>::from_data(TensorData::new(values, [n]), &target.device())
+    };
+    let bounded = ranges.iter().map(|r| if r.is_some() { 1.0 } else { 0.0 }).collect();
+    let ranges = Ranges {
+        bounded: Tensor::from_data(TensorData::new(bounded, [n]), &target.device()),
+        low: column(|r| r.0),
+        high: column(|r| r.1),
+    };
+    Target::Censored { exact: Box::new(target), ranges: Box::new(ranges) }
 }
 
 impl Examples for FeatureExamples {

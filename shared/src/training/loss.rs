@@ -37,6 +37,25 @@ pub enum Target {
     /// cells): `labelled` `[n]` is 1 for a face with a label, 0 for one without. The loss is
     /// the mean of `target`'s over the labelled faces (0 for a batch without any).
     Partial { target: Box<Target>, labelled: Tensor<1> },
+    /// A value task some of whose faces carry only a range ([`Ranges`]): `exact`'s loss for
+    /// the others, and for these the loss of predicting outside the range (see
+    /// [`Target::outside`]).
+    Censored { exact: Box<Target>, ranges: Box<Ranges> },
+}
+
+/// Which faces of a batch carry only a range `low..high`, in the target's scale: `bounded` `[n]`
+/// is 1 for those, `low` and `high` `[n]` their bounds (anything for the others).
+#[derive(Debug, Clone)]
+pub struct Ranges {
+    pub bounded: Tensor<1>,
+    pub low: Tensor<1>,
+    pub high: Tensor<1>,
+}
+
+impl Ranges {
+    fn map(&self, f: impl Fn(Tensor<1>) -> Tensor<1>) -> Box<Self> {
+        Box::new(Ranges { bounded: f(self.bounded.clone()), low: f(self.low.clone()), high: f(self.high.clone()) })
+    }
 }
 
 impl Target {
@@ -58,6 +77,7 @@ impl Target {
                 let faces = labelled.clone().sum().clamp_min(1.0);
                 (target.per_face(output) * labelled.clone()).sum() / faces
             }
+            Target::Censored { .. } => self.per_face(output).mean(),
         }
     }
 
@@ -74,6 +94,37 @@ impl Target {
                 cross_entropy + error.div_scalar(*sigma)
             }
             Target::Partial { target, labelled } => target.per_face(output) * labelled.clone(),
+            Target::Censored { exact, ranges } => {
+                let Ranges { bounded, low, high } = ranges.as_ref();
+                let outside = exact.outside(output.clone(), low, high);
+                exact.per_face(output) * bounded.clone().neg().add_scalar(1.0) + outside * bounded.clone()
+            }
+        }
+    }
+
+    /// Each face's loss `[n]` for a prediction that should lie in `low..high` `[n]`: for a
+    /// distribution, minus the log of its probability inside the range (bins from `low` up to,
+    /// not including, `high`); for a value, `0.5 d^2` with `d` its distance from the range.
+    /// Classes have no ranges (no face of a class task is ever bounded): zero.
+    fn outside(&self, output: Tensor<2>, low: &Tensor<1>, high: &Tensor<1>) -> Tensor<1> {
+        let [n, k] = output.dims();
+        match self {
+            Target::Distribution { bins, .. } => {
+                let grid = Tensor::<1>::from_data(TensorData::new(bins.clone(), [k]), &output.device())
+                    .reshape([1, k])
+                    .expand([n, k]);
+                let above_low = grid.clone().greater_equal(low.clone().reshape([n, 1]).expand([n, k])).float();
+                let below_high = grid.lower(high.clone().reshape([n, 1]).expand([n, k])).float();
+                let inside = (softmax(output, 1) * above_low * below_high).sum_dim(1).reshape([n]);
+                inside.clamp_min(MIN_PROBABILITY).log().neg()
+            }
+            Target::Value(_) => {
+                let p = output.reshape([n]);
+                let under = (low.clone() - p.clone()).clamp_min(0.0);
+                let over = (p - high.clone()).clamp_min(0.0);
+                (under.powf_scalar(2.0) + over.powf_scalar(2.0)).mul_scalar(0.5)
+            }
+            Target::Class(_) | Target::Partial { .. } | Target::Censored { .. } => Tensor::zeros([n], &output.device()),
         }
     }
 
@@ -82,6 +133,7 @@ impl Target {
             Target::Class(c) => c.device(),
             Target::Value(v) | Target::Distribution { values: v, .. } => v.device(),
             Target::Partial { labelled, .. } => labelled.device(),
+            Target::Censored { ranges, .. } => ranges.bounded.device(),
         }
     }
 
@@ -97,6 +149,10 @@ impl Target {
                 target: Box::new(target.select(indices.clone())),
                 labelled: labelled.clone().select(0, indices),
             },
+            Target::Censored { exact, ranges } => Target::Censored {
+                exact: Box::new(exact.select(indices.clone())),
+                ranges: ranges.map(|t| t.select(0, indices.clone())),
+            },
         }
     }
 
@@ -111,9 +167,17 @@ impl Target {
                 target: Box::new(target.to_device(device)),
                 labelled: labelled.clone().to_device(device),
             },
+            Target::Censored { exact, ranges } => Target::Censored {
+                exact: Box::new(exact.to_device(device)),
+                ranges: ranges.map(|t| t.to_device(device)),
+            },
         }
     }
 }
+
+/// The least probability a range is given credit for: a distribution with none there costs
+/// `-ln(1e-6)` (about 14) instead of infinity.
+const MIN_PROBABILITY: f32 = 1e-6;
 
 /// DLDL-v2's two terms per face `[n]` for logits `[n, k]` over `bins`: the cross-entropy against
 /// a Gaussian label distribution of width `sigma` around each value, and the absolute error of
@@ -373,5 +437,42 @@ mod tests {
             let output: Vec<f32> = logits[..2 * k].to_vec();
             assert_eq!(value(none.loss(rows(output, k))), 0.0);
         }
+    }
+
+    #[test]
+    fn a_bounded_face_costs_the_probability_or_the_distance_outside_its_range() {
+        let device = Device::flex();
+        let floats = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+        let bins: Vec<f32> = (0..4).map(|b| b as f32).collect();
+        // Two faces: the first aged 1 exactly, the second known to lie in 2..infinity.
+        let logits: Vec<f32> = vec![0.5, 1.0, -0.5, 0.2, 0.1, 0.3, 1.2, -0.4];
+        let output = Tensor::<2>::from_data(TensorData::new(logits.clone(), [2, 4]), &device);
+        let exact = Target::Distribution { values: floats(vec![1.0, 0.0]), bins: bins.clone(), sigma: 1.0 };
+        let ranges = Ranges {
+            bounded: floats(vec![0.0, 1.0]),
+            low: floats(vec![0.0, 2.0]),
+            high: floats(vec![0.0, f32::INFINITY]),
+        };
+        let censored = Target::Censored { exact: Box::new(exact), ranges: Box::new(ranges) };
+        let first = Target::Distribution { values: floats(vec![1.0]), bins, sigma: 1.0 };
+        let first = value(first.loss(Tensor::from_data(TensorData::new(logits[..4].to_vec(), [1, 4]), &device)));
+        let e: Vec<f32> = logits[4..].iter().map(|l| l.exp()).collect();
+        let inside = (e[2] + e[3]) / e.iter().sum::<f32>();
+        let want = (first - inside.ln()) / 2.0;
+        let got = value(censored.loss(output));
+        assert!((got - want).abs() < 1e-5, "{got} against {want}");
+
+        // A value: nothing inside the range, half the squared distance outside it.
+        let ranges = Ranges {
+            bounded: floats(vec![1.0, 1.0, 1.0]),
+            low: floats(vec![-1.0, 0.5, f32::NEG_INFINITY]),
+            high: floats(vec![1.0, f32::INFINITY, -0.5]),
+        };
+        let censored =
+            Target::Censored { exact: Box::new(Target::Value(floats(vec![0.0, 0.0, 0.0]))), ranges: Box::new(ranges) };
+        let output = Tensor::<2>::from_data(TensorData::new(vec![0.3, 0.1, 0.5], [3, 1]), &device);
+        let want = (0.0 + 0.5 * 0.4f32.powi(2) + 0.5 * 1.0f32.powi(2)) / 3.0;
+        let got = value(censored.loss(output));
+        assert!((got - want).abs() < 1e-6, "{got} against {want}");
     }
 }

@@ -14,7 +14,7 @@ pub mod settings;
 pub use early_freeze::{EarlyFreeze, FreezeEvent, FreezeMode};
 pub use evaluation::{Evaluation, evaluate};
 pub use examples::{Examples, FeatureExamples};
-pub use loss::{LossWeighting, Target, WeightingKind};
+pub use loss::{LossWeighting, Ranges, Target, WeightingKind};
 pub use model::TrainingModel;
 pub use session::{Diverged, EpochReport, MetricRow, Session, SessionState};
 pub use settings::RunSettings;

@@ -107,10 +107,19 @@ impl RunSettings {
             TrainingModel { head, weighting, backbone: None }
         };
         let host = Device::flex();
-        host.seed(self.seed);
-        init(device).load_record(init(&host).into_record())
+        let drawn = {
+            // Seeding and drawing are two calls on a generator the whole process shares: runs
+            // started side by side (`reproduce`'s threads) would draw from each other's streams.
+            let _drawing = DRAWING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            host.seed(self.seed);
+            init(&host)
+        };
+        init(device).load_record(drawn.into_record())
     }
 }
+
+/// Held while a network is seeded and drawn on the host (see [`RunSettings::model`]).
+static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[cfg(test)]
 mod tests {
@@ -125,8 +134,11 @@ mod tests {
         let autodiff = Device::flex().autodiff();
         let first = values(&settings.model(12, &tasks, &autodiff).head);
         // Random numbers drawn on the training device in between change nothing.
-        autodiff.seed(1234);
-        let _ = Tensor::<2>::random([4, 4], burn::tensor::Distribution::Default, &autodiff);
+        {
+            let _drawing = DRAWING.lock().unwrap();
+            autodiff.seed(1234);
+            let _ = Tensor::<2>::random([4, 4], burn::tensor::Distribution::Default, &autodiff);
+        }
         assert_eq!(values(&settings.model(12, &tasks, &autodiff).head), first);
         let reseeded = RunSettings { seed: 43, ..settings.clone() };
         assert_ne!(values(&reseeded.model(12, &tasks, &autodiff).head), first);

@@ -8,8 +8,14 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use facemtl::mtl::TaskSpec;
 
 use super::{DataSet, DataSetId, Label, Sample, Skipped, split3};
+
+/// CelebA's "Young" states no age; it is read as under this many years, the reading most papers
+/// use. It scores a model's age against Young, and bounds CelebA faces' ages when the sets are
+/// trained together.
+pub const YOUNG_BELOW: f32 = 30.0;
 
 pub const CAVEAT: &str = "CelebA subset: 10,000 images at 89x109 (half resolution), all from the official train \
                           partition; split 80/10/10 with a fixed seed. Not comparable with the official test set.";
@@ -72,6 +78,25 @@ pub fn parse_attributes(
         });
     }
     Ok((present, skipped))
+}
+
+/// Faces of `set` with a Young label and no age get their age as a range: under
+/// [`YOUNG_BELOW`] years if young, from it up if not. A set with no age or no Young task is left
+/// as it is. Without it a model trained on UTKFace and CelebA at once reads CelebA's faces
+/// (whose age no loss sees) decades apart from their Young answer.
+pub fn bound_ages_by_young(set: &mut DataSet) {
+    let (Some(age), Some(young)) = (set.column("age"), set.column("young")) else { return };
+    if set.tasks[young] != TaskSpec::young() {
+        return;
+    }
+    for sample in set.train.iter_mut().chain(&mut set.val).chain(&mut set.test) {
+        if let (Label::Missing, Label::Class(class)) = (sample.labels[age], sample.labels[young]) {
+            sample.labels[age] = match class {
+                1 => Label::Bounded { low: 0.0, high: YOUNG_BELOW },
+                _ => Label::Bounded { low: YOUNG_BELOW, high: f32::INFINITY },
+            };
+        }
+    }
 }
 
 /// `list_eval_partition.txt`: file name -> 0 train, 1 validation, 2 test.

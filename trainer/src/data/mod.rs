@@ -106,14 +106,14 @@ impl Sample {
     pub fn class(&self, column: usize) -> Option<usize> {
         match self.labels.get(column)? {
             Label::Class(c) => Some(*c),
-            Label::Value(_) | Label::Missing => None,
+            _ => None,
         }
     }
 
     pub fn value(&self, column: usize) -> Option<f32> {
         match self.labels.get(column)? {
             Label::Value(v) => Some(*v),
-            Label::Class(_) | Label::Missing => None,
+            _ => None,
         }
     }
 }
@@ -131,6 +131,14 @@ pub struct DataSet {
     pub val: Vec<Sample>,
     pub test: Vec<Sample>,
     pub skipped: Vec<Skipped>,
+}
+
+/// A split no training step reads: model choices are made on validation, figures reported on test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum HeldOut {
+    Validation,
+    #[default]
+    Test,
 }
 
 /// An entry of a data set's list that was left out, and why.
@@ -215,8 +223,9 @@ impl DataSet {
 
     /// Several data sets as one: their tasks, each once in the order first met (a task two sets
     /// name must be the same task); each face labelled for its own set's tasks and
-    /// [`Label::Missing`] for the others; each split the sets' splits one after the other
-    /// (training shuffles them together). The first set gives the id.
+    /// [`Label::Missing`] for the others, except a CelebA face's age, which its Young label
+    /// bounds ([`celeba::bound_ages_by_young`]); each split the sets' splits one after the
+    /// other (training shuffles them together). The first set gives the id.
     pub fn together(sets: Vec<DataSet>) -> Result<DataSet> {
         let mut tasks: Vec<TaskSpec> = Vec::new();
         for task in sets.iter().flat_map(|s| &s.tasks) {
@@ -247,6 +256,7 @@ impl DataSet {
             out.test.extend(relabel(set.test));
             out.skipped.extend(set.skipped);
         }
+        celeba::bound_ages_by_young(&mut out);
         Ok(out)
     }
 
@@ -266,6 +276,14 @@ impl DataSet {
     /// The column of the task called `name`.
     pub fn column(&self, name: &str) -> Option<usize> {
         self.tasks.iter().position(|t| t.name == name)
+    }
+
+    /// The faces of one of the held-out splits.
+    pub fn held_out(&self, part: HeldOut) -> &[Sample] {
+        match part {
+            HeldOut::Validation => &self.val,
+            HeldOut::Test => &self.test,
+        }
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Sample> {
@@ -346,11 +364,29 @@ mod tests {
         let names: Vec<&str> = both.tasks.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["gender", "age", "race", "young"]);
         assert_eq!(both.train[0].labels, [Label::Class(1), Label::Value(30.0), Label::Class(2), Label::Missing]);
-        assert_eq!(both.train[1].labels, [Label::Class(0), Label::Missing, Label::Missing, Label::Class(1)]);
+        let young = Label::Bounded { low: 0.0, high: celeba::YOUNG_BELOW };
+        assert_eq!(both.train[1].labels, [Label::Class(0), young, Label::Missing, Label::Class(1)]);
         assert_eq!(both.name, "utkface-all-ages+celeba");
         // The CORAL and all-ages age tasks are normalised differently: one name, two tasks.
         let coral = set(DataSetId::UtkfaceCoral, Vec::new());
         let all_ages = set(DataSetId::UtkfaceAllAges, Vec::new());
         assert!(DataSet::together(vec![coral, all_ages]).unwrap_err().to_string().contains("age tasks differ"));
+    }
+
+    #[test]
+    fn celeba_faces_trained_with_utkface_get_their_age_bounded_by_their_young_label() {
+        let utk = set(DataSetId::UtkfaceAllAges, vec![vec![Label::Class(1), Label::Value(45.0), Label::Class(2)]]);
+        let young_and_old = vec![vec![Label::Class(0), Label::Class(1)], vec![Label::Class(1), Label::Class(0)]];
+        let both = DataSet::together(vec![utk, set(DataSetId::Celeba, young_and_old)]).unwrap();
+        let ages: Vec<Label> = both.train.iter().map(|s| s.labels[1]).collect();
+        let old = Label::Bounded { low: celeba::YOUNG_BELOW, high: f32::INFINITY };
+        assert_eq!(ages, [Label::Value(45.0), Label::Bounded { low: 0.0, high: celeba::YOUNG_BELOW }, old]);
+        for (sample, age) in both.train.iter().zip(&ages) {
+            assert_eq!(both.tasks[1].check_label(age), Ok(()), "{}", sample.key);
+        }
+        // CelebA alone has no age to bound.
+        let mut alone = set(DataSetId::Celeba, vec![vec![Label::Class(0), Label::Class(1)]]);
+        celeba::bound_ages_by_young(&mut alone);
+        assert_eq!(alone.train[0].labels, [Label::Class(0), Label::Class(1)]);
     }
 }

@@ -4,7 +4,7 @@
 use facemtl::pipeline::FacePipeline;
 use image::imageops::{FilterType, resize};
 use image::{Rgb, RgbImage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Pixels between the eyes of a face seen small (the "about 32-40").
 pub const SMALL_EYE_DISTANCE: f32 = 36.0;
@@ -14,7 +14,7 @@ pub const JPEG_QUALITY: u8 = 20;
 pub const DARK: f32 = 0.4;
 pub const BRIGHT: f32 = 1.8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Look {
     /// The photo as it is.

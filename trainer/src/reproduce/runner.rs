@@ -75,7 +75,7 @@ impl Store {
 
     fn splits(&self, set: &DataSet, labels: &TaskSelection, config: &TrainConfig, device: &Device) -> Result<Splits> {
         let of = |s: &[Sample]| match self {
-            Store::Features(store) => Ok(Split::of_features(s, store, labels, device)),
+            Store::Features(store) => Ok(Split::of_features(s, &[store], labels, device)),
             Store::Activations(store) => Split::of_activations(s, store, labels, config.mirror, device),
         };
         Ok(Splits { train: of(&set.train)?, val: of(&set.val)?, test: of(&set.test)? })

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::utkface::Protocol;
 use crate::data::{DataSet, DataSetId, Source};
+use crate::faces::looks::Look;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -121,6 +122,12 @@ pub struct TrainConfig {
     #[arg(long, conflicts_with = "fine_tune")]
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mirror: bool,
+    /// Train on each training face seen this way too (`bw`, `small`, `jpeg`, `dark`, `bright`;
+    /// repeatable), as an example of its own: augmentation that survives the feature cache,
+    /// each view's features extracted once and cached. Frozen features only.
+    #[arg(long = "view", value_enum, conflicts_with_all = ["fine_tune", "tune_blocks", "lab"])]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<Look>,
     /// How age is predicted: `regression` (the thesis: one output, squared error) or
     /// `distribution` (a softmax over every year of the protocol's range, DLDL-v2).
     #[arg(long, default_value = "regression")]

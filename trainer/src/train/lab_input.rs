@@ -47,7 +47,7 @@ impl Splits {
                     .map(|(s, f)| (s.key.clone(), Some(f.to_vec())))
                     .collect(),
             };
-            Split::of_features(&samples, &store, labels, device)
+            Split::of_features(&samples, &[&store], labels, device)
         };
         Splits { train: split(0, "train"), val: split(1, "val"), test: split(2, "test") }
     }

@@ -36,7 +36,8 @@ pub use split::{Split, Splits, TaskSelection};
 
 use crate::cache::Cache;
 use crate::data::Sample;
-use crate::faces::{activations, crops, features};
+use crate::faces::features::{self, FeatureStore};
+use crate::faces::{activations, crops};
 use crate::files::write_atomic;
 use crate::groups::{self, GroupFigures};
 use crate::models;
@@ -246,8 +247,15 @@ pub fn run(
         Splits { train: of(&set.train)?, val: of(&set.val)?, test: of(&set.test)? }
     } else {
         let store = features::extract(cache, &pipeline, &all)?;
-        let of = |s: &[Sample]| Split::of_features(s, &store, &labels, device);
-        Splits { train: of(&set.train), val: of(&set.val), test: of(&set.test) }
+        let training: Vec<&Sample> = set.train.iter().collect();
+        let views: Vec<_> = config
+            .views
+            .iter()
+            .map(|look| features::extract_seen(cache, &pipeline, &training, *look))
+            .collect::<Result<_>>()?;
+        let seen: Vec<&FeatureStore> = std::iter::once(&store).chain(&views).collect();
+        let of = |s: &[Sample]| Split::of_features(s, &[&store], &labels, device);
+        Splits { train: Split::of_features(&set.train, &seen, &labels, device), val: of(&set.val), test: of(&set.test) }
     };
     let missing = all.len() - splits.train.len() - splits.val.len() - splits.test.len();
     if missing > 0 {

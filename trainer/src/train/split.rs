@@ -137,11 +137,14 @@ impl Split {
         }
     }
 
-    /// The samples that have cached features.
-    pub fn of_features(samples: &[Sample], store: &FeatureStore, labels: &TaskSelection, device: &Device) -> Self {
-        let kept: Vec<(&Sample, &[f32])> = samples.iter().filter_map(|s| store.get(s).map(|f| (s, f))).collect();
+    /// The samples that have cached features, once per store: a training split also reads its
+    /// faces seen other ways (`train --view`), each an example of its own.
+    pub fn of_features(samples: &[Sample], stores: &[&FeatureStore], labels: &TaskSelection, device: &Device) -> Self {
+        let kept: Vec<(&Sample, &[f32])> =
+            stores.iter().flat_map(|store| samples.iter().filter_map(|s| store.get(s).map(|f| (s, f)))).collect();
+        let dim = stores.first().map_or(0, |s| s.dim);
         let x: Vec<f32> = kept.iter().flat_map(|(_, f)| f.iter().copied()).collect();
-        let inputs = Inputs::Features(Tensor::from_data(TensorData::new(x, [kept.len(), store.dim]), device));
+        let inputs = Inputs::Features(Tensor::from_data(TensorData::new(x, [kept.len(), dim]), device));
         Self::of(kept.into_iter().map(|(s, _)| s).collect(), inputs, labels, device)
     }
 

@@ -54,7 +54,7 @@ fn synthetic(n: usize, dim: usize, seed: u64, device: &Device) -> Split {
         row[2] = s.class(2).unwrap() as f32 / 4.0;
         store.rows.insert(s.key.clone(), Some(row));
     }
-    Split::of_features(&samples, &store, &labels(), device)
+    Split::of_features(&samples, &[&store], &labels(), device)
 }
 
 /// A hash of every parameter and running statistic's values, in module order (a record's bytes
@@ -291,4 +291,37 @@ fn a_second_run_into_a_run_folder_in_use_is_refused_until_the_first_ends() {
     assert!(refused.to_string().contains("in use"), "{refused}");
     drop(first);
     assert!(RunDir::lock(&dir).is_ok(), "free again once the first run has ended");
+}
+
+#[test]
+fn a_view_adds_each_face_seen_that_way_as_an_example_of_its_own() {
+    let device = Device::flex();
+    let samples: Vec<Sample> = (0..3)
+        .map(|i| Sample {
+            file: format!("{i}.jpg").into(),
+            key: format!("view/{i}.jpg"),
+            labels: vec![Label::Class(i % 2), Label::Value(30.0 + i as f32), Label::Class(i)],
+        })
+        .collect();
+    let store = |offset: f32, found: &[usize]| FeatureStore {
+        dim: 2,
+        rows: samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key.clone(), found.contains(&i).then(|| vec![offset + i as f32; 2])))
+            .collect(),
+    };
+    // The view finds no face in the last photo: that face is read clean only.
+    let (clean, seen) = (store(0.0, &[0, 1, 2]), store(10.0, &[0, 1]));
+    let split = Split::of_features(&samples, &[&clean, &seen], &labels(), &device);
+    let keys: Vec<&str> = split.samples.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["view/0.jpg", "view/1.jpg", "view/2.jpg", "view/0.jpg", "view/1.jpg"]);
+    let Inputs::Features(x) = &split.inputs else { panic!("features") };
+    let firsts: Vec<f32> = x.clone().slice([0..5, 0..1]).into_data().try_to_vec().unwrap();
+    assert_eq!(firsts, [0.0, 1.0, 2.0, 10.0, 11.0]);
+    assert_eq!(split.truth[1], [30.0, 31.0, 32.0, 30.0, 31.0], "each view keeps its face's labels");
+    // The flag parses, repeatable, and stays off partial fine-tuning.
+    assert_eq!(config(&["--view", "bw", "--view", "small"]).views.len(), 2);
+    let refused = Cli::try_parse_from(["train", "--view", "bw", "--tune-blocks", "1", "--run-dir", "x"]);
+    assert!(refused.is_err());
 }
