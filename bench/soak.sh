@@ -18,13 +18,13 @@ if [ "$what" != browser ]; then
   photos="$FACEMTL_DATA/utkface/UTKFace"
   log=$(mktemp)
   started=$(date +%s)
-  /usr/bin/time -v "$FACEMTL_BIN" --backend cpu predict --model models/utkface-allages-faceres.fmtl "$photos" \
+  /usr/bin/time -v "$FACEMTL_BIN" --backend cpu predict --model models/utkface-celeba-faceres.fmtl "$photos" \
     2>"$log" | awk '/"error"/ { e++ } !/"error"/ { f++ } END { print f + 0, e + 0 }' >"$log.counts"
   read -r faces errors <"$log.counts"
   rss_kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$log")
   cat >bench/soak-native.json <<JSON
 {
-  "command": "facemtl --backend cpu predict --model models/utkface-allages-faceres.fmtl \$FACEMTL_DATA/utkface/UTKFace",
+  "command": "facemtl --backend cpu predict --model models/utkface-celeba-faceres.fmtl \$FACEMTL_DATA/utkface/UTKFace",
   "photos": $(find "$photos" -name '*.jpg' | wc -l),
   "face_lines": $faces,
   "error_lines": $errors,

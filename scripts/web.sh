@@ -34,10 +34,10 @@ web_build() {
   precision=$(node -e '
     const b = require("fs").readFileSync(process.argv[1]);
     const header = JSON.parse(b.subarray(12, 12 + b.readUInt32LE(8)));
-    process.stdout.write(header.backbone_weights === "int8" ? "-int8" : "");' models/utkface-allages-faceres.fmtl)
+    process.stdout.write(header.backbone_weights === "int8" ? "-int8" : "");' models/utkface-celeba-faceres.fmtl)
   cp "$FACEMTL_CACHE/weights/blazeface.bpk" "$assets/weights/"
   cp "$FACEMTL_CACHE/weights/faceres$precision.fmh" "$assets/weights/faceres.fmh"
-  cp models/utkface-allages-faceres.fmtl models/utkface-allages-faceres.report.json "$assets/"
+  cp models/utkface-celeba-faceres.fmtl models/utkface-celeba-faceres.report.json "$assets/"
   cp "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample[1-6].jpg "$assets/samples/"
   # The Lab's features come from the feature cache (extracted once, a few minutes on a CPU).
   "$FACEMTL_BIN" --backend cpu lab build --out "$FACEMTL_CACHE/lab/lab.fml"

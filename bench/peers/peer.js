@@ -37,7 +37,7 @@ async function facemtl() {
   const app = await bindings.App.create(backend === "webgpu" ? "webgpu" : "cpu");
   app.load_detector(await bytes("ours/assets/weights/blazeface.bpk"));
   app.load_backbone("faceres", await bytes("ours/assets/weights/faceres.fmh"));
-  app.load_model(await bytes("ours/assets/utkface-allages-faceres.fmtl"));
+  app.load_model(await bytes("ours/assets/utkface-celeba-faceres.fmtl"));
   window.facemtlApp = app;
   return async (what) => {
     if (what.frame) {

@@ -16,7 +16,7 @@ import { wasmSections, writeManifest } from "../../web/postbuild.mjs";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const DIST = join(ROOT, "dist");
-const MODEL = join(ROOT, "models/utkface-allages-faceres.fmtl");
+const MODEL = join(ROOT, "models/utkface-celeba-faceres.fmtl");
 const ARTIFACTS = join(import.meta.dirname, "artifacts");
 const DATA = process.env.FACEMTL_DATA || resolve(ROOT, "../shared/data");
 const BIN = process.env.FACEMTL_BIN;
@@ -99,6 +99,8 @@ function agree(browserFaces, nativeFaces, what) {
       within("years", b.age.high, n.age.high, `${label}: age interval's high end`);
     }
     b.race.forEach(([name, p], r) => within("probability", p, n.race[r][1], `${label}: ${name}`));
+    assert.equal(b.young_probability === undefined, n.young_probability === undefined, `${label}: Young answered on one side only`);
+    if (n.young_probability !== undefined) within("probability", b.young_probability, n.young_probability, `${label}: Young probability`);
   });
   return gap;
 }
@@ -211,7 +213,8 @@ test("test-time mirror follows the model's header in the page as in the native p
 test("a model of a user's own tasks is shown by what its header says: its tasks as columns, its answers as `predict` gives them", async (t) => {
   if (skipWithoutData(t)) return;
   // The shipped model with its age and race heads renamed into tasks the page has never heard
-  // of (the weights are the same): `predict` writes them under their own names.
+  // of (the weights are the same): `predict` writes them under their own names. Its Young head
+  // keeps its name.
   const dir = mkdtempSync(join(tmpdir(), "facemtl-own-tasks-"));
   const own = join(dir, "own.fmtl");
   const labels = ["w", "b", "a", "i", "o"];
@@ -230,13 +233,13 @@ test("a model of a user's own tasks is shown by what its header says: its tasks 
   try {
     await ready(page);
     await page.setInputFiles("#model-file", own);
-    await page.waitForFunction(() => /tasks gender, years, ancestry; .*test: .*years MAE \d/.test(document.getElementById("model-info").textContent));
+    await page.waitForFunction(() => /tasks gender, years, ancestry, young; .*test: .*years MAE \d/.test(document.getElementById("model-info").textContent));
     await predict(page, face);
     const columns = await page.locator("#results thead th").allTextContents();
-    assert.deepEqual(columns, ["#", "gender", "years", "ancestry", "detector score"]);
+    assert.deepEqual(columns, ["#", "gender", "years", "ancestry", "young", "detector score"]);
     const got = (await lastResult(page)).faces[0];
     const [gender, years, ancestry] = got.answers;
-    assert.deepEqual(got.answers.map((a) => [a.task, a.kind]), [["gender", "class"], ["years", "value"], ["ancestry", "class"]]);
+    assert.deepEqual(got.answers.map((a) => [a.task, a.kind]), [["gender", "class"], ["years", "value"], ["ancestry", "class"], ["young", "class"]]);
     assert.ok(Math.abs(gender.probabilities[1][1] - expected.female_probability) <= GAPS.probability, "gender");
     assert.ok(Math.abs(years.value - expected.years.value) <= GAPS.years, `years: page ${years.value}, native ${expected.years.value}`);
     assert.equal(years.plus_minus, expected.years.plus_minus, "the typical miss is the header's test MAE");
@@ -462,7 +465,7 @@ test("the webcam mode draws predictions live and measures its frame rate", async
 test("the educator panel draws the architecture, the training curves and the group tables", async () => {
   // The shipped model's report, with gender converging at its second epoch: whether the
   // shipped run's tasks converged before its last epoch is the recipe's business, not the panel's.
-  const report = JSON.parse(readFileSync(join(ROOT, "models/utkface-allages-faceres.report.json"), "utf8"));
+  const report = JSON.parse(readFileSync(join(ROOT, "models/utkface-celeba-faceres.report.json"), "utf8"));
   for (const row of report.rows) if (row.task === "gender") row.event = row.epoch === 1 ? "converged" : row.epoch > 1 ? "frozen" : "";
   // A group label with markup in it is shown as text: the page builds no HTML from data.
   const MARKUP = '<img src="x" id="injected">';
@@ -474,7 +477,7 @@ test("the educator panel draws the architecture, the training curves and the gro
   try {
     await ready(page);
     await page.waitForSelector("#curves svg");
-    assert.equal(await page.locator("#architecture svg rect").count(), 7, "face, backbone, shared layers, 3 heads, Loss Weight Layer");
+    assert.equal(await page.locator("#architecture svg rect").count(), 8, "face, backbone, shared layers, 4 heads (gender, age, race, young), Loss Weight Layer");
     assert.ok((await page.locator("#curves svg").count()) >= 4, "loss weights and one curve per task");
     assert.match(await page.textContent("#curves"), /gender: validation loss.*frozen at 1/);
     assert.match(await page.textContent("#groups"), /worst: /);
@@ -496,7 +499,7 @@ test("after a redeploy the new model is used, not the one kept in the Cache API"
     await ready(page);
     assert.match(await page.textContent("#model-info"), /all 23,707 faces/);
     // The new deployment: another model file under the same name, its manifest rewritten.
-    const path = join(dir, "assets/utkface-allages-faceres.fmtl");
+    const path = join(dir, "assets/utkface-celeba-faceres.fmtl");
     writeFileSync(path, resealModel(readFileSync(path), (h) => (h.trained_on = "the redeployed model")));
     for (const stale of [`${path}.br`, join(dir, "assets/manifest.json.br")]) rmSync(stale, { force: true });
     await writeManifest(dir);

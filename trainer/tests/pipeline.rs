@@ -315,7 +315,7 @@ fn the_shipped_model_runs_natively_on_the_int8_backbone_file_the_browser_downloa
         return;
     }
     let device = Device::flex();
-    let bytes = fs::read(common::repo_root().join("models/utkface-allages-faceres.fmtl")).unwrap();
+    let bytes = fs::read(common::repo_root().join("models/utkface-celeba-faceres.fmtl")).unwrap();
     let header = facemtl::model_file::read_header(&bytes).unwrap().0;
     assert_eq!(header.backbone_weights, Precision::Int8);
     let pipeline = facemtl_trainer::models::model_pipeline(&cache, &header, None, &device).unwrap();
@@ -341,7 +341,7 @@ fn predict_lines(model: &std::path::Path, photo: &std::path::Path) -> Vec<serde_
 
 #[test]
 fn a_model_files_detector_and_alignment_settings_are_the_ones_used() {
-    let shipped = common::repo_root().join("models/utkface-allages-faceres.fmtl");
+    let shipped = common::repo_root().join("models/utkface-celeba-faceres.fmtl");
     let photo = common::utk(FACE);
     if common::pipeline(BackboneKind::Faceres).is_none() || !common::present(&photo, "UTKFace") {
         return;

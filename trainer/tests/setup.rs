@@ -94,7 +94,7 @@ fn altered_unpacked_files_are_unpacked_again_and_damaged_weights_converted_again
     let predict = || {
         Command::new(env!("CARGO_BIN_EXE_facemtl"))
             .args(["--backend", "cpu", "predict", "--model"])
-            .arg(common::repo_root().join("models/utkface-allages-faceres.fmtl"))
+            .arg(common::repo_root().join("models/utkface-celeba-faceres.fmtl"))
             .arg(common::fixture("exif_rotated.jpg"))
             .env("FACEMTL_CACHE", cache)
             .output()

@@ -188,7 +188,7 @@ impl Source {
             Source::Csv { path, .. } => format!("the CSV data set {}", path.display()),
             Source::Together(sources) => {
                 let each: Vec<String> = sources.iter().map(Source::description).collect();
-                format!("together, each task on the faces labelled for it: {}", each.join("; "))
+                format!("these data sets together, each task on the faces labelled for it: {}", each.join("; "))
             }
         }
     }
