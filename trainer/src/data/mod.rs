@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub enum DataSetId {
     /// UTKFace on the CORAL protocol (ages 21-60), as the thesis.
     UtkfaceCoral,
-    /// All of UTKFace, ages 1-116: the shipped model's data.
+    /// All of UTKFace, ages 1-116: the shipped model's UTKFace faces.
     UtkfaceAllAges,
     /// The CelebA subset.
     Celeba,

@@ -67,15 +67,16 @@ pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
     }
     if backbone == BackboneKind::Faceres {
         // Beyond the thesis: our best recipe (chosen on validation splits), faceres only, as it
-        // tunes faceres blocks. On all ages it tunes one block, as the shipped model does: two
-        // blocks' activations of every UTKFace face take 9.5 GB per run, one at a time.
+        // tunes faceres blocks. On all ages it tunes one block, as the model shipped until issue
+        // 29 did: two blocks' activations of every UTKFace face take 9.5 GB per run, one at a time.
         for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba] {
             add(data, "best".into(), "our best recipe (`--recipe best`)".into(), &["--recipe", "best"]);
         }
-        let one_block = "our best recipe, one tuned block (`--recipe best --tune-blocks 1`, the shipped model)";
+        let one_block =
+            "our best recipe, one tuned block (`--recipe best --tune-blocks 1`, the model shipped until issue 29)";
         add(DataSetId::UtkfaceAllAges, "best".into(), one_block.into(), &["--recipe", "best", "--tune-blocks", "1"]);
-        // The shipped protocol: children and the old too (under-10s and over-70s in the groups);
-        // for the shipped backbone only, as dlib's features of the whole of UTKFace would take 20
+        // The shipped model's UTKFace protocol: children and the old too (under-10s and over-70s
+        // in the groups); for the shipped backbone only, as dlib's features of the whole of UTKFace would take 20
         // minutes.
         let (name, label, f) = MTL_CONFIGURATIONS[0];
         add(DataSetId::UtkfaceAllAges, name.into(), label.into(), f);

@@ -272,7 +272,7 @@ pub(super) fn beyond_section(md: &mut String, index: &Index) {
 Our best recipe, `--recipe best` (`{}`), each choice made on the validation splits, against \
          the thesis's settings on the same faces and the thesis's figures. The age column of the recipe \
          is its distribution head's expectation. On all ages it tunes one block \
-         (`--tune-blocks 1`), the shipped model's configuration: two blocks' activations of every \
+         (`--tune-blocks 1`), the configuration of the model shipped until issue 29: two blocks' activations of every \
          UTKFace face would hold 9.5 GB per run.
 ",
         recipe.join(" ")
