@@ -162,7 +162,7 @@ fn evaluate_on(
 
 /// How `eval` reads a data set: which held-out split, each photo seen how, and test-time mirror
 /// on or off against the model header's choice (`None` keeps it).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Reading {
     pub split: HeldOut,
     pub look: Look,

@@ -134,10 +134,9 @@ pub struct DataSet {
 }
 
 /// A split no training step reads: model choices are made on validation, figures reported on test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HeldOut {
     Validation,
-    #[default]
     Test,
 }
 
