@@ -80,7 +80,8 @@ const out = {
     lab_file: { raw: statSync(join(DIST, "assets/lab/lab.fml")).size, served: served("assets/lab/lab.fml") },
     lab_js: served("modules/lab.js"),
     lab_worker_js: served("lab-worker.js"),
-    wasm_served: served(readFileSync(join(DIST, "index.html"), "utf8").match(/href="\.\/(facemtl-web-[0-9a-f]+_bg\.wasm)"/)[1]),
+    // The Lab's worker runs the full module, which a page on the CPU module fetches only then.
+    wasm_served: served(readFileSync(join(DIST, "index.html"), "utf8").match(/"\.\/(facemtl-web-[0-9a-f]+_bg\.wasm)"/)[1]),
   },
   backends: {},
 };

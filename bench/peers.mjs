@@ -43,14 +43,19 @@ const gallery = [1, 2, 3, 4, 5, 6].map((i) => `sample${i}.jpg`);
 for (const name of gallery) cpSync(join(ROOT, "dist/assets/samples", name), join(site, "photos", name));
 cpSync(join(DATA, "utkface/UTKFace", UTK), join(site, "photos/utkface.jpg"));
 for (const peer of ["face-api", "human", "tfjs-wasm"]) await precompress(join(site, peer));
-const glue = readdirSync(join(ROOT, "dist")).find((f) => /^facemtl-web-.*\.js$/.test(f)).replace(/\.js$/, "");
+// Our module per backend, as the page's loader picks it: the CPU build where there is no
+// WebGPU, the full one (trunk's, named by its hash) on WebGPU.
+const glues = {
+  cpu: "facemtl-web-cpu",
+  webgpu: readdirSync(join(ROOT, "dist")).find((f) => /^facemtl-web-[0-9a-f]+\.js$/.test(f)).replace(/\.js$/, ""),
+};
 const server = await serve(site, 0, "/", { log: true });
 
 // A one-face portrait every analyser finds: the first face of the first gallery photo, cut out
 // with three times its box around it (found here by facemtl, cut and encoded by the browser).
 async function portrait() {
   const { page, close } = await launch(null);
-  await page.goto(`${server.url}peer.html?peer=facemtl&backend=cpu&glue=${glue}`);
+  await page.goto(`${server.url}peer.html?peer=facemtl&backend=cpu&glue=${glues.cpu}`);
   await page.waitForFunction(() => window.peerReady, null, { timeout: 60_000 });
   const jpeg = await page.evaluate(async () => {
     await window.peerReady;
@@ -76,7 +81,7 @@ async function measure(peer, backend) {
   const { page, errors, close } = await launch(null, { webgpu: backend === "webgpu" });
   const served = server.log.length;
   const t0 = performance.now();
-  await page.goto(`${server.url}peer.html?peer=${peer}&backend=${backend}&glue=${glue}`);
+  await page.goto(`${server.url}peer.html?peer=${peer}&backend=${backend}&glue=${glues[backend]}`);
   try {
     await page.waitForFunction(() => window.peerReady, null, { timeout: 60_000 });
     await page.evaluate(() => Promise.race([window.peerReady, new Promise((_, fail) => setTimeout(() => fail(new Error("not ready in 5 min")), 300_000))]));

@@ -8,8 +8,8 @@ source scripts/prepare.sh
 cargo fmt --check
 cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release
-# The browser app: trunk build (WebGPU + CPU backends in one wasm), then real-browser tests in
-# headless Chromium against it, compared with the native `predict`.
+# The browser app: two wasm modules (the full one for WebGPU and the Lab, the CPU one), then
+# real-browser tests in headless Chromium against them, compared with the native `predict`.
 source scripts/web.sh
 web_tools
 web_build

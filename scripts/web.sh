@@ -1,8 +1,9 @@
 # Sourced after env.sh: the browser app's tools and build.
 #   web_tools   install trunk 0.21.14 and wasm-bindgen-cli 0.2.130 into $FACEMTL_CACHE/tools
 #   web_build   gather the assets (weights, model, report, samples, the Lab's data built by
-#               `facemtl lab build` from $FACEMTL_DATA), `trunk build` into dist/ and finish it
-#               (web/postbuild.mjs: asset manifest, CSP, brotli)
+#               `facemtl lab build` from $FACEMTL_DATA), `trunk build` the full module into
+#               dist/, add the CPU module beside it, and finish it (web/postbuild.mjs: the
+#               loader that picks a module, asset manifest, CSP, brotli)
 export PATH="$FACEMTL_CACHE/tools/bin:$PATH"
 
 web_tools() {
@@ -43,5 +44,11 @@ web_build() {
   "$FACEMTL_BIN" --backend cpu lab build --out "$FACEMTL_CACHE/lab/lab.fml"
   mkdir -p "$assets/lab" && cp "$FACEMTL_CACHE/lab/lab.fml" "$assets/lab/"
   CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" trunk build --release
+  # The CPU module (no wgpu, no Lab), for browsers without a WebGPU adapter. Built after trunk,
+  # not beside it: both builds write the same artifact.
+  CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" cargo build --quiet -p facemtl-web \
+    --target wasm32-unknown-unknown --profile web --no-default-features
+  wasm-bindgen --target web --no-typescript --out-dir dist --out-name facemtl-web-cpu \
+    "$FACEMTL_CACHE/target-wasm/wasm32-unknown-unknown/web/facemtl_web.wasm"
   node web/postbuild.mjs dist
 }

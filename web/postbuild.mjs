@@ -1,11 +1,14 @@
-// After trunk has built the app into DIR (default dist): writes assets/manifest.json with the
-// sha256 of every asset, which the page uses to key its Cache API store (a redeploy that
-// changes a file changes its key, so no visitor keeps an old model beside new code) and to
-// check what it downloaded; puts the Content-Security-Policy into index.html as a <meta> for
-// hosts that send no header; then writes FILE.br beside every compressible file (brotli at its
-// highest quality, as static hosts precompress), which serve.mjs sends to browsers that accept
-// it. First it drops the symbol names from the wasm (see `dropNames`). Usage: node
-// web/postbuild.mjs [DIR]
+// After trunk has built the app into DIR (default dist) and web_build has put the CPU module
+// beside it:
+// - drops the symbol names from both modules (see `dropNames`);
+// - writes the loader that picks a module into index.html (see `writeLoader`);
+// - writes assets/manifest.json with the sha256 of every asset, which the page uses to key its
+//   Cache API store (a redeploy that changes a file changes its key, so no visitor keeps an old
+//   model beside new code) and to check what it downloaded;
+// - puts the Content-Security-Policy into index.html as a <meta> for hosts that send no header;
+// - writes FILE.br beside every compressible file (brotli at its highest quality, as static
+//   hosts precompress), which serve.mjs sends to browsers that accept it.
+// Usage: node web/postbuild.mjs [DIR]
 import { createHash } from "node:crypto";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -59,21 +62,50 @@ export function wasmSections(bytes) {
 
 /// The wasm without its `name` custom section (the symbol names, 7 MB). The `web` profile does
 /// not strip: wasm-ld's strip would also drop the `target_features` section, which says the
-/// module uses SIMD and which wasm-bindgen reads. Trunk's integrity hash of the file in
-/// index.html is updated to match.
+/// module uses SIMD and which wasm-bindgen reads. Runs before the loader takes the files' hashes.
 async function dropNames(dir) {
-  const indexPath = join(dir, "index.html");
-  let html = await readFile(indexPath, "utf8");
   for (const file of (await readdir(dir)).filter((f) => f.endsWith("_bg.wasm"))) {
     const path = join(dir, file);
     const bytes = await readFile(path);
     const kept = wasmSections(bytes).filter((s) => s.name !== "name");
-    const stripped = Buffer.concat([bytes.subarray(0, 8), ...kept.map((s) => bytes.subarray(s.start, s.end))]);
-    const sri = (b) => `sha384-${createHash("sha384").update(b).digest("base64")}`;
-    html = html.replaceAll(sri(bytes), sri(stripped));
-    await writeFile(path, stripped);
+    await writeFile(path, Buffer.concat([bytes.subarray(0, 8), ...kept.map((s) => bytes.subarray(s.start, s.end))]));
   }
-  await writeFile(indexPath, html);
+}
+
+/// The CPU module, as web_build names it beside trunk's full one.
+const CPU_MODULE = { js: "./facemtl-web-cpu.js", wasm: "./facemtl-web-cpu_bg.wasm" };
+
+const sri = (bytes) => `sha384-${createHash("sha384").update(bytes).digest("base64")}`;
+
+/// Replaces trunk's placeholder (Trunk.toml's `pattern_script`) with the loader: the full
+/// module where the browser offers a WebGPU adapter (or the URL asks `?backend=webgpu`), else
+/// the CPU one, each file checked against its hash (an import map for the JS, the request's
+/// integrity for the wasm). It exposes both as `wasmModules` (the Lab's worker runs the full
+/// one) and the chosen bindings as `wasmBindings`, then fires trunk's event.
+export async function writeLoader(dir) {
+  const path = join(dir, "index.html");
+  const html = await readFile(path, "utf8");
+  const placeholder = html.match(/<!-- facemtl full module: (\S+) (\S+) -->/);
+  if (!placeholder) throw new Error(`${path}: no module placeholder (Trunk.toml's pattern_script)`);
+  const modules = { full: { js: placeholder[1], wasm: placeholder[2] }, cpu: CPU_MODULE };
+  const integrity = {};
+  for (const module of Object.values(modules)) {
+    integrity[module.js] = sri(await readFile(join(dir, module.js)));
+    module.integrity = sri(await readFile(join(dir, module.wasm)));
+  }
+  const loader = `<script type="importmap">${JSON.stringify({ integrity })}</script>
+<script type="module">
+const modules = ${JSON.stringify(modules)};
+const asked = new URLSearchParams(location.search).get("backend");
+const gpu = asked === "webgpu" || (asked !== "cpu" && !!(await navigator.gpu?.requestAdapter().catch(() => null)));
+const chosen = modules[gpu ? "full" : "cpu"];
+const bindings = await import(chosen.js);
+await bindings.default({ module_or_path: new Request(chosen.wasm, { integrity: chosen.integrity }) });
+window.wasmModules = modules;
+window.wasmBindings = bindings;
+dispatchEvent(new CustomEvent("TrunkApplicationStarted"));
+</script>`;
+  await writeFile(path, html.replace(placeholder[0], loader));
 }
 
 async function addPolicy(dir) {
@@ -102,6 +134,7 @@ export async function precompress(dir) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const dir = process.argv[2] || "dist";
   await dropNames(dir);
+  await writeLoader(dir);
   await writeManifest(dir);
   await addPolicy(dir);
   await precompress(dir);

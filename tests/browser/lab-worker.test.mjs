@@ -49,7 +49,8 @@ async function worker() {
       const timer = setTimeout(() => reject(new Error(`no such message after ${ms} ms: ${JSON.stringify(messages.map((m) => m.type))}`)), ms);
       waiting.push({ match, resolve: (m) => (clearTimeout(timer), resolve(m)) });
     });
-  await send({ type: "init", js: FAKE_MODULE, wasm: "", backend: "cpu", bytes: new Uint8Array() });
+  // The page names the full module by absolute URL, with its hash; the stand-in fetches nothing.
+  await send({ type: "init", js: FAKE_MODULE, wasm: "http://localhost/full_bg.wasm", integrity: "sha384-none", backend: "cpu", bytes: new Uint8Array() });
   await until((m) => m.type === "ready");
   return { send, messages, until };
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{from_js, js_error, to_js};
+use crate::{js_error, to_js};
 
 /// The Lab's data on one device, and the run in progress.
 #[wasm_bindgen]
@@ -166,4 +166,10 @@ impl Lab {
             Ok(Uint8Array::from(bytes.as_slice()).into())
         })
     }
+}
+
+/// A value the page sent, read as `T`.
+fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, JsError> {
+    let text = js_sys::JSON::stringify(value).map_err(|_| js_error("the message is not plain data"))?;
+    serde_json::from_str(&String::from(text)).map_err(js_error)
 }

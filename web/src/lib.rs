@@ -22,8 +22,10 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+#[cfg(feature = "lab")]
 mod lab;
 
+#[cfg(feature = "lab")]
 pub use lab::Lab;
 
 /// Faces predicted per photo; more are reported but not analysed.
@@ -111,12 +113,6 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
     js_sys::JSON::parse(&text).map_err(|_| js_error("an answer could not be handed to the page"))
 }
 
-/// A value the page sent, read as `T`.
-fn from_js<T: serde::de::DeserializeOwned>(value: &JsValue) -> Result<T, JsError> {
-    let text = js_sys::JSON::stringify(value).map_err(|_| js_error("the message is not plain data"))?;
-    serde_json::from_str(&String::from(text)).map_err(js_error)
-}
-
 unsafe extern "C" {
     /// wasm-ld's constructors (the `inventory` registrations of a dependency of Burn's GPU
     /// compiler). When the module never calls them itself, wasm-ld runs them at the start of
@@ -143,13 +139,25 @@ extern "C" {
 async fn pick_device(force: Option<&str>) -> Result<(Device, String), JsError> {
     let want = force.unwrap_or("auto");
     if want != "cpu" {
-        match Device::wgpu_options().init_async().await {
+        match webgpu().await {
             Ok(device) => return Ok((device, "webgpu".into())),
             Err(why) if want == "webgpu" => return Err(js_error(format_args!("WebGPU is not available: {why}"))),
             Err(_) => {}
         }
     }
     Ok((Device::flex(), "cpu".into()))
+}
+
+#[cfg(feature = "webgpu")]
+async fn webgpu() -> Result<Device, String> {
+    Device::wgpu_options().init_async().await.map_err(|why| why.to_string())
+}
+
+/// The CPU module (the page loads it where the browser offers no WebGPU adapter) leaves wgpu
+/// out: a third of the download.
+#[cfg(not(feature = "webgpu"))]
+async fn webgpu() -> Result<Device, String> {
+    Err("this is the CPU build of the app".into())
 }
 
 #[wasm_bindgen]

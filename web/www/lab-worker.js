@@ -1,8 +1,8 @@
-// The Lab's Web Worker: it loads the same WebAssembly module as the page and trains there, so
+// The Lab's Web Worker: it loads the page's full WebAssembly module and trains there, so
 // that the page (and the webcam) stay responsive. Every call into the module goes through one
 // queue: a request that arrives mid-epoch (a model file, a pause) runs between two epochs.
 //
-// Messages in:  init { js, wasm, backend, bytes }, start { request }, pause, resume, reset, model
+// Messages in:  init { js, wasm, integrity, backend, bytes }, start { request }, pause, resume, reset, model
 // Messages out: ready { info }, started, epoch { report, seconds, faces }, paused, resumed,
 //               finished { results }, reset, model { bytes }, error { message }
 //
@@ -68,7 +68,7 @@ onmessage = async ({ data }) => {
     switch (data.type) {
       case "init": {
         const bindings = await import(data.js);
-        await bindings.default({ module_or_path: data.wasm });
+        await bindings.default({ module_or_path: new Request(data.wasm, { integrity: data.integrity }) });
         lab = await bindings.Lab.create(data.backend, data.bytes);
         postMessage({ type: "ready", info: lab.info() });
         break;

@@ -33,13 +33,12 @@ function status(text) {
   $("lab-status").textContent = text;
 }
 
-// The URLs of the page's own wasm-bindgen module and WebAssembly file, which trunk names by
-// their content and preloads.
+// The full module (the CPU one leaves the Lab out), as the page's loader names it: absolute
+// URLs for the worker, and the wasm's hash.
 function moduleUrls() {
-  const js = document.querySelector('link[rel="modulepreload"]')?.href;
-  const wasm = document.querySelector('link[rel="preload"][as="fetch"]')?.href;
-  if (!js || !wasm) throw new Error("the page does not name its WebAssembly module");
-  return { js, wasm };
+  const full = window.wasmModules?.full;
+  if (!full) throw new Error("the page does not name its WebAssembly modules");
+  return { js: new URL(full.js, location.href).href, wasm: new URL(full.wasm, location.href).href, integrity: full.integrity };
 }
 
 export async function open() {
