@@ -4,8 +4,10 @@
 //! packages, so only the tensors changed by batch-norm folding stay f32; the network computes
 //! exactly as from f32. With [`Precision::Int8`] every weight matrix and kernel takes one byte
 //! per value (half of f16), each row (a convolution's output channel) on its own grid of 256
-//! steps; biases stay exact. Native code and the browser load the very same file, so they
-//! compute with the very same values.
+//! steps; biases stay exact. [`Precision::Int6`] and [`Precision::Int4`] keep that layout with
+//! grids of 64 and 16 steps: the bits a code leaves unused are taken away by brotli or gzip,
+//! which the download goes through anyway, so the reader needs no second format. Native code
+//! and the browser load the very same file, so they compute with the very same values.
 //!
 //! Layout: `FMH2`, u32 parameter count, then per float parameter in module order: u8 rank, u32
 //! dims, u8 kind, then the values:
@@ -32,6 +34,10 @@ pub enum Precision {
     Exact,
     /// One byte per value, on a grid of 256 steps per row.
     Int8,
+    /// On a grid of 64 steps per row, stored as `Int8` is: about 6 bits a value once compressed.
+    Int6,
+    /// On a grid of 16 steps per row, stored as `Int8` is: about 4 bits a value once compressed.
+    Int4,
 }
 
 impl Precision {
@@ -39,11 +45,23 @@ impl Precision {
         *self == Precision::Exact
     }
 
-    /// How file names tell the precisions apart: `""` or `"-int8"`.
+    /// How file names tell the precisions apart: `""`, `"-int8"`, ...
     pub fn suffix(&self) -> &'static str {
         match self {
             Precision::Exact => "",
             Precision::Int8 => "-int8",
+            Precision::Int6 => "-int6",
+            Precision::Int4 => "-int4",
+        }
+    }
+
+    /// The steps of a row's grid (its highest code), or `None` for exact values.
+    fn grid_steps(&self) -> Option<u8> {
+        match self {
+            Precision::Exact => None,
+            Precision::Int8 => Some(255),
+            Precision::Int6 => Some(63),
+            Precision::Int4 => Some(15),
         }
     }
 }
@@ -55,7 +73,9 @@ impl std::str::FromStr for Precision {
         match s {
             "exact" => Ok(Precision::Exact),
             "int8" => Ok(Precision::Int8),
-            other => Err(format!("unknown weight precision {other:?} (exact or int8)")),
+            "int6" => Ok(Precision::Int6),
+            "int4" => Ok(Precision::Int4),
+            other => Err(format!("unknown weight precision {other:?} (exact, int8, int6 or int4)")),
         }
     }
 }
@@ -91,9 +111,9 @@ impl ModuleVisitor for Packer {
         self.count += 1;
         self.out.push(D as u8);
         dims.iter().for_each(|d| self.out.extend((*d as u32).to_le_bytes()));
-        if self.precision == Precision::Int8 && D >= 2 && !values.is_empty() {
+        if let Some(steps) = self.precision.grid_steps().filter(|_| D >= 2 && !values.is_empty()) {
             self.out.push(2);
-            push_rows(&mut self.out, &values, dims[0]);
+            push_rows(&mut self.out, &values, dims[0], steps);
         } else if values.iter().all(|v| f16::from_f32(*v).to_f32() == *v) {
             self.out.push(1);
             push_planes(&mut self.out, values.iter().map(|v| f16::from_f32(*v).to_le_bytes()));
@@ -109,29 +129,31 @@ fn push_planes<const W: usize>(out: &mut Vec<u8>, values: impl Iterator<Item = [
     (0..W).for_each(|plane| out.extend(values.iter().map(|v| v[plane])));
 }
 
-/// `values` as `rows` rows of 8-bit codes, each with its lowest value and step first.
-fn push_rows(out: &mut Vec<u8>, values: &[f32], rows: usize) {
+/// `values` as `rows` rows of 8-bit codes from 0 to `steps`, each row with its lowest value and
+/// step first.
+fn push_rows(out: &mut Vec<u8>, values: &[f32], rows: usize, steps: u8) {
     let row_len = values.len() / rows;
     let mut codes = Vec::with_capacity(values.len());
     for row in values.chunks(row_len) {
-        let (lowest, step) = row_grid(row);
+        let (lowest, step) = row_grid(row, steps);
         out.extend(lowest.to_le_bytes());
         out.extend(step.to_le_bytes());
-        codes.extend(row.iter().map(|v| grid_code(*v, lowest, step)));
+        codes.extend(row.iter().map(|v| grid_code(*v, lowest, step, steps)));
     }
     out.extend(codes);
 }
 
-fn grid_code(v: f32, lowest: f32, step: f32) -> u8 {
-    if step > 0.0 { ((v - lowest) / step).round().clamp(0.0, 255.0) as u8 } else { 0 }
+fn grid_code(v: f32, lowest: f32, step: f32, steps: u8) -> u8 {
+    if step > 0.0 { ((v - lowest) / step).round().clamp(0.0, steps as f32) as u8 } else { 0 }
 }
 
-/// A row's grid: 256 steps from its lowest to its highest value. (Narrower grids that clip
-/// outliers were tried: they bring the features no closer to the exact ones.)
-fn row_grid(row: &[f32]) -> (f32, f32) {
+/// A row's grid: `steps` steps from its lowest to its highest value. (Narrower grids that clip
+/// outliers were tried on the backbone in int8: they bring the features no closer to the exact
+/// ones.)
+fn row_grid(row: &[f32], steps: u8) -> (f32, f32) {
     let lowest = row.iter().copied().fold(f32::INFINITY, f32::min);
     let highest = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    (lowest, (highest - lowest) / 255.0)
+    (lowest, (highest - lowest) / steps as f32)
 }
 
 /// The values of `rows` rows of `len` values in all, written by [`push_rows`].
@@ -357,33 +379,37 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn int8_files_take_a_byte_per_weight_and_keep_each_row_within_half_a_step() {
+    fn grid_files_take_a_byte_per_weight_and_keep_each_row_within_half_a_step() {
         let device = Device::flex();
         let full = half(Backbone::init(BackboneKind::Faceres, &device));
         let exact = pack(&full);
-        let bytes = pack_with(&full, Precision::Int8);
-        assert!(bytes.len() * 100 < exact.len() * 55, "{} vs {}", bytes.len(), exact.len());
-        let back = unpack(Backbone::init(BackboneKind::Faceres, &device), &bytes).unwrap();
-        assert_eq!(values(&back), values(&at_precision(full.clone(), Precision::Int8)));
-        let mut weights = 0;
-        for ((dims, before), (_, after)) in parameters(&full).into_iter().zip(parameters(&back)) {
-            if dims.len() < 2 {
-                assert_eq!(before, after, "biases and other vectors stay exact");
-                continue;
-            }
-            weights += 1;
-            let row_len = before.len() / dims[0];
-            for (row, back_row) in before.chunks(row_len).zip(after.chunks(row_len)) {
-                let (low, high) =
-                    row.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
-                let half_step = (high - low) / 255.0 / 2.0;
-                for (a, b) in row.iter().zip(back_row) {
-                    assert!((a - b).abs() <= half_step * 1.001 + 1e-7, "{a} -> {b}, half a step {half_step}");
+        for (precision, steps) in [(Precision::Int8, 255.0), (Precision::Int6, 63.0), (Precision::Int4, 15.0)] {
+            let bytes = pack_with(&full, precision);
+            assert!(bytes.len() * 100 < exact.len() * 55, "{precision:?}: {} vs {}", bytes.len(), exact.len());
+            let back = unpack(Backbone::init(BackboneKind::Faceres, &device), &bytes).unwrap();
+            assert_eq!(values(&back), values(&at_precision(full.clone(), precision)));
+            let mut weights = 0;
+            for ((dims, before), (_, after)) in parameters(&full).into_iter().zip(parameters(&back)) {
+                if dims.len() < 2 {
+                    assert_eq!(before, after, "biases and other vectors stay exact");
+                    continue;
+                }
+                weights += 1;
+                let row_len = before.len() / dims[0];
+                for (row, back_row) in before.chunks(row_len).zip(after.chunks(row_len)) {
+                    let (low, high) =
+                        row.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+                    let half_step = (high - low) / steps / 2.0;
+                    for (a, b) in row.iter().zip(back_row) {
+                        assert!((a - b).abs() <= half_step * 1.001 + 1e-7, "{a} -> {b}, half a step {half_step}");
+                    }
+                    let levels: std::collections::BTreeSet<u32> = back_row.iter().map(|v| v.to_bits()).collect();
+                    assert!(levels.len() <= steps as usize + 1, "{precision:?}: {} levels in a row", levels.len());
                 }
             }
+            assert!(weights > 20, "only {weights} weight tensors");
+            assert_ne!(values(&back), values(&full), "quantising changed nothing");
         }
-        assert!(weights > 20, "only {weights} weight tensors");
-        assert_ne!(values(&back), values(&full), "quantising changed nothing");
     }
 
     #[test]

@@ -121,6 +121,9 @@ impl FinishedRun {
 /// parameters as the file stores them (`stored`), on the run's test split in `data_dir`, and
 /// their calibration fitted on its validation split.
 pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, data_dir: &Path) -> Result<Header> {
+    if !matches!(stored.backbone, Precision::Exact | Precision::Int8) {
+        anyhow::bail!("the pretrained backbone comes exact or in int8 (the two files `facemtl setup` writes)");
+    }
     let run = FinishedRun::read(run_dir)?;
     let mut pipeline = models::pipeline_at(cache, run.config.backbone, stored.backbone, &Device::flex())?
         .with_mirror(run.config.mirror);

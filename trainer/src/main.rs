@@ -59,8 +59,9 @@ enum Command {
         /// browser's smaller download (the test figures are measured on them).
         #[arg(long, default_value = "exact")]
         backbone_weights: facemtl::compact::Precision,
-        /// How the head's weights are stored: `exact` (half precision), or `int8`, half the
-        /// bytes again (the test figures are measured as stored).
+        /// How the head's weights are stored: `exact` (half precision); `int8`, half the bytes
+        /// again; `int6` or `int4`, grids of 64 or 16 steps that brotli and gzip shrink further
+        /// (the test figures are measured as stored).
         #[arg(long, default_value = "exact")]
         head_weights: facemtl::compact::Precision,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]

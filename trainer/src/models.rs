@@ -71,7 +71,7 @@ fn pretrained_backbone(cache: &Cache, kind: BackboneKind, precision: Precision, 
             let bytes = read_weights(cache, &cache.backbone_weights(kind))?;
             pretrained::load_backbone(kind, &bytes, device).with_context(context)
         }
-        Precision::Int8 => {
+        _ => {
             let bytes = read_weights(cache, &cache.compact_backbone_weights(kind, precision))?;
             compact::unpack(Backbone::init(kind, device), &bytes).with_context(context)
         }

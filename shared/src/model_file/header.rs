@@ -168,7 +168,7 @@ impl Header {
         let head_len = payload_len.checked_sub(backbone_len).ok_or_else(|| {
             WeightsError::Payload(format!("a backbone of {backbone_len} bytes in a payload of {payload_len}"))
         })?;
-        // Every weight takes at least two bytes (half precision), or one in int8: a header whose
+        // Every weight takes at least two bytes (half precision), or one on a grid: a header whose
         // network needs more than the file holds is refused without building it.
         let bytes_per_weight = if self.head_weights.is_exact() { 2 } else { 1 };
         let needed = bytes_per_weight * self.mtl_config().linear_parameters();
