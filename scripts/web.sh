@@ -36,7 +36,7 @@ web_build() {
     const b = require("fs").readFileSync(process.argv[1]);
     const header = JSON.parse(b.subarray(12, 12 + b.readUInt32LE(8)));
     process.stdout.write(header.backbone_weights === "int8" ? "-int8" : "");' models/utkface-celeba-faceres.fmtl)
-  cp "$FACEMTL_CACHE/weights/blazeface.bpk" "$assets/weights/"
+  cp "$FACEMTL_CACHE/weights/blazeface.fmh" "$assets/weights/"
   cp "$FACEMTL_CACHE/weights/faceres$precision.fmh" "$assets/weights/faceres.fmh"
   cp models/utkface-celeba-faceres.fmtl models/utkface-celeba-faceres.report.json "$assets/"
   cp "$FACEMTL_CACHE"/npm/@vladmandic/face-api/package/demo/sample[1-6].jpg "$assets/samples/"
@@ -44,11 +44,11 @@ web_build() {
   "$FACEMTL_BIN" --backend cpu lab build --out "$FACEMTL_CACHE/lab/lab.fml"
   mkdir -p "$assets/lab" && cp "$FACEMTL_CACHE/lab/lab.fml" "$assets/lab/"
   CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" trunk build --release
-  # The CPU module (no wgpu, no Lab), for browsers without a WebGPU adapter. Built after trunk,
-  # not beside it: both builds write the same artifact.
+  # The CPU module (no wgpu, no Lab), for browsers without a WebGPU adapter, with its own
+  # profile (Cargo.toml's `web-cpu`).
   CARGO_TARGET_DIR="$FACEMTL_CACHE/target-wasm" cargo build --quiet -p facemtl-web \
-    --target wasm32-unknown-unknown --profile web --no-default-features
+    --target wasm32-unknown-unknown --profile web-cpu --no-default-features
   wasm-bindgen --target web --no-typescript --out-dir dist --out-name facemtl-web-cpu \
-    "$FACEMTL_CACHE/target-wasm/wasm32-unknown-unknown/web/facemtl_web.wasm"
+    "$FACEMTL_CACHE/target-wasm/wasm32-unknown-unknown/web-cpu/facemtl_web.wasm"
   node web/postbuild.mjs dist
 }

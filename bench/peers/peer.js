@@ -35,7 +35,7 @@ async function facemtl() {
   const bindings = await import(`./ours/${glue}.js`);
   await bindings.default({ module_or_path: `./ours/${glue}_bg.wasm` });
   const app = await bindings.App.create(backend === "webgpu" ? "webgpu" : "cpu");
-  app.load_detector(await bytes("ours/assets/weights/blazeface.bpk"));
+  app.load_detector(await bytes("ours/assets/weights/blazeface.fmh"));
   app.load_backbone("faceres", await bytes("ours/assets/weights/faceres.fmh"));
   app.load_model(await bytes("ours/assets/utkface-celeba-faceres.fmtl"));
   window.facemtlApp = app;

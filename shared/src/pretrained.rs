@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 
 use crate::backbone::{Backbone, BackboneKind, DlibResNet, FaceRes};
+use crate::compact;
 use crate::detect::{BlazeFace, BlazeFaceConfig};
 use crate::tfjs::{TfjsError, TfjsWeights};
 
@@ -85,8 +86,15 @@ fn load<M: Module>(module: M, bytes: &[u8]) -> Result<M, PretrainedError> {
     module.try_load_record(record).map_err(|e| PretrainedError::Record(e.to_string()))
 }
 
+/// BlazeFace from its burnpack record (`blazeface.bpk`) or its compact file (`blazeface.fmh`,
+/// the browser's).
 pub fn load_detector(bytes: &[u8], device: &Device) -> Result<BlazeFace, PretrainedError> {
-    load(BlazeFaceConfig::new().init(device), bytes)
+    let detector = BlazeFaceConfig::new().init(device);
+    if compact::is_compact(bytes) {
+        compact::unpack(detector, bytes).map_err(|e| PretrainedError::Record(e.to_string()))
+    } else {
+        load(detector, bytes)
+    }
 }
 
 pub fn load_backbone(kind: BackboneKind, bytes: &[u8], device: &Device) -> Result<Backbone, PretrainedError> {

@@ -180,12 +180,13 @@ pub fn run(cache: &Cache) -> Result<()> {
     fs::create_dir_all(cache.weights_dir())?;
     let device = Device::flex();
     let mut converted = Converted::read(cache);
-    let detector = cache.detector_weights();
+    let (detector, compact) = (cache.detector_weights(), cache.compact_detector_weights());
     let (manifest, shards) = read_source(cache, &pretrained::BLAZEFACE_SOURCE)?;
     let sources = sources_sha256(&manifest, &shards);
-    if !converted.holds(&detector, &sources) {
+    if !converted.holds(&detector, &sources) || !converted.holds(&compact, &sources) {
         let shard_slices: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
         let model = pretrained::convert_detector(&manifest, &shard_slices, &device)?;
+        converted.record(&compact, &facemtl::compact::pack(&model), &sources)?;
         converted.record(&detector, &pretrained::to_bytes(model)?, &sources)?;
         converted.write(cache)?;
     }

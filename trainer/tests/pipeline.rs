@@ -196,6 +196,20 @@ fn the_browsers_compact_backbone_computes_exactly_as_the_f32_one() {
 }
 
 #[test]
+fn the_browsers_compact_detector_computes_exactly_as_the_burnpack_one() {
+    let cache = common::cache();
+    if !common::present(&cache.compact_detector_weights(), "compact detector weights") {
+        return;
+    }
+    let device = Device::flex();
+    let read =
+        |path: std::path::PathBuf| facemtl::pretrained::load_detector(&fs::read(path).unwrap(), &device).unwrap();
+    let (burnpack, compact) = (read(cache.detector_weights()), read(cache.compact_detector_weights()));
+    let x = Tensor::<4>::random([2, 3, 256, 256], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+    assert_eq!(compact.forward(x.clone()).into_data(), burnpack.forward(x).into_data());
+}
+
+#[test]
 fn the_browsers_int8_backbone_gives_nearly_the_features_of_the_exact_one_on_real_faces() {
     let cache = common::cache();
     let kind = BackboneKind::Faceres;

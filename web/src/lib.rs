@@ -174,7 +174,8 @@ impl App {
         self.backend.clone()
     }
 
-    /// The BlazeFace weights (`blazeface.bpk`).
+    /// The BlazeFace weights: the compact file `facemtl setup` writes for the browser
+    /// (`blazeface.fmh`), or a burnpack record (`blazeface.bpk`).
     pub fn load_detector(&self, bytes: &[u8]) -> Result<(), JsError> {
         let model = pretrained::load_detector(bytes, &self.device).map_err(js_error)?;
         self.state.borrow_mut().detector = Some(model);

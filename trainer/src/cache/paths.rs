@@ -42,6 +42,12 @@ impl Cache {
         self.weights_dir().join("blazeface.bpk")
     }
 
+    /// The same weights in the browser's smaller file (`facemtl::compact`, lossless):
+    /// `blazeface.fmh`, 30 KB less to download with brotli than the burnpack file.
+    pub fn compact_detector_weights(&self) -> PathBuf {
+        self.weights_dir().join("blazeface.fmh")
+    }
+
     pub fn backbone_weights(&self, kind: BackboneKind) -> PathBuf {
         self.weights_dir().join(format!("{}.bpk", kind.name()))
     }

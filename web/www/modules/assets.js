@@ -7,7 +7,7 @@ import { $, element, state } from "./page.js";
 // Paths below assets/.
 export const MODEL = "utkface-celeba-faceres.fmtl";
 export const REPORT = "utkface-celeba-faceres.report.json";
-export const WEIGHTS = { detector: "weights/blazeface.bpk", faceres: "weights/faceres.fmh" };
+export const WEIGHTS = { detector: "weights/blazeface.fmh", faceres: "weights/faceres.fmh" };
 export const SAMPLES = [1, 2, 3, 4, 5, 6].map((i) => `samples/sample${i}.jpg`);
 // The networks the app needs before its first prediction.
 export const NETWORKS = [WEIGHTS.detector, WEIGHTS.faceres, MODEL];
