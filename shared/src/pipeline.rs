@@ -139,8 +139,8 @@ impl FacePipeline {
         self.detector.detect_batch(images, &self.device)
     }
 
-    /// Every face of `image`, read back without blocking (WebGPU cannot block the page); with
-    /// [`DetectorConfig::first_view_suffices`] the views after the first only when needed.
+    /// Every face of `image`, read back without blocking (WebGPU cannot block the page), in the
+    /// detector's staged passes (`Detector::pass_ends`).
     pub async fn detect_async(&self, image: &RgbImage) -> Result<Vec<Detection>, String> {
         Ok(self.searched_async(image).await?.0)
     }
@@ -149,14 +149,16 @@ impl FacePipeline {
     async fn searched_async(&self, image: &RgbImage) -> Result<(Vec<Detection>, usize), String> {
         let detector = &self.detector;
         let views = detector.config.views(image.width(), image.height());
-        let read = |views| self.detector_outputs(image, views);
-        let first = detector.first_pass(&views);
-        let mut raw = read(&views[..first]).await?;
-        if let Some(found) = detector.first_pass_answer(&raw, &views, image.width(), image.height()) {
-            return Ok((found, first));
+        let mut raw = Vec::new();
+        let mut start = 0;
+        for end in detector.pass_ends(&views) {
+            raw.extend(self.detector_outputs(image, &views[start..end]).await?);
+            if let Some(found) = detector.answer_after(&raw, &views, end, image.width(), image.height()) {
+                return Ok((found, end));
+            }
+            start = end;
         }
-        raw.extend(read(&views[first..]).await?);
-        Ok((detector.decode_views(&raw, &views), views.len()))
+        unreachable!("the last pass ends at the last view")
     }
 
     /// The detector's raw outputs for `views` of `image`, read back without blocking.

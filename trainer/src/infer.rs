@@ -170,6 +170,9 @@ pub struct Reading {
     pub split: HeldOut,
     pub look: Look,
     pub mirror: Option<bool>,
+    /// Detect as photos are answered (`predict`, the browser: a staged search) instead of
+    /// searching every view as training did.
+    pub as_answered: bool,
 }
 
 /// Evaluate a model file on a held-out split of the data set `config` names (data set,
@@ -184,10 +187,13 @@ pub fn evaluate_file(
     data_dir: &Path,
     reading: Reading,
 ) -> Result<()> {
-    let Reading { split: part, look, mirror } = reading;
+    let Reading { split: part, look, mirror, as_answered } = reading;
     let model_file::Model { header, head, backbone } = load_model(model_file, device)?;
     let set = config.load(data_dir)?;
-    let pipeline = models::model_pipeline(cache, &header, backbone, device)?;
+    let mut pipeline = models::model_pipeline(cache, &header, backbone, device)?;
+    if as_answered {
+        pipeline = pipeline.with_detector_config(header.detector.clone().answering_photos());
+    }
     let pipeline = pipeline.clone().with_mirror(mirror.unwrap_or(pipeline.mirrors()));
     let names = |tasks: &[TaskSpec]| tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     let same_tasks = match config.source()? {

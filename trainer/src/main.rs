@@ -80,6 +80,10 @@ enum Command {
         /// The held-out split to read: `validation` (where choices are made) or `test`.
         #[arg(long, value_enum, default_value = "test")]
         split: facemtl_trainer::data::HeldOut,
+        /// Detect faces as `predict` and the browser answer photos (a staged search), not
+        /// searching every view as training did.
+        #[arg(long)]
+        as_answered: bool,
         #[command(flatten)]
         config: facemtl_trainer::train::TrainConfig,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
@@ -179,8 +183,8 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, test_time_mirror, look, split, config, data_dir } => {
-            let reading = facemtl_trainer::infer::Reading { split, look, mirror: test_time_mirror };
+        Command::Eval { model, test_time_mirror, look, split, as_answered, config, data_dir } => {
+            let reading = facemtl_trainer::infer::Reading { split, look, mirror: test_time_mirror, as_answered };
             facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, reading)
         }
         Command::Calibrate { model, out, plots, config, data_dir } => facemtl_trainer::calibrate::calibrate_file(
