@@ -14,7 +14,7 @@ pub fn forward(x: &[f32], kernel: &[f32], bias: &[f32], [n, c, h, w]: [usize; 4]
     each_chunk(&mut out, g.output_len(), |plane, out, scratch| {
         let channel = plane % c;
         let input = &x[plane * g.input_len()..][..g.input_len()];
-        g.forward_relu6(input, &kernel[channel * 9..][..9], bias[channel], out, &mut scratch.padded);
+        g.forward_relu6(input, &kernel[channel * 9..][..9], bias[channel], out, &mut scratch.plane);
     });
     out
 }
@@ -35,10 +35,10 @@ pub fn gradients(saved: &Saved, [n, c, h, w]: [usize; 4], stride: usize) -> Grad
             let kernel = &saved.weight[channel * 9..][..9];
             if saved.input_wanted {
                 let input = &mut input[channel * in_len..][..in_len];
-                g.input_gradient(&scratch.passed, kernel, input, &mut scratch.padded);
+                g.input_gradient(&scratch.passed, kernel, input, &mut scratch.plane);
             }
             let x = &saved.x[plane * in_len..][..in_len];
-            g.add_kernel_gradient(x, &scratch.passed, &mut sums[..9], &mut scratch.padded);
+            g.add_kernel_gradient(x, &scratch.passed, &mut sums[..9], &mut scratch.plane);
         }
     });
     let kernel = sums.chunks_exact(10).flat_map(|s| s[..9].to_vec()).collect();

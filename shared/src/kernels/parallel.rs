@@ -4,7 +4,9 @@
 /// Scratch buffers a worker keeps from one task to the next.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    pub padded: Vec<f32>,
+    /// A depthwise plane's buffers.
+    pub plane: super::planes::Scratch,
+    /// A gradient that passed back through ReLU6.
     pub passed: Vec<f32>,
 }
 

@@ -9,9 +9,22 @@
 //! over a whole row without a bounds test and the compiler vectorises it. At stride 2 each padded
 //! row is stored split by column parity, even columns then odd ones: a tap then reads every other
 //! input as one contiguous run too, where a strided read would leave the loop scalar.
+//!
+//! Small planes at stride 1 (the last blocks' 7x7 and 14x14) have rows too short to vectorise
+//! well, so each tap runs over the whole plane at once instead: outputs laid out at the padded
+//! plane's row pitch (`pw`), the two columns between rows computed and dropped (or, for the
+//! gradients, held at zero), one loop of `(oh - 1) * pw + ow` values a tap.
 
 use super::lanes::dot;
 use super::relu6::relu6;
+
+/// A worker's buffers for one plane: the padded input (or input gradient), and a whole-plane
+/// run's values at the padded row pitch.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub padded: Vec<f32>,
+    pub pitch: Vec<f32>,
+}
 
 /// Where a plane's taps fall: its input and output sizes and the padded plane around the input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +41,9 @@ pub struct Geometry {
     pw: usize,
     ph: usize,
 }
+
+/// Planes narrower than this, at stride 1, run a tap over the whole plane at once.
+const WHOLE_PLANE_BELOW: usize = 16;
 
 impl Geometry {
     pub fn new(h: usize, w: usize, stride: usize) -> Self {
@@ -90,9 +106,48 @@ impl Geometry {
         }
     }
 
+    /// Whether a tap runs over the whole plane at once (see the module's notes).
+    fn whole_plane(&self) -> bool {
+        self.stride == 1 && self.ow < WHOLE_PLANE_BELOW
+    }
+
+    /// The length of a whole-plane run: every output at the padded row pitch.
+    fn span(&self) -> usize {
+        (self.oh - 1) * self.pw + self.ow
+    }
+
+    /// Where tap (ky, kx) starts in the padded plane for a whole-plane run.
+    fn tap_start(&self, tap: usize) -> usize {
+        (tap / 3) * self.pw + tap % 3
+    }
+
+    /// `grad` `[oh, ow]` at the padded row pitch in `at_pitch`, zeros between the rows.
+    fn at_pitch(&self, grad: &[f32], at_pitch: &mut Vec<f32>) {
+        at_pitch.clear();
+        at_pitch.resize(self.span(), 0.0);
+        for (oy, row) in grad.chunks_exact(self.ow).enumerate() {
+            at_pitch[oy * self.pw..][..self.ow].copy_from_slice(row);
+        }
+    }
+
     /// One plane's output: ReLU6 of `bias + Σ kernel[ky][kx] · input[oy·s + ky - top][ox·s + kx - left]`.
-    pub fn forward_relu6(&self, plane: &[f32], kernel: &[f32], bias: f32, out: &mut [f32], scratch: &mut Vec<f32>) {
+    /// `scratch`: the padded plane, and the outputs at the row pitch for a whole-plane run.
+    pub fn forward_relu6(&self, plane: &[f32], kernel: &[f32], bias: f32, out: &mut [f32], scratch: &mut Scratch) {
+        let Scratch { padded: scratch, pitch } = scratch;
         self.pad(plane, scratch);
+        if self.whole_plane() {
+            pitch.clear();
+            pitch.resize(self.span(), 0.0);
+            for (tap, &k) in kernel.iter().enumerate() {
+                let inputs = &scratch[self.tap_start(tap)..][..pitch.len()];
+                pitch.iter_mut().zip(inputs).for_each(|(o, &x)| *o += k * x);
+            }
+            for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
+                let sums = &pitch[oy * self.pw..][..self.ow];
+                row.iter_mut().zip(sums).for_each(|(o, &v)| *o = relu6(v, bias));
+            }
+            return;
+        }
         for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
             row.fill(0.0);
             for ky in 0..3 {
@@ -108,9 +163,19 @@ impl Geometry {
 
     /// One plane's input gradient from its output gradient: each output's gradient is spread
     /// back over the nine inputs it read, then the padding is cut off.
-    pub fn input_gradient(&self, grad: &[f32], kernel: &[f32], out: &mut [f32], scratch: &mut Vec<f32>) {
+    pub fn input_gradient(&self, grad: &[f32], kernel: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+        let Scratch { padded: scratch, pitch } = scratch;
         scratch.clear();
         scratch.resize(self.padded_len(), 0.0);
+        if self.whole_plane() {
+            self.at_pitch(grad, pitch);
+            for (tap, &k) in kernel.iter().enumerate() {
+                let inputs = &mut scratch[self.tap_start(tap)..][..pitch.len()];
+                inputs.iter_mut().zip(pitch.iter()).for_each(|(t, &g)| *t += k * g);
+            }
+            self.crop(scratch, out);
+            return;
+        }
         for (oy, grad_row) in grad.chunks_exact(self.ow).enumerate() {
             for ky in 0..3 {
                 for kx in 0..3 {
@@ -124,8 +189,16 @@ impl Geometry {
     }
 
     /// Adds one plane's share of its channel's kernel gradient into `sums` (nine taps).
-    pub fn add_kernel_gradient(&self, plane: &[f32], grad: &[f32], sums: &mut [f32], scratch: &mut Vec<f32>) {
+    pub fn add_kernel_gradient(&self, plane: &[f32], grad: &[f32], sums: &mut [f32], scratch: &mut Scratch) {
+        let Scratch { padded: scratch, pitch } = scratch;
         self.pad(plane, scratch);
+        if self.whole_plane() {
+            self.at_pitch(grad, pitch);
+            for (tap, sum) in sums.iter_mut().enumerate() {
+                *sum += dot(pitch, &scratch[self.tap_start(tap)..][..pitch.len()]);
+            }
+            return;
+        }
         // Row by row in f64: a 112x112 plane adds 12,544 products a tap.
         let mut plane_sums = [0.0f64; 9];
         for (oy, grad_row) in grad.chunks_exact(self.ow).enumerate() {
@@ -177,11 +250,14 @@ mod tests {
     #[test]
     fn the_row_loops_compute_the_definition() {
         let kernel: Vec<f32> = (0..9).map(|i| i as f32 * 0.25 - 1.0).collect();
-        for (h, w, stride) in [(5, 7, 1), (6, 6, 2), (7, 5, 2), (1, 1, 1), (2, 3, 2), (19, 21, 1)] {
+        // Whole-plane runs (stride 1, narrower than 16) and row by row.
+        for (h, w, stride) in
+            [(5, 7, 1), (6, 6, 2), (7, 5, 2), (1, 1, 1), (2, 3, 2), (19, 21, 1), (7, 7, 1), (14, 14, 1)]
+        {
             let g = Geometry::new(h, w, stride);
             let plane: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
             let mut out = vec![0.0; g.output_len()];
-            g.forward_relu6(&plane, &kernel, 0.25, &mut out, &mut Vec::new());
+            g.forward_relu6(&plane, &kernel, 0.25, &mut out, &mut Scratch::default());
             assert_eq!(out, reference(&g, &plane, &kernel, 0.25), "{h}x{w} stride {stride}");
         }
     }
