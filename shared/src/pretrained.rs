@@ -17,6 +17,8 @@ pub enum PretrainedError {
     Tfjs(#[from] TfjsError),
     #[error("the weight record does not fit this network (a file from another model or version?): {0}")]
     Record(String),
+    #[error(transparent)]
+    Compact(#[from] compact::CompactError),
 }
 
 /// Where each network's TF.js files live inside its npm package.
@@ -86,17 +88,18 @@ fn load<M: Module>(module: M, bytes: &[u8]) -> Result<M, PretrainedError> {
     module.try_load_record(record).map_err(|e| PretrainedError::Record(e.to_string()))
 }
 
-/// BlazeFace from its burnpack record (`blazeface.bpk`) or its compact file (`blazeface.fmh`,
-/// the browser's).
-pub fn load_detector(bytes: &[u8], device: &Device) -> Result<BlazeFace, PretrainedError> {
-    let detector = BlazeFaceConfig::new().init(device);
-    if compact::is_compact(bytes) {
-        compact::unpack(detector, bytes).map_err(|e| PretrainedError::Record(e.to_string()))
-    } else {
-        load(detector, bytes)
-    }
+/// `module` with the weights of a burnpack record or of a compact file (`facemtl::compact`,
+/// the browser's), whichever `bytes` holds.
+fn load_either<M: Module>(module: M, bytes: &[u8]) -> Result<M, PretrainedError> {
+    if compact::is_compact(bytes) { Ok(compact::unpack(module, bytes)?) } else { load(module, bytes) }
 }
 
+/// BlazeFace from `blazeface.bpk` or `blazeface.fmh`.
+pub fn load_detector(bytes: &[u8], device: &Device) -> Result<BlazeFace, PretrainedError> {
+    load_either(BlazeFaceConfig::new().init(device), bytes)
+}
+
+/// A pretrained backbone from its burnpack record or a compact file at any precision.
 pub fn load_backbone(kind: BackboneKind, bytes: &[u8], device: &Device) -> Result<Backbone, PretrainedError> {
-    load(Backbone::init(kind, device), bytes)
+    load_either(Backbone::init(kind, device), bytes)
 }

@@ -194,7 +194,8 @@ pub fn evaluate_file(
     if as_answered {
         pipeline = pipeline.with_detector_config(header.detector.clone().answering_photos());
     }
-    let pipeline = pipeline.clone().with_mirror(mirror.unwrap_or(pipeline.mirrors()));
+    let mirror = mirror.unwrap_or(pipeline.mirrors());
+    let pipeline = pipeline.with_mirror(mirror);
     let names = |tasks: &[TaskSpec]| tasks.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     let same_tasks = match config.source()? {
         Source::BuiltIn(_) => names(&header.tasks) == names(&config.tasks(&set.tasks)?),

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind, Tuned};
-use facemtl::compact::{self, Precision};
+use facemtl::compact::Precision;
 use facemtl::detect::{BlazeFace, Detector, DetectorConfig};
 use facemtl::model_file::Header;
 use facemtl::pipeline::FacePipeline;
@@ -65,17 +65,12 @@ pub fn detector(cache: &Cache, device: &Device, config: DetectorConfig) -> Resul
 /// The pretrained `kind` backbone with its weights at `precision`: the exact ones, or the very
 /// file the browser downloads.
 fn pretrained_backbone(cache: &Cache, kind: BackboneKind, precision: Precision, device: &Device) -> Result<Backbone> {
-    let context = || format!("loading the {kind} weights");
-    match precision {
-        Precision::Exact => {
-            let bytes = read_weights(cache, &cache.backbone_weights(kind))?;
-            pretrained::load_backbone(kind, &bytes, device).with_context(context)
-        }
-        _ => {
-            let bytes = read_weights(cache, &cache.compact_backbone_weights(kind, precision))?;
-            compact::unpack(Backbone::init(kind, device), &bytes).with_context(context)
-        }
-    }
+    let path = match precision {
+        Precision::Exact => cache.backbone_weights(kind),
+        _ => cache.compact_backbone_weights(kind, precision),
+    };
+    let bytes = read_weights(cache, &path)?;
+    pretrained::load_backbone(kind, &bytes, device).with_context(|| format!("loading the {kind} weights"))
 }
 
 /// The pretrained `kind` backbone behind the default detector and alignment (what training
