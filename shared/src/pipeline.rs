@@ -105,6 +105,12 @@ impl FacePipeline {
         self.mirror
     }
 
+    /// Whether faces are embedded by the packed faceres ([`Self::with_nhwc_kernels`]), whose
+    /// int8 layers sum in integers: features a cache must keep apart from Burn's.
+    pub fn embeds_packed(&self) -> bool {
+        self.nhwc.as_ref().is_some_and(|nhwc| nhwc.backbone.is_some())
+    }
+
     /// The same networks with other detector settings (the browser's webcam searches no tiles).
     pub fn with_detector_config(&self, config: DetectorConfig) -> Self {
         Self { detector: Detector::new(self.detector.model.clone(), config), ..self.clone() }

@@ -84,6 +84,10 @@ enum Command {
         /// searching every view as training did.
         #[arg(long)]
         as_answered: bool,
+        /// Embed faces with the browser's packed CPU kernels (`--backend cpu`; int8 layers sum
+        /// in integers), as the page's CPU fallback does.
+        #[arg(long)]
+        packed_kernels: bool,
         #[command(flatten)]
         config: facemtl_trainer::train::TrainConfig,
         #[arg(long, env = "FACEMTL_DATA", default_value = "../shared/data")]
@@ -183,8 +187,9 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval { model, test_time_mirror, look, split, as_answered, config, data_dir } => {
-            let reading = facemtl_trainer::infer::Reading { split, look, mirror: test_time_mirror, as_answered };
+        Command::Eval { model, test_time_mirror, look, split, as_answered, packed_kernels, config, data_dir } => {
+            let reading =
+                facemtl_trainer::infer::Reading { split, look, mirror: test_time_mirror, as_answered, packed_kernels };
             facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, reading)
         }
         Command::Calibrate { model, out, plots, config, data_dir } => facemtl_trainer::calibrate::calibrate_file(

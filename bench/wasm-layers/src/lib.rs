@@ -13,7 +13,7 @@ mod blocks;
 #[path = "../../../shared/src/detect/plan.rs"]
 mod plan;
 
-use layers::{Activation, Depthwise, Pointwise, Stem, add_shortcut};
+use layers::{Activation, Codes, Depthwise, GridPointwise, Pointwise, Stem, add_shortcut};
 
 unsafe extern "C" {
     fn now() -> f64;
@@ -55,11 +55,29 @@ fn clock() -> f64 {
     unsafe { now() }
 }
 
+/// Each row of `[rows, n]` on its own grid of 256 steps, as the page's int8 backbone holds it.
+fn on_grids(weight: Vec<f32>, n: usize) -> Vec<f32> {
+    let row = |row: &[f32]| {
+        let lowest = row.iter().copied().fold(f32::INFINITY, f32::min);
+        let step = (row.iter().copied().fold(f32::NEG_INFINITY, f32::max) - lowest) / 255.0;
+        row.iter().map(|v| lowest + ((v - lowest) / step).round() * step).collect::<Vec<_>>()
+    };
+    weight.chunks_exact(n).flat_map(row).collect()
+}
+
+/// A block's 1x1 convolution in f32, or summed in integers (network 2).
+enum Mixing {
+    Float(Pointwise),
+    Grid(GridPointwise),
+}
+
 /// Network 0: faceres (224x224, ReLU6 everywhere); 1: BlazeFace's blocks (256x256, linear
-/// depthwise, the shortcut then ReLU).
+/// depthwise, the shortcut then ReLU); 2: faceres with 8-bit 1x1 kernels summed in integers, as
+/// the page runs its int8 backbone.
 #[unsafe(no_mangle)]
 pub extern "C" fn run(network: u32, repeats: u32) -> f64 {
     let blaze = network == 1;
+    let grid = network == 2;
     let mut draw = Draw(7);
     let (side_in, kernel, stem_out) = if blaze { (256, 5, 24) } else { (224, 3, 32) };
     let (act, dw_act, pw_act) = if blaze {
@@ -70,14 +88,20 @@ pub extern "C" fn run(network: u32, repeats: u32) -> f64 {
     let stem_weights = draw.values(stem_out * 3 * kernel * kernel, 0.1);
     let stem_bias = draw.values(stem_out, 0.1);
     let plan = if blaze { plan::block_plan() } else { faceres() };
-    let blocks: Vec<(Depthwise, Pointwise, Block)> = plan
+    let blocks: Vec<(Depthwise, Mixing, Block)> = plan
         .iter()
         .map(|&(c, out, stride)| {
             let dw = Depthwise::new(&draw.values(c * 9, 0.5), draw.values(c, 0.1), stride, dw_act);
-            let pw = Pointwise::new(&draw.values(out * c, 2.0 / (c as f32).sqrt()), draw.values(out, 0.1), pw_act);
+            let (weight, bias) = (draw.values(out * c, 2.0 / (c as f32).sqrt()), draw.values(out, 0.1));
+            let pw = if grid {
+                Mixing::Grid(GridPointwise::new(&on_grids(weight, c), bias, pw_act).expect("kernels on grids"))
+            } else {
+                Mixing::Float(Pointwise::new(&weight, bias, pw_act))
+            };
             (dw, pw, (c, out, stride))
         })
         .collect();
+    let mut codes = Codes::default();
     let input = draw.values(3 * side_in * side_in, 2.0);
     let largest = (side_in / 2) * (side_in / 2) * 64;
     let (mut x, mut branch, mut y) = (vec![0.0f32; largest], vec![0.0f32; largest], vec![0.0f32; largest]);
@@ -102,7 +126,10 @@ pub extern "C" fn run(network: u32, repeats: u32) -> f64 {
             let t = clock();
             dw.forward(&x[..side * side * c], side, &mut branch[..pixels * c]);
             let t1 = clock();
-            pw.forward(&branch[..pixels * c], &mut y[..pixels * out]);
+            match pw {
+                Mixing::Float(pw) => pw.forward(&branch[..pixels * c], &mut y[..pixels * out]),
+                Mixing::Grid(pw) => pw.forward(&branch[..pixels * c], &mut codes, &mut y[..pixels * out]),
+            }
             let t2 = clock();
             if blaze {
                 add_shortcut(&x[..side * side * c], side, c, &mut y[..pixels * out], side_out, *out);

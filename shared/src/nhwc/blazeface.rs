@@ -136,7 +136,7 @@ mod tests {
 
     use super::*;
     use crate::detect::BlazeFaceConfig;
-    use crate::nhwc::check::agrees;
+    use crate::nhwc::check::{SUM_ORDER, agrees};
 
     #[test]
     fn packed_blazeface_gives_burns_outputs() {
@@ -145,6 +145,7 @@ mod tests {
         agrees(
             INPUT_SIZE,
             Distribution::Uniform(-1.0, 1.0),
+            SUM_ORDER,
             |x| net.forward(x).into_data().try_to_vec::<f32>().unwrap(),
             |input| packed.forward(input),
         );

@@ -29,9 +29,12 @@ pub fn cache_key(pipeline: &FacePipeline) -> Result<String> {
     hash.update(compact::pack(pipeline.detector_model()));
     hash.update(serde_json::to_vec(pipeline.detector_config())?);
     hash.update(serde_json::to_vec(pipeline.align_config())?);
-    // Only when set, so that the caches of upright features keep their names.
+    // Only when set, so that the caches of upright features from Burn's kernels keep their names.
     if pipeline.mirrors() {
         hash.update("test-time mirror");
+    }
+    if pipeline.embeds_packed() {
+        hash.update("packed kernels");
     }
     let digest: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(format!("{}-{digest}", kind.name()))

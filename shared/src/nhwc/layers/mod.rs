@@ -2,6 +2,7 @@
 
 mod activation;
 mod depthwise;
+mod grid_pointwise;
 mod lanes;
 mod padding;
 mod pointwise;
@@ -10,6 +11,7 @@ mod stem;
 
 pub use activation::Activation;
 pub use depthwise::Depthwise;
+pub use grid_pointwise::{Codes, GridPointwise};
 pub use pointwise::Pointwise;
 pub use shortcut::add_shortcut;
 pub use stem::Stem;
