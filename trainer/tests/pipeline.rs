@@ -292,7 +292,7 @@ fn the_browsers_integer_sums_on_the_int8_backbone_give_burns_features_on_real_fa
     }
     let int8 = facemtl_trainer::models::pipeline_at(&cache, kind, Precision::Int8, &Device::flex()).unwrap();
     let Some((worst, scale)) = packed_gap(int8) else { return };
-    // The 1x1 layers sum in integers, their inputs rounded to 1/5,461-1/32,767 of ReLU6's
+    // The 1x1 layers sum in integers, their inputs rounded to codes of 1/32,767 of ReLU6's
     // range. Measured here: 1.1e-4 of the largest feature. The int8 weights themselves move
     // features far more (cosine 0.987, the test above), and a code paired with the wrong kernel
     // by their own size.

@@ -64,7 +64,7 @@ impl NhwcFaceRes {
 
     /// `[n, 3, 224, 224]` normalised crops (BGR planes, as [`FaceRes::forward`] takes them) ->
     /// `[n, 1024]` features, the same as [`FaceRes::forward`]'s up to the order of the sums and,
-    /// for int8 kernels, the rounding of their inputs (at most 1/65,000 of ReLU6's range).
+    /// for int8 kernels, the rounding of their inputs (by half a code).
     pub fn forward(&self, input: &[f32]) -> Vec<f32> {
         let image = 3 * INPUT_SIZE * INPUT_SIZE;
         assert_eq!(input.len() % image, 0, "crops of 3 x {INPUT_SIZE} x {INPUT_SIZE}");
@@ -147,7 +147,7 @@ mod tests {
         let packed = NhwcFaceRes::new(&net);
         assert!(packed.blocks.iter().all(|(_, m)| matches!(m, Mixing::Grid(_))), "int8 kernels sum in integers");
         // Measured: 1.8e-4 of the largest output. Random weights keep the activations near
-        // 0.3, where a code's width (6/32,767 to 6/5,461) weighs most; a code paired with the
+        // 0.3, where a code's width (6/32,767 or more) weighs most; a code paired with the
         // wrong kernel moves the outputs by their own size.
         agrees(
             INPUT_SIZE,

@@ -7,7 +7,8 @@
 //! A kernel is `base + step * c` (`c` from -128 to 127) and an input `x` about `alpha * q` (`q`
 //! from 0 to `top`), so `sum(w * x)` is about `alpha * (base * sum(q) + step * sum(c * q))`.
 //! `top` is chosen per layer so that no sum of `c * q` can leave i32. Only the inputs are
-//! rounded: by at most `alpha / 2`, a 65,000th of their range at most.
+//! rounded, by at most half a code: a 65,534th of their range where all 15 bits are kept, as on
+//! every layer of faceres.
 
 use super::activation::Activation;
 use super::lanes::{F32x4, I16x8, I32x4, quads, quads_mut};
