@@ -75,9 +75,10 @@ function olderBy30(kind) {
 // backbone's 1x1 layers also sum integer codes of their inputs (shared/src/nhwc), which moves
 // features by up to 1.1e-4 of their scale. Faces are compared by their numbers within these gaps,
 // above those differences (measured on the photos below: WebGPU, probabilities within 4.6e-6 and
-// ages within 2.7e-5 years; the CPU fallback, probabilities within 5.9e-5 and ages within 0.0027
-// years; scores equal as printed) and far below a wrong answer, not by decisions (gender at 0.5, the top race, the detector's threshold)
-// that a number sitting at the threshold could cross on one side only.
+// ages within 2.7e-5 years; the CPU fallback against AVX-512 and SSE4.2, probabilities within
+// 6.0e-5 and ages within 0.0028 years; scores equal as printed) and far below a wrong answer, not
+// by decisions (gender at 0.5, the top race, the detector's threshold) that a number sitting at the
+// threshold could cross on one side only.
 const GAPS = { score: 1e-3, probability: 1e-3, years: 0.01 };
 const DETECTOR_THRESHOLD = 0.5;
 
