@@ -12,6 +12,11 @@ use facemtl::pipeline::FacePipeline;
 use facemtl_trainer::cache::{Cache, default_dir};
 use facemtl_trainer::models;
 
+/// A photo decoded as the app decodes it.
+pub fn load(path: &std::path::Path) -> image::RgbImage {
+    facemtl::photo::decode(&std::fs::read(path).unwrap(), facemtl::photo::DecodeLimits::default()).unwrap()
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
