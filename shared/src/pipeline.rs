@@ -12,7 +12,7 @@ use image::RgbImage;
 
 use crate::align::{AlignConfig, align};
 use crate::backbone::{Backbone, BackboneKind};
-use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig, Letterbox};
+use crate::detect::{BlazeFace, Detection, Detector, DetectorConfig, Letterbox, input_side};
 use crate::model_file::Header;
 use crate::mtl::MtlHead;
 use crate::nhwc::{NhwcBlazeFace, NhwcFaceRes};
@@ -167,11 +167,35 @@ impl FacePipeline {
         unreachable!("the last pass ends at the last view")
     }
 
+    /// The faces of a video frame: searched only in the regions around the faces `tracker`
+    /// follows when it allows and every one of them is found there again, else in the whole
+    /// frame ([`Self::searched_async`]). Also how many regions and whole-frame views were
+    /// searched.
+    async fn searched_frame(
+        &self,
+        image: &RgbImage,
+        tracker: &FaceTracker,
+    ) -> Result<(Vec<Detection>, Searched), String> {
+        let mut searched = Searched::default();
+        if let Some(regions) = tracker.regions() {
+            let views = self.detector.regions(&regions);
+            let raw = self.detector_outputs(image, &views).await?;
+            let found = self.detector.decode_views(&raw, &views);
+            searched.regions = views.len();
+            if tracker.all_found(&found) {
+                return Ok((found, searched));
+            }
+        }
+        let (found, views) = self.searched_async(image).await?;
+        searched.views = views;
+        Ok((found, searched))
+    }
+
     /// The detector's raw outputs for `views` of `image`, read back without blocking.
     async fn detector_outputs(&self, image: &RgbImage, views: &[Letterbox]) -> Result<Vec<f32>, String> {
         let detector = &self.detector;
         match &self.nhwc {
-            Some(nhwc) => Ok(nhwc.detector.forward(&detector.view_values(image, views))),
+            Some(nhwc) => Ok(nhwc.detector.forward(&detector.view_values(image, views), input_side(views))),
             None => read_async(detector.model.forward(detector.view_inputs(image, views, &self.device))).await,
         }
     }
@@ -273,10 +297,17 @@ impl FacePipeline {
                 ms
             }
         };
-        let (detections, views) = self.searched_async(image).await?;
+        let (detections, searched) = match &tracker {
+            Some(tracker) => self.searched_frame(image, tracker).await?,
+            None => {
+                let (found, views) = self.searched_async(image).await?;
+                (found, Searched { views, regions: 0 })
+            }
+        };
         let (found, kept) = keep(detections, max_faces);
         stages.detect_ms = lap();
-        stages.detector_views = views;
+        stages.detector_views = searched.views;
+        stages.detector_regions = searched.regions;
         let plan = match &tracker {
             Some(tracker) => tracker.plan(&kept),
             None => vec![None; kept.len()],
@@ -302,7 +333,8 @@ impl FacePipeline {
         let said: Vec<(Attributes, u32)> =
             plan.into_iter().map(|p| p.unwrap_or_else(|| (computed.next().expect("one per face"), 0))).collect();
         if let Some(tracker) = tracker {
-            tracker.update(kept.iter().zip(&said).map(|(d, (a, age))| (d.bbox, a.clone(), *age)));
+            let faces = kept.iter().zip(&said).map(|(d, (a, age))| (d.bbox, a.clone(), *age));
+            tracker.update(faces, searched.views > 0);
         }
         Ok((found, faces(kept, said.into_iter().map(|(a, _)| a).collect()), stages))
     }
@@ -314,8 +346,12 @@ impl FacePipeline {
 pub struct Stages {
     /// Detection, its output read back.
     pub detect_ms: f64,
-    /// How many views of the photo the detector searched (zoom levels and tiles).
+    /// How many views of the whole photo or frame the detector searched (zoom levels and
+    /// tiles).
     pub detector_views: usize,
+    /// How many regions around a video's followed faces it searched (a quarter of a view's
+    /// pixels each).
+    pub detector_regions: usize,
     pub align_ms: f64,
     pub backbone_ms: f64,
     pub head_ms: f64,
@@ -323,6 +359,13 @@ pub struct Stages {
     /// Faces that went through the backbone (the others kept what was said of them in an
     /// earlier video frame).
     pub faces_computed: usize,
+}
+
+/// What the detector searched: whole-frame views, and regions around followed faces.
+#[derive(Debug, Clone, Copy, Default)]
+struct Searched {
+    views: usize,
+    regions: usize,
 }
 
 /// How many detections there are, and the first `max_faces` of them.

@@ -1,11 +1,14 @@
 //! Faces followed from one video frame to the next, so that what the model says of a face is
-//! computed again only now and then. A person's gender, age and race do not change between
-//! two frames, while the backbone costs most of a frame's time (BENCHMARKS.md); the detector
-//! still runs on every frame, so boxes follow the faces as they move. A face is matched to the
-//! previous frame's face whose box overlaps it most; a face with no match, or whose attributes
-//! are `refresh_frames` frames old, is computed.
+//! computed again only now and then, and the detector searches only around them. A person's
+//! gender, age and race do not change between two frames, while the backbone costs most of a
+//! frame's time (BENCHMARKS.md); the detector still runs on every frame, so boxes follow the
+//! faces as they move, but on the regions around the faces of the frame before (a quarter of
+//! the whole frame's pixels each) as long as every one of them is found there again, and on
+//! the whole frame every `search_frames` frames, so that a face coming into view is found. A
+//! face is matched to the previous frame's face whose box overlaps it most; a face with no
+//! match, or whose attributes are `refresh_frames` frames old, is computed.
 
-use crate::detect::{BBox, Detection};
+use crate::detect::{BBox, Detection, SAME_FACE_IOU, found_again};
 use crate::predict::Attributes;
 
 /// How faces are followed.
@@ -16,13 +19,18 @@ pub struct TrackerConfig {
     pub min_iou: f32,
     /// A face's attributes are computed again after this many frames.
     pub refresh_frames: u32,
+    /// While faces are followed, the whole frame is searched again after this many frames (1:
+    /// every frame).
+    pub search_frames: u32,
 }
 
 impl Default for TrackerConfig {
     fn default() -> Self {
         // Half a second at 20 frames/s: a new person stepping into the same place is
-        // recognised as new within that time.
-        Self { min_iou: 0.4, refresh_frames: 10 }
+        // recognised as new within that time. A face coming into view elsewhere is found
+        // within 8 frames; 8 and 10 apart, the whole-frame searches and the backbone's runs
+        // seldom fall on one frame.
+        Self { min_iou: SAME_FACE_IOU, refresh_frames: 10, search_frames: 8 }
     }
 }
 
@@ -39,11 +47,27 @@ struct Tracked {
 pub struct FaceTracker {
     config: TrackerConfig,
     faces: Vec<Tracked>,
+    /// Frames since the whole frame was searched.
+    since_search: u32,
 }
 
 impl FaceTracker {
     pub fn new(config: TrackerConfig) -> Self {
-        Self { config, faces: Vec::new() }
+        Self { config, faces: Vec::new(), since_search: 0 }
+    }
+
+    /// The boxes of the faces followed, when the next frame may be searched around them alone;
+    /// `None` when it must be searched whole (no face followed, or time to look for others).
+    pub fn regions(&self) -> Option<Vec<BBox>> {
+        let due = self.since_search + 1 >= self.config.search_frames;
+        (!self.faces.is_empty() && !due).then(|| self.faces.iter().map(|f| f.bbox).collect())
+    }
+
+    /// Whether every face followed is found again among `detections` (as [`Self::plan`] would
+    /// match it): else the whole frame must be searched.
+    pub fn all_found(&self, detections: &[Detection]) -> bool {
+        let followed: Vec<BBox> = self.faces.iter().map(|f| f.bbox).collect();
+        found_again(&followed, detections, self.config.min_iou)
     }
 
     /// For each of a new frame's detections, the attributes it keeps from the face it continues
@@ -71,9 +95,11 @@ impl FaceTracker {
     }
 
     /// Follow this frame's faces: their boxes, attributes, and the age of each (0 when just
-    /// computed); faces not seen in this frame are forgotten.
-    pub fn update(&mut self, faces: impl IntoIterator<Item = (BBox, Attributes, u32)>) {
+    /// computed); faces not seen in this frame are forgotten. `whole`: the whole frame was
+    /// searched.
+    pub fn update(&mut self, faces: impl IntoIterator<Item = (BBox, Attributes, u32)>, whole: bool) {
         self.faces = faces.into_iter().map(|(bbox, attributes, age)| Tracked { bbox, attributes, age }).collect();
+        self.since_search = if whole { 0 } else { self.since_search + 1 };
     }
 }
 
@@ -115,16 +141,19 @@ mod tests {
     fn frame(tracker: &mut FaceTracker, detections: &[Detection], compute: impl Fn(usize) -> f32) -> Vec<Option<f32>> {
         let plan = tracker.plan(detections);
         let planned: Vec<Option<f32>> = plan.iter().map(years).collect();
-        tracker.update(detections.iter().zip(plan).enumerate().map(|(i, (d, kept))| match kept {
-            Some((attributes, age)) => (d.bbox, attributes, age),
-            None => (d.bbox, said(compute(i)), 0),
-        }));
+        tracker.update(
+            detections.iter().zip(plan).enumerate().map(|(i, (d, kept))| match kept {
+                Some((attributes, age)) => (d.bbox, attributes, age),
+                None => (d.bbox, said(compute(i)), 0),
+            }),
+            true,
+        );
         planned
     }
 
     #[test]
     fn a_face_that_stays_keeps_its_attributes_until_they_are_refreshed() {
-        let mut tracker = FaceTracker::new(TrackerConfig { min_iou: 0.4, refresh_frames: 3 });
+        let mut tracker = FaceTracker::new(TrackerConfig { min_iou: 0.4, refresh_frames: 3, search_frames: 1 });
         assert_eq!(frame(&mut tracker, &[detection(0.0)], |_| 30.0), [None], "a new face is computed");
         assert_eq!(frame(&mut tracker, &[detection(5.0)], |_| 99.0), [Some(30.0)], "moved a little: kept");
         assert_eq!(frame(&mut tracker, &[detection(10.0)], |_| 99.0), [Some(30.0)]);
@@ -142,5 +171,28 @@ mod tests {
         let two = [detection(80.0), detection(85.0)];
         assert_eq!(frame(&mut tracker, &two, |_| 60.0), [Some(51.0), None], "one track, one face");
         assert_eq!(frame(&mut tracker, &two, |_| 0.0), [Some(51.0), Some(60.0)]);
+    }
+
+    #[test]
+    fn followed_faces_are_searched_around_until_the_whole_frame_is_due_or_one_is_lost() {
+        let mut tracker = FaceTracker::new(TrackerConfig { min_iou: 0.4, refresh_frames: 10, search_frames: 3 });
+        assert_eq!(tracker.regions(), None, "nothing followed: the whole frame");
+        let faces = [detection(0.0), detection(300.0)];
+        let follow = |tracker: &mut FaceTracker, whole: bool| {
+            tracker.update(faces.iter().map(|d| (d.bbox, said(30.0), 0)), whole);
+        };
+        follow(&mut tracker, true);
+        assert_eq!(tracker.regions(), Some(vec![faces[0].bbox, faces[1].bbox]));
+        follow(&mut tracker, false);
+        assert!(tracker.regions().is_some());
+        follow(&mut tracker, false);
+        assert_eq!(tracker.regions(), None, "every third frame searches the whole frame");
+        follow(&mut tracker, true);
+        assert!(tracker.regions().is_some());
+        assert!(tracker.all_found(&[detection(310.0), detection(5.0)]), "moved a little, in any order");
+        assert!(!tracker.all_found(&[detection(5.0)]), "one lost");
+        assert!(!tracker.all_found(&[detection(5.0), detection(380.0)]), "one moved too far");
+        tracker.update([], false);
+        assert_eq!(tracker.regions(), None, "nothing followed any more");
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{INPUT_SIZE, NUM_ANCHORS, NUM_REGRESSORS};
+use super::model::{INPUT_SIZE, NUM_REGRESSORS};
 
 /// A point in pixels of the original image.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -104,9 +104,10 @@ impl Default for DecodeConfig {
     }
 }
 
-/// A square window on the original image that the detector sees as its 256x256 input: a
-/// detector pixel `p` is original pixel `p * scale - (pad_x, pad_y)`. Either the whole image
-/// centred on a square (its longer side times a zoom-out factor), or a tile of a large image.
+/// A square window on the original image that the detector sees as its `input x input` input
+/// (256 but for the regions a video follows faces in): a detector pixel `p` is original pixel
+/// `p * scale - (pad_x, pad_y)`. Either the whole image centred on a square (its longer side
+/// times a zoom-out factor), a tile of a large image, or a region around a followed face.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Letterbox {
     pub scale: f32,
@@ -114,6 +115,13 @@ pub struct Letterbox {
     pub pad_y: f32,
     /// A tile cuts faces at its edges: only faces lying inside it are trusted.
     pub tile: bool,
+    /// The side of the detector's input for this window.
+    #[serde(default = "full_input")]
+    pub input: usize,
+}
+
+fn full_input() -> usize {
+    INPUT_SIZE
 }
 
 impl Letterbox {
@@ -131,12 +139,22 @@ impl Letterbox {
             pad_x: ((side - width) / 2) as f32,
             pad_y: ((side - height) / 2) as f32,
             tile: false,
+            input: INPUT_SIZE,
         }
     }
 
     /// The square of side `side` whose top-left corner is original pixel `(x, y)`.
     pub fn tile(x: f32, y: f32, side: f32) -> Self {
-        Self { scale: side / INPUT_SIZE as f32, pad_x: -x, pad_y: -y, tile: true }
+        Self { scale: side / INPUT_SIZE as f32, pad_x: -x, pad_y: -y, tile: true, input: INPUT_SIZE }
+    }
+
+    /// The square `zoom` times the longer side of `face`, centred on it, seen at `input x input`
+    /// (a multiple of 32, the coarser grid's stride). Only faces lying inside it are trusted,
+    /// as in a tile.
+    pub fn around(face: &BBox, zoom: f32, input: usize) -> Self {
+        let side = face.width().max(face.height()).max(1.0) * zoom;
+        let (cx, cy) = ((face.x_min + face.x_max) / 2.0, (face.y_min + face.y_max) / 2.0);
+        Self { scale: side / input as f32, pad_x: side / 2.0 - cx, pad_y: side / 2.0 - cy, tile: true, input }
     }
 
     /// The window in original pixels.
@@ -147,7 +165,12 @@ impl Letterbox {
 
     /// Side of the square in original pixels.
     pub fn side(&self) -> f32 {
-        self.scale * INPUT_SIZE as f32
+        self.scale * self.input as f32
+    }
+
+    /// How many values the detector gives for this window: 17 per anchor.
+    pub fn outputs(&self) -> usize {
+        anchor_count(self.input) * (1 + NUM_REGRESSORS)
     }
 
     fn to_original(self, x: f32, y: f32) -> Point {
@@ -155,12 +178,20 @@ impl Letterbox {
     }
 }
 
-/// Anchor centres in detector pixels: the 16x16 grid (stride 16, two per cell) then the 8x8
-/// grid (stride 32, six per cell), cell-major.
-pub fn anchors() -> Vec<Point> {
-    let mut out = Vec::with_capacity(NUM_ANCHORS);
-    for (stride, per_cell) in [(16usize, 2usize), (32, 6)] {
-        let cells = INPUT_SIZE / stride;
+/// The two grids of anchors: stride and anchors per cell.
+const GRIDS: [(usize, usize); 2] = [(16, 2), (32, 6)];
+
+/// How many anchors an `input x input` input has (896 at 256).
+pub fn anchor_count(input: usize) -> usize {
+    GRIDS.iter().map(|&(stride, per_cell)| (input / stride).pow(2) * per_cell).sum()
+}
+
+/// Anchor centres in detector pixels of an `input x input` input: the grid of stride 16 (two
+/// per cell, 16x16 at 256) then the grid of stride 32 (six per cell), cell-major.
+pub fn anchors(input: usize) -> Vec<Point> {
+    let mut out = Vec::with_capacity(anchor_count(input));
+    for (stride, per_cell) in GRIDS {
+        let cells = input / stride;
         for gy in 0..cells {
             for gx in 0..cells {
                 let centre = Point { x: stride as f32 * (gx as f32 + 0.5), y: stride as f32 * (gy as f32 + 0.5) };
@@ -192,15 +223,16 @@ impl Candidate {
     }
 }
 
-/// Decode one image's raw outputs, one `[896 * 17]` slice (score logit then 16 regressors per
-/// anchor) per zoom level with its letterbox, into faces in original-image pixels. Candidates of
-/// every zoom level go through one suppression, so a face seen at two zooms is reported once.
-pub fn decode(raws: &[&[f32]], letterboxes: &[Letterbox], anchors: &[Point], config: &DecodeConfig) -> Vec<Detection> {
+/// Decode one image's raw outputs, one slice per view (`[anchors * 17]`: score logit then 16
+/// regressors per anchor) with its letterbox, into faces in original-image pixels. Candidates of
+/// every view go through one suppression, so a face seen in two views is reported once.
+pub fn decode(raws: &[&[f32]], letterboxes: &[Letterbox], config: &DecodeConfig) -> Vec<Detection> {
     let stride = 1 + NUM_REGRESSORS;
     let mut candidates = Vec::new();
     for (raw, letterbox) in raws.iter().zip(letterboxes) {
+        let anchors = anchors(letterbox.input);
         assert_eq!(raw.len(), anchors.len() * stride, "raw output does not match the anchors");
-        candidates.extend(raw.chunks_exact(stride).zip(anchors).filter_map(|(r, a)| {
+        candidates.extend(raw.chunks_exact(stride).zip(&anchors).filter_map(|(r, a)| {
             let score = sigmoid(r[0]);
             if score < config.min_score || !score.is_finite() {
                 return None;
@@ -279,8 +311,8 @@ mod tests {
 
     #[test]
     fn anchors_cover_both_grids_in_order() {
-        let a = anchors();
-        assert_eq!(a.len(), NUM_ANCHORS);
+        let a = anchors(INPUT_SIZE);
+        assert_eq!(a.len(), super::super::NUM_ANCHORS);
         assert_eq!((a[0].x, a[0].y), (8.0, 8.0));
         assert_eq!(a[0], a[1], "two anchors share each 16x16 cell");
         assert_eq!((a[2].x, a[2].y), (24.0, 8.0));
@@ -301,7 +333,7 @@ mod tests {
 
     #[test]
     fn overlapping_candidates_merge_by_score_and_map_to_the_original_image() {
-        let a = anchors();
+        let a = anchors(INPUT_SIZE);
         let mut raw = raw_face(&a, 100, 3.0, 40.0, 0.0);
         // A second, weaker candidate on the same anchor shifted by 4 px merges into the first.
         let second = raw_face(&a, 101, 1.0, 40.0, 4.0);
@@ -312,7 +344,7 @@ mod tests {
 
         let letterbox = Letterbox::for_size(512, 256);
         assert_eq!((letterbox.scale, letterbox.pad_x, letterbox.pad_y), (2.0, 0.0, 128.0));
-        let faces = decode(&[&raw], &[letterbox], &a, &DecodeConfig::default());
+        let faces = decode(&[&raw], &[letterbox], &DecodeConfig::default());
         assert_eq!(faces.len(), 2);
         let (s1, s2) = (sigmoid(3.0), sigmoid(1.0));
         let merged_cx = a[100].x + 4.0 * s2 / (s1 + s2);
@@ -326,9 +358,9 @@ mod tests {
 
     #[test]
     fn nothing_above_threshold_gives_no_face_and_max_faces_caps() {
-        let a = anchors();
+        let a = anchors(INPUT_SIZE);
         let none = vec![-10.0; a.len() * 17];
-        assert!(decode(&[&none], &[Letterbox::for_size(10, 10)], &a, &DecodeConfig::default()).is_empty());
+        assert!(decode(&[&none], &[Letterbox::for_size(10, 10)], &DecodeConfig::default()).is_empty());
         let mut raw = vec![-50.0; a.len() * 17];
         for cell in 0..64 {
             raw[(512 + cell * 6) * 17] = 5.0;
@@ -336,12 +368,12 @@ mod tests {
             raw[(512 + cell * 6) * 17 + 4] = 8.0;
         }
         let config = DecodeConfig { max_faces: 30, ..DecodeConfig::default() };
-        assert_eq!(decode(&[&raw], &[Letterbox::for_size(256, 256)], &a, &config).len(), 30);
+        assert_eq!(decode(&[&raw], &[Letterbox::for_size(256, 256)], &config).len(), 30);
     }
 
     #[test]
     fn a_face_seen_at_two_zoom_levels_is_reported_once() {
-        let a = anchors();
+        let a = anchors(INPUT_SIZE);
         // The same face: 40 px at anchor 100 with the image filling the square, and 20 px on the
         // matching spot of a square twice as large.
         let near = raw_face(&a, 100, 2.0, 40.0, 0.0);
@@ -352,7 +384,7 @@ mod tests {
         let mut far = raw_face(&a, far_anchor, 1.0, 20.0, 0.0);
         far[far_anchor * 17 + 1] = x - a[far_anchor].x;
         far[far_anchor * 17 + 2] = y - a[far_anchor].y;
-        let faces = decode(&[&near, &far], &letterboxes, &a, &DecodeConfig::default());
+        let faces = decode(&[&near, &far], &letterboxes, &DecodeConfig::default());
         assert_eq!(faces.len(), 1);
         assert!((faces[0].bbox.width() - 40.0).abs() < 1e-3);
     }

@@ -4,7 +4,7 @@ mod decode;
 mod model;
 mod plan;
 
-pub use decode::{BBox, DecodeConfig, Detection, Keypoints, Letterbox, Point, anchors, decode};
+pub use decode::{BBox, DecodeConfig, Detection, Keypoints, Letterbox, Point, anchor_count, anchors, decode};
 pub use model::{BlazeFace, BlazeFaceConfig, INPUT_SIZE, NUM_ANCHORS, NUM_REGRESSORS};
 
 use burn::prelude::*;
@@ -12,8 +12,9 @@ use image::RgbImage;
 
 use crate::warp::{Affine, Canvas, sample_planar};
 
-/// The detector's input for one view of an image: the window resized to 256x256 (black
-/// outside the image), as planar RGB on [-1, 1].
+/// The detector's input for one view of an image: the window resized to the view's input
+/// (256x256 but for a followed face's region; black outside the image), as planar RGB on
+/// [-1, 1].
 pub fn detector_input(image: &RgbImage, view: &Letterbox) -> Vec<f32> {
     let window = view.window();
     let canvas = Canvas {
@@ -23,7 +24,7 @@ pub fn detector_input(image: &RgbImage, view: &Letterbox) -> Vec<f32> {
         y1: window.y_max.round() as i64,
     };
     let map = Affine::scale_shift(view.scale, -view.pad_x, -view.pad_y);
-    let mut pixels = sample_planar(image, &map, (INPUT_SIZE, INPUT_SIZE), Some(canvas));
+    let mut pixels = sample_planar(image, &map, (view.input, view.input), Some(canvas));
     for v in &mut pixels {
         *v = *v / 127.5 - 1.0;
     }
@@ -53,6 +54,13 @@ pub struct DetectorConfig {
     /// they cost three times the rest of the search.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tiles_only_without_large_face: bool,
+    /// Search each image once more as a video's next frame is searched while its faces are
+    /// followed: in the regions around the faces found alone ([`Detector::regions`]), whose
+    /// faces are kept when every face is found there again. A still photo stands for a face
+    /// holding still before the webcam: `eval --as-followed` measures what the regions' boxes
+    /// do to the answers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub followed: bool,
 }
 
 impl Default for DetectorConfig {
@@ -63,8 +71,26 @@ impl Default for DetectorConfig {
             tiles: true,
             first_view_suffices: false,
             tiles_only_without_large_face: false,
+            followed: false,
         }
     }
+}
+
+/// A followed face's region is searched at this input side (a quarter of the whole frame's
+/// pixels) ...
+pub const REGION_INPUT: usize = 128;
+/// ... on a square this many times the face's longer side, so that the face spans about 50
+/// of its 128 pixels: the size of a large face in the whole frame's 256 (`SUFFICING_SIZE`),
+/// well inside what the full-range model finds.
+pub const REGION_ZOOM: f32 = 2.5;
+
+/// A box overlapping the one of the frame before this much (intersection over union) is the
+/// same face, followed.
+pub const SAME_FACE_IOU: f32 = 0.4;
+
+/// Whether each of `faces` (boxes of the frame before) is found again among `detections`.
+pub fn found_again(faces: &[BBox], detections: &[Detection], min_iou: f32) -> bool {
+    faces.iter().all(|f| detections.iter().any(|d| f.iou(&d.bbox) >= min_iou))
 }
 
 /// A face this confident in the first view ...
@@ -88,6 +114,12 @@ impl DetectorConfig {
         Self { tiles: false, first_view_suffices: true, ..self }
     }
 
+    /// These settings as a video's frames are answered while a face that holds still is
+    /// followed: [`Self::answering_video`], then [`Self::followed`].
+    pub fn answering_followed_video(self) -> Self {
+        Self { followed: true, ..self.answering_video() }
+    }
+
     /// Every view the detector takes of a `width x height` image.
     pub fn views(&self, width: u32, height: u32) -> Vec<Letterbox> {
         let mut views: Vec<Letterbox> = self.zooms.iter().map(|&z| Letterbox::zoomed_out(width, height, z)).collect();
@@ -108,12 +140,18 @@ impl DetectorConfig {
 
 const TILE_SHARE: f32 = 0.6;
 
-/// BlazeFace with its anchors and settings.
+/// The input side shared by `views` (a batch of the detector has one shape).
+pub fn input_side(views: &[Letterbox]) -> usize {
+    let side = views.first().map_or(INPUT_SIZE, |v| v.input);
+    assert!(views.iter().all(|v| v.input == side), "views of one batch share their input side");
+    side
+}
+
+/// BlazeFace with its settings.
 #[derive(Debug, Clone)]
 pub struct Detector {
     pub model: BlazeFace,
     pub config: DetectorConfig,
-    anchors: Vec<Point>,
 }
 
 /// The detector inputs of a batch of images (every view of each), ready for
@@ -126,7 +164,7 @@ pub struct DetectorBatch {
 
 impl Detector {
     pub fn new(model: BlazeFace, config: DetectorConfig) -> Self {
-        Self { model, config, anchors: anchors() }
+        Self { model, config }
     }
 
     /// `[total views, 3, 256, 256]` for `images`, the views of an image adjacent.
@@ -143,9 +181,10 @@ impl Detector {
         DetectorBatch { input, views }
     }
 
-    /// `[views, 3, 256, 256]`: the given views of one image.
+    /// `[views, 3, s, s]`: the given views of one image, all of one input side `s`.
     pub fn view_inputs(&self, image: &RgbImage, views: &[Letterbox], device: &Device) -> Tensor<4> {
-        let shape = [views.len(), 3, INPUT_SIZE, INPUT_SIZE];
+        let side = input_side(views);
+        let shape = [views.len(), 3, side, side];
         Tensor::from_data(TensorData::new(self.view_values(image, views), shape), device)
     }
 
@@ -187,6 +226,12 @@ impl Detector {
         (end == views.len() || self.suffices(&found, width, height)).then_some(found)
     }
 
+    /// The views that search only the regions around `faces` (a video's faces of the frame
+    /// before), each at [`REGION_INPUT`].
+    pub fn regions(&self, faces: &[BBox]) -> Vec<Letterbox> {
+        faces.iter().map(|face| Letterbox::around(face, REGION_ZOOM, REGION_INPUT)).collect()
+    }
+
     /// Whether the faces of the first pass over a `width x height` image make the other views
     /// unnecessary.
     pub fn suffices(&self, faces: &[Detection], width: u32, height: u32) -> bool {
@@ -194,15 +239,22 @@ impl Detector {
         faces.iter().any(|f| f.score >= SUFFICING_SCORE && f.bbox.width().max(f.bbox.height()) >= SUFFICING_SIZE * long)
     }
 
-    /// Faces of every image of the batch from the raw `[views * 896 * 17]` output.
+    /// Faces of every image of the batch from the raw output, each view's `[anchors * 17]`
+    /// after the other.
     pub fn decode(&self, raw: &[f32], views: &[Vec<Letterbox>]) -> Vec<Vec<Detection>> {
-        let per_input = NUM_ANCHORS * (1 + NUM_REGRESSORS);
-        let mut slices = raw.chunks_exact(per_input);
+        let mut rest = raw;
         views
             .iter()
             .map(|image_views| {
-                let raws: Vec<&[f32]> = slices.by_ref().take(image_views.len()).collect();
-                decode(&raws, image_views, &self.anchors, &self.config.decode)
+                let raws: Vec<&[f32]> = image_views
+                    .iter()
+                    .map(|view| {
+                        let (own, after) = rest.split_at(view.outputs());
+                        rest = after;
+                        own
+                    })
+                    .collect();
+                decode(&raws, image_views, &self.config.decode)
             })
             .collect()
     }
@@ -217,13 +269,22 @@ impl Detector {
         if images.is_empty() {
             return Vec::new();
         }
-        if self.config.first_view_suffices || self.config.tiles_only_without_large_face {
-            return images.iter().map(|image| self.detect_staged(image, device)).collect();
+        let found = if self.config.first_view_suffices || self.config.tiles_only_without_large_face {
+            images.iter().map(|image| self.detect_staged(image, device)).collect()
+        } else {
+            let batch = self.inputs(images, device);
+            let raw = read(self.model.forward(batch.input));
+            self.decode(&raw, &batch.views)
+        };
+        if !self.config.followed {
+            return found;
         }
-        let batch = self.inputs(images, device);
-        let raw = self.model.forward(batch.input).into_data().try_to_vec::<f32>().expect("the detector outputs floats");
-        self.decode(&raw, &batch.views)
+        images.iter().zip(found).map(|(image, faces)| self.followed(image, faces, device)).collect()
     }
+}
+
+fn read(output: Tensor<3>) -> Vec<f32> {
+    output.into_data().convert::<f32>().try_into_vec::<f32>().expect("the detector outputs floats")
 }
 
 impl Detector {
@@ -233,14 +294,25 @@ impl Detector {
         let mut raw = Vec::new();
         let mut start = 0;
         for end in self.pass_ends(&views) {
-            let output = self.model.forward(self.view_inputs(image, &views[start..end], device));
-            raw.extend(output.into_data().convert::<f32>().try_into_vec::<f32>().expect("the detector outputs floats"));
+            raw.extend(read(self.model.forward(self.view_inputs(image, &views[start..end], device))));
             if let Some(found) = self.answer_after(&raw, &views, end, image.width(), image.height()) {
                 return found;
             }
             start = end;
         }
         unreachable!("the last pass ends at the last view")
+    }
+
+    /// `faces` of `image` as the next frame of a still video finds them: searched in the
+    /// regions around them alone, kept from there when every one is found again.
+    fn followed(&self, image: &RgbImage, faces: Vec<Detection>, device: &Device) -> Vec<Detection> {
+        if faces.is_empty() {
+            return faces;
+        }
+        let boxes: Vec<BBox> = faces.iter().map(|f| f.bbox).collect();
+        let views = self.regions(&boxes);
+        let again = self.decode_views(&read(self.model.forward(self.view_inputs(image, &views, device))), &views);
+        if found_again(&boxes, &again, SAME_FACE_IOU) { again } else { faces }
     }
 }
 

@@ -110,8 +110,9 @@ impl BlazeFaceConfig {
 }
 
 impl BlazeFace {
-    /// `[n, 3, 256, 256]` RGB on [-1, 1] -> `[n, 896, 17]`: per anchor the score logit, then
-    /// the 16 regressors, anchors ordered as in [`super::anchors`].
+    /// `[n, 3, s, s]` RGB on [-1, 1] (`s` a multiple of 32: 256 for whole images, 128 for the
+    /// regions a video follows faces in) -> `[n, anchors, 17]` (896 anchors at 256): per anchor
+    /// the score logit, then the 16 regressors, anchors ordered as in [`super::anchors`].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<3> {
         let mut x = relu(self.stem.forward(x));
         for block in &self.blocks {

@@ -4,7 +4,7 @@ use burn::nn::conv::Conv2d;
 
 use super::layers::{Activation, Depthwise, Pointwise, Stem, add_shortcut};
 use super::weights::values;
-use crate::detect::{BlazeFace, INPUT_SIZE, NUM_ANCHORS, NUM_REGRESSORS};
+use crate::detect::{BlazeFace, NUM_REGRESSORS, anchor_count};
 
 /// Per anchor: its score logit, then its regressors.
 const ROW: usize = 1 + NUM_REGRESSORS;
@@ -55,22 +55,22 @@ impl NhwcBlazeFace {
         }
     }
 
-    /// `[views, 3, 256, 256]` RGB planes on [-1, 1] -> `[views, 896, 17]`, as
-    /// [`BlazeFace::forward`] gives them up to the order of the sums.
-    pub fn forward(&self, input: &[f32]) -> Vec<f32> {
-        let image = 3 * INPUT_SIZE * INPUT_SIZE;
-        assert_eq!(input.len() % image, 0, "views of 3 x {INPUT_SIZE} x {INPUT_SIZE}");
-        let side = self.stem.side_out(INPUT_SIZE);
-        let largest = side * side * self.stem.channels_out();
+    /// `[views, 3, side, side]` RGB planes on [-1, 1] (`side` a multiple of 32) ->
+    /// `[views, anchors, 17]`, as [`BlazeFace::forward`] gives them up to the order of the sums.
+    pub fn forward(&self, input: &[f32], side: usize) -> Vec<f32> {
+        let image = 3 * side * side;
+        assert_eq!(input.len() % image, 0, "views of 3 x {side} x {side}");
+        let stem_side = self.stem.side_out(side);
+        let largest = stem_side * stem_side * self.stem.channels_out();
         let mut buffers = [vec![0.0; largest], vec![0.0; largest], vec![0.0; largest]];
-        input.chunks_exact(image).flat_map(|view| self.view(view, &mut buffers)).collect()
+        input.chunks_exact(image).flat_map(|view| self.view(view, side, &mut buffers)).collect()
     }
 
-    /// One view's `[896, 17]`.
-    fn view(&self, planes: &[f32], [x, branch, y]: &mut [Vec<f32>; 3]) -> Vec<f32> {
-        let mut side = self.stem.side_out(INPUT_SIZE);
+    /// One view's `[anchors, 17]`.
+    fn view(&self, planes: &[f32], input: usize, [x, branch, y]: &mut [Vec<f32>; 3]) -> Vec<f32> {
+        let mut side = self.stem.side_out(input);
         let mut channels = self.stem.channels_out();
-        self.stem.forward(planes, INPUT_SIZE, &mut x[..side * side * channels]);
+        self.stem.forward(planes, input, &mut x[..side * side * channels]);
         for block in &self.blocks {
             let side_out = block.depthwise.side_out(side);
             let (pixels, out) = (side_out * side_out, block.pointwise.channels_out());
@@ -80,7 +80,7 @@ impl NhwcBlazeFace {
             std::mem::swap(x, y);
             (side, channels) = (side_out, out);
         }
-        let mut rows = Vec::with_capacity(NUM_ANCHORS * ROW);
+        let mut rows = Vec::with_capacity(anchor_count(input) * ROW);
         self.heads_16.rows(&x[..side * side * channels], branch, &mut rows);
         let (depthwise, pointwise) = &self.tail;
         let side_out = depthwise.side_out(side);
@@ -135,19 +135,25 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::*;
-    use crate::detect::BlazeFaceConfig;
+    use crate::detect::{BlazeFaceConfig, INPUT_SIZE, REGION_INPUT};
     use crate::nhwc::check::{SUM_ORDER, agrees};
 
     #[test]
-    fn packed_blazeface_gives_burns_outputs() {
+    fn packed_blazeface_gives_burns_outputs_at_the_full_and_a_followed_face_s_input() {
         let net = BlazeFaceConfig::new().init(&Device::flex());
         let packed = NhwcBlazeFace::new(&net);
-        agrees(
-            INPUT_SIZE,
-            Distribution::Uniform(-1.0, 1.0),
-            SUM_ORDER,
-            |x| net.forward(x).into_data().try_to_vec::<f32>().unwrap(),
-            |input| packed.forward(input),
-        );
+        for side in [INPUT_SIZE, REGION_INPUT] {
+            agrees(
+                side,
+                Distribution::Uniform(-1.0, 1.0),
+                SUM_ORDER,
+                |x| net.forward(x).into_data().try_to_vec::<f32>().unwrap(),
+                |input| {
+                    let out = packed.forward(input, side);
+                    assert_eq!(out.len(), 2 * anchor_count(side) * ROW);
+                    out
+                },
+            );
+        }
     }
 }
