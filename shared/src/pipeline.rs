@@ -168,9 +168,8 @@ impl FacePipeline {
     }
 
     /// The faces of a video frame: searched only in the regions around the faces `tracker`
-    /// follows when it allows and every one of them is found there again, else in the whole
-    /// frame ([`Self::searched_async`]). Also how many regions and whole-frame views were
-    /// searched.
+    /// follows when it allows and they hold those faces and no other, else in the whole frame
+    /// ([`Self::searched_async`]). Also how many regions and whole-frame views were searched.
     async fn searched_frame(
         &self,
         image: &RgbImage,
@@ -182,7 +181,7 @@ impl FacePipeline {
             let raw = self.detector_outputs(image, &views).await?;
             let found = self.detector.decode_views(&raw, &views);
             searched.regions = views.len();
-            if tracker.all_found(&found) {
+            if tracker.holds_just_the_followed(&found) {
                 return Ok((found, searched));
             }
         }

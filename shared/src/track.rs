@@ -1,14 +1,16 @@
 //! Faces followed from one video frame to the next, so that what the model says of a face is
 //! computed again only now and then, and the detector searches only around them. A person's
 //! gender, age and race do not change between two frames, while the backbone costs most of a
-//! frame's time (BENCHMARKS.md); the detector still runs on every frame, so boxes follow the
-//! faces as they move, but on the regions around the faces of the frame before (a quarter of
-//! the whole frame's pixels each) as long as every one of them is found there again, and on
-//! the whole frame every `search_frames` frames, so that a face coming into view is found. A
-//! face is matched to the previous frame's face whose box overlaps it most; a face with no
-//! match, or whose attributes are `refresh_frames` frames old, is computed.
+//! frame's time (BENCHMARKS.md). The detector still runs on every frame, so boxes follow the
+//! faces as they move: in the regions around the faces of the frame before (a quarter of the
+//! whole frame's pixels each), as long as they hold those faces and no other, and in the whole
+//! frame when a face's attributes are due to be computed again, so that attributes always come
+//! from a whole-frame box (the regions' coarser boxes cost accuracy, BENCHMARKS.md) and a face
+//! coming into view is found within `refresh_frames` frames. A face is matched to the previous
+//! frame's face whose box overlaps it most; a face with no match, or whose attributes are
+//! `refresh_frames` frames old, is computed.
 
-use crate::detect::{BBox, Detection, SAME_FACE_IOU, found_again};
+use crate::detect::{BBox, Detection};
 use crate::predict::Attributes;
 
 /// How faces are followed.
@@ -17,20 +19,16 @@ pub struct TrackerConfig {
     /// The least overlap (intersection over union) of a box with the previous frame's box for
     /// the two to be one face.
     pub min_iou: f32,
-    /// A face's attributes are computed again after this many frames.
+    /// A face's attributes are computed again after this many frames, and the whole frame is
+    /// searched again at least as often.
     pub refresh_frames: u32,
-    /// While faces are followed, the whole frame is searched again after this many frames (1:
-    /// every frame).
-    pub search_frames: u32,
 }
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        // Half a second at 20 frames/s: a new person stepping into the same place is
-        // recognised as new within that time. A face coming into view elsewhere is found
-        // within 8 frames; 8 and 10 apart, the whole-frame searches and the backbone's runs
-        // seldom fall on one frame.
-        Self { min_iou: SAME_FACE_IOU, refresh_frames: 10, search_frames: 8 }
+        // Half a second at 20 frames/s: a new person stepping into the same place, or into
+        // view elsewhere, is recognised as new within that time.
+        Self { min_iou: 0.4, refresh_frames: 10 }
     }
 }
 
@@ -57,17 +55,20 @@ impl FaceTracker {
     }
 
     /// The boxes of the faces followed, when the next frame may be searched around them alone;
-    /// `None` when it must be searched whole (no face followed, or time to look for others).
+    /// `None` when it must be searched whole: no face is followed, or one is due to be computed
+    /// again, or the whole frame was last searched `refresh_frames` frames ago.
     pub fn regions(&self) -> Option<Vec<BBox>> {
-        let due = self.since_search + 1 >= self.config.search_frames;
-        (!self.faces.is_empty() && !due).then(|| self.faces.iter().map(|f| f.bbox).collect())
+        let due = |age: u32| age + 1 >= self.config.refresh_frames;
+        let whole = self.faces.is_empty() || due(self.since_search) || self.faces.iter().any(|f| due(f.age));
+        (!whole).then(|| self.faces.iter().map(|f| f.bbox).collect())
     }
 
-    /// Whether every face followed is found again among `detections` (as [`Self::plan`] would
-    /// match it): else the whole frame must be searched.
-    pub fn all_found(&self, detections: &[Detection]) -> bool {
-        let followed: Vec<BBox> = self.faces.iter().map(|f| f.bbox).collect();
-        found_again(&followed, detections, self.config.min_iou)
+    /// Whether `detections`, found in the regions around the faces followed, are those faces
+    /// again and no other (a newcomer's attributes come from a whole-frame box too): else the
+    /// whole frame must be searched.
+    pub fn holds_just_the_followed(&self, detections: &[Detection]) -> bool {
+        detections.len() == self.faces.len()
+            && self.faces.iter().all(|f| detections.iter().any(|d| f.bbox.iou(&d.bbox) >= self.config.min_iou))
     }
 
     /// For each of a new frame's detections, the attributes it keeps from the face it continues
@@ -153,7 +154,7 @@ mod tests {
 
     #[test]
     fn a_face_that_stays_keeps_its_attributes_until_they_are_refreshed() {
-        let mut tracker = FaceTracker::new(TrackerConfig { min_iou: 0.4, refresh_frames: 3, search_frames: 1 });
+        let mut tracker = FaceTracker::new(TrackerConfig { min_iou: 0.4, refresh_frames: 3 });
         assert_eq!(frame(&mut tracker, &[detection(0.0)], |_| 30.0), [None], "a new face is computed");
         assert_eq!(frame(&mut tracker, &[detection(5.0)], |_| 99.0), [Some(30.0)], "moved a little: kept");
         assert_eq!(frame(&mut tracker, &[detection(10.0)], |_| 99.0), [Some(30.0)]);
@@ -174,24 +175,36 @@ mod tests {
     }
 
     #[test]
-    fn followed_faces_are_searched_around_until_the_whole_frame_is_due_or_one_is_lost() {
-        let mut tracker = FaceTracker::new(TrackerConfig { min_iou: 0.4, refresh_frames: 10, search_frames: 3 });
+    fn followed_faces_are_searched_around_until_one_is_due_lost_or_joined() {
+        let mut tracker = FaceTracker::new(TrackerConfig { min_iou: 0.4, refresh_frames: 3 });
         assert_eq!(tracker.regions(), None, "nothing followed: the whole frame");
         let faces = [detection(0.0), detection(300.0)];
-        let follow = |tracker: &mut FaceTracker, whole: bool| {
-            tracker.update(faces.iter().map(|d| (d.bbox, said(30.0), 0)), whole);
+        let computed = [detection(0.0)];
+        let computed_now = frame(&mut tracker, &computed, |_| 30.0);
+        assert_eq!(computed_now, [None]);
+        assert_eq!(tracker.regions(), Some(vec![computed[0].bbox]));
+        // A second face found in the region's frame: the whole frame must be searched.
+        assert!(!tracker.holds_just_the_followed(&faces));
+        assert!(tracker.holds_just_the_followed(&[detection(5.0)]), "moved a little");
+        assert!(!tracker.holds_just_the_followed(&[]), "lost");
+        assert!(!tracker.holds_just_the_followed(&[detection(80.0)]), "moved too far");
+        // Followed from the regions for two frames, then due: the whole frame.
+        let follow = |tracker: &mut FaceTracker| {
+            let plan = tracker.plan(&computed);
+            let kept = computed.iter().zip(plan).map(|(d, kept)| {
+                let (attributes, age) = kept.expect("followed");
+                (d.bbox, attributes, age)
+            });
+            tracker.update(kept, false);
         };
-        follow(&mut tracker, true);
+        follow(&mut tracker);
+        assert!(tracker.regions().is_some());
+        follow(&mut tracker);
+        assert_eq!(tracker.regions(), None, "the third frame is searched whole");
+        // Two faces, both computed on a whole frame: searched around both.
+        frame(&mut tracker, &faces, |_| 40.0);
+        assert!(tracker.holds_just_the_followed(&[detection(310.0), detection(5.0)]), "in any order");
         assert_eq!(tracker.regions(), Some(vec![faces[0].bbox, faces[1].bbox]));
-        follow(&mut tracker, false);
-        assert!(tracker.regions().is_some());
-        follow(&mut tracker, false);
-        assert_eq!(tracker.regions(), None, "every third frame searches the whole frame");
-        follow(&mut tracker, true);
-        assert!(tracker.regions().is_some());
-        assert!(tracker.all_found(&[detection(310.0), detection(5.0)]), "moved a little, in any order");
-        assert!(!tracker.all_found(&[detection(5.0)]), "one lost");
-        assert!(!tracker.all_found(&[detection(5.0), detection(380.0)]), "one moved too far");
         tracker.update([], false);
         assert_eq!(tracker.regions(), None, "nothing followed any more");
     }

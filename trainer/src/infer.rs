@@ -173,8 +173,6 @@ pub struct Reading {
     /// Detect as photos are answered (`predict`, the browser: a staged search) instead of
     /// searching every view as training did.
     pub as_answered: bool,
-    /// Detect as the browser's webcam does while it follows a face that holds still.
-    pub as_followed: bool,
     /// Embed with the browser's packed CPU kernels ([`FacePipeline::with_nhwc_kernels`]).
     pub packed_kernels: bool,
 }
@@ -191,15 +189,12 @@ pub fn evaluate_file(
     data_dir: &Path,
     reading: Reading,
 ) -> Result<()> {
-    let Reading { split: part, look, mirror, as_answered, as_followed, packed_kernels } = reading;
+    let Reading { split: part, look, mirror, as_answered, packed_kernels } = reading;
     let model_file::Model { header, head, backbone } = load_model(model_file, device)?;
     let set = config.load(data_dir)?;
     let mut pipeline = models::model_pipeline(cache, &header, backbone, device)?;
     if as_answered {
         pipeline = pipeline.with_detector_config(header.detector.clone().answering_photos());
-    }
-    if as_followed {
-        pipeline = pipeline.with_detector_config(header.detector.clone().answering_followed_video());
     }
     if packed_kernels {
         pipeline = pipeline.with_nhwc_kernels();

@@ -84,10 +84,6 @@ enum Command {
         /// searching every view as training did.
         #[arg(long)]
         as_answered: bool,
-        /// Detect faces as the browser's webcam does while it follows a face that holds still
-        /// (each photo a frame): searched again in the region around each face found.
-        #[arg(long, conflicts_with = "as_answered")]
-        as_followed: bool,
         /// Embed faces with the browser's packed CPU kernels (`--backend cpu`; int8 layers sum
         /// in integers), as the page's CPU fallback does.
         #[arg(long)]
@@ -191,25 +187,9 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Eval {
-            model,
-            test_time_mirror,
-            look,
-            split,
-            as_answered,
-            as_followed,
-            packed_kernels,
-            config,
-            data_dir,
-        } => {
-            let reading = facemtl_trainer::infer::Reading {
-                split,
-                look,
-                mirror: test_time_mirror,
-                as_answered,
-                as_followed,
-                packed_kernels,
-            };
+        Command::Eval { model, test_time_mirror, look, split, as_answered, packed_kernels, config, data_dir } => {
+            let reading =
+                facemtl_trainer::infer::Reading { split, look, mirror: test_time_mirror, as_answered, packed_kernels };
             facemtl_trainer::infer::evaluate_file(&cache, &device, &model, &config, &data_dir, reading)
         }
         Command::Calibrate { model, out, plots, config, data_dir } => facemtl_trainer::calibrate::calibrate_file(

@@ -54,13 +54,6 @@ pub struct DetectorConfig {
     /// they cost three times the rest of the search.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tiles_only_without_large_face: bool,
-    /// Search each image once more as a video's next frame is searched while its faces are
-    /// followed: in the regions around the faces found alone ([`Detector::regions`]), whose
-    /// faces are kept when every face is found there again. A still photo stands for a face
-    /// holding still before the webcam: `eval --as-followed` measures what the regions' boxes
-    /// do to the answers.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub followed: bool,
 }
 
 impl Default for DetectorConfig {
@@ -71,7 +64,6 @@ impl Default for DetectorConfig {
             tiles: true,
             first_view_suffices: false,
             tiles_only_without_large_face: false,
-            followed: false,
         }
     }
 }
@@ -83,15 +75,6 @@ pub const REGION_INPUT: usize = 128;
 /// of its 128 pixels: the size of a large face in the whole frame's 256 (`SUFFICING_SIZE`),
 /// well inside what the full-range model finds.
 pub const REGION_ZOOM: f32 = 2.5;
-
-/// A box overlapping the one of the frame before this much (intersection over union) is the
-/// same face, followed.
-pub const SAME_FACE_IOU: f32 = 0.4;
-
-/// Whether each of `faces` (boxes of the frame before) is found again among `detections`.
-pub fn found_again(faces: &[BBox], detections: &[Detection], min_iou: f32) -> bool {
-    faces.iter().all(|f| detections.iter().any(|d| f.iou(&d.bbox) >= min_iou))
-}
 
 /// A face this confident in the first view ...
 const SUFFICING_SCORE: f32 = 0.75;
@@ -112,12 +95,6 @@ impl DetectorConfig {
     /// the first view holds no large face (faces in front of a webcam are large).
     pub fn answering_video(self) -> Self {
         Self { tiles: false, first_view_suffices: true, ..self }
-    }
-
-    /// These settings as a video's frames are answered while a face that holds still is
-    /// followed: [`Self::answering_video`], then [`Self::followed`].
-    pub fn answering_followed_video(self) -> Self {
-        Self { followed: true, ..self.answering_video() }
     }
 
     /// Every view the detector takes of a `width x height` image.
@@ -269,17 +246,11 @@ impl Detector {
         if images.is_empty() {
             return Vec::new();
         }
-        let found = if self.config.first_view_suffices || self.config.tiles_only_without_large_face {
-            images.iter().map(|image| self.detect_staged(image, device)).collect()
-        } else {
-            let batch = self.inputs(images, device);
-            let raw = read(self.model.forward(batch.input));
-            self.decode(&raw, &batch.views)
-        };
-        if !self.config.followed {
-            return found;
+        if self.config.first_view_suffices || self.config.tiles_only_without_large_face {
+            return images.iter().map(|image| self.detect_staged(image, device)).collect();
         }
-        images.iter().zip(found).map(|(image, faces)| self.followed(image, faces, device)).collect()
+        let batch = self.inputs(images, device);
+        self.decode(&read(self.model.forward(batch.input)), &batch.views)
     }
 }
 
@@ -301,18 +272,6 @@ impl Detector {
             start = end;
         }
         unreachable!("the last pass ends at the last view")
-    }
-
-    /// `faces` of `image` as the next frame of a still video finds them: searched in the
-    /// regions around them alone, kept from there when every one is found again.
-    fn followed(&self, image: &RgbImage, faces: Vec<Detection>, device: &Device) -> Vec<Detection> {
-        if faces.is_empty() {
-            return faces;
-        }
-        let boxes: Vec<BBox> = faces.iter().map(|f| f.bbox).collect();
-        let views = self.regions(&boxes);
-        let again = self.decode_views(&read(self.model.forward(self.view_inputs(image, &views, device))), &views);
-        if found_again(&boxes, &again, SAME_FACE_IOU) { again } else { faces }
     }
 }
 
