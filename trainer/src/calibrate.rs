@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use facemtl::calibration::{self, Calibration, Reliability, confidence, temper};
+use facemtl::calibration::{self, Calibration, EceFloor, Reliability, confidence, temper};
 use facemtl::groups::age_band;
 use facemtl::model_file;
 use facemtl::mtl::{MtlHead, RACES, TaskKind, TaskSpec};
@@ -122,6 +122,7 @@ impl Outputs {
                             before: calibration::ece(&raw, &raw_ok, ECE_BINS),
                             after: calibration::ece(&calibrated, &ok, ECE_BINS),
                         });
+                        out.ece_floor = Some(calibration::ece_floor(&calibrated, ECE_BINS));
                         out.reliability = calibration::reliability(&calibrated, &ok, ECE_BINS);
                         out.reliability_before = calibration::reliability(&raw, &raw_ok, ECE_BINS);
                         if *task == TaskSpec::gender() {
@@ -215,6 +216,10 @@ pub struct TaskCalibration {
     pub temperature: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ece: Option<Change>,
+    /// The error a model right exactly as often as its calibrated answers say would show on
+    /// the same faces: the sampling floor beneath `ece.after`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ece_floor: Option<EceFloor>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reliability: Vec<Reliability>,
     #[serde(skip_serializing_if = "Vec::is_empty")]

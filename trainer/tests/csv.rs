@@ -85,6 +85,9 @@ fn a_csv_data_set_with_its_own_task_trains_exports_and_predicts() {
         let t = calibration["temperature"].as_f64().unwrap();
         assert!(t != 1.0 && (0.05..=20.0).contains(&t), "{calibration}");
         assert!((0.0..0.5).contains(&calibration["ece"]["after"].as_f64().unwrap()), "{calibration}");
+        // The sampling floor beside it: on a few hundred faces, a point or more.
+        let floor = |at: &str| calibration["ece_floor"][at].as_f64().unwrap();
+        assert!(floor("mean") > 0.0 && floor("p90") > floor("mean") && floor("p90") < 0.5, "{calibration}");
     }
     let answered = &report[0]["calibration"]["answered"]["all"];
     assert!((0.0..=1.0).contains(&answered["answered"].as_f64().unwrap()), "{answered}");

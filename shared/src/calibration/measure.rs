@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::read::{interval, temper};
+use crate::training::order::uniform_draws;
 
 /// One reliability bin: faces whose confidence fell in `[low, low + width)`, their mean
 /// confidence and how often they were right.
@@ -43,6 +44,33 @@ pub fn ece(confidences: &[f32], correct: &[bool], bins: usize) -> f64 {
     reliability(confidences, correct, bins).iter().map(|b| b.count as f64 / n * (b.confidence - b.accuracy).abs()).sum()
 }
 
+/// The expected calibration error that a model right exactly as often as it says would still
+/// show on faces of these `confidences` (over `bins` bins), for want of faces: each face drawn
+/// right with its own confidence, [`FLOOR_DRAWS`] times (seeded). A measured error near the
+/// mean is sampling noise, not miscalibration; one above the 90th percentile is unlikely to be.
+pub fn ece_floor(confidences: &[f32], bins: usize) -> EceFloor {
+    let mut draw = uniform_draws(FLOOR_SEED);
+    let mut errors: Vec<f64> = (0..FLOOR_DRAWS)
+        .map(|_| {
+            let correct: Vec<bool> = confidences.iter().map(|p| draw() < f64::from(*p)).collect();
+            ece(confidences, &correct, bins)
+        })
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    EceFloor { mean: errors.iter().sum::<f64>() / FLOOR_DRAWS as f64, p90: errors[FLOOR_DRAWS * 9 / 10] }
+}
+
+/// Draws behind [`ece_floor`]: its mean moves by about 1 % of itself between seeds.
+const FLOOR_DRAWS: usize = 400;
+const FLOOR_SEED: u64 = 15;
+
+/// [`ece_floor`]'s figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EceFloor {
+    pub mean: f64,
+    pub p90: f64,
+}
+
 /// The share of `truth` values inside the `level` intervals of the distributions `rows` over
 /// `bins`, tempered by `t`.
 pub fn interval_coverage(rows: &[&[f32]], bins: &[f32], truth: &[f32], t: f32, level: f32) -> f64 {
@@ -78,6 +106,22 @@ mod tests {
         let bins = reliability(&confidences, &correct, 15);
         assert_eq!(bins.iter().map(|b| b.count).collect::<Vec<_>>(), [10, 10]);
         assert!((bins[1].accuracy - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_floor_shrinks_with_the_faces_and_a_calibrated_model_sits_on_it() {
+        // Confidences spread over [0.5, 1); a model right exactly as often (drawn elsewhere).
+        let confidences = |n: usize| (0..n).map(|i| 0.5 + 0.5 * (i as f32 + 0.5) / n as f32).collect::<Vec<_>>();
+        let (few, many) = (ece_floor(&confidences(500), 15), ece_floor(&confidences(8000), 15));
+        // Sampling noise falls as one over the root of the faces: 16 times the faces, a quarter.
+        assert!(few.mean > 3.0 * many.mean && few.mean < 5.0 * many.mean, "{few:?} {many:?}");
+        assert!(few.p90 > few.mean);
+        let mut draw = uniform_draws(99);
+        let faces = confidences(500);
+        let calibrated: Vec<bool> = faces.iter().map(|p| draw() < f64::from(*p)).collect();
+        assert!(ece(&faces, &calibrated, 15) < 2.0 * few.p90);
+        // Always right (an error of 0.25 here): several times the floor.
+        assert!(ece(&faces, &vec![true; 500], 15) > 5.0 * few.mean, "{few:?}");
     }
 
     #[test]

@@ -10,6 +10,6 @@ mod read;
 mod settings;
 
 pub use fit::{CANT_TELL_ACCURACY, cant_tell_threshold, fit, fit_interval_temperature, fit_temperature};
-pub use measure::{Reliability, answered, ece, interval_coverage, reliability};
+pub use measure::{EceFloor, Reliability, answered, ece, ece_floor, interval_coverage, reliability};
 pub use read::{confidence, interval, temper};
 pub use settings::{Calibration, INTERVAL_LEVEL};

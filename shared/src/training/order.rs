@@ -13,6 +13,15 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Uniform draws on [0, 1) from `seed` (SplitMix64): the same on every platform.
+pub fn uniform_draws(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_add(GOLDEN);
+        (mix(state) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// A deterministic Fisher-Yates shuffle (SplitMix64).
 pub fn shuffle<T>(items: &mut [T], seed: u64) {
     let mut state = seed;
