@@ -8,6 +8,7 @@ pub mod backbone;
 pub mod calibration;
 pub mod compact;
 pub mod detect;
+pub mod draws;
 pub mod groups;
 pub mod kernels;
 pub mod lab;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::read::{interval, temper};
-use crate::training::order::uniform_draws;
+use crate::draws::uniform_draws;
 
 /// One reliability bin: faces whose confidence fell in `[low, low + width)`, their mean
 /// confidence and how often they were right.

@@ -3,32 +3,11 @@
 //! same mirror views and the same dropped units forever, on every backend (a GPU's random
 //! numbers differ from the CPU's, and a browser run must match a native one).
 
-/// SplitMix64's increment.
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function: a well-mixed value for each input.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Uniform draws on [0, 1) from `seed` (SplitMix64): the same on every platform.
-pub fn uniform_draws(seed: u64) -> impl FnMut() -> f64 {
-    let mut state = seed;
-    move || {
-        state = state.wrapping_add(GOLDEN);
-        (mix(state) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use crate::draws::{GOLDEN, mix, stream, unit};
 
 /// A deterministic Fisher-Yates shuffle (SplitMix64).
 pub fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(GOLDEN);
-        mix(state)
-    };
+    let mut next = stream(seed);
     for i in (1..items.len()).rev() {
         let j = (next() % (i as u64 + 1)) as usize;
         items.swap(i, j);
@@ -59,7 +38,7 @@ pub fn dropout_keep(seed: u64, epoch: usize, batch: usize, head: usize, len: usi
     let scale = (1.0 / (1.0 - p)) as f32;
     (0..len as u64)
         .map(|i| {
-            let uniform = (mix(stream.wrapping_add(i.wrapping_mul(GOLDEN))) >> 11) as f64 / (1u64 << 53) as f64;
+            let uniform = unit(mix(stream.wrapping_add(i.wrapping_mul(GOLDEN))));
             if uniform < p { 0.0 } else { scale }
         })
         .collect()
