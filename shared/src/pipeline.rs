@@ -168,16 +168,16 @@ impl FacePipeline {
     }
 
     /// The faces of a video frame: searched only in the regions around the faces `tracker`
-    /// follows when it allows and they hold those faces and no other, else in the whole frame
-    /// ([`Self::searched_async`]). Also how many regions and whole-frame views were searched.
+    /// follows when it allows, they cost less than a whole view ([`Detector::regions`]) and
+    /// they hold those faces and no other; else in the whole frame ([`Self::searched_async`]).
+    /// Also how many regions and whole-frame views were searched.
     async fn searched_frame(
         &self,
         image: &RgbImage,
         tracker: &FaceTracker,
     ) -> Result<(Vec<Detection>, Searched), String> {
         let mut searched = Searched::default();
-        if let Some(regions) = tracker.regions() {
-            let views = self.detector.regions(&regions);
+        if let Some(views) = tracker.regions().and_then(|faces| self.detector.regions(&faces)) {
             let raw = self.detector_outputs(image, &views).await?;
             let found = self.detector.decode_views(&raw, &views);
             searched.regions = views.len();

@@ -3,12 +3,12 @@
 //! gender, age and race do not change between two frames, while the backbone costs most of a
 //! frame's time (BENCHMARKS.md). The detector still runs on every frame, so boxes follow the
 //! faces as they move: in the regions around the faces of the frame before (a quarter of the
-//! whole frame's pixels each), as long as they hold those faces and no other, and in the whole
-//! frame when a face's attributes are due to be computed again, so that attributes always come
-//! from a whole-frame box (the regions' coarser boxes cost accuracy, BENCHMARKS.md) and a face
-//! coming into view is found within `refresh_frames` frames. A face is matched to the previous
-//! frame's face whose box overlaps it most; a face with no match, or whose attributes are
-//! `refresh_frames` frames old, is computed.
+//! whole frame's pixels each, so for up to three faces), as long as they hold those faces and
+//! no other, and in the whole frame when a face's attributes are due to be computed again, so
+//! that attributes always come from a whole-frame box (the regions' coarser boxes cost
+//! accuracy, BENCHMARKS.md) and a face coming into view is found within `refresh_frames`
+//! frames. A face is matched to the previous frame's face whose box overlaps it most; a face
+//! with no match, or whose attributes are `refresh_frames` frames old, is computed.
 
 use crate::detect::{BBox, Detection};
 use crate::predict::Attributes;

@@ -204,9 +204,11 @@ impl Detector {
     }
 
     /// The views that search only the regions around `faces` (a video's faces of the frame
-    /// before), each at [`REGION_INPUT`].
-    pub fn regions(&self, faces: &[BBox]) -> Vec<Letterbox> {
-        faces.iter().map(|face| Letterbox::around(face, REGION_ZOOM, REGION_INPUT)).collect()
+    /// before), each at [`REGION_INPUT`]; `None` when they would hold as many pixels as a whole
+    /// view or more (four faces or more), which then costs less.
+    pub fn regions(&self, faces: &[BBox]) -> Option<Vec<Letterbox>> {
+        (faces.len() * REGION_INPUT.pow(2) < INPUT_SIZE.pow(2))
+            .then(|| faces.iter().map(|face| Letterbox::around(face, REGION_ZOOM, REGION_INPUT)).collect())
     }
 
     /// Whether the faces of the first pass over a `width x height` image make the other views
@@ -297,5 +299,17 @@ mod tests {
         );
         // A small photo has no tiles: the zoom views are every view.
         assert_eq!(ends(all.answering_photos(), 200), [2]);
+    }
+
+    #[test]
+    fn regions_are_searched_only_while_they_cost_less_than_a_whole_view() {
+        let detector = Detector::new(BlazeFaceConfig::new().init(&Device::flex()), DetectorConfig::default());
+        let face = |x: f32| BBox { x_min: x, y_min: 100.0, x_max: x + 40.0, y_max: 150.0 };
+        let three = detector.regions(&[face(0.0), face(100.0), face(200.0)]).expect("three regions");
+        assert_eq!(three.len(), 3);
+        // 2.5 times the longer side (50 px), centred on the face, seen at 128.
+        assert_eq!(three[1].window(), BBox { x_min: 57.5, y_min: 62.5, x_max: 182.5, y_max: 187.5 });
+        assert_eq!((three[1].input, three[1].tile), (REGION_INPUT, true));
+        assert_eq!(detector.regions(&[face(0.0), face(100.0), face(200.0), face(300.0)]), None);
     }
 }
