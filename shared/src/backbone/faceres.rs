@@ -171,7 +171,7 @@ pub fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// fused layer of [`kernels`] with a backward of its own; elsewhere `Conv2d`'s own then [`relu6`].
 pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
-        Some(bias) if kernels::runs_here(&x) => {
+        Some(bias) if kernels::runs_here(&x, &conv.weight.val()) => {
             kernels::depthwise3x3_relu6(x, conv.weight.val(), bias.val(), conv.stride[0])
         }
         _ => relu6(conv.forward(x)),
@@ -182,7 +182,9 @@ pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// [`depthwise_relu6`] is; elsewhere [`pointwise`] then [`relu6`].
 pub fn pointwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
-        Some(bias) if kernels::runs_here(&x) => kernels::pointwise_relu6(x, conv.weight.val(), bias.val()),
+        Some(bias) if kernels::runs_here(&x, &conv.weight.val()) => {
+            kernels::pointwise_relu6(x, conv.weight.val(), bias.val())
+        }
         _ => relu6(pointwise(conv, x)),
     }
 }

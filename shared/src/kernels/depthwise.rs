@@ -10,13 +10,11 @@ use super::saved::{Gradients, Saved};
 /// `[c, 3, 3]`) + bias).
 pub fn forward(x: &[f32], kernel: &[f32], bias: &[f32], [n, c, h, w]: [usize; 4], stride: usize) -> Vec<f32> {
     let g = Geometry::new(h, w, stride);
-    let mut out = vec![0.0; n * c * g.output_len()];
-    each_chunk(&mut out, g.output_len(), |plane, out, scratch| {
+    each_chunk(n * c, g.output_len(), |plane, out, scratch| {
         let channel = plane % c;
         let input = &x[plane * g.input_len()..][..g.input_len()];
         g.forward_relu6(input, &kernel[channel * 9..][..9], bias[channel], out, &mut scratch.plane);
-    });
-    out
+    })
 }
 
 /// The input's gradient `[n, c, h, w]` (when wanted), the kernel's `[c, 3, 3]` and the bias's
@@ -25,8 +23,8 @@ pub fn forward(x: &[f32], kernel: &[f32], bias: &[f32], [n, c, h, w]: [usize; 4]
 pub fn gradients(saved: &Saved, [n, c, h, w]: [usize; 4], stride: usize) -> Gradients {
     let g = Geometry::new(h, w, stride);
     let (in_len, out_len) = (g.input_len(), g.output_len());
-    let mut input = vec![0.0; if saved.input_wanted { n * c * in_len } else { 0 }];
-    let sums = each_summing(n, &mut input, c * in_len, c * 10, |image, input, sums, scratch| {
+    let image_len = if saved.input_wanted { c * in_len } else { 0 };
+    let (input, sums) = each_summing(n, image_len, c * 10, |image, input, sums, scratch| {
         for (channel, sums) in sums.chunks_exact_mut(10).enumerate() {
             let plane = image * c + channel;
             let out = plane * out_len..(plane + 1) * out_len;

@@ -46,25 +46,31 @@ pub trait SeparableOps: Backend {
     fn pointwise_relu6(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// Whether these kernels run for `x`: training (autodiff) on the Flex backend, in f32. Elsewhere
-/// Burn's own layers are used (the GPU backends have kernels of their own, and inference stays
-/// bit for bit what it was).
-pub fn runs_here(x: &Tensor<4>) -> bool {
-    let device = x.device();
-    device.is_autodiff() && x.dtype() == DType::F32 && matches!(device.inner().as_dispatch(), DispatchDevice::Flex(_))
+/// Whether these kernels run for a layer with this `weight` on `x`: training (autodiff, on either
+/// of them) on the Flex backend, in f32. A layer trains when its weights do, whatever its input:
+/// the first layer of a tuned tail reads activations that need no gradient, and may get them
+/// without autodiff (a tensor moved with `to_device` keeps the context it had). Elsewhere Burn's
+/// own layers are used (the GPU backends have kernels of their own, and inference stays bit for
+/// bit what it was).
+pub fn runs_here(x: &Tensor<4>, weight: &Tensor<4>) -> bool {
+    let training = x.is_autodiff() || weight.is_autodiff();
+    let on_flex = |t: &Tensor<4>| matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_));
+    training && x.dtype() == DType::F32 && on_flex(x) && on_flex(weight)
 }
 
 /// ReLU6 of a `Conv2d` with `groups = c`, a 3x3 kernel `[c, 1, 3, 3]`, bias `[c]`, SAME padding
 /// and this stride (1 or 2), on `x` `[n, c, h, w]`. Only where [`runs_here`] holds.
 pub fn depthwise3x3_relu6(x: Tensor<4>, kernel: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
-    let (x, kernel, bias) = (x.into_dispatch(), kernel.into_dispatch(), bias.into_dispatch());
+    let (x, kernel, bias) =
+        (x.autodiff().into_dispatch(), kernel.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
     Tensor::from_dispatch(<Dispatch as SeparableOps>::depthwise3x3_relu6(x, kernel, bias, stride))
 }
 
 /// ReLU6 of a 1x1 `Conv2d` with `weight` `[out, c, 1, 1]` and bias `[out]` on `x` `[n, c, h, w]`.
 /// Only where [`runs_here`] holds.
 pub fn pointwise_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
-    let (x, weight, bias) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch());
+    let (x, weight, bias) =
+        (x.autodiff().into_dispatch(), weight.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
     Tensor::from_dispatch(<Dispatch as SeparableOps>::pointwise_relu6(x, weight, bias))
 }
 
@@ -218,7 +224,7 @@ mod tests {
     fn agrees_with_burn(conv: &Conv2d, ours: impl Fn(Tensor<4>) -> Tensor<4>, x_shape: [usize; 4], case: &str) {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 4.0), &device).require_grad();
-        assert!(runs_here(&x));
+        assert!(runs_here(&x, &conv.weight.val()));
         let (ours, theirs) = (ours(x.clone()), conv.forward(x.clone()).clamp(0.0, 6.0));
         assert_eq!(ours.dims(), theirs.dims(), "{case}");
         assert!(worst(ours.clone().inner(), theirs.clone().inner()) < 1e-5, "{case}: forward");
@@ -271,6 +277,26 @@ mod tests {
 
     #[test]
     fn only_training_on_the_cpu_backend_takes_this_path() {
-        assert!(!runs_here(&Tensor::<4>::zeros([1, 1, 3, 3], &Device::flex())));
+        let zeros = |device: &Device| Tensor::<4>::zeros([1, 1, 3, 3], device);
+        let (inference, training) = (Device::flex(), Device::flex().autodiff());
+        assert!(!runs_here(&zeros(&inference), &zeros(&inference)));
+        assert!(runs_here(&zeros(&inference), &zeros(&training)));
+    }
+
+    #[test]
+    fn a_layer_that_trains_on_an_input_without_autodiff_still_takes_this_path_and_trains() {
+        // What a tuned tail's first layer may get: activations moved onto the training device
+        // with `to_device`, which keeps their own (inference) context.
+        let device = Device::flex().autodiff();
+        let conv = Conv2dConfig::new([4, 6], [1, 1]).init(&device);
+        let x = Tensor::<4>::random([2, 4, 3, 3], Distribution::Normal(0.0, 2.0), &Device::flex()).to_device(&device);
+        assert!(!x.is_autodiff());
+        assert!(runs_here(&x, &conv.weight.val()));
+        let y = pointwise_relu6(x.clone(), conv.weight.val(), conv.bias.as_ref().unwrap().val());
+        let theirs = conv.forward(x.autodiff()).clamp(0.0, 6.0);
+        assert!(worst(y.clone().inner(), theirs.clone().inner()) < 1e-5);
+        let (ours, theirs) = (y.sum().backward(), theirs.sum().backward());
+        let gap = worst(conv.weight.grad(&ours).unwrap(), conv.weight.grad(&theirs).unwrap());
+        assert!(gap < 1e-5, "weight gradient off by {gap}");
     }
 }

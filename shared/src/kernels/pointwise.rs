@@ -46,14 +46,12 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: Shape) -> Vec<f32> {
         );
         return one_by_one(&product, s.n, s.out, s.pixels, |channel, v| relu6(v, bias[channel]));
     }
-    let mut out = vec![0.0; s.n * s.out * s.pixels];
-    each_chunk(&mut out, s.out * s.pixels, |image, out, _| {
+    each_chunk(s.n, s.out * s.pixels, |image, out, _| {
         matmul(out, weight, View::rows(&x[image * s.c * s.pixels..], s.c, s.pixels), false, Threads::One);
         for (row, &b) in out.chunks_exact_mut(s.pixels).zip(bias) {
             row.iter_mut().for_each(|v| *v = relu6(*v, b));
         }
-    });
-    out
+    })
 }
 
 /// The input's gradient `[n, c, pixels]` (when wanted), the weight's `[out, c]` and the bias's
@@ -76,8 +74,8 @@ impl Backward<'_> {
         let (s, Saved { x, y, grad, weight, input_wanted }) = (self.shape, self.saved);
         let weight_t = View::rows(weight, s.out, s.c).transposed();
         let (image_out, weight_len) = (s.out * s.pixels, s.out * s.c);
-        let mut input = vec![0.0; if *input_wanted { s.n * s.c * s.pixels } else { 0 }];
-        let sums = each_summing(s.n, &mut input, s.c * s.pixels, weight_len + s.out, |image, input, sums, scratch| {
+        let image_len = if *input_wanted { s.c * s.pixels } else { 0 };
+        let (input, sums) = each_summing(s.n, image_len, weight_len + s.out, |image, input, sums, scratch| {
             let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
             scratch.passed.clear();
             for (channel, bias) in bias_sum.iter_mut().enumerate() {
@@ -100,8 +98,7 @@ impl Backward<'_> {
     fn batch_gradients(&self) -> Gradients {
         let (s, Saved { x, y, grad, weight, input_wanted }) = (self.shape, self.saved);
         let row_len = s.n * s.pixels;
-        let mut passed = vec![0.0; s.out * row_len];
-        let bias = each_summing(s.out, &mut passed, row_len, s.out, |channel, row, sums, scratch| {
+        let (passed, bias) = each_summing(s.out, row_len, s.out, |channel, row, sums, scratch| {
             scratch.passed.clear();
             for image in 0..s.n {
                 let at = (image * s.out + channel) * s.pixels..(image * s.out + channel + 1) * s.pixels;
@@ -124,13 +121,11 @@ impl Backward<'_> {
 
 /// `[n, channels, pixels]` -> `[channels, n * pixels]`: the batch's images side by side.
 fn side_by_side(values: &[f32], n: usize, channels: usize, pixels: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    each_chunk(&mut out, n * pixels, |channel, row, _| {
+    each_chunk(channels, n * pixels, |channel, row, _| {
         for (image, part) in row.chunks_exact_mut(pixels).enumerate() {
             part.copy_from_slice(&values[(image * channels + channel) * pixels..][..pixels]);
         }
-    });
-    out
+    })
 }
 
 /// `[channels, n * pixels]` -> `[n, channels, pixels]`, `f(channel, value)` applied on the way.
@@ -141,12 +136,10 @@ fn one_by_one(
     pixels: usize,
     f: impl Fn(usize, f32) -> f32 + Send + Sync,
 ) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    each_chunk(&mut out, channels * pixels, |image, out, _| {
+    each_chunk(n, channels * pixels, |image, out, _| {
         for (channel, part) in out.chunks_exact_mut(pixels).enumerate() {
             let source = &values[(channel * n + image) * pixels..][..pixels];
             part.iter_mut().zip(source).for_each(|(o, &v)| *o = f(channel, v));
         }
-    });
-    out
+    })
 }
