@@ -171,7 +171,7 @@ pub fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// fused layer of [`kernels`] with a backward of its own; elsewhere `Conv2d`'s own then [`relu6`].
 pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
-        Some(bias) if kernels::runs_here(&x, &conv.weight.val()) => {
+        Some(bias) if kernels::runs_here(&[&x, &conv.weight.val()]) => {
             kernels::depthwise3x3_relu6(x, conv.weight.val(), bias.val(), conv.stride[0])
         }
         _ => relu6(conv.forward(x)),
@@ -182,7 +182,7 @@ pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// [`depthwise_relu6`] is; elsewhere [`pointwise`] then [`relu6`].
 pub fn pointwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
-        Some(bias) if kernels::runs_here(&x, &conv.weight.val()) => {
+        Some(bias) if kernels::runs_here(&[&x, &conv.weight.val()]) => {
             kernels::pointwise_relu6(x, conv.weight.val(), bias.val())
         }
         _ => relu6(pointwise(conv, x)),
@@ -196,8 +196,12 @@ pub fn relu6(x: Tensor<4>) -> Tensor<4> {
     if x.device().is_autodiff() { burn::tensor::activation::relu(x).clamp_max(6.0) } else { x.clamp(0.0, 6.0) }
 }
 
-/// Global average of a feature map: `[n, c, h, w]` -> `[n, c]`.
+/// Global average of a feature map: `[n, c, h, w]` -> `[n, c]`. While training on the CPU
+/// backend, a layer of [`kernels`] spread over the threads.
 fn pool(x: Tensor<4>) -> Tensor<2> {
+    if kernels::runs_here(&[&x]) {
+        return kernels::mean_pool(x);
+    }
     let [n, c, _, _] = x.dims();
     x.mean_dim(3).mean_dim(2).reshape([n, c])
 }

@@ -1,6 +1,6 @@
 //! Training kernels of our own for the Flex (CPU) backend, where Burn takes a generic path:
-//! faceres's depthwise and pointwise convolutions with their bias and ReLU6 fused in, each with a
-//! backward of its own (BENCHMARKS.md "Training speed"; the upstream write-up is
+//! faceres's depthwise and pointwise convolutions with their bias and ReLU6 fused in, and its
+//! global average pool, each with a backward of its own (BENCHMARKS.md "Training speed"; the upstream write-up is
 //! docs/upstream-cpu-training.md). Elsewhere, and for inference, Burn's own kernels run.
 
 mod depthwise;
@@ -10,7 +10,8 @@ mod ops;
 mod parallel;
 mod planes;
 mod pointwise;
+mod pool;
 mod relu6;
 mod saved;
 
-pub use ops::{depthwise3x3_relu6, pointwise_relu6, runs_here};
+pub use ops::{depthwise3x3_relu6, mean_pool, pointwise_relu6, runs_here};

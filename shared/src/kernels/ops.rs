@@ -28,7 +28,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::saved::Saved;
-use super::{depthwise, pointwise};
+use super::{depthwise, pointwise, pool};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait SeparableOps: Backend {
@@ -44,18 +44,22 @@ pub trait SeparableOps: Backend {
     /// ReLU6 of the 1x1 convolution: `x` `[n, c, h, w]`, `weight` `[out, c, 1, 1]`, `bias`
     /// `[out]` -> `[n, out, h, w]`.
     fn pointwise_relu6(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The mean of each plane: `x` `[n, c, h, w]` -> `[n, c]`.
+    fn mean_pool(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// Whether these kernels run for a layer with this `weight` on `x`: training (autodiff, on either
-/// of them) on the Flex backend, in f32. A layer trains when its weights do, whatever its input:
-/// the first layer of a tuned tail reads activations that need no gradient, and may get them
-/// without autodiff (a tensor moved with `to_device` keeps the context it had). Elsewhere Burn's
-/// own layers are used (the GPU backends have kernels of their own, and inference stays bit for
-/// bit what it was).
-pub fn runs_here(x: &Tensor<4>, weight: &Tensor<4>) -> bool {
-    let training = x.is_autodiff() || weight.is_autodiff();
-    let on_flex = |t: &Tensor<4>| matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_));
-    training && x.dtype() == DType::F32 && on_flex(x) && on_flex(weight)
+/// Whether these kernels run for a layer on these operands (its input, then its weights if it
+/// has any): training (autodiff, on any of them) on the Flex backend, in f32. A layer trains
+/// when its weights do, whatever its input: the first layer of a tuned tail reads activations
+/// that need no gradient, and may get them without autodiff (a tensor moved with `to_device`
+/// keeps the context it had). Elsewhere Burn's own layers are used (the GPU backends have kernels
+/// of their own, and inference stays bit for bit what it was).
+pub fn runs_here(operands: &[&Tensor<4>]) -> bool {
+    let on_flex = |t: &&Tensor<4>| matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_));
+    operands.iter().any(|t| t.is_autodiff())
+        && operands.iter().all(on_flex)
+        && operands.first().is_some_and(|x| x.dtype() == DType::F32)
 }
 
 /// ReLU6 of a `Conv2d` with `groups = c`, a 3x3 kernel `[c, 1, 3, 3]`, bias `[c]`, SAME padding
@@ -72,6 +76,12 @@ pub fn pointwise_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tens
     let (x, weight, bias) =
         (x.autodiff().into_dispatch(), weight.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
     Tensor::from_dispatch(<Dispatch as SeparableOps>::pointwise_relu6(x, weight, bias))
+}
+
+/// The mean of each `[h, w]` plane of `x` `[n, c, h, w]` -> `[n, c]`. Only where [`runs_here`]
+/// holds.
+pub fn mean_pool(x: Tensor<4>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as SeparableOps>::mean_pool(x.autodiff().into_dispatch()))
 }
 
 /// A tensor's values in order, copied only where its layout is not already contiguous.
@@ -103,6 +113,11 @@ impl SeparableOps for Flex {
         let out = pointwise::forward(&values(&x), &values(&weight), &values(&bias), shape);
         let [n, _, h, w] = dims4(&x);
         tensor(out, [n, shape.out, h, w])
+    }
+
+    fn mean_pool(x: FlexTensor) -> FlexTensor {
+        let [n, c, h, w] = dims4(&x);
+        tensor(pool::forward(&values(&x), [n, c, h, w]), [n, c])
     }
 }
 
@@ -165,6 +180,22 @@ impl Backward<Flex, 3> for SeparableBackward {
     }
 }
 
+/// The pool's backward: each plane gets its share of its mean's gradient.
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    /// The input's shape.
+    type State = [usize; 4];
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let [Some(parent)] = ops.parents {
+            grads.register::<Flex>(parent.id, tensor(pool::gradient(&values(&grad), ops.state), ops.state));
+        }
+    }
+}
+
 /// Runs `layer` on Flex, recording its backward where any input is tracked.
 fn tracked<C: CheckpointStrategy>(
     layer: Layer,
@@ -201,6 +232,16 @@ impl<C: CheckpointStrategy> SeparableOps for Autodiff<Flex, C> {
     fn pointwise_relu6(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         tracked::<C>(Layer::Pointwise, x, weight, bias)
     }
+
+    fn mean_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match PoolBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let shape = x.shape();
+                prep.finish([shape[0], shape[1], shape[2], shape[3]], Flex::mean_pool(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::mean_pool(x.into_primitive())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -224,7 +265,7 @@ mod tests {
     fn agrees_with_burn(conv: &Conv2d, ours: impl Fn(Tensor<4>) -> Tensor<4>, x_shape: [usize; 4], case: &str) {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::random(x_shape, Distribution::Normal(0.0, 4.0), &device).require_grad();
-        assert!(runs_here(&x, &conv.weight.val()));
+        assert!(runs_here(&[&x, &conv.weight.val()]));
         let (ours, theirs) = (ours(x.clone()), conv.forward(x.clone()).clamp(0.0, 6.0));
         assert_eq!(ours.dims(), theirs.dims(), "{case}");
         assert!(worst(ours.clone().inner(), theirs.clone().inner()) < 1e-5, "{case}: forward");
@@ -276,11 +317,26 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_agrees_with_burns_means_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        for shape in [[3, 5, 7, 7], [2, 4, 1, 1], [1, 3, 4, 6]] {
+            let x = Tensor::<4>::random(shape, Distribution::Normal(1.0, 3.0), &device).require_grad();
+            let [n, c, _, _] = shape;
+            let (ours, theirs) = (mean_pool(x.clone()), x.clone().mean_dim(3).mean_dim(2).reshape([n, c]));
+            let as_4d = |t: Tensor<2>| t.reshape([1, 1, n, c]);
+            assert!(worst(as_4d(ours.clone().inner()), as_4d(theirs.clone().inner())) < 1e-6, "{shape:?}: forward");
+            let mix = Tensor::<2>::random([n, c], Distribution::Normal(0.0, 1.0), &device);
+            let (g_ours, g_theirs) = ((ours * mix.clone()).sum().backward(), (theirs * mix).sum().backward());
+            assert!(worst(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap()) < 1e-6, "{shape:?}: gradient");
+        }
+    }
+
+    #[test]
     fn only_training_on_the_cpu_backend_takes_this_path() {
         let zeros = |device: &Device| Tensor::<4>::zeros([1, 1, 3, 3], device);
         let (inference, training) = (Device::flex(), Device::flex().autodiff());
-        assert!(!runs_here(&zeros(&inference), &zeros(&inference)));
-        assert!(runs_here(&zeros(&inference), &zeros(&training)));
+        assert!(!runs_here(&[&zeros(&inference), &zeros(&inference)]));
+        assert!(runs_here(&[&zeros(&inference), &zeros(&training)]));
     }
 
     #[test]
@@ -291,7 +347,7 @@ mod tests {
         let conv = Conv2dConfig::new([4, 6], [1, 1]).init(&device);
         let x = Tensor::<4>::random([2, 4, 3, 3], Distribution::Normal(0.0, 2.0), &Device::flex()).to_device(&device);
         assert!(!x.is_autodiff());
-        assert!(runs_here(&x, &conv.weight.val()));
+        assert!(runs_here(&[&x, &conv.weight.val()]));
         let y = pointwise_relu6(x.clone(), conv.weight.val(), conv.bias.as_ref().unwrap().val());
         let theirs = conv.forward(x.autodiff()).clamp(0.0, 6.0);
         assert!(worst(y.clone().inner(), theirs.clone().inner()) < 1e-5);
