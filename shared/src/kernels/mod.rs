@@ -1,8 +1,9 @@
 //! Training kernels of our own for the Flex (CPU) backend, where Burn takes a generic path:
 //! faceres's depthwise and pointwise convolutions with their bias and ReLU6 fused in, and its
-//! global average pool, each with a backward of its own (BENCHMARKS.md "Training speed"; the upstream write-up is
+//! global average pool, each with a backward of its own, and Adam's step over a parameter's values (BENCHMARKS.md "Training speed"; the upstream write-up is
 //! docs/upstream-cpu-training.md). Elsewhere, and for inference, Burn's own kernels run.
 
+mod adam;
 mod depthwise;
 mod lanes;
 mod matmul;
@@ -14,4 +15,5 @@ mod pool;
 mod relu6;
 mod saved;
 
+pub use adam::{Step as AdamStep, step as adam_step};
 pub use ops::{depthwise3x3_relu6, mean_pool, pointwise_relu6, runs_here};

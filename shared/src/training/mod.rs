@@ -2,6 +2,7 @@
 //! losses and their weighting, the model that training optimises, Early Freeze, a run's
 //! settings, its examples, the session that steps it and the evaluation of a split.
 
+pub mod adam;
 pub mod early_freeze;
 pub mod evaluation;
 pub mod examples;

@@ -4,10 +4,11 @@
 //! back asynchronously (a WebGPU device cannot block); the native trainer blocks on them.
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::adam::FusedAdam;
 use super::evaluation::{evaluate, read};
 use super::order::{self, mirror_flag};
 use super::{EarlyFreeze, Examples, FreezeEvent, RunSettings, Target, TrainingModel};
@@ -96,12 +97,12 @@ impl Session {
             seconds: 0.0,
         };
         let snapshots = vec![None; tasks.len()];
-        Self { optim: Self::adam(&settings).init(), settings, tasks, state, model, snapshots, device: device.clone() }
+        Self { optim: Self::adam(&settings), settings, tasks, state, model, snapshots, device: device.clone() }
     }
 
     /// The thesis's optimiser: Adam with weight decay.
-    pub fn adam(settings: &RunSettings) -> AdamConfig {
-        AdamConfig::new().with_weight_decay(Some(WeightDecayConfig::new(settings.weight_decay as f32)))
+    pub fn adam(settings: &RunSettings) -> ModuleOptimizer {
+        FusedAdam::new(settings.weight_decay as f32).init()
     }
 
     pub fn device(&self) -> &Device {

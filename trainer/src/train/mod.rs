@@ -142,7 +142,7 @@ impl<'a> Trainer<'a> {
             session.state = serde_json::from_str(&fs::read_to_string(dir.join("state.json"))?)?;
             session.model = session.refreeze(load_module(self.fresh(), &dir.join("model.bpk"))?);
             let record = OptimizerRecord::load(dir.join("optim.bpk")).map_err(|e| anyhow::anyhow!("{e}"))?;
-            session.optim = Session::adam(&session.settings).init().load_record(record);
+            session.optim = Session::adam(&session.settings).load_record(record);
             for (task, snapshot) in session.snapshots.iter_mut().enumerate() {
                 let path = dir.join(format!("best-task{task}.bpk"));
                 *snapshot = path.is_file().then(|| load_module(self.fresh(), &path).map(|m| m.valid())).transpose()?;

@@ -1,0 +1,114 @@
+//! The thesis's optimiser, Adam with weight decay, as burn-optim's `Adam` computes it, with its
+//! step over each parameter's values done in one pass spread over the threads on the CPU backend
+//! ([`kernels::adam_step`]). Its state is burn-optim's own (`AdamState`), so a checkpoint's
+//! optimiser record reads and writes as before; elsewhere (the GPU backends) Burn's step runs.
+
+use burn::backend::DispatchDevice;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use crate::kernels::{self, AdamStep};
+
+/// burn-optim's defaults, spelled out because the fused step needs them.
+const BETA_1: f32 = 0.9;
+const BETA_2: f32 = 0.999;
+const EPSILON: f32 = 1e-5;
+
+/// Adam with weight decay `penalty`.
+#[derive(Clone)]
+pub struct FusedAdam {
+    burn: Adam,
+    penalty: f32,
+}
+
+impl FusedAdam {
+    pub fn new(penalty: f32) -> Self {
+        let config = AdamConfig::new()
+            .with_beta_1(BETA_1)
+            .with_beta_2(BETA_2)
+            .with_epsilon(EPSILON)
+            .with_weight_decay(Some(WeightDecayConfig::new(penalty)));
+        Self { burn: config.build(), penalty }
+    }
+
+    /// A module optimiser that steps every parameter this way.
+    pub fn init(self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self)
+    }
+}
+
+/// Whether the fused step runs for `tensor`: f32 on the Flex backend.
+fn fused_here<const D: usize>(tensor: &Tensor<D>) -> bool {
+    tensor.dtype() == DType::F32 && matches!(tensor.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor.into_data().try_into_vec::<f32>().expect("f32 values")
+}
+
+impl Optimizer for FusedAdam {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if !fused_here(&tensor) || state.as_ref().is_some_and(|s| s.momentum.max_moment_2.is_some()) {
+            return self.burn.step(lr, tensor, grad, state);
+        }
+        let (device, shape) = (tensor.device(), tensor.shape());
+        let (time, mut moment_1, mut moment_2) = match state {
+            Some(AdamState { momentum }) => (momentum.time + 1, values(momentum.moment_1), values(momentum.moment_2)),
+            None => (1, vec![0.0; shape.num_elements()], vec![0.0; shape.num_elements()]),
+        };
+        let mut param = values(tensor);
+        let s =
+            AdamStep { lr: lr as f32, beta_1: BETA_1, beta_2: BETA_2, epsilon: EPSILON, penalty: self.penalty, time };
+        kernels::adam_step(&mut param, &values(grad), &mut moment_1, &mut moment_2, s);
+        let tensor = |values: Vec<f32>| Tensor::from_data(TensorData::new(values, shape.clone()), &device);
+        let momentum = AdaptiveMomentumState::new(time, tensor(moment_1), tensor(moment_2));
+        (tensor(param), Some(AdamState::new(momentum)))
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        Adam::to_device(state, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    /// Three steps of ours and of burn-optim's `Adam` from the same parameter and gradients: the
+    /// same operations in the same order on each value, so the same values (the gap allowed is
+    /// one f32 rounding of the largest value, were a compiler to reorder one of them).
+    #[test]
+    fn the_fused_step_gives_burns_adam_values() {
+        let device = Device::flex();
+        let ours = FusedAdam::new(1e-2);
+        let burns = ours.burn.clone();
+        for len in [7, 3 * 16 * 1024 + 5] {
+            let start = Tensor::<1>::random([len], Distribution::Normal(0.0, 1.0), &device);
+            let (mut mine, mut theirs) = (start.clone(), start);
+            let (mut my_state, mut their_state) = (None, None);
+            for step in 0..3 {
+                let grad = Tensor::<1>::random([len], Distribution::Normal(0.0, 0.1), &device);
+                (mine, my_state) = ours.step(1e-3, mine, grad.clone(), my_state);
+                (theirs, their_state) = burns.step(1e-3, theirs, grad, their_state);
+                let gap = (mine.clone() - theirs.clone()).abs().max().into_scalar::<f32>();
+                let scale = theirs.clone().abs().max().into_scalar::<f32>();
+                assert!(gap <= scale * f32::EPSILON, "{len} values, step {step}: off by {gap}");
+            }
+            let (mine, theirs) = (my_state.unwrap().momentum, their_state.unwrap().momentum);
+            assert_eq!(mine.time, theirs.time);
+            assert!((mine.moment_2 - theirs.moment_2).abs().max().into_scalar::<f32>() <= f32::EPSILON);
+        }
+    }
+}
