@@ -5,8 +5,8 @@
 //! just before: a layer's outputs and gradients run to tens of MB, and the trainer keeps the
 //! memory it frees (no fresh zeroed pages from the system), so a `vec![0.0; len]` would be a
 //! memset of the whole buffer that the calling thread runs alone while the pool waits (80 ms of a
-//! 593 ms full fine-tuning step of 16, perf), where a chunk zeroed in place is still in cache
-//! when its values are written.
+//! 593 ms full fine-tuning step of 16, perf). Zeroed by the workers, chunk by chunk, it no
+//! longer holds the pool up.
 
 use std::mem::MaybeUninit;
 
