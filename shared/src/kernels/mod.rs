@@ -17,4 +17,4 @@ mod relu6;
 mod saved;
 
 pub use adam::{Step as AdamStep, step as adam_step};
-pub use ops::{depthwise3x3_relu6, mean_pool, pointwise_relu6, runs_here};
+pub use ops::{depthwise3x3_relu6, f32_on_flex, mean_pool, pointwise_relu6, runs_here};

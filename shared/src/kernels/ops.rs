@@ -56,10 +56,12 @@ pub trait SeparableOps: Backend {
 /// keeps the context it had). Elsewhere Burn's own layers are used (the GPU backends have kernels
 /// of their own, and inference stays bit for bit what it was).
 pub fn runs_here(operands: &[&Tensor<4>]) -> bool {
-    let on_flex = |t: &&Tensor<4>| matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_));
-    operands.iter().any(|t| t.is_autodiff())
-        && operands.iter().all(on_flex)
-        && operands.first().is_some_and(|x| x.dtype() == DType::F32)
+    operands.iter().any(|t| t.is_autodiff()) && operands.iter().all(|t| f32_on_flex(t))
+}
+
+/// Whether `tensor` holds f32 values on the Flex backend, where these kernels' slices apply.
+pub fn f32_on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
+    tensor.dtype() == DType::F32 && matches!(tensor.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// ReLU6 of a `Conv2d` with `groups = c`, a 3x3 kernel `[c, 1, 3, 3]`, bias `[c]`, SAME padding

@@ -3,11 +3,9 @@
 //! ([`kernels::adam_step`]). Its state is burn-optim's own (`AdamState`), so a checkpoint's
 //! optimiser record reads and writes as before; elsewhere (the GPU backends) Burn's step runs.
 
-use burn::backend::DispatchDevice;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
 use burn::prelude::*;
-use burn::tensor::DType;
 
 use crate::kernels::{self, AdamStep};
 
@@ -39,11 +37,6 @@ impl FusedAdam {
     }
 }
 
-/// Whether the fused step runs for `tensor`: f32 on the Flex backend.
-fn fused_here<const D: usize>(tensor: &Tensor<D>) -> bool {
-    tensor.dtype() == DType::F32 && matches!(tensor.device().inner().as_dispatch(), DispatchDevice::Flex(_))
-}
-
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
     tensor.into_data().try_into_vec::<f32>().expect("f32 values")
 }
@@ -58,7 +51,7 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if !fused_here(&tensor) || state.as_ref().is_some_and(|s| s.momentum.max_moment_2.is_some()) {
+        if !kernels::f32_on_flex(&tensor) {
             return self.burn.step(lr, tensor, grad, state);
         }
         let (device, shape) = (tensor.device(), tensor.shape());
