@@ -2,10 +2,10 @@
 //! the images as they lie, and the gradient through ReLU6 taken on the way (one pass).
 //!
 //! Two ways to lay the products out, by the images' size:
-//! - large images (from 32x32 pixels up): one product per image, `[out, c] x [c, pixels]`, images
+//! - large images (from 28x28 pixels up): one product per image, `[out, c] x [c, pixels]`, images
 //!   spread over the threads, and each worker adding its images' share of the weight gradient in
 //!   place;
-//! - small ones (the last blocks, 7x7 to 28x28): an image's product is too thin for gemm's tiles
+//! - small ones (the last blocks, 7x7 and 14x14): an image's product is too thin for gemm's tiles
 //!   (7x7 is 49 columns), so the batch's images are first laid side by side, `[c, n * pixels]`,
 //!   for one product over the whole batch, threaded inside gemm; the copies cost little there.
 
@@ -14,8 +14,9 @@ use super::parallel::{each_chunk, each_summing};
 use super::relu6::{relu6, through_relu6};
 use super::saved::{Gradients, Saved};
 
-/// Images with fewer pixels than this are multiplied side by side.
-const SIDE_BY_SIDE_BELOW: usize = 32 * 32;
+/// Images with fewer pixels than this are multiplied side by side. At 28x28 one product per
+/// image is faster, forward and backward (BENCHMARKS.md, stop 42); at 14x14 the two ways are level.
+const SIDE_BY_SIDE_BELOW: usize = 28 * 28;
 
 /// The sizes of a pointwise layer: images, input and output channels, pixels an image.
 #[derive(Debug, Clone, Copy)]
