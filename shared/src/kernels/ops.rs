@@ -284,9 +284,16 @@ mod tests {
     #[test]
     fn the_depthwise_layer_agrees_with_burns_grouped_convolution_and_clamp() {
         let device = Device::flex().autodiff();
-        for (n, c, h, w, stride) in
-            [(3, 5, 9, 9, 1), (2, 4, 10, 10, 2), (2, 3, 7, 6, 2), (1, 2, 1, 1, 1), (4, 8, 14, 14, 1), (3, 4, 7, 7, 1)]
-        {
+        for (n, c, h, w, stride) in [
+            (3, 5, 9, 9, 1),
+            (2, 4, 10, 10, 2),
+            (2, 3, 7, 6, 2),
+            (2, 3, 6, 7, 2),
+            (1, 2, 5, 1, 2),
+            (1, 2, 1, 1, 1),
+            (4, 8, 14, 14, 1),
+            (3, 4, 7, 7, 1),
+        ] {
             let conv = Conv2dConfig::new([c, c], [3, 3])
                 .with_stride([stride, stride])
                 .with_groups(c)
