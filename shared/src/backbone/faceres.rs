@@ -178,6 +178,19 @@ pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// ReLU6 of the stem's full 3x3 convolution, fused on the CPU backend while training as
+/// [`depthwise_relu6`] is (Burn's convolution, its separate clamp and generic weight gradient
+/// took a fifth of a full fine-tuning step there; BENCHMARKS.md "Training speed"); elsewhere
+/// `Conv2d`'s own then [`relu6`].
+pub fn stem_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match &conv.bias {
+        Some(bias) if kernels::runs_here(&[&x, &conv.weight.val()]) => {
+            kernels::conv3x3_relu6(x, conv.weight.val(), bias.val(), conv.stride[0])
+        }
+        _ => relu6(conv.forward(x)),
+    }
+}
+
 /// ReLU6 of a block's 1x1 convolution, fused on the CPU backend while training as
 /// [`depthwise_relu6`] is; elsewhere [`pointwise`] then [`relu6`].
 pub fn pointwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -218,7 +231,7 @@ impl FaceRes {
 
     /// The first layer: `[n, 3, 224, 224]` -> `[n, 32, 112, 112]`.
     pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        relu6(self.stem.forward(x))
+        stem_relu6(&self.stem, x)
     }
 
     /// Blocks `range` on the activations that enter the first of them.

@@ -1,10 +1,11 @@
 //! Training kernels of our own for the Flex (CPU) backend, where Burn takes a generic or
-//! single-threaded path: faceres's depthwise and pointwise convolutions with their bias and ReLU6
-//! fused in, and its global average pool, each with a backward of its own; and Adam's step over a
+//! single-threaded path: faceres's stem, depthwise and pointwise convolutions with their bias and
+//! ReLU6 fused in, and its global average pool, each with a backward of its own; and Adam's step over a
 //! parameter's values (BENCHMARKS.md "Training speed"; the upstream write-up is
 //! docs/upstream-cpu-training.md). Elsewhere, and for inference, Burn's own kernels run.
 
 mod adam;
+mod conv3x3;
 mod depthwise;
 mod lanes;
 mod matmul;
@@ -17,4 +18,4 @@ mod relu6;
 mod saved;
 
 pub use adam::{Step as AdamStep, step as adam_step};
-pub use ops::{depthwise3x3_relu6, f32_on_flex, mean_pool, pointwise_relu6, runs_here};
+pub use ops::{conv3x3_relu6, depthwise3x3_relu6, f32_on_flex, mean_pool, pointwise_relu6, runs_here};

@@ -1,18 +1,22 @@
-//! faceres's two training layers as a Burn backend extension on Flex, each with a backward of
-//! its own:
+//! faceres's training layers as a Burn backend extension on Flex, each with a backward of its
+//! own:
 //!
 //! - the 3x3 depthwise convolution: Burn differentiates a grouped convolution through its
 //!   backend's generic `conv2d_x_backward` / `conv2d_weight_backward`, which on Flex loop over
 //!   channels with a convolution call and a slice assignment each (about 4,960 calls a step across
 //!   faceres's 13 depthwise layers); here each gradient is one pass per plane
 //!   ([`super::depthwise`]);
-//! - the 1x1 convolution ([`super::pointwise`]): one matrix product per image on NCHW as it lies, where a convolution
-//!   (or a product over the whole batch) needs layout copies, and a weight gradient summed over
-//!   the batch in place, where autodiff of a broadcast product builds `[batch, out, in]` first.
+//! - the 1x1 convolution ([`super::pointwise`]): one matrix product per image on NCHW as it lies,
+//!   where a convolution (or a product over the whole batch) needs layout copies, and a weight
+//!   gradient summed over the batch in place, where autodiff of a broadcast product builds
+//!   `[batch, out, in]` first;
+//! - the stem, a full 3x3 convolution ([`super::conv3x3`]): one product per image on its taps laid
+//!   out as columns, images spread over the threads;
+//! - the global average pool ([`super::pool`]), on the threads.
 //!
-//! Both add their bias and apply ReLU6 while the output is in cache, and take the gradient
-//! through ReLU6 and the bias gradient in one pass ([`super::relu6`]), where separate layers cost
-//! three passes forward and four backward.
+//! The convolutions add their bias and apply ReLU6 while the output is in cache, and take the
+//! gradient through ReLU6 and the bias gradient in one pass ([`super::relu6`]), where separate
+//! layers cost three passes forward and four backward.
 
 use std::borrow::Cow;
 
@@ -28,10 +32,10 @@ use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::saved::Saved;
-use super::{depthwise, pointwise, pool};
+use super::{conv3x3, depthwise, pointwise, pool};
 
 #[backend_extension(Flex, Autodiff)]
-pub trait SeparableOps: Backend {
+pub trait TrainingOps: Backend {
     /// ReLU6 of the depthwise convolution: `x` `[n, c, h, w]`, `kernel` `[c, 1, 3, 3]`, `bias`
     /// `[c]` -> `[n, c, ceil(h / stride), ceil(w / stride)]`, SAME padding, stride 1 or 2.
     fn depthwise3x3_relu6(
@@ -47,6 +51,15 @@ pub trait SeparableOps: Backend {
 
     /// The mean of each plane: `x` `[n, c, h, w]` -> `[n, c]`.
     fn mean_pool(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// ReLU6 of a full 3x3 convolution: `x` `[n, c, h, w]`, `weight` `[out, c, 3, 3]`, `bias`
+    /// `[out]` -> `[n, out, ceil(h / stride), ceil(w / stride)]`, SAME padding, stride 1 or 2.
+    fn conv3x3_relu6(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether these kernels run for a layer on these operands (its input, then its weights if it
@@ -69,7 +82,7 @@ pub fn f32_on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
 pub fn depthwise3x3_relu6(x: Tensor<4>, kernel: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
     let (x, kernel, bias) =
         (x.autodiff().into_dispatch(), kernel.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
-    Tensor::from_dispatch(<Dispatch as SeparableOps>::depthwise3x3_relu6(x, kernel, bias, stride))
+    Tensor::from_dispatch(<Dispatch as TrainingOps>::depthwise3x3_relu6(x, kernel, bias, stride))
 }
 
 /// ReLU6 of a 1x1 `Conv2d` with `weight` `[out, c, 1, 1]` and bias `[out]` on `x` `[n, c, h, w]`.
@@ -77,13 +90,21 @@ pub fn depthwise3x3_relu6(x: Tensor<4>, kernel: Tensor<4>, bias: Tensor<1>, stri
 pub fn pointwise_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
     let (x, weight, bias) =
         (x.autodiff().into_dispatch(), weight.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
-    Tensor::from_dispatch(<Dispatch as SeparableOps>::pointwise_relu6(x, weight, bias))
+    Tensor::from_dispatch(<Dispatch as TrainingOps>::pointwise_relu6(x, weight, bias))
+}
+
+/// ReLU6 of a `Conv2d` with a 3x3 kernel `weight` `[out, c, 3, 3]`, bias `[out]`, SAME padding
+/// and this stride (1 or 2), on `x` `[n, c, h, w]`. Only where [`runs_here`] holds.
+pub fn conv3x3_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
+    let (x, weight, bias) =
+        (x.autodiff().into_dispatch(), weight.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
+    Tensor::from_dispatch(<Dispatch as TrainingOps>::conv3x3_relu6(x, weight, bias, stride))
 }
 
 /// The mean of each `[h, w]` plane of `x` `[n, c, h, w]` -> `[n, c]`. Only where [`runs_here`]
 /// holds.
 pub fn mean_pool(x: Tensor<4>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as SeparableOps>::mean_pool(x.autodiff().into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as TrainingOps>::mean_pool(x.autodiff().into_dispatch()))
 }
 
 /// A tensor's values in order, copied only where its layout is not already contiguous.
@@ -103,7 +124,7 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-impl SeparableOps for Flex {
+impl TrainingOps for Flex {
     fn depthwise3x3_relu6(x: FlexTensor, kernel: FlexTensor, bias: FlexTensor, stride: usize) -> FlexTensor {
         let [n, c, h, w] = dims4(&x);
         let out = depthwise::forward(&values(&x), &values(&kernel), &values(&bias), [n, c, h, w], stride);
@@ -121,6 +142,17 @@ impl SeparableOps for Flex {
         let [n, c, h, w] = dims4(&x);
         tensor(pool::forward(&values(&x), [n, c, h, w]), [n, c])
     }
+
+    fn conv3x3_relu6(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, stride: usize) -> FlexTensor {
+        let shape = conv3x3_shape(&x, &weight, stride);
+        let out = conv3x3::forward(&values(&x), &values(&weight), &values(&bias), shape);
+        let [n, _, h, w] = shape.input;
+        tensor(out, [n, shape.out, h.div_ceil(stride), w.div_ceil(stride)])
+    }
+}
+
+fn conv3x3_shape(x: &FlexTensor, weight: &FlexTensor, stride: usize) -> conv3x3::Shape {
+    conv3x3::Shape { input: dims4(x), out: dims4(weight)[0], stride }
 }
 
 fn pointwise_shape(x: &FlexTensor, weight: &FlexTensor) -> pointwise::Shape {
@@ -143,6 +175,7 @@ fn gradients(
     let (input, weight_grad, bias) = match layer {
         Layer::Depthwise { stride } => depthwise::gradients(&saved, dims4(x), stride),
         Layer::Pointwise => pointwise::gradients(&saved, pointwise_shape(x, weight)),
+        Layer::Full3x3 { stride } => conv3x3::gradients(&saved, conv3x3_shape(x, weight, stride)),
     };
     let out_channels = dims4(weight)[0];
     let weight_grad = tensor(weight_grad, dims4(weight));
@@ -163,12 +196,13 @@ fn register(grads: &mut Gradients, parents: [Option<NodeId>; 3], gradients: [Opt
 enum Layer {
     Depthwise { stride: usize },
     Pointwise,
+    Full3x3 { stride: usize },
 }
 
 #[derive(Debug)]
-struct SeparableBackward(Layer);
+struct ConvBackward(Layer);
 
-impl Backward<Flex, 3> for SeparableBackward {
+impl Backward<Flex, 3> for ConvBackward {
     /// The input's and weight's checkpoints and the layer's output (ReLU6's backward reads it).
     type State = (NodeId, NodeId, FlexTensor);
 
@@ -208,8 +242,9 @@ fn tracked<C: CheckpointStrategy>(
     let forward = |x, weight, bias| match layer {
         Layer::Depthwise { stride } => Flex::depthwise3x3_relu6(x, weight, bias, stride),
         Layer::Pointwise => Flex::pointwise_relu6(x, weight, bias),
+        Layer::Full3x3 { stride } => Flex::conv3x3_relu6(x, weight, bias, stride),
     };
-    match SeparableBackward(layer).prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+    match ConvBackward(layer).prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
         OpsKind::Tracked(mut prep) => {
             let (x_state, weight_state) = (prep.checkpoint(&x), prep.checkpoint(&weight));
             let y = forward(x.into_primitive(), weight.into_primitive(), bias.into_primitive());
@@ -221,7 +256,7 @@ fn tracked<C: CheckpointStrategy>(
     }
 }
 
-impl<C: CheckpointStrategy> SeparableOps for Autodiff<Flex, C> {
+impl<C: CheckpointStrategy> TrainingOps for Autodiff<Flex, C> {
     fn depthwise3x3_relu6(
         x: FloatTensor<Self>,
         kernel: FloatTensor<Self>,
@@ -233,6 +268,15 @@ impl<C: CheckpointStrategy> SeparableOps for Autodiff<Flex, C> {
 
     fn pointwise_relu6(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         tracked::<C>(Layer::Pointwise, x, weight, bias)
+    }
+
+    fn conv3x3_relu6(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        tracked::<C>(Layer::Full3x3 { stride }, x, weight, bias)
     }
 
     fn mean_pool(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -301,6 +345,22 @@ mod tests {
                 .init(&device);
             let ours = |x| depthwise3x3_relu6(x, conv.weight.val(), conv.bias.as_ref().unwrap().val(), stride);
             agrees_with_burn(&conv, ours, [n, c, h, w], &format!("{n}x{c}x{h}x{w} stride {stride}"));
+        }
+    }
+
+    #[test]
+    fn the_full_3x3_layer_agrees_with_burns_convolution_and_clamp() {
+        let device = Device::flex().autodiff();
+        // faceres's stem (3 -> 32 at stride 2) in small, odd and even sizes, and stride 1.
+        for (n, c, out, h, w, stride) in
+            [(2, 3, 8, 12, 12, 2), (3, 3, 5, 7, 9, 2), (2, 2, 4, 6, 5, 1), (1, 3, 2, 1, 1, 2)]
+        {
+            let conv = Conv2dConfig::new([c, out], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Same)
+                .init(&device);
+            let ours = |x| conv3x3_relu6(x, conv.weight.val(), conv.bias.as_ref().unwrap().val(), stride);
+            agrees_with_burn(&conv, ours, [n, c, h, w], &format!("{n}x{c}x{h}x{w} -> {out} stride {stride}"));
         }
     }
 

@@ -17,6 +17,8 @@ pub struct Scratch {
     pub plane: super::planes::Scratch,
     /// A gradient that passed back through ReLU6.
     pub passed: Vec<f32>,
+    /// An image's columns for a full 3x3 convolution, or their gradient.
+    pub columns: Vec<f32>,
 }
 
 /// A new buffer of `count` chunks of `len` values, each zeroed, then filled by

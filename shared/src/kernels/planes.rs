@@ -1,6 +1,7 @@
 //! A 3x3 depthwise convolution over one `[h, w]` plane at a time (one image's channel), SAME
 //! padding as Burn and TensorFlow pad it, stride 1 or 2: forward, input gradient and kernel
-//! gradient, on plain `f32` slices in NCHW order.
+//! gradient, on plain `f32` slices in NCHW order; and a plane's taps laid out as the columns of
+//! a full 3x3 convolution ([`super::conv3x3`]), and their gradients spread back.
 //!
 //! The forward applies ReLU6 to each row while it is in cache; the backward takes the gradient
 //! that already passed back through it ([`super::relu6`]).
@@ -176,6 +177,32 @@ impl Geometry {
         for (oy, row) in grad.chunks_exact(self.ow).enumerate() {
             at_pitch[oy * self.pw..][..self.ow].copy_from_slice(row);
         }
+    }
+
+    /// Appends the plane's nine tap rows `[9, oh * ow]`, tap (ky, kx) at row `ky * 3 + kx`: for
+    /// each output, the input that tap reads (zero in the padding). A full convolution's columns.
+    pub fn gather_taps(&self, plane: &[f32], rows: &mut Vec<f32>, scratch: &mut Scratch) {
+        self.pad(plane, &mut scratch.padded);
+        for tap in 0..9 {
+            for oy in 0..self.oh {
+                rows.extend_from_slice(&scratch.padded[self.tap(oy * self.stride + tap / 3, tap % 3)]);
+            }
+        }
+    }
+
+    /// The plane's input gradient into `out` from its nine tap rows' gradients (laid out as
+    /// [`Self::gather_taps`] lays out the values): each added back into the input it was read from.
+    pub fn spread_taps(&self, rows: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+        let padded = &mut scratch.padded;
+        padded.clear();
+        padded.resize(self.padded_len(), 0.0);
+        for (tap, row) in rows.chunks_exact(self.output_len()).enumerate() {
+            for (oy, grads) in row.chunks_exact(self.ow).enumerate() {
+                let inputs = &mut padded[self.tap(oy * self.stride + tap / 3, tap % 3)];
+                inputs.iter_mut().zip(grads).for_each(|(t, &g)| *t += g);
+            }
+        }
+        self.crop(padded, out);
     }
 
     /// One plane's output: ReLU6 of `bias + Σ kernel[ky][kx] · input[oy·s + ky - top][ox·s + kx - left]`.

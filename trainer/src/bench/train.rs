@@ -219,19 +219,17 @@ fn trained_blocks(args: &TrainArgs) -> Vec<BlockShape> {
 fn layer_costs(args: &TrainArgs, device: &Device) -> Result<Vec<LayerCost>> {
     let n = args.batch;
     let blocks = trained_blocks(args);
-    // ReLU6 is timed inside the block's two convolutions: on the CPU backend they are one fused
-    // layer each (facemtl::kernels); the stem's stands alone.
+    // ReLU6 is timed inside each convolution: on the CPU backend each is one fused layer
+    // (facemtl::kernels).
     let mut costs = vec![
         LayerCost { kind: "3x3 depthwise conv + ReLU6", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
         LayerCost { kind: "1x1 conv + ReLU6", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
-        LayerCost { kind: "activation (the stem's ReLU6)", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
-        LayerCost { kind: "3x3 stem conv", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
+        LayerCost { kind: "3x3 stem conv + ReLU6", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
     ];
-    let side = faceres::INPUT_SIZE;
     if args.mode == TrainMode::Full {
         let stem = faceres::stem_config().init(device);
-        add(&mut costs[3], time_layer(|x| stem.forward(x), [n, 3, side, side], args.steps, device)?);
-        add(&mut costs[2], time_layer(faceres::relu6, [n, 32, side / 2, side / 2], args.steps, device)?);
+        let side = faceres::INPUT_SIZE;
+        add(&mut costs[2], time_layer(|x| faceres::stem_relu6(&stem, x), [n, 3, side, side], args.steps, device)?);
     }
     for block in &blocks {
         let depthwise = faceres::depthwise_config(block).init(device);
