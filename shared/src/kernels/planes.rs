@@ -208,6 +208,20 @@ impl Geometry {
     /// One plane's output: ReLU6 of `bias + Σ kernel[ky][kx] · input[oy·s + ky - top][ox·s + kx - left]`.
     /// `scratch`: the padded plane, and the outputs at the row pitch for a whole-plane run.
     pub fn forward_relu6(&self, plane: &[f32], kernel: &[f32], bias: f32, out: &mut [f32], scratch: &mut Scratch) {
+        self.correlate(plane, kernel, out, scratch, |v| relu6(v, bias));
+    }
+
+    /// `finish(Σ kernel[ky][kx] · input[oy·s + ky - top][ox·s + kx - left])` for each output, the
+    /// taps summed in order. Row by row, each output's nine taps are summed before it is stored
+    /// (one store an output, where a pass a tap over the row stores nine).
+    fn correlate(
+        &self,
+        plane: &[f32],
+        kernel: &[f32],
+        out: &mut [f32],
+        scratch: &mut Scratch,
+        finish: impl Fn(f32) -> f32,
+    ) {
         let Scratch { padded: scratch, pitch } = scratch;
         self.pad(plane, scratch);
         if self.whole_plane() {
@@ -219,48 +233,41 @@ impl Geometry {
             }
             for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
                 let sums = &pitch[oy * self.pw..][..self.ow];
-                row.iter_mut().zip(sums).for_each(|(o, &v)| *o = relu6(v, bias));
+                row.iter_mut().zip(sums).for_each(|(o, &v)| *o = finish(v));
             }
             return;
         }
+        let kernel: &[f32; 9] = kernel.try_into().expect("a 3x3 kernel");
         for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
-            row.fill(0.0);
-            for ky in 0..3 {
-                for kx in 0..3 {
-                    let k = kernel[ky * 3 + kx];
-                    let inputs = &scratch[self.tap(oy * self.stride + ky, kx)];
-                    row.iter_mut().zip(inputs).for_each(|(o, &x)| *o += k * x);
-                }
+            let taps: [&[f32]; 9] = std::array::from_fn(|tap| &scratch[self.tap(oy * self.stride + tap / 3, tap % 3)]);
+            for (x, o) in row.iter_mut().enumerate() {
+                *o = finish(taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[x]));
             }
-            row.iter_mut().for_each(|o| *o = relu6(*o, bias));
         }
     }
 
-    /// One plane's input gradient from its output gradient: each output's gradient is spread
-    /// back over the nine inputs it read, then the padding is cut off.
+    /// One plane's input gradient from its output gradient. At stride 1 it is the output
+    /// gradient correlated with the kernel turned by 180 degrees (the same SAME geometry); at
+    /// stride 2 each output's gradient is spread back over the nine inputs it read, then the
+    /// padding is cut off.
     pub fn input_gradient(&self, grad: &[f32], kernel: &[f32], out: &mut [f32], scratch: &mut Scratch) {
-        let Scratch { padded: scratch, pitch } = scratch;
-        scratch.clear();
-        scratch.resize(self.padded_len(), 0.0);
-        if self.whole_plane() {
-            self.at_pitch(grad, pitch);
-            for (tap, &k) in kernel.iter().enumerate() {
-                let inputs = &mut scratch[self.tap_start(tap)..][..pitch.len()];
-                inputs.iter_mut().zip(pitch.iter()).for_each(|(t, &g)| *t += k * g);
-            }
-            self.crop(scratch, out);
-            return;
+        if self.stride == 1 {
+            let turned: [f32; 9] = std::array::from_fn(|tap| kernel[8 - tap]);
+            return self.correlate(grad, &turned, out, scratch, |v| v);
         }
+        let padded = &mut scratch.padded;
+        padded.clear();
+        padded.resize(self.padded_len(), 0.0);
         for (oy, grad_row) in grad.chunks_exact(self.ow).enumerate() {
             for ky in 0..3 {
                 for kx in 0..3 {
                     let k = kernel[ky * 3 + kx];
-                    let inputs = &mut scratch[self.tap(oy * self.stride + ky, kx)];
+                    let inputs = &mut padded[self.tap(oy * self.stride + ky, kx)];
                     inputs.iter_mut().zip(grad_row).for_each(|(t, &g)| *t += k * g);
                 }
             }
         }
-        self.crop(scratch, out);
+        self.crop(padded, out);
     }
 
     /// Adds one plane's share of its channel's kernel gradient into `sums` (nine taps).
