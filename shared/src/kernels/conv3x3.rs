@@ -5,13 +5,14 @@
 //! tap, read from the padded planes of [`super::planes`] (at stride 2 a tap's inputs along a row
 //! are one contiguous run there). The convolution is then one product, `[out, c * 9]` x the
 //! columns, and its weight gradient the gradient through ReLU6 times the columns' transpose.
-//! Burn's CPU backend convolves through a single-threaded path, clamps in separate passes and
-//! differentiates the weight through its generic backward (BENCHMARKS.md "Training speed").
+//! On Burn's CPU backend the convolution, ReLU6's separate passes and the generic weight
+//! gradient held the threads waiting for a fifth of a full fine-tuning step (BENCHMARKS.md
+//! "Training speed").
 
 use super::matmul::{Threads, View, matmul};
 use super::parallel::{Scratch, each_chunk, each_summing};
 use super::planes::Geometry;
-use super::relu6::{relu6, through_relu6};
+use super::relu6::{image_through_relu6, relu6};
 use super::saved::{Gradients, Saved};
 
 /// The sizes of a 3x3 convolution: `[n, c, h, w]` in, `out` channels, stride 1 or 2.
@@ -59,11 +60,9 @@ pub fn gradients(saved: &Saved, s: Shape) -> Gradients {
     let weight = View::rows(saved.weight, s.out, s.taps());
     let (input, sums) = each_summing(n, image_len, weight_len + s.out, |image, input, sums, scratch| {
         let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
-        scratch.passed.clear();
-        for (channel, bias) in bias_sum.iter_mut().enumerate() {
-            let row = image * image_out + channel * g.output_len()..image * image_out + (channel + 1) * g.output_len();
-            *bias += through_relu6(&saved.grad[row.clone()], &saved.y[row], &mut scratch.passed);
-        }
+        let planes = image * image_out..(image + 1) * image_out;
+        let (grad, y) = (&saved.grad[planes.clone()], &saved.y[planes]);
+        image_through_relu6(grad, y, g.output_len(), bias_sum, &mut scratch.passed);
         columns(saved.x, image, s, scratch);
         let passed = View::rows(&scratch.passed, s.out, g.output_len());
         matmul(

@@ -1,7 +1,7 @@
 //! Training kernels of our own for the Flex (CPU) backend, where Burn takes a generic or
 //! single-threaded path: faceres's stem, depthwise and pointwise convolutions with their bias and
-//! ReLU6 fused in, and its global average pool, each with a backward of its own; and Adam's step over a
-//! parameter's values (BENCHMARKS.md "Training speed"; the upstream write-up is
+//! ReLU6 fused in, and its global average pool, each with a backward of its own; and Adam's step
+//! over a parameter's values (BENCHMARKS.md "Training speed"; the upstream write-up is
 //! docs/upstream-cpu-training.md). Elsewhere, and for inference, Burn's own kernels run.
 
 mod adam;

@@ -11,7 +11,7 @@
 
 use super::matmul::{Threads, View, matmul};
 use super::parallel::{each_chunk, each_summing};
-use super::relu6::{relu6, through_relu6};
+use super::relu6::{image_through_relu6, relu6, through_relu6};
 use super::saved::{Gradients, Saved};
 
 /// Images with fewer pixels than this are multiplied side by side. At 28x28 one product per
@@ -78,11 +78,8 @@ impl Backward<'_> {
         let image_len = if *input_wanted { s.c * s.pixels } else { 0 };
         let (input, sums) = each_summing(s.n, image_len, weight_len + s.out, |image, input, sums, scratch| {
             let (weight_sum, bias_sum) = sums.split_at_mut(weight_len);
-            scratch.passed.clear();
-            for (channel, bias) in bias_sum.iter_mut().enumerate() {
-                let row = image * image_out + channel * s.pixels..image * image_out + (channel + 1) * s.pixels;
-                *bias += through_relu6(&grad[row.clone()], &y[row], &mut scratch.passed);
-            }
+            let planes = image * image_out..(image + 1) * image_out;
+            image_through_relu6(&grad[planes.clone()], &y[planes], s.pixels, bias_sum, &mut scratch.passed);
             let passed = View::rows(&scratch.passed, s.out, s.pixels);
             if *input_wanted {
                 matmul(input, weight_t, passed, false, Threads::One);

@@ -17,3 +17,13 @@ pub fn through_relu6(grad: &[f32], y: &[f32], passed: &mut Vec<f32>) -> f32 {
     passed.extend(grad.iter().zip(y).map(|(&g, &y)| if y > 0.0 && y < 6.0 { g } else { 0.0 }));
     lanes::sum(&passed[start..])
 }
+
+/// One image's output gradient `[channels, pixels]` (of `grad`, with the output `y`, both the
+/// image's own slices) passed back through ReLU6 into `passed` (cleared first), each channel's
+/// sum added to its `bias_sums`.
+pub fn image_through_relu6(grad: &[f32], y: &[f32], pixels: usize, bias_sums: &mut [f32], passed: &mut Vec<f32>) {
+    passed.clear();
+    for ((bias, grad), y) in bias_sums.iter_mut().zip(grad.chunks_exact(pixels)).zip(y.chunks_exact(pixels)) {
+        *bias += through_relu6(grad, y, passed);
+    }
+}
