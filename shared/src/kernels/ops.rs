@@ -337,6 +337,10 @@ mod tests {
             (1, 2, 1, 1, 1),
             (4, 8, 14, 14, 1),
             (3, 4, 7, 7, 1),
+            // Outputs 16 wide or more run row by row: even and odd widths.
+            (2, 2, 33, 34, 2),
+            (1, 2, 32, 35, 2),
+            (1, 2, 17, 18, 1),
         ] {
             let conv = Conv2dConfig::new([c, c], [3, 3])
                 .with_stride([stride, stride])
@@ -353,7 +357,7 @@ mod tests {
         let device = Device::flex().autodiff();
         // faceres's stem (3 -> 32 at stride 2) in small, odd and even sizes, and stride 1.
         for (n, c, out, h, w, stride) in
-            [(2, 3, 8, 12, 12, 2), (3, 3, 5, 7, 9, 2), (2, 2, 4, 6, 5, 1), (1, 3, 2, 1, 1, 2)]
+            [(2, 3, 8, 12, 12, 2), (3, 3, 5, 7, 9, 2), (2, 2, 4, 6, 5, 1), (1, 3, 2, 1, 1, 2), (1, 3, 4, 34, 33, 2)]
         {
             let conv = Conv2dConfig::new([c, out], [3, 3])
                 .with_stride([stride, stride])

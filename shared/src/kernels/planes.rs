@@ -14,7 +14,8 @@
 //! Small planes at stride 1 (the last blocks' 7x7 and 14x14) have rows too short to vectorise
 //! well, so each tap runs over the whole plane at once instead: outputs laid out at the padded
 //! plane's row pitch (`pw`), the two columns between rows computed and dropped (or, for the
-//! gradients, held at zero), one loop of `(oh - 1) * pw + ow` values a tap.
+//! gradients, held at zero), one loop of `(oh - 1) * pw + ow` values, nine taps summed a value
+//! (a kernel gradient: one loop a tap).
 
 use super::lanes::dot;
 use super::relu6::relu6;
@@ -224,12 +225,14 @@ impl Geometry {
     ) {
         let Scratch { padded: scratch, pitch } = scratch;
         self.pad(plane, scratch);
+        let kernel: &[f32; 9] = kernel.try_into().expect("a 3x3 kernel");
         if self.whole_plane() {
+            let span = self.span();
+            let taps: [&[f32]; 9] = std::array::from_fn(|tap| &scratch[self.tap_start(tap)..][..span]);
             pitch.clear();
-            pitch.resize(self.span(), 0.0);
-            for (tap, &k) in kernel.iter().enumerate() {
-                let inputs = &scratch[self.tap_start(tap)..][..pitch.len()];
-                pitch.iter_mut().zip(inputs).for_each(|(o, &x)| *o += k * x);
+            pitch.resize(span, 0.0);
+            for (e, o) in pitch.iter_mut().enumerate() {
+                *o = taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[e]);
             }
             for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
                 let sums = &pitch[oy * self.pw..][..self.ow];
@@ -237,7 +240,6 @@ impl Geometry {
             }
             return;
         }
-        let kernel: &[f32; 9] = kernel.try_into().expect("a 3x3 kernel");
         for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
             let taps: [&[f32]; 9] = std::array::from_fn(|tap| &scratch[self.tap(oy * self.stride + tap / 3, tap % 3)]);
             for (x, o) in row.iter_mut().enumerate() {
