@@ -48,8 +48,9 @@ fn flags(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// The sweep for one backbone: the analogues of the thesis's Tables 4.6-4.15 and 5.1-5.5.
-pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
+/// The sweep for one backbone: the analogues of the thesis's Tables 4.6-4.15 and 5.1-5.5, and
+/// for faceres our recipes beyond them; `whole_backbone`: faceres fine-tuned whole too.
+pub fn experiments(backbone: BackboneKind, whole_backbone: bool) -> Vec<Experiment> {
     let mut list = Vec::new();
     let mut add = |data: DataSetId, name: String, label: String, f: &[&str]| {
         list.push(Experiment { data, backbone, name, label, flags: flags(f) })
@@ -80,6 +81,12 @@ pub fn experiments(backbone: BackboneKind) -> Vec<Experiment> {
         // minutes.
         let (name, label, f) = MTL_CONFIGURATIONS[0];
         add(DataSetId::UtkfaceAllAges, name.into(), label.into(), f);
+        if whole_backbone {
+            for data in [DataSetId::UtkfaceCoral, DataSetId::UtkfaceAllAges] {
+                let label = "the whole backbone fine-tuned (`--recipe whole`)";
+                add(data, "whole".into(), label.into(), &["--recipe", "whole"]);
+            }
+        }
     }
     list
 }
@@ -96,3 +103,21 @@ const MTL_CONFIGURATIONS: [(&str, &str, &[&str]); 8] = [
     ("mtl-uncertainty", "MTL, uncertainty weighting", &["--weighting", "uncertainty"]),
     ("mtl-dwa", "MTL, dynamic weight averaging", &["--weighting", "dwa"]),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_backbone_runs_join_faceres_s_sweep_only_when_asked() {
+        let whole = |backbone, asked| {
+            experiments(backbone, asked).into_iter().filter(|e| e.name == "whole").map(|e| e.data).collect::<Vec<_>>()
+        };
+        assert_eq!(whole(BackboneKind::Faceres, true), [DataSetId::UtkfaceCoral, DataSetId::UtkfaceAllAges]);
+        assert!(whole(BackboneKind::Faceres, false).is_empty());
+        assert!(whole(BackboneKind::Dlib, true).is_empty(), "dlib has no blocks of ours to tune");
+        let run = experiments(BackboneKind::Faceres, true).into_iter().find(|e| e.name == "whole").unwrap();
+        let config = crate::train::TrainConfig::from_flags(&run.train_flags(1)).unwrap();
+        assert!(config.fine_tune && config.seed == 1 && config.lr == 3e-5, "{config:?}");
+    }
+}

@@ -20,6 +20,7 @@ use super::sweep::{Finished, SplitCounts, Sweep};
 use crate::cache::Cache;
 use crate::data::{DataSet, DataSetId, Sample};
 use crate::faces::activations::{self, ActivationStore};
+use crate::faces::crops::{self, CropStore};
 use crate::faces::features::{self, FeatureStore};
 use crate::models;
 use crate::train::{RunResult, Split, Splits, TaskSelection, TrainConfig, Trainer};
@@ -42,6 +43,10 @@ pub struct ReproduceArgs {
     /// Runs trained side by side.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
+    /// Also fine-tune faceres whole (`--recipe whole`) on UTKFace, CORAL and all ages, for the
+    /// report's last section: about 1 and 2 hours a run on 2 CPU cores, so not by default.
+    #[arg(long)]
+    pub whole_backbone: bool,
 }
 
 struct Job<'a> {
@@ -49,11 +54,31 @@ struct Job<'a> {
     seed: u64,
 }
 
-/// What the runs of one group read: the frozen backbone's features, or activations where the
-/// last blocks are tuned.
+/// What the runs of one group read: the frozen backbone's features, activations where the last
+/// blocks are tuned, or aligned crops where the whole backbone is.
 enum Store {
     Features(FeatureStore),
     Activations(ActivationStore),
+    Crops(CropStore),
+}
+
+/// Which kind of [`Store`] a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inputs {
+    Features,
+    /// Activations before the last `K` blocks.
+    Activations(usize),
+    Crops,
+}
+
+impl Inputs {
+    fn of(config: &TrainConfig) -> Self {
+        match (config.fine_tune, config.tune_blocks) {
+            (true, _) => Inputs::Crops,
+            (false, Some(k)) => Inputs::Activations(k),
+            (false, None) => Inputs::Features,
+        }
+    }
 }
 
 impl Store {
@@ -61,6 +86,7 @@ impl Store {
         match self {
             Store::Features(store) => store.get(sample).is_some(),
             Store::Activations(store) => store.has(sample),
+            Store::Crops(store) => store.get(sample).is_some(),
         }
     }
 
@@ -68,8 +94,17 @@ impl Store {
     /// views of every face's cut (f16); features are small beside that and count as nothing.
     fn bytes_per_run(&self, faces: usize) -> u64 {
         match self {
-            Store::Features(_) => 0,
+            Store::Features(_) | Store::Crops(_) => 0,
             Store::Activations(store) => (faces * 2 * activations::view_len(store.tuned) * 2) as u64,
+        }
+    }
+
+    /// How many of `jobs` runs train side by side on this store for `faces` faces. A whole
+    /// backbone's products already take every core, so its runs go one at a time.
+    fn runs_at_once(&self, jobs: usize, faces: usize) -> usize {
+        match self {
+            Store::Crops(_) => 1,
+            _ => side_by_side(jobs, self.bytes_per_run(faces), available_memory()),
         }
     }
 
@@ -77,6 +112,7 @@ impl Store {
         let of = |s: &[Sample]| match self {
             Store::Features(store) => Ok(Split::of_features(s, &[store], labels, device)),
             Store::Activations(store) => Split::of_activations(s, store, labels, config.mirror, device),
+            Store::Crops(store) => Ok(Split::of_crops(s, store, labels, device)),
         };
         Ok(Splits { train: of(&set.train)?, val: of(&set.val)?, test: of(&set.test)? })
     }
@@ -108,13 +144,14 @@ fn train_one(
     Ok(Finished { seed: job.seed, tasks, result })
 }
 
-/// Runs that read the same inputs: data set, backbone and, where blocks are tuned, their count.
-type GroupKey = (DataSetId, BackboneKind, Option<usize>);
+/// Runs that read the same inputs: data set, backbone and what of the backbone they read.
+type GroupKey = (DataSetId, BackboneKind, Inputs);
 
 /// Run (or read back) every run of the sweep, then write the report.
 pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) -> Result<Sweep> {
     let ledger = Ledger::open(&args.runs_dir);
-    let experiments: Vec<Experiment> = args.backbones.iter().flat_map(|b| experiments(*b)).collect();
+    let experiments: Vec<Experiment> =
+        args.backbones.iter().flat_map(|b| experiments(*b, args.whole_backbone)).collect();
     let mut sweep = Sweep { seeds: args.seeds, backend: backend.into(), hardware: hardware(), ..Sweep::default() };
     let finished = Mutex::default();
     let bar = crate::progress::progress(experiments.len() as u64 * args.seeds, "runs");
@@ -140,7 +177,7 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
 fn groups(experiments: &[Experiment]) -> Result<Vec<(GroupKey, Vec<usize>)>> {
     let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
     for (i, e) in experiments.iter().enumerate() {
-        let key = (e.data, e.backbone, TrainConfig::from_flags(&e.train_flags(0))?.tune_blocks);
+        let key = (e.data, e.backbone, Inputs::of(&TrainConfig::from_flags(&e.train_flags(0))?));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, indices)) => indices.push(i),
             None => groups.push((key, vec![i])),
@@ -164,25 +201,25 @@ struct SweepRun<'a> {
 impl SweepRun<'_> {
     /// One group's runs (`indices` of the experiments, every seed), side by side as far as their
     /// inputs fit in memory: the data set's face counts.
-    fn run_group(&self, (data, backbone, tuned): GroupKey, indices: &[usize]) -> Result<SplitCounts> {
+    fn run_group(&self, (data, backbone, inputs): GroupKey, indices: &[usize]) -> Result<SplitCounts> {
         let first = &self.experiments[indices[0]];
         let set = TrainConfig::from_flags(&first.train_flags(0))?.load(&self.args.data_dir)?;
         set.warn_skipped();
         let pipeline = models::pipeline(self.cache, backbone, self.device)?;
         let all: Vec<&Sample> = set.all().collect();
-        let store = match tuned {
-            None => Store::Features(features::extract(self.cache, &pipeline, &all)?),
-            Some(k) => Store::Activations(activations::extract(self.cache, &pipeline, &all, k)?),
+        let store = match inputs {
+            Inputs::Features => Store::Features(features::extract(self.cache, &pipeline, &all)?),
+            Inputs::Activations(k) => Store::Activations(activations::extract(self.cache, &pipeline, &all, k)?),
+            Inputs::Crops => Store::Crops(crops::collect(&pipeline, &all)),
         };
         let with_face = |s: &[Sample]| s.iter().filter(|x| store.has(x)).count();
         let (train, val, test) = (with_face(&set.train), with_face(&set.val), with_face(&set.test));
         let faces = train + val + test;
-        let per_run = store.bytes_per_run(faces);
-        let parallel = side_by_side(self.args.jobs, per_run, available_memory());
-        if parallel < self.args.jobs {
+        let parallel = store.runs_at_once(self.args.jobs, faces);
+        if parallel < self.args.jobs && !matches!(store, Store::Crops(_)) {
             eprintln!(
                 "{data}/{backbone}: {parallel} run(s) at a time, as each holds {:.1} GB of activations",
-                per_run as f64 / 1e9
+                store.bytes_per_run(faces) as f64 / 1e9
             );
         }
         let jobs: Vec<(usize, Job)> = indices

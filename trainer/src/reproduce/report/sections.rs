@@ -263,8 +263,7 @@ pub(super) fn claims_section(md: &mut String, index: &Index, gaps: &[Gap]) {
 
 /// Section 11: our best recipe beside the thesis's settings and the thesis's own figures.
 pub(super) fn beyond_section(md: &mut String, index: &Index) {
-    let recipe: Vec<String> =
-        Recipe::Best.flags().iter().map(|(flag, value)| format!("{flag} {value}").trim().to_string()).collect();
+    let recipe = flag_words(Recipe::Best);
     let _ = writeln!(
         md,
         "## 11. Beyond the thesis
@@ -273,16 +272,27 @@ Our best recipe, `--recipe best` (`{}`), each choice made on the validation spli
          the thesis's settings on the same faces and the thesis's figures. The age column of the recipe \
          is its distribution head's expectation. On all ages it tunes one block \
          (`--tune-blocks 1`), the configuration of the model shipped until issue 29: two blocks' activations of every \
-         UTKFace face would hold 9.5 GB per run.
+         UTKFace face would hold 9.5 GB per run. Faceres fine-tuned whole, as the thesis fine-tunes its backbones \
+         (`--recipe whole`: `{}`), is shown where it ran (`facemtl reproduce --whole-backbone`: hours a run on a CPU).
 ",
-        recipe.join(" ")
+        recipe.join(" "),
+        flag_words(Recipe::Whole).join(" ")
     );
-    let rows = [("MTL, the thesis's settings", "mtl-learned"), ("our best recipe", "best")];
+    let rows = [
+        ("MTL, the thesis's settings", "mtl-learned"),
+        ("our best recipe", "best"),
+        ("the whole backbone fine-tuned", "whole"),
+    ];
     for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba, DataSetId::UtkfaceAllAges] {
         let _ = writeln!(md, "**{}**\n", data.title());
         comparison(md, index, data, &rows);
     }
     let _ = writeln!(md, "Earlier work the thesis compares with: {}\n", thesis::EARLIER_WORK);
+}
+
+/// A recipe's flags, each with its value, as words of a command line.
+fn flag_words(recipe: Recipe) -> Vec<String> {
+    recipe.flags().iter().map(|(flag, value)| format!("{flag} {value}").trim().to_string()).collect()
 }
 
 /// Every run with its epochs and training time.
