@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 28, point 5: faceres fine-tuned whole (`--recipe whole`: the thesis's learning rate 3e-5,
-# learned loss weights and Early Freeze, the partial recipe's age head and epochs), UTKFace all
+# learned loss weights and Early Freeze, the partial recipe's age head, 10 epochs), UTKFace all
 # ages and the CORAL protocol, seeds 0-2, in the run folders `facemtl reproduce --whole-backbone`
 # uses, so the report reads these runs back. Every run resumes from its last checkpoint when
 # this script is run again (about 5 min an epoch for CORAL and 9 for all ages on a 2-core Xeon:

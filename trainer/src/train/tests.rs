@@ -273,7 +273,7 @@ fn a_recipe_sets_its_flags_and_flags_given_beside_it_win() {
     assert_eq!((thesis.tune_blocks, thesis.mirror, thesis.age_head), (None, false, defaults.age_head));
     let whole = parse(&["--recipe", "whole"]);
     assert!(whole.fine_tune && whole.tune_blocks.is_none());
-    assert_eq!((whole.lr, whole.max_epochs, whole.age_head), (3e-5, 12, super::config::AgeHead::Distribution));
+    assert_eq!((whole.lr, whole.max_epochs, whole.age_head), (3e-5, 10, super::config::AgeHead::Distribution));
     assert!(TrainConfig::from_flags(&["--recipe".into(), "fastest".into()]).is_err());
     // On a data set without age the recipe's age head has nothing to change.
     let celeba = parse(&["--recipe", "best", "--dataset", "celeba"]);
