@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # facemtl's training pace beside PyTorch's on this CPU, in one run, alternating (BENCHMARKS.md
-# "Training speed"): for each configuration, `facemtl bench train`, then bench/torch-train.py in
+# "Training speed"), and the whole network's forward pace (inference, batch 32): for each
+# configuration, `facemtl bench train`, then bench/torch-train.py in
 # PyTorch's two layouts (NCHW and channels-last; the better one counts), the whole round
 # $REPEATS times (3), each figure the median of its repeats (PyTorch's pace alone varies by a
 # third from one 5-step run to the next on this machine). Writes
@@ -19,7 +20,7 @@ fi
 runs=$(mktemp)
 trap 'rm -f "$runs"' EXIT
 for round in $(seq "${REPEATS:-3}"); do
-  for config in "full 16 1" "full 32 1" "blocks 64 1" "blocks 64 2" "head 64 1"; do
+  for config in "full 16 1" "full 32 1" "blocks 64 1" "blocks 64 2" "head 64 1" "inference 32 1"; do
     read -r mode batch blocks <<<"$config"
     echo "round $round: $mode, batch $batch (blocks: $blocks)" >&2
     "$FACEMTL_BIN" --backend cpu bench train --mode "$mode" --tune-blocks "$blocks" --batch "$batch" --steps 5 2>/dev/null >>"$runs"

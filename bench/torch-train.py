@@ -1,12 +1,12 @@
 """PyTorch's pace on the same training work as `facemtl bench train` (BENCHMARKS.md "Training
-speed"): faceres's network rebuilt in PyTorch ("faceres-eq": MobileNet-v1 with its batch norms
+speed"), and on the same network forward only (`--mode inference`, eval mode, no autograd): faceres's network rebuilt in PyTorch ("faceres-eq": MobileNet-v1 with its batch norms
 folded into biases, ReLU6), the same multi-task head (shared FC 512 with LeakyReLU and batch
 norm; per task FC 128, dropout 0.5, FC), the same losses (cross-entropy; half the squared error
 of the normalised age) and Adam (lr 3e-5, weight decay 1e-5), on random inputs of the same
 shapes. A reference for the benchmark only: nothing of facemtl needs PyTorch.
 
 Usage (PyTorch from PyPI in a venv under $FACEMTL_CACHE, see bench/cpu-train.sh):
-    python bench/torch-train.py --mode full|blocks|head [--tune-blocks K] --batch N
+    python bench/torch-train.py --mode full|blocks|head|inference [--tune-blocks K] --batch N
         [--steps S] [--warmup W] [--channels-last] [--threads T]
 Prints one JSON line: the configuration, images per second and the step time.
 """
@@ -68,7 +68,7 @@ def cut_shape(tuned):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["full", "blocks", "head"], default="full")
+    parser.add_argument("--mode", choices=["full", "blocks", "head", "inference"], default="full")
     parser.add_argument("--tune-blocks", type=int, default=1)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=2)
@@ -82,7 +82,7 @@ def main():
     torch.manual_seed(42)
 
     n = args.batch
-    if args.mode == "full":
+    if args.mode in ("full", "inference"):
         body, shape = backbone(0), (n, 3, 224, 224)
     elif args.mode == "blocks":
         channels, side = cut_shape(args.tune_blocks)
@@ -122,7 +122,15 @@ def main():
         total.backward()
         optimiser.step()
 
-    model.train()
+    def forward(i):
+        with torch.inference_mode():
+            head(body(inputs[i % 2]))
+
+    if args.mode == "inference":
+        model.eval()
+        step = forward
+    else:
+        model.train()
     for i in range(args.warmup):
         step(i)
     wait()

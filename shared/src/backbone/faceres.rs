@@ -145,12 +145,12 @@ impl FaceResConfig {
     }
 }
 
-/// A 1x1 convolution `[n, c, h, w]` -> `[n, out, h, w]`. While training where [`kernels`] do not
-/// run (the GPU backends), it is one matrix product over every pixel of the batch, `[out, c] x [c, n h w]`: the same sums as
-/// `Conv2d::forward`, but differentiated as two large matrix products, where Burn's CPU backend
-/// has no 1x1 convolution gradient of its own and takes a generic one three times slower
-/// (BENCHMARKS.md "Training speed"). Inference keeps `Conv2d`'s own kernel, so that predictions
-/// stay bit for bit what they were.
+/// A 1x1 convolution `[n, c, h, w]` -> `[n, out, h, w]` where [`kernels`] do not run (the GPU
+/// backends). While training it is one matrix product over every pixel of the batch, `[out, c] x
+/// [c, n h w]`: the same sums as `Conv2d::forward`, but differentiated as two large matrix
+/// products, where Burn's CPU backend has no 1x1 convolution gradient of its own and takes a
+/// generic one three times slower (BENCHMARKS.md "Training speed"). Inference keeps `Conv2d`'s
+/// own kernel.
 pub fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if !x.device().is_autodiff() {
         return conv.forward(x);
@@ -167,8 +167,9 @@ pub fn pointwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     y.reshape([out, n, h * w]).swap_dims(0, 1).reshape([n, out, h, w])
 }
 
-/// ReLU6 of a block's 3x3 depthwise convolution. While training on the CPU backend it is one
-/// fused layer of [`kernels`] with a backward of its own; elsewhere `Conv2d`'s own then [`relu6`].
+/// ReLU6 of a block's 3x3 depthwise convolution. On the CPU backend it is one fused layer of
+/// [`kernels`], with a backward of its own while training; elsewhere `Conv2d`'s own then
+/// [`relu6`].
 pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
         Some(bias) if kernels::runs_here(&[&x, &conv.weight.val()]) => {
@@ -178,10 +179,10 @@ pub fn depthwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// ReLU6 of the stem's full 3x3 convolution, fused on the CPU backend while training as
-/// [`depthwise_relu6`] is (Burn's convolution, its separate clamp and generic weight gradient
-/// took a fifth of a full fine-tuning step there; BENCHMARKS.md "Training speed"); elsewhere
-/// `Conv2d`'s own then [`relu6`].
+/// ReLU6 of the stem's full 3x3 convolution, fused on the CPU backend as [`depthwise_relu6`] is
+/// (Burn's convolution, its separate clamp and generic weight gradient took a fifth of a full
+/// fine-tuning step there; BENCHMARKS.md "Training speed"); elsewhere `Conv2d`'s own then
+/// [`relu6`].
 pub fn stem_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
         Some(bias) if kernels::runs_here(&[&x, &conv.weight.val()]) => {
@@ -191,8 +192,8 @@ pub fn stem_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// ReLU6 of a block's 1x1 convolution, fused on the CPU backend while training as
-/// [`depthwise_relu6`] is; elsewhere [`pointwise`] then [`relu6`].
+/// ReLU6 of a block's 1x1 convolution, fused on the CPU backend as [`depthwise_relu6`] is;
+/// elsewhere [`pointwise`] then [`relu6`].
 pub fn pointwise_relu6(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
         Some(bias) if kernels::runs_here(&[&x, &conv.weight.val()]) => {
@@ -209,8 +210,8 @@ pub fn relu6(x: Tensor<4>) -> Tensor<4> {
     if x.device().is_autodiff() { burn::tensor::activation::relu(x).clamp_max(6.0) } else { x.clamp(0.0, 6.0) }
 }
 
-/// Global average of a feature map: `[n, c, h, w]` -> `[n, c]`. While training on the CPU
-/// backend, a layer of [`kernels`] spread over the threads.
+/// Global average of a feature map: `[n, c, h, w]` -> `[n, c]`. On the CPU backend, a layer of
+/// [`kernels`] spread over the threads.
 fn pool(x: Tensor<4>) -> Tensor<2> {
     if kernels::runs_here(&[&x]) {
         return kernels::mean_pool(x);

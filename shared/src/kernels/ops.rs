@@ -63,13 +63,21 @@ pub trait TrainingOps: Backend {
 }
 
 /// Whether these kernels run for a layer on these operands (its input, then its weights if it
-/// has any): training (autodiff, on any of them) on the Flex backend, in f32. A layer trains
-/// when its weights do, whatever its input: the first layer of a tuned tail reads activations
-/// that need no gradient, and may get them without autodiff (a tensor moved with `to_device`
-/// keeps the context it had). Elsewhere Burn's own layers are used (the GPU backends have kernels
-/// of their own, and inference stays bit for bit what it was).
+/// has any): f32 on the Flex backend, training or not. Inference takes them too: the trainer's
+/// validation pass, `eval` and feature extraction read faceres forward only, about three times
+/// as fast as through Burn's layers (BENCHMARKS.md "Training speed"), to within float rounding
+/// of Burn's values. Elsewhere Burn's own layers are used (the GPU backends have kernels of
+/// their own).
 pub fn runs_here(operands: &[&Tensor<4>]) -> bool {
-    operands.iter().any(|t| t.is_autodiff()) && operands.iter().all(|t| f32_on_flex(t))
+    operands.iter().all(|t| f32_on_flex(t))
+}
+
+/// `t` lifted into autodiff where the layer trains (`training`: any operand carries autodiff),
+/// as it is otherwise. A layer trains when its weights do, whatever its input: the first layer
+/// of a tuned tail reads activations that need no gradient, and may get them without autodiff
+/// (a tensor moved with `to_device` keeps the context it had).
+fn lifted<const D: usize>(t: Tensor<D>, training: bool) -> Tensor<D> {
+    if training { t.autodiff() } else { t }
 }
 
 /// Whether `tensor` holds f32 values on the Flex backend, where these kernels' slices apply.
@@ -80,31 +88,34 @@ pub fn f32_on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
 /// ReLU6 of a `Conv2d` with `groups = c`, a 3x3 kernel `[c, 1, 3, 3]`, bias `[c]`, SAME padding
 /// and this stride (1 or 2), on `x` `[n, c, h, w]`. Only where [`runs_here`] holds.
 pub fn depthwise3x3_relu6(x: Tensor<4>, kernel: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
-    let (x, kernel, bias) =
-        (x.autodiff().into_dispatch(), kernel.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
+    let training = x.is_autodiff() || kernel.is_autodiff() || bias.is_autodiff();
+    let (x, kernel, bias) = (lifted(x, training), lifted(kernel, training), lifted(bias, training));
+    let (x, kernel, bias) = (x.into_dispatch(), kernel.into_dispatch(), bias.into_dispatch());
     Tensor::from_dispatch(<Dispatch as TrainingOps>::depthwise3x3_relu6(x, kernel, bias, stride))
 }
 
 /// ReLU6 of a 1x1 `Conv2d` with `weight` `[out, c, 1, 1]` and bias `[out]` on `x` `[n, c, h, w]`.
 /// Only where [`runs_here`] holds.
 pub fn pointwise_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
-    let (x, weight, bias) =
-        (x.autodiff().into_dispatch(), weight.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
+    let training = x.is_autodiff() || weight.is_autodiff() || bias.is_autodiff();
+    let (x, weight, bias) = (lifted(x, training), lifted(weight, training), lifted(bias, training));
+    let (x, weight, bias) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch());
     Tensor::from_dispatch(<Dispatch as TrainingOps>::pointwise_relu6(x, weight, bias))
 }
 
 /// ReLU6 of a `Conv2d` with a 3x3 kernel `weight` `[out, c, 3, 3]`, bias `[out]`, SAME padding
 /// and this stride (1 or 2), on `x` `[n, c, h, w]`. Only where [`runs_here`] holds.
 pub fn conv3x3_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
-    let (x, weight, bias) =
-        (x.autodiff().into_dispatch(), weight.autodiff().into_dispatch(), bias.autodiff().into_dispatch());
+    let training = x.is_autodiff() || weight.is_autodiff() || bias.is_autodiff();
+    let (x, weight, bias) = (lifted(x, training), lifted(weight, training), lifted(bias, training));
+    let (x, weight, bias) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch());
     Tensor::from_dispatch(<Dispatch as TrainingOps>::conv3x3_relu6(x, weight, bias, stride))
 }
 
 /// The mean of each `[h, w]` plane of `x` `[n, c, h, w]` -> `[n, c]`. Only where [`runs_here`]
 /// holds.
 pub fn mean_pool(x: Tensor<4>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as TrainingOps>::mean_pool(x.autodiff().into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as TrainingOps>::mean_pool(x.into_dispatch()))
 }
 
 /// A tensor's values in order, copied only where its layout is not already contiguous.
@@ -405,11 +416,28 @@ mod tests {
     }
 
     #[test]
-    fn only_training_on_the_cpu_backend_takes_this_path() {
-        let zeros = |device: &Device| Tensor::<4>::zeros([1, 1, 3, 3], device);
-        let (inference, training) = (Device::flex(), Device::flex().autodiff());
-        assert!(!runs_here(&[&zeros(&inference), &zeros(&inference)]));
-        assert!(runs_here(&[&zeros(&inference), &zeros(&training)]));
+    fn inference_on_the_cpu_backend_takes_these_layers_too_and_stays_without_autodiff() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 4, 9, 9], Distribution::Normal(0.0, 4.0), &device);
+        let same = |ours: Tensor<4>, theirs: Tensor<4>, layer: &str| {
+            assert!(!ours.is_autodiff(), "{layer}: inference gains no autodiff");
+            assert!(worst(ours, theirs.clamp(0.0, 6.0)) < 1e-5, "{layer}");
+        };
+        let pointwise = Conv2dConfig::new([4, 6], [1, 1]).init(&device);
+        assert!(runs_here(&[&x, &pointwise.weight.val()]));
+        let bias = |conv: &Conv2d| conv.bias.as_ref().unwrap().val();
+        let ours = pointwise_relu6(x.clone(), pointwise.weight.val(), bias(&pointwise));
+        same(ours, pointwise.forward(x.clone()), "1x1");
+        let depthwise = Conv2dConfig::new([4, 4], [3, 3])
+            .with_stride([2, 2])
+            .with_groups(4)
+            .with_padding(PaddingConfig2d::Same)
+            .init(&device);
+        let ours = depthwise3x3_relu6(x.clone(), depthwise.weight.val(), bias(&depthwise), 2);
+        same(ours, depthwise.forward(x.clone()), "depthwise");
+        let full = Conv2dConfig::new([4, 5], [3, 3]).with_padding(PaddingConfig2d::Same).init(&device);
+        same(conv3x3_relu6(x.clone(), full.weight.val(), bias(&full), 1), full.forward(x.clone()), "3x3");
+        assert!(!mean_pool(x).is_autodiff());
     }
 
     #[test]

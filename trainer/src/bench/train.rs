@@ -1,7 +1,8 @@
 //! `facemtl bench train`: training throughput on random inputs of the real shapes, for full
 //! fine-tuning (the whole faceres from 224x224 crops), its last K blocks (from activations at
 //! the cut) and the head alone (from features), with the shipped tasks and the thesis's head;
-//! and where one step's time goes. The step is the trainer's own (`Session::gradients` and
+//! and where one step's time goes. Beside them, the same whole network forward only (the
+//! trainer's validation pass, `eval`). The step is the trainer's own (`Session::gradients` and
 //! `Session::apply`); the layers are timed alone, each kind summed over the blocks that train.
 
 use std::time::{Duration, Instant};
@@ -28,6 +29,9 @@ pub enum TrainMode {
     Blocks,
     /// The head alone, from features.
     Head,
+    /// The whole backbone and the head forward only, without autodiff, from aligned crops: what
+    /// the trainer's validation pass and `eval` run.
+    Inference,
 }
 
 #[derive(Args, Debug)]
@@ -69,7 +73,8 @@ struct TrainSpeed {
     threads: usize,
     images_per_second: f64,
     step_ms: f64,
-    /// The forward pass, the losses and the backward pass.
+    /// The forward pass, the losses and the backward pass (with `--mode inference`, the forward
+    /// pass alone).
     gradients_ms: f64,
     /// Adam's step.
     optimiser_ms: f64,
@@ -80,6 +85,7 @@ struct TrainSpeed {
     layers: Vec<LayerCost>,
     /// Each step's loss (the tasks' losses added, warm-up steps first): every backend starts
     /// from the same weights and inputs, so two backends' runs can be compared step by step.
+    /// With `--mode inference`, the sum of each step's outputs.
     losses: Vec<f64>,
 }
 
@@ -99,7 +105,11 @@ pub fn train(device: &Device, backend: &str, args: &TrainArgs) -> Result<()> {
         gradients_ms: per_step(gradients),
         optimiser_ms: per_step(optimiser),
         data_ms: per_step(data),
-        layers: if args.no_layers { Vec::new() } else { layer_costs(args, &autodiff)? },
+        layers: if args.no_layers || args.mode == TrainMode::Inference {
+            Vec::new()
+        } else {
+            layer_costs(args, &autodiff)?
+        },
         losses,
     };
     eprintln!(
@@ -129,7 +139,7 @@ fn session(args: &TrainArgs, autodiff: &Device) -> Result<Session> {
     let build = || {
         let mut model = settings.model(faceres::FEATURES, &tasks, &cpu);
         model.backbone = match args.mode {
-            TrainMode::Full => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, &cpu))),
+            TrainMode::Full | TrainMode::Inference => Some(Tuned::Whole(Backbone::init(BackboneKind::Faceres, &cpu))),
             TrainMode::Blocks => Some(Tuned::Tail(FaceResTailConfig::new(args.tune_blocks).init(&cpu))),
             TrainMode::Head => None,
         };
@@ -147,6 +157,9 @@ fn session(args: &TrainArgs, autodiff: &Device) -> Result<Session> {
 /// batch (two batches in memory, taken in turn), each part waited for on the device; and every
 /// step's loss, read after its timing.
 fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<([Duration; 3], Vec<f64>)> {
+    if args.mode == TrainMode::Inference {
+        return time_forward(args, device, autodiff);
+    }
     let mut session = session(args, autodiff)?;
     let examples = random_examples(&session.tasks, input_width(args), 2 * args.batch, device);
     let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
@@ -179,10 +192,35 @@ fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<([
     Ok((spent, losses))
 }
 
+/// The time the timed batches spent forward, without autodiff, and on gathering their batch, as
+/// [`time_steps`] counts them (no optimiser); and the sum of each batch's outputs.
+fn time_forward(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<([Duration; 3], Vec<f64>)> {
+    let session = session(args, autodiff)?;
+    let model = session.model.valid();
+    let examples = random_examples(&session.tasks, input_width(args), 2 * args.batch, device);
+    let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
+    let (mut spent, mut sums) = ([Duration::ZERO; 3], Vec::new());
+    for step in 0..args.warmup + args.steps {
+        let started = Instant::now();
+        let rows = if step % 2 == 0 { &first } else { &second };
+        let x = examples.rows(rows, &vec![false; rows.len()], device);
+        device.sync()?;
+        let prepared = Instant::now();
+        let outputs = model.forward(x, &[]);
+        device.sync()?;
+        if step >= args.warmup {
+            spent[0] += prepared.elapsed();
+            spent[2] += prepared - started;
+        }
+        sums.push(outputs.into_iter().map(|o| o.sum().into_scalar::<f32>() as f64).sum());
+    }
+    Ok((spent, sums))
+}
+
 /// A training row's width: a crop, the activations at the cut, or the features.
 fn input_width(args: &TrainArgs) -> usize {
     match args.mode {
-        TrainMode::Full => 3 * faceres::INPUT_SIZE * faceres::INPUT_SIZE,
+        TrainMode::Full | TrainMode::Inference => 3 * faceres::INPUT_SIZE * faceres::INPUT_SIZE,
         TrainMode::Blocks => faceres::cut_shape(args.tune_blocks).iter().product(),
         TrainMode::Head => faceres::FEATURES,
     }
@@ -210,7 +248,7 @@ fn trained_blocks(args: &TrainArgs) -> Vec<BlockShape> {
     match args.mode {
         TrainMode::Full => blocks,
         TrainMode::Blocks => blocks[faceres::BLOCK_COUNT - args.tune_blocks.min(faceres::BLOCK_COUNT)..].to_vec(),
-        TrainMode::Head => Vec::new(),
+        TrainMode::Head | TrainMode::Inference => Vec::new(),
     }
 }
 
