@@ -1,8 +1,8 @@
-//! Training kernels of our own for the Flex (CPU) backend, where Burn takes a generic or
-//! single-threaded path: faceres's stem, depthwise and pointwise convolutions with their bias and
-//! ReLU6 fused in, and its global average pool, each with a backward of its own; and Adam's step
-//! over a parameter's values (BENCHMARKS.md "Training speed"; the upstream write-up is
-//! docs/upstream-cpu-training.md). Elsewhere, and for inference, Burn's own kernels run.
+//! Kernels of our own for the Flex (CPU) backend, where Burn takes a generic or single-threaded
+//! path: faceres's stem, depthwise and pointwise convolutions with their bias and ReLU6 fused in,
+//! and its global average pool, forward (training and inference) and each with a backward of its
+//! own; and Adam's step over a parameter's values (BENCHMARKS.md "Training speed"; the upstream
+//! write-up is docs/upstream-cpu-training.md). The GPU backends run Burn's own kernels.
 
 mod adam;
 mod conv3x3;

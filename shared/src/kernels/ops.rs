@@ -1,5 +1,5 @@
-//! faceres's training layers as a Burn backend extension on Flex, each with a backward of its
-//! own:
+//! faceres's layers as a Burn backend extension on Flex, for training (each with a backward of
+//! its own) and for inference (forward alone, without autodiff):
 //!
 //! - the 3x3 depthwise convolution: Burn differentiates a grouped convolution through its
 //!   backend's generic `conv2d_x_backward` / `conv2d_weight_backward`, which on Flex loop over

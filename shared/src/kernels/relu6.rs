@@ -1,4 +1,4 @@
-//! ReLU6, min(max(v, 0), 6), fused into the training layers: forward on a value, and backward
+//! ReLU6, min(max(v, 0), 6), fused into the layers: forward on a value, and backward
 //! from the layer's output.
 
 use super::lanes;
