@@ -1,6 +1,7 @@
 """PyTorch's pace on the same training work as `facemtl bench train` (BENCHMARKS.md "Training
-speed"), and on the same network forward only (`--mode inference`, eval mode, no autograd): faceres's network rebuilt in PyTorch ("faceres-eq": MobileNet-v1 with its batch norms
-folded into biases, ReLU6), the same multi-task head (shared FC 512 with LeakyReLU and batch
+speed"), and on the same network forward only (`--mode inference`, eval mode, no autograd):
+faceres's network rebuilt in PyTorch ("faceres-eq": MobileNet-v1 with its batch norms folded
+into biases, ReLU6), the same multi-task head (shared FC 512 with LeakyReLU and batch
 norm; per task FC 128, dropout 0.5, FC), the same losses (cross-entropy; half the squared error
 of the normalised age) and Adam (lr 3e-5, weight decay 1e-5), on random inputs of the same
 shapes. A reference for the benchmark only: nothing of facemtl needs PyTorch.

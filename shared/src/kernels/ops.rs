@@ -72,12 +72,21 @@ pub fn runs_here(operands: &[&Tensor<4>]) -> bool {
     operands.iter().all(|t| f32_on_flex(t))
 }
 
-/// `t` lifted into autodiff where the layer trains (`training`: any operand carries autodiff),
-/// as it is otherwise. A layer trains when its weights do, whatever its input: the first layer
-/// of a tuned tail reads activations that need no gradient, and may get them without autodiff
-/// (a tensor moved with `to_device` keeps the context it had).
-fn lifted<const D: usize>(t: Tensor<D>, training: bool) -> Tensor<D> {
-    if training { t.autodiff() } else { t }
+/// A layer's input, weight and bias as the extension takes them: all lifted into autodiff where
+/// the layer trains (any of them carries autodiff), as they are otherwise. A layer trains when
+/// its weights do, whatever its input: the first layer of a tuned tail reads activations that
+/// need no gradient, and may get them without autodiff (a tensor moved with `to_device` keeps
+/// the context it had).
+fn layer_operands(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+) -> (FloatTensor<Dispatch>, FloatTensor<Dispatch>, FloatTensor<Dispatch>) {
+    if x.is_autodiff() || weight.is_autodiff() || bias.is_autodiff() {
+        (x.autodiff().into_dispatch(), weight.autodiff().into_dispatch(), bias.autodiff().into_dispatch())
+    } else {
+        (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch())
+    }
 }
 
 /// Whether `tensor` holds f32 values on the Flex backend, where these kernels' slices apply.
@@ -88,27 +97,21 @@ pub fn f32_on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
 /// ReLU6 of a `Conv2d` with `groups = c`, a 3x3 kernel `[c, 1, 3, 3]`, bias `[c]`, SAME padding
 /// and this stride (1 or 2), on `x` `[n, c, h, w]`. Only where [`runs_here`] holds.
 pub fn depthwise3x3_relu6(x: Tensor<4>, kernel: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
-    let training = x.is_autodiff() || kernel.is_autodiff() || bias.is_autodiff();
-    let (x, kernel, bias) = (lifted(x, training), lifted(kernel, training), lifted(bias, training));
-    let (x, kernel, bias) = (x.into_dispatch(), kernel.into_dispatch(), bias.into_dispatch());
+    let (x, kernel, bias) = layer_operands(x, kernel, bias);
     Tensor::from_dispatch(<Dispatch as TrainingOps>::depthwise3x3_relu6(x, kernel, bias, stride))
 }
 
 /// ReLU6 of a 1x1 `Conv2d` with `weight` `[out, c, 1, 1]` and bias `[out]` on `x` `[n, c, h, w]`.
 /// Only where [`runs_here`] holds.
 pub fn pointwise_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
-    let training = x.is_autodiff() || weight.is_autodiff() || bias.is_autodiff();
-    let (x, weight, bias) = (lifted(x, training), lifted(weight, training), lifted(bias, training));
-    let (x, weight, bias) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch());
+    let (x, weight, bias) = layer_operands(x, weight, bias);
     Tensor::from_dispatch(<Dispatch as TrainingOps>::pointwise_relu6(x, weight, bias))
 }
 
 /// ReLU6 of a `Conv2d` with a 3x3 kernel `weight` `[out, c, 3, 3]`, bias `[out]`, SAME padding
 /// and this stride (1 or 2), on `x` `[n, c, h, w]`. Only where [`runs_here`] holds.
 pub fn conv3x3_relu6(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: usize) -> Tensor<4> {
-    let training = x.is_autodiff() || weight.is_autodiff() || bias.is_autodiff();
-    let (x, weight, bias) = (lifted(x, training), lifted(weight, training), lifted(bias, training));
-    let (x, weight, bias) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch());
+    let (x, weight, bias) = layer_operands(x, weight, bias);
     Tensor::from_dispatch(<Dispatch as TrainingOps>::conv3x3_relu6(x, weight, bias, stride))
 }
 

@@ -162,7 +162,7 @@ fn time_steps(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<([
     }
     let mut session = session(args, autodiff)?;
     let examples = random_examples(&session.tasks, input_width(args), 2 * args.batch, device);
-    let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
+    let (first, second) = two_batches(args.batch);
     let batch = |rows: &[i64]| {
         let indices = Tensor::<1, Int>::from_data(TensorData::new(rows.to_vec(), [rows.len()]), autodiff);
         let targets: Vec<_> =
@@ -198,7 +198,7 @@ fn time_forward(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<
     let session = session(args, autodiff)?;
     let model = session.model.valid();
     let examples = random_examples(&session.tasks, input_width(args), 2 * args.batch, device);
-    let (first, second): (Vec<i64>, Vec<i64>) = (0..2 * args.batch as i64).partition(|i| *i < args.batch as i64);
+    let (first, second) = two_batches(args.batch);
     let (mut spent, mut sums) = ([Duration::ZERO; 3], Vec::new());
     for step in 0..args.warmup + args.steps {
         let started = Instant::now();
@@ -215,6 +215,11 @@ fn time_forward(args: &TrainArgs, device: &Device, autodiff: &Device) -> Result<
         sums.push(outputs.into_iter().map(|o| o.sum().into_scalar::<f32>() as f64).sum());
     }
     Ok((spent, sums))
+}
+
+/// The rows of the two batches in memory that the timed steps take in turn.
+fn two_batches(batch: usize) -> (Vec<i64>, Vec<i64>) {
+    (0..2 * batch as i64).partition(|i| *i < batch as i64)
 }
 
 /// A training row's width: a crop, the activations at the cut, or the features.
