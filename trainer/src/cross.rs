@@ -4,13 +4,30 @@
 
 use facemtl::mtl::{Metric, TaskSpec};
 use facemtl::predict::{Attributes, Verdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Sample;
 use crate::data::celeba::YOUNG_BELOW;
 
+/// A model's answers on the faces of a data set it was not trained on: the photos, the faces
+/// found among them, and each answer the data set can score (what `eval` prints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Across {
+    pub data_set: String,
+    pub photos: usize,
+    pub faces: usize,
+    pub cross: Vec<CrossFigure>,
+}
+
+impl Across {
+    /// The figure of the model's `task` scored against the data set's `against`.
+    pub fn figure(&self, task: &str, against: &str) -> Option<&CrossFigure> {
+        self.cross.iter().find(|f| f.task == task && f.against == against)
+    }
+}
+
 /// One of a model's answers scored against a data set's label.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrossFigure {
     /// What the model answers, and the data set's label it is scored against.
     pub task: String,
@@ -21,7 +38,7 @@ pub struct CrossFigure {
     pub value: f64,
     /// Gender, when the model has a "can't tell" band: the share of faces answered, and the
     /// accuracy on them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered: Option<(f64, f64)>,
 }
 

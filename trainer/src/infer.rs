@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::calibrate::Outputs;
+use crate::cross::Across;
 use crate::data::{DataSet, HeldOut, Sample, Source};
 use crate::faces::features::extract_seen;
 use crate::faces::looks::Look;
@@ -79,17 +80,10 @@ impl FinishedRun {
         Ok(self.config.source()?.description())
     }
 
-    /// Write the model file with its test `metrics` and `calibration`, and its training report
-    /// beside it.
-    pub fn write(
-        self,
-        out: &Path,
-        stored: StoredWeights,
-        metrics: Vec<(String, f64)>,
-        calibration: Calibration,
-    ) -> Result<Header> {
+    /// The model file's header for this run, its weights stored as `stored`.
+    fn header(&self, stored: StoredWeights, metrics: Vec<(String, f64)>, calibration: Calibration) -> Result<Header> {
         let config = &self.config;
-        let header = Header {
+        Ok(Header {
             test_time_mirror: config.mirror,
             head_weights: stored.head,
             calibration,
@@ -101,7 +95,38 @@ impl FinishedRun {
                 self.trained_on()?,
                 metrics,
             )
-        };
+        })
+    }
+
+    /// What `predict` would run for this run's model with its backbone stored as `backbone`
+    /// (its tuned part included, with the run's test-time mirror).
+    fn pipeline(&self, cache: &Cache, backbone: Precision) -> Result<FacePipeline> {
+        let pipeline = models::pipeline_at(cache, self.config.backbone, backbone, &Device::flex())?
+            .with_mirror(self.config.mirror);
+        let Some(tuned) = &self.backbone else { return Ok(pipeline) };
+        let tuned = model_file::as_stored(tuned.clone(), backbone);
+        let backbone = tuned.onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
+        Ok(pipeline.with_backbone(backbone))
+    }
+
+    /// The run's model, as a file stores it exact and uncalibrated, read on `faces` of `set`
+    /// (a data set it was not trained on) seen with `look`: its answers scored against the
+    /// labels the data set has.
+    pub fn across(&self, cache: &Cache, set: &DataSet, faces: &[Sample], look: Look) -> Result<Across> {
+        let header = self.header(StoredWeights::default(), Vec::new(), Calibration::default())?;
+        answers_across(cache, &self.pipeline(cache, Precision::Exact)?, (&self.head, &header), set, faces, look)
+    }
+
+    /// Write the model file with its test `metrics` and `calibration`, and its training report
+    /// beside it.
+    pub fn write(
+        self,
+        out: &Path,
+        stored: StoredWeights,
+        metrics: Vec<(String, f64)>,
+        calibration: Calibration,
+    ) -> Result<Header> {
+        let header = self.header(stored, metrics, calibration)?;
         let bytes = model_file::export(self.head, self.backbone, header)?;
         if let Some(parent) = out.parent() {
             fs::create_dir_all(parent)?;
@@ -125,13 +150,7 @@ pub fn export(cache: &Cache, run_dir: &Path, out: &Path, stored: StoredWeights, 
         anyhow::bail!("the pretrained backbone comes exact or in int8 (the two files `facemtl setup` writes)");
     }
     let run = FinishedRun::read(run_dir)?;
-    let mut pipeline = models::pipeline_at(cache, run.config.backbone, stored.backbone, &Device::flex())?
-        .with_mirror(run.config.mirror);
-    if let Some(tuned) = &run.backbone {
-        let tuned = model_file::as_stored(tuned.clone(), stored.backbone);
-        let backbone = tuned.onto(pipeline.backbone()).map_err(anyhow::Error::msg)?;
-        pipeline = pipeline.with_backbone(backbone);
-    }
+    let pipeline = run.pipeline(cache, stored.backbone)?;
     let head = compact::at_precision(run.head.clone(), stored.head);
     let set = run.config.load(data_dir)?;
     let (evaluation, _) = evaluate_on(cache, &pipeline, (&head, &run.tasks), &set, &set.test, Look::Clean)?;
@@ -225,33 +244,44 @@ pub fn evaluate_file(
     Ok(())
 }
 
+/// A model's answers on a data set of other tasks, printed as JSON.
+fn evaluate_across(
+    cache: &Cache,
+    pipeline: &FacePipeline,
+    model: (&MtlHead, &Header),
+    set: &DataSet,
+    faces: &[Sample],
+    look: Look,
+) -> Result<()> {
+    let across = answers_across(cache, pipeline, model, set, faces, look)?;
+    println!("{}", serde_json::to_string_pretty(&across)?);
+    Ok(())
+}
+
 /// A model's answers on `faces` of a data set of other tasks, scored against the labels it has
 /// (`cross::figures`), with the photos and the faces found among them.
-fn evaluate_across(
+fn answers_across(
     cache: &Cache,
     pipeline: &FacePipeline,
     (head, header): (&MtlHead, &Header),
     set: &DataSet,
     faces: &[Sample],
     look: Look,
-) -> Result<()> {
+) -> Result<Across> {
     let photos: Vec<&Sample> = faces.iter().collect();
     let store = extract_seen(cache, pipeline, &photos, look)?;
     let (faces, rows): (Vec<&Sample>, Vec<&[f32]>) = photos.iter().filter_map(|s| Some((*s, store.get(s)?))).unzip();
     let features = Tensor::from_data(TensorData::new(rows.concat(), [faces.len(), store.dim]), pipeline.device());
     let attributes = facemtl::predict::attributes(header, &facemtl::predict::raw_outputs(head, features), faces.len())?;
-    let figures = crate::cross::figures(&attributes, &faces, &set.tasks);
-    if figures.is_empty() {
+    let cross = crate::cross::figures(&attributes, &faces, &set.tasks);
+    if cross.is_empty() {
         anyhow::bail!(
             "the model predicts {:?}; the data set {} labels none of it",
             header.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
             set.name
         );
     }
-    let report =
-        serde_json::json!({ "data_set": set.name, "photos": photos.len(), "faces": faces.len(), "cross": figures });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(Across { data_set: set.name.clone(), photos: photos.len(), faces: faces.len(), cross })
 }
 
 #[derive(Serialize)]

@@ -91,6 +91,7 @@ fn a_csv_data_set_with_its_own_task_trains_exports_and_predicts() {
     }
     let answered = &report[0]["calibration"]["answered"]["all"];
     assert!((0.0..=1.0).contains(&answered["answered"].as_f64().unwrap()), "{answered}");
+    the_run_reads_across_data_sets_as_its_exported_model_does(run, model);
 
     let child = names.iter().find(|n| n.starts_with("3_")).unwrap();
     let out = ok(facemtl(&["predict", "--model", model, photos.join(child).to_str().unwrap()]));
@@ -100,4 +101,28 @@ fn a_csv_data_set_with_its_own_task_trains_exports_and_predicts() {
     let bands = line["age_band"].as_array().unwrap_or_else(|| panic!("{line}"));
     let labels: Vec<&str> = bands.iter().map(|b| b[0].as_str().unwrap()).collect();
     assert_eq!(labels, ["child", "adult", "senior"]);
+}
+
+/// `reproduce` reads a finished run on a data set it did not train on (its CelebA validation
+/// faces here: gender is the task both share) without exporting it. That must give the figures
+/// `eval` gives of the exported model; calibration, which only the file has, moves no decision
+/// of a two-class task.
+fn the_run_reads_across_data_sets_as_its_exported_model_does(run: &str, model: &str) {
+    use facemtl_trainer::faces::looks::Look;
+    let flags: Vec<String> = ["--dataset", "celeba", "--limit", "80"].map(String::from).to_vec();
+    let celeba = facemtl_trainer::train::TrainConfig::from_flags(&flags).unwrap().load(&common::data_dir()).unwrap();
+    let finished = facemtl_trainer::infer::FinishedRun::read(std::path::Path::new(run)).unwrap();
+    let across = finished.across(&common::cache(), &celeba, &celeba.val, Look::Clean).unwrap();
+    let gender = across.figure("gender", "gender").unwrap_or_else(|| panic!("{across:?}"));
+    assert!(gender.faces >= 70 && across.faces == gender.faces, "{across:?}");
+    // Trained on 600 UTKFace faces, it still reads CelebA's gender far above chance.
+    assert!(gender.value > 0.8, "{across:?}");
+    let mut eval = vec!["eval", "--model", model, "--split", "validation"];
+    eval.extend(flags.iter().map(String::as_str));
+    let out = facemtl(&eval);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let figure = report["cross"].as_array().unwrap().iter().find(|f| f["task"] == "gender").unwrap();
+    assert_eq!(figure["faces"].as_u64().unwrap() as usize, gender.faces, "{report}");
+    assert_eq!(figure["value"].as_f64().unwrap(), gender.value, "{report}");
 }

@@ -21,19 +21,27 @@ pub struct Experiment {
     pub flags: Vec<String>,
 }
 
-impl Experiment {
-    fn data_flags(&self) -> Vec<String> {
-        let flags: &[&str] = match self.data {
-            DataSetId::UtkfaceCoral => &["--dataset", "utkface", "--protocol", "coral"],
-            DataSetId::UtkfaceAllAges => &["--dataset", "utkface", "--protocol", "all-ages"],
-            DataSetId::Celeba | DataSetId::Csv => &["--dataset", "celeba"],
-        };
-        flags.iter().map(|s| s.to_string()).collect()
-    }
+/// The report's last section, beyond the thesis: its rows' labels and experiment names.
+pub const BEYOND: [(&str, &str); 3] = [
+    ("MTL, the thesis's settings", "mtl-learned"),
+    ("our best recipe", "best"),
+    ("the whole backbone fine-tuned", "whole"),
+];
 
+/// The `facemtl train` flags that choose the built-in data set `data`.
+pub fn data_flags(data: DataSetId) -> Vec<String> {
+    let flags: &[&str] = match data {
+        DataSetId::UtkfaceCoral => &["--dataset", "utkface", "--protocol", "coral"],
+        DataSetId::UtkfaceAllAges => &["--dataset", "utkface", "--protocol", "all-ages"],
+        DataSetId::Celeba | DataSetId::Csv => &["--dataset", "celeba"],
+    };
+    flags.iter().map(|s| s.to_string()).collect()
+}
+
+impl Experiment {
     /// The full `facemtl train` flags of seed `seed`.
     pub fn train_flags(&self, seed: u64) -> Vec<String> {
-        let mut flags = self.data_flags();
+        let mut flags = data_flags(self.data);
         flags.extend(["--backbone".into(), self.backbone.name().into(), "--seed".into(), seed.to_string()]);
         flags.extend(self.flags.iter().cloned());
         flags

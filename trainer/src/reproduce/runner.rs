@@ -14,6 +14,7 @@ use burn::prelude::*;
 use facemtl::backbone::{Backbone, BackboneKind};
 use indicatif::ProgressBar;
 
+use super::across;
 use super::experiments::{Experiment, experiments};
 use super::report;
 use super::sweep::{Finished, SplitCounts, Sweep};
@@ -141,7 +142,7 @@ fn train_one(
             Trainer::new(&config, labels.clone(), &dir, device).fit(&splits, pretrained, resume)?
         }
     };
-    Ok(Finished { seed: job.seed, tasks, result })
+    Ok(Finished { seed: job.seed, tasks, result, across: Vec::new() })
 }
 
 /// Runs that read the same inputs: data set, backbone and what of the backbone they read.
@@ -167,6 +168,7 @@ pub fn run(cache: &Cache, device: &Device, backend: &str, args: &ReproduceArgs) 
         let runs = (0..args.seeds).filter_map(|seed| finished.remove(&(i, seed))).collect();
         sweep.runs.push((experiment, runs));
     }
+    across::read_sweep(cache, &args.data_dir, &args.runs_dir, &mut sweep)?;
     sweep.invocations = ledger.record()?;
     report::write(&sweep, &args.runs_dir, &args.out).context("writing the report")?;
     Ok(sweep)

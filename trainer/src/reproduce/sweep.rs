@@ -7,7 +7,9 @@ use facemtl::mtl::TaskSpec;
 use serde::{Deserialize, Serialize};
 
 use super::experiments::Experiment;
+use crate::cross::Across;
 use crate::data::DataSetId;
+use crate::faces::looks::Look;
 use crate::groups::{GroupFigures, GroupTable};
 use crate::train::RunResult;
 
@@ -17,6 +19,16 @@ pub struct Finished {
     pub seed: u64,
     pub tasks: Vec<TaskSpec>,
     pub result: RunResult,
+    /// The run's model on the other data set's validation faces (the last section's runs).
+    #[serde(default)]
+    pub across: Vec<Seen>,
+}
+
+/// A run's model on the other data set's validation faces, seen one way (`reproduce::across`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    pub look: Look,
+    pub across: Across,
 }
 
 /// Counts of faces per split of one data set (after face detection).

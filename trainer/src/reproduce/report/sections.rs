@@ -8,9 +8,10 @@ use anyhow::Result;
 use facemtl::backbone::BackboneKind;
 
 use super::index::Index;
-use super::tables::{comparison, group_section, thesis_backbones};
+use super::tables::{across_table, comparison, group_section, thesis_backbones};
 use super::verdicts::{bias_word, verdict};
 use crate::data::DataSetId;
+use crate::reproduce::experiments::BEYOND;
 use crate::reproduce::sweep::{Sweep, mean_std};
 use crate::reproduce::thesis;
 use crate::train::config::Recipe;
@@ -278,15 +279,18 @@ Our best recipe, `--recipe best` (`{}`), each choice made on the validation spli
         recipe.join(" "),
         flag_words(Recipe::Whole).join(" ")
     );
-    let rows = [
-        ("MTL, the thesis's settings", "mtl-learned"),
-        ("our best recipe", "best"),
-        ("the whole backbone fine-tuned", "whole"),
-    ];
     for data in [DataSetId::UtkfaceCoral, DataSetId::Celeba, DataSetId::UtkfaceAllAges] {
         let _ = writeln!(md, "**{}**\n", data.title());
-        comparison(md, index, data, &rows);
+        comparison(md, index, data, &BEYOND);
     }
+    let _ = writeln!(
+        md,
+        "**Across data sets.** The same runs' models (exact weights, no calibration, each with its test-time \
+         mirror) on the validation faces of the data set they did not train on, as photos are and in black and \
+         white: the view models are chosen on. The figures above are each data set's own test faces. Young is \
+         read against an age under 30. Each cell is the mean ± spread over the seeds read (their number).\n"
+    );
+    across_table(md, index, &BEYOND);
     let _ = writeln!(md, "Earlier work the thesis compares with: {}\n", thesis::EARLIER_WORK);
 }
 

@@ -43,7 +43,7 @@ fn verdicts_need_no_loss_and_half_the_comparisons_won() {
 fn run(seed: u64, tasks: Vec<TaskSpec>, metrics: Vec<f64>) -> Finished {
     let test = Evaluation { losses: vec![0.0; metrics.len()], metrics, predictions: Vec::new() };
     let result = RunResult { epochs: 1, val: test.clone(), test, test_groups: Default::default(), seconds: 1.0 };
-    Finished { seed, tasks, result }
+    Finished { seed, tasks, result, across: Vec::new() }
 }
 
 fn experiment(data: DataSetId, name: &str) -> Experiment {
@@ -110,6 +110,69 @@ fn the_beyond_section_sets_the_best_recipe_beside_the_thesis_even_with_another_a
         "{md}"
     );
     assert!(!md.contains("| our best recipe | 98.47"), "the thesis has no row of our recipe");
+}
+
+/// A run read on the other data set: gender as photos are and in black and white, and Young
+/// against age as `young` scores it.
+fn read_across(mut run: Finished, gender: (f64, f64), young: (&str, &str, f64)) -> Finished {
+    use crate::cross::{Across, CrossFigure};
+    use crate::faces::looks::Look;
+    use crate::reproduce::sweep::Seen;
+    let figure = |task: &str, against: &str, value| CrossFigure {
+        task: task.into(),
+        against: against.into(),
+        faces: 1000,
+        metric: facemtl::mtl::Metric::Accuracy,
+        value,
+        answered: None,
+    };
+    let seen =
+        |look, cross| Seen { look, across: Across { data_set: "other".into(), photos: 1000, faces: 1000, cross } };
+    run.across = vec![
+        seen(Look::Clean, vec![figure("gender", "gender", gender.0), figure(young.0, young.1, young.2)]),
+        seen(Look::Bw, vec![figure("gender", "gender", gender.1)]),
+    ];
+    run
+}
+
+#[test]
+fn the_beyond_section_reads_each_row_on_the_data_set_it_did_not_train_on() {
+    let utk = DataSetId::UtkfaceAllAges.tasks();
+    let young = ("age < 30", "young", 0.80);
+    let sweep = Sweep {
+        runs: vec![
+            (
+                experiment(DataSetId::UtkfaceAllAges, "best"),
+                vec![
+                    read_across(run(0, utk.clone(), vec![0.94, 4.6, 0.87]), (0.96, 0.955), young),
+                    read_across(run(1, utk.clone(), vec![0.94, 4.6, 0.87]), (0.97, 0.955), young),
+                    run(2, utk.clone(), vec![0.94, 4.6, 0.87]),
+                ],
+            ),
+            (
+                experiment(DataSetId::Celeba, "mtl-learned"),
+                vec![read_across(
+                    run(0, DataSetId::Celeba.tasks(), vec![0.98, 0.87]),
+                    (0.90, 0.89),
+                    ("young", "age < 30", 0.7),
+                )],
+            ),
+            (experiment(DataSetId::UtkfaceCoral, "whole"), vec![run(0, utk, vec![0.96, 4.4, 0.85])]),
+        ],
+        ..Sweep::default()
+    };
+    let mut md = String::new();
+    beyond_section(&mut md, &Index { sweep: &sweep });
+    let row = "| UTKFace, all ages | faceres | our best recipe | CelebA subset, validation faces | \
+               96.50 ± 0.71 (2) | 95.50 ± 0.00 (2) | 1.00 ± 0.71 (2) | 80.00 ± 0.00 (2) |";
+    assert!(md.contains(row), "two of three seeds were read: {md}");
+    let celeba = "| CelebA subset | faceres | MTL, the thesis's settings | UTKFace, all ages, validation faces | \
+                  90.00 ± 0.00 (1) | 89.00 ± 0.00 (1) | 1.00 ± 0.00 (1) | 70.00 ± 0.00 (1) |";
+    assert!(md.contains(celeba), "{md}");
+    assert!(
+        !md.contains("| UTKFace, CORAL protocol | faceres | the whole backbone"),
+        "a run not read has no row: {md}"
+    );
 }
 
 #[test]
