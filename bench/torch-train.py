@@ -8,13 +8,17 @@ shapes. A reference for the benchmark only: nothing of facemtl needs PyTorch.
 
 Usage (PyTorch from PyPI in a venv under $FACEMTL_CACHE, see bench/cpu-train.sh):
     python bench/torch-train.py --mode full|blocks|head|inference [--tune-blocks K] --batch N
-        [--steps S] [--warmup W] [--channels-last] [--threads T]
-Prints one JSON line: the configuration, images per second and the step time.
+        [--steps S] [--warmup W] [--channels-last] [--threads T] [--breakdown]
+Prints one JSON line: the configuration, images per second and the step time; with
+`--breakdown`, also the milliseconds a step spends in each layer kind forward and backward
+(each ReLU6 counted with the convolution before it, as facemtl's fused layers hold it) and in
+Adam, from as many more steps timed layer by layer.
 """
 
 import argparse
 import json
 import time
+from collections import defaultdict
 
 import torch
 from torch import nn
@@ -67,6 +71,45 @@ def cut_shape(tuned):
     return channels, side
 
 
+def layer_kind(conv):
+    if conv.in_channels == 3:
+        return "stem"
+    return "depthwise" if conv.groups > 1 else "1x1"
+
+
+def time_layers(body, totals):
+    """Hooks that add each convolution's time (with the ReLU6 after it) forward and backward
+    to `totals`, keyed "kind forward" / "kind backward"."""
+    started = {}
+    kind = None
+
+    def start(key):
+        def hook(*_):
+            started[key] = time.perf_counter()
+
+        return hook
+
+    def stop(key):
+        def hook(*_):
+            if key in started:
+                totals[key] += time.perf_counter() - started.pop(key)
+
+        return hook
+
+    for index, module in enumerate(m for m in body.modules() if isinstance(m, (nn.Conv2d, nn.ReLU6))):
+        if isinstance(module, nn.Conv2d):
+            kind = layer_kind(module)
+        forward, backward = f"{kind} forward", f"{kind} backward"
+        module.register_forward_pre_hook(start(forward))
+        module.register_forward_hook(stop(forward))
+        module.register_full_backward_pre_hook(start(backward))
+        if index == 0:
+            # Its input needs no gradient: its backward ends with its weight's.
+            module.weight.register_post_accumulate_grad_hook(stop(backward))
+        else:
+            module.register_full_backward_hook(stop(backward))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["full", "blocks", "head", "inference"], default="full")
@@ -77,6 +120,7 @@ def main():
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a lent GPU (bench/gpu-finetune.sh)")
+    parser.add_argument("--breakdown", action="store_true", help="also time each layer kind (CPU)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -140,6 +184,24 @@ def main():
         step(i)
     wait()
     seconds = time.perf_counter() - started
+    breakdown = None
+    if args.breakdown:
+        # After the timed steps: the hooks' own cost stays out of the pace above.
+        totals = defaultdict(float)
+        time_layers(body, totals)
+        plain_step = optimiser.step
+
+        def timed_step(*a, **k):
+            begun = time.perf_counter()
+            plain_step(*a, **k)
+            totals["adam"] += time.perf_counter() - begun
+
+        optimiser.step = timed_step
+        begun = time.perf_counter()
+        for i in range(args.steps):
+            step(i)
+        totals["step"] = time.perf_counter() - begun
+        breakdown = {key: round(1e3 * value / args.steps, 1) for key, value in sorted(totals.items())}
     print(
         json.dumps(
             {
@@ -152,6 +214,7 @@ def main():
                 "torch": torch.__version__,
                 "images_per_second": n * args.steps / seconds,
                 "step_ms": 1e3 * seconds / args.steps,
+                "breakdown_ms": breakdown,
             }
         )
     )

@@ -1,6 +1,8 @@
 //! ReLU6 of a 3x3 depthwise convolution with bias on NCHW slices, forward and gradients, plane
-//! by plane ([`super::planes`]), planes spread over the threads.
+//! by plane ([`super::planes`]), planes spread over the threads; at stride 2 onto small planes,
+//! eight channels of an image at a time ([`super::blocks`]), images spread over the threads.
 
+use super::blocks;
 use super::parallel::{each_chunk, each_summing};
 use super::planes::Geometry;
 use super::relu6::through_relu6;
@@ -10,6 +12,15 @@ use super::saved::{Gradients, Saved};
 /// `[c, 3, 3]`) + bias).
 pub fn forward(x: &[f32], kernel: &[f32], bias: &[f32], [n, c, h, w]: [usize; 4], stride: usize) -> Vec<f32> {
     let g = Geometry::new(h, w, stride);
+    if blocks::takes(&g) {
+        let (in_len, out_len) = (c * g.input_len(), c * g.output_len());
+        return each_chunk(n, out_len, |image, out, scratch| {
+            let input = &x[image * in_len..][..in_len];
+            for channels in blocks::of(c) {
+                g.forward_block_relu6(input, (kernel, bias), channels, out, &mut scratch.block);
+            }
+        });
+    }
     each_chunk(n * c, g.output_len(), |plane, out, scratch| {
         let channel = plane % c;
         let input = &x[plane * g.input_len()..][..g.input_len()];
@@ -25,6 +36,16 @@ pub fn gradients(saved: &Saved, [n, c, h, w]: [usize; 4], stride: usize) -> Grad
     let (in_len, out_len) = (g.input_len(), g.output_len());
     let image_len = if saved.input_wanted { c * in_len } else { 0 };
     let (input, sums) = each_summing(n, image_len, c * 10, |image, input, sums, scratch| {
+        if blocks::takes(&g) {
+            let x = &saved.x[image * c * in_len..][..c * in_len];
+            let outputs = image * c * out_len..(image + 1) * c * out_len;
+            let (y, grad) = (&saved.y[outputs.clone()], &saved.grad[outputs]);
+            for channels in blocks::of(c) {
+                let input = saved.input_wanted.then_some(&mut *input);
+                g.gradients_block((x, grad, y), saved.weight, channels, input, sums, &mut scratch.block);
+            }
+            return;
+        }
         for (channel, sums) in sums.chunks_exact_mut(10).enumerate() {
             let plane = image * c + channel;
             let out = plane * out_len..(plane + 1) * out_len;

@@ -5,6 +5,7 @@
 //! write-up is docs/upstream-cpu-training.md). The GPU backends run Burn's own kernels.
 
 mod adam;
+mod blocks;
 mod conv3x3;
 mod depthwise;
 mod lanes;

@@ -351,6 +351,9 @@ mod tests {
             (1, 2, 1, 1, 1),
             (4, 8, 14, 14, 1),
             (3, 4, 7, 7, 1),
+            // Stride 2 onto small planes runs eight channels at a time: a block and a part.
+            (2, 11, 14, 14, 2),
+            (1, 16, 27, 28, 2),
             // Outputs 16 wide or more run row by row: even and odd widths.
             (2, 2, 33, 34, 2),
             (1, 2, 32, 35, 2),
@@ -363,6 +366,29 @@ mod tests {
                 .init(&device);
             let ours = |x| depthwise3x3_relu6(x, conv.weight.val(), conv.bias.as_ref().unwrap().val(), stride);
             agrees_with_burn(&conv, ours, [n, c, h, w], &format!("{n}x{c}x{h}x{w} stride {stride}"));
+        }
+    }
+
+    #[test]
+    fn a_depthwise_layer_whose_input_needs_no_gradient_still_trains_its_kernel_and_bias() {
+        // A tuned tail's first layer reads cached activations: only its own gradients are wanted.
+        let device = Device::flex().autodiff();
+        for (c, h, stride) in [(11, 14, 2), (5, 7, 1), (3, 20, 2)] {
+            let conv = Conv2dConfig::new([c, c], [3, 3])
+                .with_stride([stride, stride])
+                .with_groups(c)
+                .with_padding(PaddingConfig2d::Same)
+                .init(&device);
+            let x = Tensor::<4>::random([2, c, h, h], Distribution::Normal(0.0, 4.0), &device);
+            let bias = conv.bias.as_ref().unwrap();
+            let ours = depthwise3x3_relu6(x.clone(), conv.weight.val(), bias.val(), stride);
+            let theirs = conv.forward(x).clamp(0.0, 6.0);
+            let mix = Tensor::<4>::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let (g_ours, g_theirs) = ((ours * mix.clone()).sum().backward(), (theirs * mix).sum().backward());
+            let gap = worst(conv.weight.grad(&g_ours).unwrap(), conv.weight.grad(&g_theirs).unwrap());
+            assert!(gap < 1e-5, "{c}x{h}x{h} stride {stride}: kernel gradient off by {gap}");
+            let bias_grad = |g| bias.grad(g).unwrap().reshape([1, 1, 1, c]);
+            assert!(worst(bias_grad(&g_ours), bias_grad(&g_theirs)) < 1e-5, "{c}x{h}x{h} stride {stride}: bias");
         }
     }
 

@@ -15,6 +15,8 @@ use std::mem::MaybeUninit;
 pub struct Scratch {
     /// A depthwise plane's buffers.
     pub plane: super::planes::Scratch,
+    /// A depthwise block's buffers (eight small planes).
+    pub block: super::blocks::Scratch,
     /// A gradient that passed back through ReLU6.
     pub passed: Vec<f32>,
     /// An image's columns for a full 3x3 convolution, or their gradient.

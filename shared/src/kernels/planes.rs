@@ -37,11 +37,11 @@ pub struct Geometry {
     pub oh: usize,
     pub ow: usize,
     /// Zero rows above and columns left of the input in the padded plane.
-    top: usize,
-    left: usize,
+    pub(super) top: usize,
+    pub(super) left: usize,
     /// The padded plane's width and height: exactly what the last output's taps reach.
-    pw: usize,
-    ph: usize,
+    pub(super) pw: usize,
+    pub(super) ph: usize,
 }
 
 /// Planes narrower than this, at stride 1, run a tap over the whole plane at once.
