@@ -258,7 +258,9 @@ fn trained_blocks(args: &TrainArgs) -> Vec<BlockShape> {
 }
 
 /// Each kind of backbone layer that trains, timed alone on its real input shapes at the
-/// batch size: forward, then backward (from the sum of its output) to its input and weights.
+/// batch size: forward, then backward (from the sum of its output) to its weights, and to its
+/// input where the step wants that too: not for the first layer that trains (the stem reads the
+/// photo, a tuned tail's first layer the cached activations).
 fn layer_costs(args: &TrainArgs, device: &Device) -> Result<Vec<LayerCost>> {
     let n = args.batch;
     let blocks = trained_blocks(args);
@@ -269,20 +271,24 @@ fn layer_costs(args: &TrainArgs, device: &Device) -> Result<Vec<LayerCost>> {
         LayerCost { kind: "1x1 conv + ReLU6", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
         LayerCost { kind: "3x3 stem conv + ReLU6", layers: 0, forward_ms: 0.0, backward_ms: 0.0 },
     ];
+    let time = |layer: &dyn Fn(Tensor<4>) -> Tensor<4>, shape, input_gradient| {
+        time_layer(layer, Input { shape, gradient: input_gradient }, args.steps, device)
+    };
     if args.mode == TrainMode::Full {
         let stem = faceres::stem_config().init(device);
         let side = faceres::INPUT_SIZE;
-        add(&mut costs[2], time_layer(|x| faceres::stem_relu6(&stem, x), [n, 3, side, side], args.steps, device)?);
+        add(&mut costs[2], time(&|x| faceres::stem_relu6(&stem, x), [n, 3, side, side], false)?);
     }
-    for block in &blocks {
+    for (i, block) in blocks.iter().enumerate() {
         let depthwise = faceres::depthwise_config(block).init(device);
         let pointwise = faceres::pointwise_config(block).init(device);
         let out = block.side.div_ceil(block.stride);
         let shape = |channels: usize, side: usize| [n, channels, side, side];
+        let first = i == 0 && args.mode == TrainMode::Blocks;
         let dw = |x| faceres::depthwise_relu6(&depthwise, x);
-        add(&mut costs[0], time_layer(dw, shape(block.channels, block.side), args.steps, device)?);
+        add(&mut costs[0], time(&dw, shape(block.channels, block.side), !first)?);
         let pw = |x| faceres::pointwise_relu6(&pointwise, x);
-        add(&mut costs[1], time_layer(pw, shape(block.channels, out), args.steps, device)?);
+        add(&mut costs[1], time(&pw, shape(block.channels, out), true)?);
     }
     costs.retain(|c| c.layers > 0);
     Ok(costs)
@@ -294,17 +300,23 @@ fn add(cost: &mut LayerCost, (forward_ms, backward_ms): (f64, f64)) {
     cost.backward_ms += backward_ms;
 }
 
-/// Mean forward and backward milliseconds of `layer` on a random input of `shape`, after one
-/// untimed run.
+/// A layer's input as a step gives it: its shape, and whether its gradient is wanted.
+struct Input {
+    shape: [usize; 4],
+    gradient: bool,
+}
+
+/// Mean forward and backward milliseconds of `layer` on a random `input`, after one untimed run.
 fn time_layer(
     layer: impl Fn(Tensor<4>) -> Tensor<4>,
-    shape: [usize; 4],
+    input: Input,
     runs: usize,
     device: &Device,
 ) -> Result<(f64, f64)> {
     let (mut forward, mut backward) = (Duration::ZERO, Duration::ZERO);
     for run in 0..=runs.max(1) {
-        let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device).require_grad();
+        let x = Tensor::<4>::random(input.shape, Distribution::Normal(0.0, 1.0), device);
+        let x = if input.gradient { x.require_grad() } else { x };
         device.sync()?;
         let started = Instant::now();
         let y = layer(x);
