@@ -25,8 +25,8 @@ fn source(sample: &Sample) -> &str {
     if sample.key.starts_with("csv:") { "csv" } else { sample.key.split('/').next().unwrap_or(&sample.key) }
 }
 
-/// Each data set's place in the full batches of `batch` faces of epoch 0 with `seed`; empty
-/// when the training faces come from one set.
+/// Each data set's place in the full batches of `batch` faces of epoch 0 with `seed` (in its
+/// one batch when there are fewer faces); empty when the training faces come from one set.
 pub fn of(train: &[Sample], seed: u64, batch: usize) -> Vec<Mixing> {
     let mut sources: Vec<&str> = train.iter().map(source).collect();
     sources.sort_unstable();
@@ -35,7 +35,8 @@ pub fn of(train: &[Sample], seed: u64, batch: usize) -> Vec<Mixing> {
         return Vec::new();
     }
     let order = epoch_order(seed, 0, train.len());
-    let batches: Vec<&[i64]> = order.chunks_exact(batch).collect();
+    // Fewer faces than a batch (a `--limit` run): its one batch, short as it is.
+    let batches: Vec<&[i64]> = if order.len() < batch { vec![&order[..]] } else { order.chunks_exact(batch).collect() };
     sources
         .into_iter()
         .map(|name| {
@@ -78,6 +79,10 @@ mod tests {
         assert!(celeba.fewest < 16 && celeba.most > 16);
         assert!((mixing[0].mean + mixing[1].mean - 64.0).abs() < 1e-9);
         assert!(of(&train[1..4], 7, 64).is_empty());
+        // Fewer faces than a batch: the one short batch, counted as it is.
+        let few = of(&train[..48], 7, 64);
+        assert_eq!((few[0].mean, few[0].sd, few[0].fewest, few[0].most), (12.0, 0.0, 12, 12), "{few:?}");
+        assert!(few[0].sd.is_sign_positive(), "no -0.0 printed");
         assert_eq!(source(&sample("csv:/data/photos/a.jpg:12:34".into())), "csv");
     }
 }
