@@ -24,6 +24,18 @@ impl Across {
     pub fn figure(&self, task: &str, against: &str) -> Option<&CrossFigure> {
         self.cross.iter().find(|f| f.task == task && f.against == against)
     }
+
+    /// Young read against age, whichever way round the two data sets have them: a model's age
+    /// against the data set's Young, or its Young against the data set's age.
+    pub fn young_against_age(&self) -> Option<&CrossFigure> {
+        let age = age_as_young();
+        self.figure(&age, "young").or_else(|| self.figure("young", &age))
+    }
+}
+
+/// What an age read as young or old is called: under [`YOUNG_BELOW`] years.
+fn age_as_young() -> String {
+    format!("age < {YOUNG_BELOW}")
 }
 
 /// One of a model's answers scored against a data set's label.
@@ -96,11 +108,11 @@ pub fn figures(attributes: &[Attributes], samples: &[&Sample], set_tasks: &[Task
     }
     if let Some(truth) = class("young") {
         score("young", "young", young_by_probability, &truth);
-        score(&format!("age < {YOUNG_BELOW}"), "young", young_by_age, &truth);
+        score(&age_as_young(), "young", young_by_age, &truth);
     }
     if let Some(c) = column("age") {
         let truth = move |s: &Sample| s.value(c).map(|years| usize::from(years < YOUNG_BELOW));
-        score("young", &format!("age < {YOUNG_BELOW}"), young_by_probability, &truth);
+        score("young", &age_as_young(), young_by_probability, &truth);
         let misses: Vec<f64> = attributes
             .iter()
             .zip(samples)

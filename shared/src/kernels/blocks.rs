@@ -57,6 +57,16 @@ fn kernel_taps(kernel: &[f32], channels: Range<usize>) -> [Lanes; 9] {
     taps
 }
 
+/// Each of the block's channels, lane by lane, from `pixels` into its plane of `out` (planes as
+/// long as `pixels`), each value through `finish(value, channel)`.
+fn unpack(pixels: &[Lanes], channels: Range<usize>, out: &mut [f32], finish: impl Fn(f32, usize) -> f32) {
+    let len = pixels.len();
+    for (lane, channel) in channels.enumerate() {
+        let plane = &mut out[channel * len..][..len];
+        plane.iter_mut().zip(pixels).for_each(|(o, pixel)| *o = finish(pixel[lane], channel));
+    }
+}
+
 impl Geometry {
     /// Where output `(oy, ox)`'s tap `tap` reads in the padded plane.
     fn reads(&self, oy: usize, ox: usize, tap: usize) -> usize {
@@ -90,7 +100,13 @@ impl Geometry {
     ) {
         let Scratch { padded, pixels } = scratch;
         self.pad_block(image, channels.clone(), padded);
-        let taps = kernel_taps(kernel, channels.clone());
+        self.correlate_block(padded, &kernel_taps(kernel, channels.clone()), pixels);
+        unpack(pixels, channels, out, |v, channel| relu6(v, bias[channel]));
+    }
+
+    /// Each output's nine taps of the padded plane weighed by `taps` and summed in order, into
+    /// `pixels`.
+    fn correlate_block(&self, padded: &[Lanes], taps: &[Lanes; 9], pixels: &mut Vec<Lanes>) {
         pixels.clear();
         for oy in 0..self.oh {
             for ox in 0..self.ow {
@@ -100,11 +116,6 @@ impl Geometry {
                 }
                 pixels.push(sum);
             }
-        }
-        let len = self.output_len();
-        for (lane, channel) in channels.enumerate() {
-            let plane = &mut out[channel * len..][..len];
-            plane.iter_mut().zip(pixels.iter()).for_each(|(o, sum)| *o = relu6(sum[lane], bias[channel]));
         }
     }
 
@@ -165,23 +176,13 @@ impl Geometry {
         padded.resize(self.ph * self.pw, [0.0; LANES]);
         let (len, w) = (self.input_len(), self.w);
         if self.stride == 1 {
+            // SAME at stride 1: the input's plane has the output's size and padding.
             for (oy, row) in pixels.chunks_exact(self.ow).enumerate() {
                 padded[(oy + self.top) * self.pw + self.left..][..self.ow].copy_from_slice(row);
             }
-            pixels.clear();
-            for y in 0..self.h {
-                for x in 0..w {
-                    let mut sum = [0.0; LANES];
-                    for (tap, k) in taps.iter().rev().enumerate() {
-                        add_product(&mut sum, k, &padded[self.reads(y, x, tap)]);
-                    }
-                    pixels.push(sum);
-                }
-            }
-            for (lane, channel) in channels.enumerate() {
-                let plane = &mut input[channel * len..][..len];
-                plane.iter_mut().zip(pixels.iter()).for_each(|(v, pixel)| *v = pixel[lane]);
-            }
+            let turned: [Lanes; 9] = std::array::from_fn(|tap| taps[8 - tap]);
+            self.correlate_block(padded, &turned, pixels);
+            unpack(pixels, channels, input, |v, _| v);
             return;
         }
         for oy in 0..self.oh {

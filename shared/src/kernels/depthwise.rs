@@ -35,8 +35,9 @@ pub fn gradients(saved: &Saved, [n, c, h, w]: [usize; 4], stride: usize) -> Grad
     let g = Geometry::new(h, w, stride);
     let (in_len, out_len) = (g.input_len(), g.output_len());
     let image_len = if saved.input_wanted { c * in_len } else { 0 };
+    let in_blocks = blocks::takes(&g);
     let (input, sums) = each_summing(n, image_len, c * 10, |image, input, sums, scratch| {
-        if blocks::takes(&g) {
+        if in_blocks {
             let x = &saved.x[image * c * in_len..][..c * in_len];
             let outputs = image * c * out_len..(image + 1) * c * out_len;
             let (y, grad) = (&saved.y[outputs.clone()], &saved.grad[outputs]);

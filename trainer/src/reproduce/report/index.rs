@@ -33,10 +33,15 @@ pub struct Stat {
 impl Stat {
     pub(super) fn of(runs: &[Finished], task: &TaskSpec) -> Option<Stat> {
         let values: Vec<f64> = runs.iter().filter_map(|r| r.metric(task)).map(|v| scale(task, v)).collect();
+        Stat::of_values(&values)
+    }
+
+    /// Mean and standard deviation of `values`; none for no values.
+    pub(super) fn of_values(values: &[f64]) -> Option<Stat> {
         if values.is_empty() {
             return None;
         }
-        let (mean, std) = mean_std(&values);
+        let (mean, std) = mean_std(values);
         Some(Stat { mean, std, n: values.len() })
     }
 

@@ -7,12 +7,13 @@ use facemtl::backbone::BackboneKind;
 use facemtl::mtl::{Metric, TaskSpec};
 
 use super::index::{Index, Stat, header};
+use crate::cross::{Across, CrossFigure};
 use crate::data::DataSetId;
 use crate::faces::looks::Look;
 use crate::groups::{Confusion, GroupTable};
 use crate::reproduce::across::other;
 use crate::reproduce::experiments::Experiment;
-use crate::reproduce::sweep::{Finished, mean_std, mean_tables};
+use crate::reproduce::sweep::{Finished, mean_tables};
 use crate::reproduce::thesis;
 
 /// Who the thesis's rows are: its headline backbone, fine-tuned, on `data`'s own test set.
@@ -74,16 +75,16 @@ pub(super) fn across_table(out: &mut String, index: &Index, rows: &[(&str, &str)
         for backbone in index.backbones() {
             for (label, row) in rows {
                 let Some((_, runs)) = index.runs(data, backbone, row) else { continue };
-                let gender = |look| seed_values(runs, |r| across_value(r, look, &[("gender", "gender")]));
+                let gender = |look| seed_values(runs, |r| across_value(r, look, |a| a.figure("gender", "gender")));
                 let (clean, bw) = (gender(Look::Clean), gender(Look::Bw));
                 if clean.is_empty() {
                     continue;
                 }
                 let drop = seed_values(runs, |r| {
-                    let figure = |look| across_value(r, look, &[("gender", "gender")]);
+                    let figure = |look| across_value(r, look, |a| a.figure("gender", "gender"));
                     Some(figure(Look::Clean)? - figure(Look::Bw)?)
                 });
-                let young = seed_values(runs, |r| across_value(r, Look::Clean, &YOUNG_AGAINST_AGE));
+                let young = seed_values(runs, |r| across_value(r, Look::Clean, Across::young_against_age));
                 let cells = [clean, bw, drop, young].map(|v| spread_cell(&v));
                 let _ = writeln!(
                     out,
@@ -98,28 +99,21 @@ pub(super) fn across_table(out: &mut String, index: &Index, rows: &[(&str, &str)
     let _ = writeln!(out);
 }
 
-/// Young read against age: a UTKFace model's age under 30 against CelebA's Young, or a CelebA
-/// model's Young against UTKFace's age under 30.
-const YOUNG_AGAINST_AGE: [(&str, &str); 2] = [("age < 30", "young"), ("young", "age < 30")];
-
-/// `run`'s first figure among `pairs` (task, against) on its other data set seen with `look`,
-/// in percent.
-fn across_value(run: &Finished, look: Look, pairs: &[(&str, &str)]) -> Option<f64> {
+/// `run`'s figure that `pick` takes from its reading of the other data set seen with `look`, in
+/// percent.
+fn across_value(run: &Finished, look: Look, pick: impl Fn(&Across) -> Option<&CrossFigure>) -> Option<f64> {
     let seen = run.across.iter().find(|s| s.look == look)?;
-    pairs.iter().find_map(|(task, against)| seen.across.figure(task, against)).map(|f| 100.0 * f.value)
+    pick(&seen.across).map(|f| 100.0 * f.value)
 }
 
 fn seed_values(runs: &[Finished], value: impl Fn(&Finished) -> Option<f64>) -> Vec<f64> {
     runs.iter().filter_map(value).collect()
 }
 
-/// Mean ± spread of `values`, with how many seeds they come from; a dash for none.
+/// Mean ± spread of `values` with how many seeds they come from; a dash for none.
 fn spread_cell(values: &[f64]) -> String {
-    if values.is_empty() {
-        return "—".into();
-    }
-    let (mean, std) = mean_std(values);
-    format!("{mean:.2} ± {std:.2} ({})", values.len())
+    let stat = Stat::of_values(values);
+    stat.map_or("—".into(), |s| format!("{} ({})", Stat::cell(stat), s.n))
 }
 
 /// Tables 4.6-4.15 as the thesis published them: every backbone it fine-tuned.
