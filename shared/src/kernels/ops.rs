@@ -358,6 +358,9 @@ mod tests {
             (2, 2, 33, 34, 2),
             (1, 2, 32, 35, 2),
             (1, 2, 17, 18, 1),
+            // At stride 1, planes under 32 wide run whole, wider ones row by row.
+            (2, 3, 28, 28, 1),
+            (1, 2, 30, 33, 1),
         ] {
             let conv = Conv2dConfig::new([c, c], [3, 3])
                 .with_stride([stride, stride])

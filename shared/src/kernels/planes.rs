@@ -11,8 +11,8 @@
 //! row is stored split by column parity, even columns then odd ones: a tap then reads every other
 //! input as one contiguous run too, where a strided read would leave the loop scalar.
 //!
-//! Small planes at stride 1 (the last blocks' 7x7 and 14x14) have rows too short to vectorise
-//! well, so each tap runs over the whole plane at once instead: outputs laid out at the padded
+//! Small planes at stride 1 (7x7, 14x14 and 28x28) have rows too short to vectorise well, so each
+//! tap runs over the whole plane at once instead: outputs laid out at the padded
 //! plane's row pitch (`pw`), the two columns between rows computed and dropped (or, for the
 //! gradients, held at zero), one loop of `(oh - 1) * pw + ow` values, nine taps summed a value
 //! (a kernel gradient: one loop a tap).
@@ -44,8 +44,11 @@ pub struct Geometry {
     pub(super) ph: usize,
 }
 
-/// Planes narrower than this, at stride 1, run a tap over the whole plane at once.
-const WHOLE_PLANE_BELOW: usize = 16;
+/// Planes narrower than this, at stride 1, run a tap over the whole plane at once. At 28x28 that
+/// halves the kernel gradient and takes a fifth off the forward (BENCHMARKS.md, stop 45); at
+/// 56x56 the input gradient loses what the forward and kernel gradient gain, and at 112x112 a
+/// run no longer fits in L1.
+const WHOLE_PLANE_BELOW: usize = 32;
 
 impl Geometry {
     pub fn new(h: usize, w: usize, stride: usize) -> Self {
@@ -334,9 +337,9 @@ mod tests {
     #[test]
     fn the_row_loops_compute_the_definition() {
         let kernel: Vec<f32> = (0..9).map(|i| i as f32 * 0.25 - 1.0).collect();
-        // Whole-plane runs (stride 1, narrower than 16) and row by row.
+        // Whole-plane runs (stride 1, narrower than 32) and row by row.
         for (h, w, stride) in
-            [(5, 7, 1), (6, 6, 2), (7, 5, 2), (1, 1, 1), (2, 3, 2), (19, 21, 1), (7, 7, 1), (14, 14, 1)]
+            [(5, 7, 1), (6, 6, 2), (7, 5, 2), (1, 1, 1), (2, 3, 2), (19, 21, 1), (7, 7, 1), (14, 14, 1), (28, 28, 1), (33, 34, 1)]
         {
             let g = Geometry::new(h, w, stride);
             let plane: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
