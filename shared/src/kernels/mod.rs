@@ -11,6 +11,7 @@ mod depthwise;
 mod lanes;
 mod matmul;
 mod ops;
+mod optimiser;
 mod parallel;
 mod planes;
 mod pointwise;
@@ -18,5 +19,6 @@ mod pool;
 mod relu6;
 mod saved;
 
-pub use adam::{Step as AdamStep, step as adam_step};
+pub use adam::Step as AdamStep;
 pub use ops::{conv3x3_relu6, depthwise3x3_relu6, f32_on_flex, mean_pool, pointwise_relu6, runs_here};
+pub use optimiser::adam_step;

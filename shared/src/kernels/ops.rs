@@ -122,7 +122,7 @@ pub fn mean_pool(x: Tensor<4>) -> Tensor<2> {
 }
 
 /// A tensor's values in order, copied only where its layout is not already contiguous.
-fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+pub(super) fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(values) => values.into(),
         None => t.to_contiguous().as_slice::<f32>().expect("f32 tensors").to_vec().into(),

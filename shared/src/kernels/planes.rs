@@ -338,9 +338,18 @@ mod tests {
     fn the_row_loops_compute_the_definition() {
         let kernel: Vec<f32> = (0..9).map(|i| i as f32 * 0.25 - 1.0).collect();
         // Whole-plane runs (stride 1, narrower than 32) and row by row.
-        for (h, w, stride) in
-            [(5, 7, 1), (6, 6, 2), (7, 5, 2), (1, 1, 1), (2, 3, 2), (19, 21, 1), (7, 7, 1), (14, 14, 1), (28, 28, 1), (33, 34, 1)]
-        {
+        for (h, w, stride) in [
+            (5, 7, 1),
+            (6, 6, 2),
+            (7, 5, 2),
+            (1, 1, 1),
+            (2, 3, 2),
+            (19, 21, 1),
+            (7, 7, 1),
+            (14, 14, 1),
+            (28, 28, 1),
+            (33, 34, 1),
+        ] {
             let g = Geometry::new(h, w, stride);
             let plane: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
             let mut out = vec![0.0; g.output_len()];

@@ -1,6 +1,6 @@
 //! The thesis's optimiser, Adam with weight decay, as burn-optim's `Adam` computes it, with its
 //! step over each parameter's values done in one pass spread over the threads on the CPU backend
-//! ([`kernels::adam_step`]). Its state is burn-optim's own (`AdamState`), so a checkpoint's
+//! ([`kernels::adam_step`], which reads the parameter where it lies). Its state is burn-optim's own (`AdamState`), so a checkpoint's
 //! optimiser record reads and writes as before; elsewhere (the GPU backends) Burn's step runs.
 
 use burn::optim::decay::WeightDecayConfig;
@@ -37,10 +37,6 @@ impl FusedAdam {
     }
 }
 
-fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
-    tensor.into_data().try_into_vec::<f32>().expect("f32 values")
-}
-
 impl Optimizer for FusedAdam {
     type State<const D: usize> = AdamState<D>;
 
@@ -54,18 +50,14 @@ impl Optimizer for FusedAdam {
         if !kernels::f32_on_flex(&tensor) {
             return self.burn.step(lr, tensor, grad, state);
         }
-        let (device, shape) = (tensor.device(), tensor.shape());
-        let (time, mut moment_1, mut moment_2) = match state {
-            Some(AdamState { momentum }) => (momentum.time + 1, values(momentum.moment_1), values(momentum.moment_2)),
-            None => (1, vec![0.0; shape.num_elements()], vec![0.0; shape.num_elements()]),
+        let (time, moment_1, moment_2) = match state {
+            Some(AdamState { momentum }) => (momentum.time + 1, momentum.moment_1, momentum.moment_2),
+            None => (1, tensor.zeros_like(), tensor.zeros_like()),
         };
-        let mut param = values(tensor);
         let s =
             AdamStep { lr: lr as f32, beta_1: BETA_1, beta_2: BETA_2, epsilon: EPSILON, penalty: self.penalty, time };
-        kernels::adam_step(&mut param, &values(grad), &mut moment_1, &mut moment_2, s);
-        let tensor = |values: Vec<f32>| Tensor::from_data(TensorData::new(values, shape.clone()), &device);
-        let momentum = AdaptiveMomentumState::new(time, tensor(moment_1), tensor(moment_2));
-        (tensor(param), Some(AdamState::new(momentum)))
+        let (tensor, moment_1, moment_2) = kernels::adam_step(tensor, grad, moment_1, moment_2, s);
+        (tensor, Some(AdamState::new(AdaptiveMomentumState::new(time, moment_1, moment_2))))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
