@@ -6,8 +6,11 @@
 //! The forward applies ReLU6 to each row while it is in cache; the backward takes the gradient
 //! that already passed back through it ([`super::relu6`]).
 //!
-//! Each plane is first copied into a zero-bordered scratch plane, so that every inner loop runs
-//! over a whole row without a bounds test and the compiler vectorises it. At stride 2 each padded
+//! Row by row at stride 1, each output row reads the three input rows where they lie, a row of
+//! zeros standing for those beyond the plane: every inner loop runs along a row without a bounds
+//! test and the compiler vectorises it, and only the two edge columns are summed one by one.
+//! Otherwise each plane is first copied into a zero-bordered scratch plane, so that the inner
+//! loops run the same way over it. At stride 2 each padded
 //! row is stored split by column parity, even columns then odd ones: a tap then reads every other
 //! input as one contiguous run too, where a strided read would leave the loop scalar.
 //!
@@ -20,12 +23,13 @@
 use super::lanes::dot;
 use super::relu6::relu6;
 
-/// A worker's buffers for one plane: the padded input (or input gradient), and a whole-plane
-/// run's values at the padded row pitch.
+/// A worker's buffers for one plane: the padded input (or input gradient), a whole-plane run's
+/// values at the padded row pitch, and a row of zeros.
 #[derive(Debug, Default)]
 pub struct Scratch {
     pub padded: Vec<f32>,
     pub pitch: Vec<f32>,
+    pub zeros: Vec<f32>,
 }
 
 /// Where a plane's taps fall: its input and output sizes and the padded plane around the input.
@@ -226,9 +230,12 @@ impl Geometry {
         scratch: &mut Scratch,
         finish: impl Fn(f32) -> f32,
     ) {
-        let Scratch { padded: scratch, pitch } = scratch;
-        self.pad(plane, scratch);
         let kernel: &[f32; 9] = kernel.try_into().expect("a 3x3 kernel");
+        if self.reads_rows_in_place() {
+            return self.correlate_rows(plane, kernel, out, &mut scratch.zeros, finish);
+        }
+        let Scratch { padded: scratch, pitch, .. } = scratch;
+        self.pad(plane, scratch);
         if self.whole_plane() {
             let span = self.span();
             let taps: [&[f32]; 9] = std::array::from_fn(|tap| &scratch[self.tap_start(tap)..][..span]);
@@ -247,6 +254,52 @@ impl Geometry {
             let taps: [&[f32]; 9] = std::array::from_fn(|tap| &scratch[self.tap(oy * self.stride + tap / 3, tap % 3)]);
             for (x, o) in row.iter_mut().enumerate() {
                 *o = finish(taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[x]));
+            }
+        }
+    }
+
+    /// Whether each output row reads its input rows where they lie: row by row at stride 1
+    /// (copying them into a padded plane first took a fifth of the forward at 112x112, BENCHMARKS.md
+    /// stop 45).
+    fn reads_rows_in_place(&self) -> bool {
+        self.stride == 1 && !self.whole_plane()
+    }
+
+    /// Input row `y` of the padded plane's rows (the plane's row `y - 1`), or `zeros` above and
+    /// below the plane.
+    fn row_or_zeros<'a>(&self, plane: &'a [f32], y: usize, zeros: &'a [f32]) -> &'a [f32] {
+        match y.checked_sub(1).filter(|&y| y < self.h) {
+            Some(y) => &plane[y * self.w..][..self.w],
+            None => zeros,
+        }
+    }
+
+    /// [`Self::correlate`] at stride 1 row by row, on the rows where they lie: the outputs
+    /// between the edges from whole rows, the two edge columns one by one with zeros beyond the
+    /// plane. The same terms in the same order as over a padded copy, so the same values.
+    fn correlate_rows(
+        &self,
+        plane: &[f32],
+        kernel: &[f32; 9],
+        out: &mut [f32],
+        zeros: &mut Vec<f32>,
+        finish: impl Fn(f32) -> f32,
+    ) {
+        let w = self.w;
+        zeros.clear();
+        zeros.resize(w, 0.0);
+        for (oy, out_row) in out.chunks_exact_mut(w).enumerate() {
+            let rows: [&[f32]; 3] = std::array::from_fn(|ky| self.row_or_zeros(plane, oy + ky, zeros));
+            let taps: [&[f32]; 9] = std::array::from_fn(|tap| &rows[tap / 3][tap % 3..][..w - 2]);
+            for (x, o) in out_row[1..w - 1].iter_mut().enumerate() {
+                *o = finish(taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[x]));
+            }
+            for x in [0, w - 1] {
+                let sum = kernel.iter().enumerate().fold(0.0, |sum, (tap, &k)| {
+                    let column = (x + tap % 3).wrapping_sub(1);
+                    sum + k * rows[tap / 3].get(column).copied().unwrap_or(0.0)
+                });
+                out_row[x] = finish(sum);
             }
         }
     }
@@ -277,7 +330,10 @@ impl Geometry {
 
     /// Adds one plane's share of its channel's kernel gradient into `sums` (nine taps).
     pub fn add_kernel_gradient(&self, plane: &[f32], grad: &[f32], sums: &mut [f32], scratch: &mut Scratch) {
-        let Scratch { padded: scratch, pitch } = scratch;
+        if self.reads_rows_in_place() {
+            return self.add_kernel_gradient_rows(plane, grad, sums);
+        }
+        let Scratch { padded: scratch, pitch, .. } = scratch;
         self.pad(plane, scratch);
         if self.whole_plane() {
             self.at_pitch(grad, pitch);
@@ -292,6 +348,26 @@ impl Geometry {
             for (tap, sum) in plane_sums.iter_mut().enumerate() {
                 let inputs = &scratch[self.tap(oy * self.stride + tap / 3, tap % 3)];
                 *sum += f64::from(dot(grad_row, inputs));
+            }
+        }
+        for (sum, plane_sum) in sums.iter_mut().zip(plane_sums) {
+            *sum += plane_sum as f32;
+        }
+    }
+
+    /// [`Self::add_kernel_gradient`] at stride 1 row by row, on the rows where they lie: each
+    /// tap's dot with an output row runs over the inputs it meets inside the plane.
+    fn add_kernel_gradient_rows(&self, plane: &[f32], grad: &[f32], sums: &mut [f32]) {
+        let w = self.w;
+        // Row by row in f64, as over a padded copy.
+        let mut plane_sums = [0.0f64; 9];
+        for (oy, grad_row) in grad.chunks_exact(w).enumerate() {
+            for (ky, tap_sums) in plane_sums.chunks_exact_mut(3).enumerate() {
+                let Some(y) = (oy + ky).checked_sub(1).filter(|&y| y < self.h) else { continue };
+                let inputs = &plane[y * w..][..w];
+                tap_sums[0] += f64::from(dot(&grad_row[1..], &inputs[..w - 1]));
+                tap_sums[1] += f64::from(dot(grad_row, inputs));
+                tap_sums[2] += f64::from(dot(&grad_row[..w - 1], &inputs[1..]));
             }
         }
         for (sum, plane_sum) in sums.iter_mut().zip(plane_sums) {
@@ -337,7 +413,8 @@ mod tests {
     #[test]
     fn the_row_loops_compute_the_definition() {
         let kernel: Vec<f32> = (0..9).map(|i| i as f32 * 0.25 - 1.0).collect();
-        // Whole-plane runs (stride 1, narrower than 32) and row by row.
+        // Whole-plane runs (stride 1, narrower than 32), rows read in place (stride 1, wider) and
+        // rows of a padded copy (stride 2).
         for (h, w, stride) in [
             (5, 7, 1),
             (6, 6, 2),
@@ -349,6 +426,7 @@ mod tests {
             (14, 14, 1),
             (28, 28, 1),
             (33, 34, 1),
+            (2, 40, 1),
         ] {
             let g = Geometry::new(h, w, stride);
             let plane: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
