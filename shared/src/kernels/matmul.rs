@@ -47,15 +47,46 @@ pub fn matmul(out: &mut [f32], lhs: View, rhs: View, accumulate: bool, threads: 
         }
         return;
     }
+    // SAFETY: `out` holds m x n values row after row, and its borrow keeps it alive and
+    // exclusive for the call.
+    unsafe { gemm_into(out.as_mut_ptr(), lhs, rhs, accumulate, threads) }
+}
+
+/// A new `lhs.rows x rhs.cols` matrix, row after row, = lhs · rhs. gemm writes every value
+/// without reading the destination first, so the new buffer is not zeroed: a pass over several
+/// MB a layer on one thread while the others wait (the side-by-side products, BENCHMARKS.md
+/// stop 45).
+pub fn product(lhs: View, rhs: View, threads: Threads) -> Vec<f32> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "inner sizes");
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0.0; m * n];
+    }
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: `out`'s allocation holds m x n values; gemm writes each of them once without
+    // reading it (`accumulate` false), so all are initialised when the length is set.
+    unsafe {
+        gemm_into(out.as_mut_ptr(), lhs, rhs, false, threads);
+        out.set_len(m * n);
+    }
+    out
+}
+
+/// gemm's product of the views into `out`, m x n values row after row (m, n and k all nonzero).
+///
+/// # Safety
+/// `out` must be valid for writes of `lhs.rows * rhs.cols` values (and reads when `accumulate`),
+/// and not overlap the views.
+unsafe fn gemm_into(out: *mut f32, lhs: View, rhs: View, accumulate: bool, threads: Threads) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     // SAFETY: the views' constructors checked that every (i, j) they describe lies inside their
-    // slices, `out` holds m x n values row after row, and the borrows keep all three alive and
-    // `out` exclusive for the call.
+    // slices, and the caller vouches for `out`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out,
             1,
             n as isize,
             accumulate,
@@ -94,6 +125,7 @@ mod tests {
         let mut ab = vec![0.0; 4];
         matmul(&mut ab, View::rows(&a, 2, 3), View::rows(&b, 3, 2), false, Threads::One);
         assert_eq!(ab, [4.0, 5.0, 10.0, 11.0]);
+        assert_eq!(product(View::rows(&a, 2, 3), View::rows(&b, 3, 2), Threads::All), ab);
         matmul(&mut ab, View::rows(&a, 2, 3), View::rows(&b, 3, 2), true, Threads::All);
         assert_eq!(ab, [8.0, 10.0, 20.0, 22.0]);
         // aᵀ a: 3x3 from a's columns.

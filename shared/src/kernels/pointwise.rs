@@ -9,7 +9,7 @@
 //!   (7x7 is 49 columns), so the batch's images are first laid side by side, `[c, n * pixels]`,
 //!   for one product over the whole batch, threaded inside gemm; the copies cost little there.
 
-use super::matmul::{Threads, View, matmul};
+use super::matmul::{Threads, View, matmul, product};
 use super::parallel::{each_chunk, each_summing};
 use super::relu6::{image_through_relu6, relu6, through_relu6};
 use super::saved::{Gradients, Saved};
@@ -37,14 +37,8 @@ impl Shape {
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: Shape) -> Vec<f32> {
     let weight = View::rows(weight, s.out, s.c);
     if s.side_by_side() {
-        let mut product = vec![0.0; s.out * s.n * s.pixels];
-        matmul(
-            &mut product,
-            weight,
-            View::rows(&side_by_side(x, s.n, s.c, s.pixels), s.c, s.n * s.pixels),
-            false,
-            Threads::All,
-        );
+        let inputs = side_by_side(x, s.n, s.c, s.pixels);
+        let product = product(weight, View::rows(&inputs, s.c, s.n * s.pixels), Threads::All);
         return one_by_one(&product, s.n, s.out, s.pixels, |channel, v| relu6(v, bias[channel]));
     }
     each_chunk(s.n, s.out * s.pixels, |image, out, _| {
@@ -105,12 +99,10 @@ impl Backward<'_> {
             row.copy_from_slice(&scratch.passed);
         });
         let passed = View::rows(&passed, s.out, row_len);
-        let mut weight_grad = vec![0.0; s.out * s.c];
         let x = side_by_side(x, s.n, s.c, s.pixels);
-        matmul(&mut weight_grad, passed, View::rows(&x, s.c, row_len).transposed(), false, Threads::All);
+        let weight_grad = product(passed, View::rows(&x, s.c, row_len).transposed(), Threads::All);
         let input = input_wanted.then(|| {
-            let mut input = vec![0.0; s.c * row_len];
-            matmul(&mut input, View::rows(weight, s.out, s.c).transposed(), passed, false, Threads::All);
+            let input = product(View::rows(weight, s.out, s.c).transposed(), passed, Threads::All);
             one_by_one(&input, s.n, s.c, s.pixels, |_, v| v)
         });
         (input, weight_grad, bias)
