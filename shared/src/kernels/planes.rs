@@ -10,15 +10,15 @@
 //! zeros standing for those beyond the plane: every inner loop runs along a row without a bounds
 //! test and the compiler vectorises it, and only the two edge columns are summed one by one.
 //! Otherwise each plane is first copied into a zero-bordered scratch plane, so that the inner
-//! loops run the same way over it. At stride 2 each padded
-//! row is stored split by column parity, even columns then odd ones: a tap then reads every other
-//! input as one contiguous run too, where a strided read would leave the loop scalar.
+//! loops run the same way over it. At stride 2 each padded row is stored split by column parity,
+//! even columns then odd ones: a tap then reads every other input as one contiguous run too,
+//! where a strided read would leave the loop scalar.
 //!
 //! Small planes at stride 1 (7x7, 14x14 and 28x28) have rows too short to vectorise well, so each
-//! tap runs over the whole plane at once instead: outputs laid out at the padded
-//! plane's row pitch (`pw`), the two columns between rows computed and dropped (or, for the
-//! gradients, held at zero), one loop of `(oh - 1) * pw + ow` values, nine taps summed a value
-//! (a kernel gradient: one loop a tap).
+//! tap runs over the whole plane at once instead: outputs laid out at the padded plane's row
+//! pitch (`pw`), the two columns between rows computed and dropped (or, for the gradients, held
+//! at zero), one loop of `(oh - 1) * pw + ow` values, nine taps summed a value (a kernel
+//! gradient: one loop a tap).
 
 use super::lanes::dot;
 use super::relu6::relu6;
@@ -265,10 +265,14 @@ impl Geometry {
         self.stride == 1 && !self.whole_plane()
     }
 
-    /// Input row `y` of the padded plane's rows (the plane's row `y - 1`), or `zeros` above and
-    /// below the plane.
+    /// At stride 1, the plane's row that padded row `y` holds (its row `y - 1`), if any.
+    fn plane_row(&self, y: usize) -> Option<usize> {
+        y.checked_sub(1).filter(|&y| y < self.h)
+    }
+
+    /// Padded row `y` at stride 1: the plane's row it holds, or `zeros` above and below the plane.
     fn row_or_zeros<'a>(&self, plane: &'a [f32], y: usize, zeros: &'a [f32]) -> &'a [f32] {
-        match y.checked_sub(1).filter(|&y| y < self.h) {
+        match self.plane_row(y) {
             Some(y) => &plane[y * self.w..][..self.w],
             None => zeros,
         }
@@ -363,7 +367,7 @@ impl Geometry {
         let mut plane_sums = [0.0f64; 9];
         for (oy, grad_row) in grad.chunks_exact(w).enumerate() {
             for (ky, tap_sums) in plane_sums.chunks_exact_mut(3).enumerate() {
-                let Some(y) = (oy + ky).checked_sub(1).filter(|&y| y < self.h) else { continue };
+                let Some(y) = self.plane_row(oy + ky) else { continue };
                 let inputs = &plane[y * w..][..w];
                 tap_sums[0] += f64::from(dot(&grad_row[1..], &inputs[..w - 1]));
                 tap_sums[1] += f64::from(dot(grad_row, inputs));
