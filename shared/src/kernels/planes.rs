@@ -242,7 +242,7 @@ impl Geometry {
             pitch.clear();
             pitch.resize(span, 0.0);
             for (e, o) in pitch.iter_mut().enumerate() {
-                *o = taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[e]);
+                *o = tap_sum(&taps, kernel, e);
             }
             for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
                 let sums = &pitch[oy * self.pw..][..self.ow];
@@ -253,7 +253,7 @@ impl Geometry {
         for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
             let taps: [&[f32]; 9] = std::array::from_fn(|tap| &scratch[self.tap(oy * self.stride + tap / 3, tap % 3)]);
             for (x, o) in row.iter_mut().enumerate() {
-                *o = finish(taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[x]));
+                *o = finish(tap_sum(&taps, kernel, x));
             }
         }
     }
@@ -296,7 +296,7 @@ impl Geometry {
             let rows: [&[f32]; 3] = std::array::from_fn(|ky| self.row_or_zeros(plane, oy + ky, zeros));
             let taps: [&[f32]; 9] = std::array::from_fn(|tap| &rows[tap / 3][tap % 3..][..w - 2]);
             for (x, o) in out_row[1..w - 1].iter_mut().enumerate() {
-                *o = finish(taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[x]));
+                *o = finish(tap_sum(&taps, kernel, x));
             }
             for x in [0, w - 1] {
                 let sum = kernel.iter().enumerate().fold(0.0, |sum, (tap, &k)| {
@@ -378,6 +378,13 @@ impl Geometry {
             *sum += plane_sum as f32;
         }
     }
+}
+
+/// Σ kernel[tap] · taps[tap][at], the nine taps summed in order: every path sums them this way,
+/// so each gives the same values as the others.
+#[inline]
+fn tap_sum(taps: &[&[f32]; 9], kernel: &[f32; 9], at: usize) -> f32 {
+    taps.iter().zip(kernel).fold(0.0, |sum, (inputs, &k)| sum + k * inputs[at])
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The thesis's optimiser, Adam with weight decay, as burn-optim's `Adam` computes it, with its
 //! step over each parameter's values done in one pass spread over the threads on the CPU backend
-//! ([`kernels::adam_step`], which reads the parameter where it lies). Its state is burn-optim's own (`AdamState`), so a checkpoint's
-//! optimiser record reads and writes as before; elsewhere (the GPU backends) Burn's step runs.
+//! ([`kernels::adam_step`], which reads the parameter where it lies). Its state is burn-optim's
+//! own (`AdamState`), so a checkpoint's optimiser record reads and writes as before; elsewhere
+//! (the GPU backends) Burn's step runs.
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
